@@ -1,0 +1,178 @@
+import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import { z } from 'zod';
+import { RunSpecSchema } from '../domain/run-spec';
+import type { RunRecord } from '../domain/run-record';
+import { RUN_STATUSES, type RunStatus } from '../domain/run-status';
+import { RunctlError } from '../errors';
+
+/**
+ * Layout of the runs table: one table, single-table design. Every item has a generic `pk`/`sk`
+ * pair whose prefix says what it is (`RUN#…` for a run record; the volume, image and schedule
+ * catalogs use their own prefixes), and the three GSIs use generic `gsiNpk`/`gsiNsk` attributes
+ * so other item types can be indexed by them later without a table migration.
+ * serverless.yml declares the same table; keep the two in step.
+ */
+
+/** The table's own key attributes. */
+export const TABLE_KEY = { partition: 'pk', sort: 'sk' } as const;
+
+/** Prefixes of partition key values; each item type owns one. */
+export const KEY_PREFIX = { run: 'RUN#', owner: 'OWNER#', status: 'STATUS#' } as const;
+
+/** Sort key of the run record item under its `RUN#<runId>` partition. */
+export const RUN_SORT_KEY = 'RUN';
+
+/** The global secondary indexes and their key attributes. */
+export const RUNS_INDEX = {
+  /** A user's runs, by creation time: `OWNER#<owner>` / `<createdAt>#<runId>`. */
+  byOwner: { name: 'byOwner', partition: 'gsi1pk', sort: 'gsi1sk' },
+  /** A user's runs in one status: `OWNER#<owner>#STATUS#<status>` / `<createdAt>#<runId>`. */
+  byOwnerStatus: { name: 'byOwnerStatus', partition: 'gsi2pk', sort: 'gsi2sk' },
+  /** Every run in one status (the reconciler): `STATUS#<status>` / `<createdAt>#<runId>`. */
+  byStatus: { name: 'byStatus', partition: 'gsi3pk', sort: 'gsi3sk' },
+} as const;
+
+export type RunsIndexName = keyof typeof RUNS_INDEX;
+
+/** Attribute that mirrors the newest attempt number, so appends can be conditional on it. */
+export const LAST_ATTEMPT_ATTRIBUTE = 'lastAttempt';
+
+/** Primary key of a run record. */
+export function runKey(runId: string): { pk: string; sk: string } {
+  return { pk: `${KEY_PREFIX.run}${runId}`, sk: RUN_SORT_KEY };
+}
+
+/** Partition value of the byOwner index for an owner. */
+export function ownerPartition(owner: string): string {
+  return `${KEY_PREFIX.owner}${owner}`;
+}
+
+/** Partition value of the byOwnerStatus index. */
+export function ownerStatusPartition(owner: string, status: RunStatus): string {
+  return `${KEY_PREFIX.owner}${owner}#${KEY_PREFIX.status}${status}`;
+}
+
+/** Partition value of the byStatus index. */
+export function statusPartition(status: RunStatus): string {
+  return `${KEY_PREFIX.status}${status}`;
+}
+
+/** Sort value shared by the three indexes: ISO timestamps sort as strings, the id breaks ties. */
+function creationSortKey(record: Pick<RunRecord, 'createdAt' | 'runId'>): string {
+  return `${record.createdAt}#${record.runId}`;
+}
+
+/** The table definition (keys, indexes, billing) for tests and the local backend. */
+export function runsTableDefinition(tableName: string): CreateTableCommandInput {
+  const index = (name: string, partition: string, sort: string) => ({
+    IndexName: name,
+    KeySchema: [
+      { AttributeName: partition, KeyType: 'HASH' as const },
+      { AttributeName: sort, KeyType: 'RANGE' as const },
+    ],
+    Projection: { ProjectionType: 'ALL' as const },
+  });
+  const stringAttributes = [
+    TABLE_KEY.partition,
+    TABLE_KEY.sort,
+    ...Object.values(RUNS_INDEX).flatMap((i) => [i.partition, i.sort]),
+  ];
+  return {
+    TableName: tableName,
+    BillingMode: 'PAY_PER_REQUEST',
+    AttributeDefinitions: stringAttributes.map((name) => ({ AttributeName: name, AttributeType: 'S' })),
+    KeySchema: [
+      { AttributeName: TABLE_KEY.partition, KeyType: 'HASH' },
+      { AttributeName: TABLE_KEY.sort, KeyType: 'RANGE' },
+    ],
+    GlobalSecondaryIndexes: Object.values(RUNS_INDEX).map((i) => index(i.name, i.partition, i.sort)),
+  };
+}
+
+/** The GSI key values of a run in a status (the ones a status change rewrites). */
+export function statusIndexKeys(owner: string, status: RunStatus): { gsi2pk: string; gsi3pk: string } {
+  return { gsi2pk: ownerStatusPartition(owner, status), gsi3pk: statusPartition(status) };
+}
+
+/** The stored item of a run record: the record plus its table and index keys. */
+export function toRunItem(record: RunRecord): Record<string, unknown> {
+  const sortKey = creationSortKey(record);
+  return {
+    ...record,
+    ...runKey(record.runId),
+    gsi1pk: ownerPartition(record.owner),
+    gsi1sk: sortKey,
+    ...statusIndexKeys(record.owner, record.status),
+    gsi2sk: sortKey,
+    gsi3sk: sortKey,
+    [LAST_ATTEMPT_ATTRIBUTE]: record.attempts.reduce((newest, a) => Math.max(newest, a.attempt), 0),
+  };
+}
+
+const AttemptSchema = z.object({
+  attempt: z.number().int().positive(),
+  instanceId: z.string().optional(),
+  instanceType: z.string().optional(),
+  availabilityZone: z.string().optional(),
+  spot: z.boolean(),
+  pricePerHourUsd: z.number().optional(),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  endReason: z
+    .enum([
+      'SUCCEEDED',
+      'SPOT_INTERRUPTED',
+      'INSTANCE_LOST',
+      'HEARTBEAT_TIMEOUT',
+      'NOT_READY',
+      'TRAINING_FAILED',
+      'CANCELLED',
+      'BUDGET',
+      'CONTROLLER_ERROR',
+    ])
+    .optional(),
+  resumeFrom: z.string().optional(),
+});
+
+const CheckpointRefSchema = z.object({
+  uri: z.string(),
+  attempt: z.number().int().positive(),
+  createdAt: z.string(),
+  step: z.number().optional(),
+  epoch: z.number().optional(),
+});
+
+/** The run record as stored; unknown attributes (the keys, `lastAttempt`) are stripped. */
+const StoredRunSchema = z.object({
+  runId: z.string().min(1),
+  owner: z.string().min(1),
+  spec: RunSpecSchema,
+  specHash: z.string(),
+  clientToken: z.string().optional(),
+  status: z.enum(RUN_STATUSES),
+  statusReason: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  executionArn: z.string().optional(),
+  attempts: z.array(AttemptSchema),
+  taskToken: z.string().optional(),
+  taskTokenAttempt: z.number().int().positive().optional(),
+  latestCheckpoint: CheckpointRefSchema.optional(),
+  costUsd: z.number(),
+  interruptions: z.number().int().min(0),
+  userFailures: z.number().int().min(0),
+  scheduleId: z.string().optional(),
+  cancelRequested: z.object({ at: z.string(), force: z.boolean() }).optional(),
+});
+
+// Every record the store writes must be readable back: fails to compile if the two drift apart.
+const writtenRecordsAreReadable: (record: RunRecord) => z.input<typeof StoredRunSchema> = (record) => record;
+void writtenRecordsAreReadable;
+
+/** Reads a stored run item back into a record; a malformed item is a controller bug, not user input. */
+export function fromRunItem(item: Record<string, unknown>): RunRecord {
+  const parsed = StoredRunSchema.safeParse(item);
+  if (parsed.success) return parsed.data;
+  const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+  throw new RunctlError(`Stored run item ${String(item[TABLE_KEY.partition])} is malformed: ${problems}`);
+}
