@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RunInvalidError, type FieldIssue } from '../errors';
-import { HyperparametersSchema } from './hyperparameters';
+import { findArgConflicts, HyperparametersSchema } from './hyperparameters';
 
 /**
  * The run spec: everything a run needs, as submitted through the API, a schedule or the Step
@@ -10,24 +10,34 @@ import { HyperparametersSchema } from './hyperparameters';
 
 const s3Uri = z
   .string()
-  .regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/, 'must be an S3 URI like s3://bucket/prefix/');
+  .regex(
+    /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/,
+    'must be an S3 URI like s3://bucket/prefix/ (bucket names are 3-63 lowercase letters, digits, "." or "-")',
+  );
+
+/** No program argument or environment value can carry a NUL character. */
+const argument = z.string().refine((v) => !v.includes('\0'), 'must not contain a NUL character');
 
 const absolutePath = z
   .string()
   .regex(/^\/[^\0]*$/, 'must be an absolute path on the instance, like /data')
   .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments');
 
+const SECONDS_PER_UNIT: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
+
+/** `12h` → 43200. The regex has already admitted only the units above. */
+function durationSeconds(text: string): number {
+  const match = /^(\d+)([smhd])$/.exec(text);
+  return Number(match?.[1]) * (SECONDS_PER_UNIT[match?.[2] ?? ''] ?? Number.NaN);
+}
+
 /** A duration: seconds as a number, or a string like `90s`, `45m`, `12h`, `7d`. */
 export const DurationSchema = z.union([
-  z.number().int().positive(),
+  z.number().int('must be a whole number of seconds').positive('must be a positive number of seconds'),
   z
     .string()
-    .regex(/^\d+(s|m|h|d)$/, 'must be a duration like 90s, 45m, 12h or 7d')
-    .transform((v) => {
-      const n = Number(v.slice(0, -1));
-      const unit = v.slice(-1);
-      return n * ({ s: 1, m: 60, h: 3600, d: 86400 } as const)[unit as 's' | 'm' | 'h' | 'd'];
-    }),
+    .regex(/^[1-9]\d*[smhd]$/, 'must be a duration like 90s, 45m, 12h or 7d (or a number of seconds)')
+    .transform(durationSeconds),
 ]);
 
 const instanceTypeName = z
@@ -35,32 +45,44 @@ const instanceTypeName = z
   .regex(/^[a-z][a-z0-9-]*\.[a-z0-9]+$/, 'must be an EC2 instance type like g5.xlarge');
 
 const CodeSchema = z
-  .object({
+  .strictObject({
     /** S3 URI of the code bundle (a .tar.gz), as uploaded by `runctl submit`. */
     bundle: s3Uri,
     /** Script to run, relative to the bundle root. */
-    entrypoint: z.string().min(1).optional(),
+    entrypoint: argument
+      .regex(/^[^/-]/, 'must be a path relative to the code bundle root, like train.py or src/train.py')
+      .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments')
+      .optional(),
     /** Interpreter for the entrypoint. Default `python3`. */
-    interpreter: z.string().min(1).default('python3'),
+    interpreter: argument.min(1, 'must name a program, like python3').default('python3'),
     /** A full command (argv) instead of interpreter + entrypoint. */
-    command: z.array(z.string().min(1)).min(1).optional(),
+    command: z.array(argument.min(1, 'must not be empty')).min(1, 'must name a program, like ["torchrun", "train.py"]').optional(),
   })
-  .refine((c) => c.entrypoint !== undefined || c.command !== undefined, {
-    message: 'set code.entrypoint (e.g. "train.py") or code.command (e.g. ["python3", "train.py"])',
+  .superRefine((c, ctx) => {
+    if (c.entrypoint === undefined && c.command === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['entrypoint'],
+        message: 'set code.entrypoint (e.g. "train.py") or code.command (e.g. ["python3", "train.py"])',
+      });
+    }
+    if (c.entrypoint !== undefined && c.command !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['command'], message: 'set code.entrypoint or code.command, not both' });
+    }
   });
 
-const InstanceSchema = z.object({
+const InstanceSchema = z.strictObject({
   /** Instance types in order of preference; the first with capacity wins. */
   types: z
-    .union([z.string(), z.array(z.string())])
-    .transform((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()) : v))
-    .pipe(z.array(instanceTypeName).min(1, 'list at least one instance type')),
+    .union([z.string(), z.array(z.string())], { error: 'must be a list like ["g5.xlarge", "g6.xlarge"] or "g5.xlarge,g6.xlarge"' })
+    .transform((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter((t) => t !== '') : v))
+    .pipe(z.array(instanceTypeName).min(1, 'list at least one instance type, like ["g5.xlarge"]')),
   /** Spot (default) or on-demand. */
   spot: z.boolean().default(true),
   /** Fall back to on-demand when no spot capacity is to be had. Default false. */
   onDemandFallback: z.boolean().default(false),
   /** Highest spot price in USD per hour; default: the on-demand price (AWS's own default). */
-  maxSpotPriceUsd: z.number().positive().optional(),
+  maxSpotPriceUsd: z.number().positive('must be a positive price in USD per hour').optional(),
   /** Subnets to launch in, in order of preference. Default: the account's default VPC subnets. */
   subnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id like subnet-0abc')).default([]),
   /** Availability zones to prefer when no subnets are given. */
@@ -70,30 +92,34 @@ const InstanceSchema = z.object({
   /** Instance profile name the training instance runs as. Default: the stack's profile. */
   instanceProfile: z.string().min(1).optional(),
   /** Root volume size in GiB. Default 100. */
-  rootVolumeGiB: z.number().int().min(8).max(16384).default(100),
+  rootVolumeGiB: z.number().int().min(8, 'must be at least 8 GiB').max(16384, 'must be at most 16384 GiB').default(100),
 });
 
-const DataSourceSchema = z.object({
+const DataSourceSchema = z.strictObject({
   /** S3 prefix or object to copy. */
   source: s3Uri,
   /** Where it lands on the instance. */
   target: absolutePath,
 });
 
-/** `s3://bucket/prefix/:/data` → { source, target } — the CLI's `--data` form. */
-const dataEntry = z.union([
-  DataSourceSchema,
-  z
-    .string()
-    .regex(/^s3:\/\/.+:\/.*$/, 'must be "s3://bucket/prefix/:/path/on/instance"')
-    .transform((v) => {
-      const at = v.lastIndexOf(':/');
-      return { source: v.slice(0, at), target: v.slice(at + 1) };
-    })
-    .pipe(DataSourceSchema),
-]);
+/** `s3://bucket/prefix/:/data` → { source, target }: the CLI's `--data` form. */
+function splitDataString(text: string, ctx: z.RefinementCtx): z.input<typeof DataSourceSchema> {
+  // The last ":/" separates: the target is a path, and the source's "s3://" comes first.
+  const at = text.lastIndexOf(':/');
+  if (!text.startsWith('s3://') || at <= 's3:'.length) {
+    ctx.addIssue({ code: 'custom', message: 'must be "s3://bucket/prefix/:/path/on/instance" or { "source", "target" }' });
+    return z.NEVER;
+  }
+  return { source: text.slice(0, at), target: text.slice(at + 1) };
+}
 
-const VolumeSchema = z.object({
+const dataEntry = z
+  .union([z.string().transform(splitDataString), DataSourceSchema], {
+    error: 'must be "s3://bucket/prefix/:/path/on/instance" or { "source", "target" }',
+  })
+  .pipe(DataSourceSchema);
+
+const VolumeSchema = z.strictObject({
   /** Dataset URI of a catalogued pre-warmed volume (see `runctl volumes prewarm`). */
   dataset: s3Uri,
   /** Where the volume is mounted (read-only). */
@@ -104,30 +130,43 @@ const VolumeSchema = z.object({
   keep: z.boolean().default(false),
 });
 
-const DockerSchema = z.union([
-  z.literal('auto'),
-  z.object({
-    /** Image URI (ECR or public). */
-    image: z.string().min(1).optional(),
-    /** Build from a Dockerfile in the code bundle (path relative to the bundle root). */
-    build: z.object({ dockerfile: z.string().min(1).default('Dockerfile') }).optional(),
-  }).refine((d) => d.image !== undefined || d.build !== undefined, {
-    message: 'set docker.image, docker.build, or use docker: "auto"',
-  }),
-]);
+const DockerSchema = z.union(
+  [
+    z.literal('auto'),
+    z
+      .strictObject({
+        /** Image URI (ECR or public). */
+        image: z.string().min(1).optional(),
+        /** Build from a Dockerfile in the code bundle (path relative to the bundle root). */
+        build: z.strictObject({ dockerfile: z.string().min(1).default('Dockerfile') }).optional(),
+      })
+      .refine((d) => d.image !== undefined || d.build !== undefined, {
+        message: 'set docker.image, docker.build, or use docker: "auto"',
+      }),
+  ],
+  { error: 'set docker.image, docker.build, or use docker: "auto"' },
+);
 
-const CheckpointSchema = z.object({
+const CheckpointSchema = z.strictObject({
   /** Directory the script writes checkpoints to (exported as RUNCTL_CHECKPOINT_DIR). */
   dir: absolutePath.default('/opt/runctl/checkpoints'),
   /** How often the agent syncs the checkpoint dir to S3. Default 300 s. */
-  intervalSeconds: z.number().int().min(5).max(86400).default(300),
+  intervalSeconds: z.number().int().min(5, 'must be at least 5 seconds').max(86400, 'must be at most 86400 (one day)').default(300),
   /** Signal that asks the script to checkpoint and exit. Default SIGTERM. */
   stopSignal: z.enum(['SIGTERM', 'SIGINT', 'SIGUSR1', 'SIGUSR2', 'SIGHUP']).default('SIGTERM'),
-  /** Seconds the script gets after the stop signal before it is killed. Default 90 (spot gives 120). */
-  graceSeconds: z.number().int().min(1).max(110).default(90),
+  /**
+   * Seconds the script gets after the stop signal before it is killed. Default 90. Spot gives
+   * 120 s from warning to reclaim; the last 10 are left for the checkpoint upload to finish.
+   */
+  graceSeconds: z
+    .number()
+    .int()
+    .min(1, 'must be at least 1 second')
+    .max(110, 'must be at most 110: spot reclaims the instance 120 s after its warning, and the upload needs the rest')
+    .default(90),
 });
 
-const RecoverySchema = z.object({
+const RecoverySchema = z.strictObject({
   /** Spot interruptions / lost instances tolerated before FAILED_NO_CAPACITY. Default 10. */
   maxInterruptions: z.number().int().min(0).max(100).default(10),
   /** Non-zero exits retried before FAILED_USER. Default 0. */
@@ -138,69 +177,105 @@ const RecoverySchema = z.object({
   maxWaitForCapacity: DurationSchema.default(3600),
 });
 
-const LimitsSchema = z.object({
+const LimitsSchema = z.strictObject({
   /** Wall-clock limit for the whole run across attempts (seconds or `12h`). Default 7 days. */
   maxRuntime: DurationSchema.default(7 * 86400),
   /** Spend limit in USD (instance hours × price). Default: none. */
-  maxCostUsd: z.number().positive().optional(),
+  maxCostUsd: z.number().positive('must be a positive amount in USD').optional(),
 });
 
-const MetricDefinitionSchema = z.object({
+const MetricDefinitionSchema = z.strictObject({
   /** Metric name, e.g. `loss`. */
   name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:/-]{0,63}$/, 'must be a metric name like loss or val/acc'),
-  /** Regex with one capture group for the value, matched on each log line. */
-  regex: z.string().min(1).refine((r) => {
-    try {
-      return new RegExp(r).source.length > 0;
-    } catch {
-      return false;
+  /** Regex matched on each log line; its first capture group is the value. */
+  regex: z.string().min(1).refine(hasCaptureGroup, 'must be a valid regular expression whose first capture group is the value, like "loss=([0-9.]+)"'),
+});
+
+function hasCaptureGroup(source: string): boolean {
+  try {
+    new RegExp(source);
+    // An alternation with the empty pattern matches "", so exec reports the group count.
+    return (new RegExp(`(?:${source})|`).exec('')?.length ?? 0) > 1;
+  } catch {
+    return false;
+  }
+}
+
+const envName = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name like WANDB_PROJECT')
+  .refine((k) => !/^(RUNCTL_|AWS_)/.test(k), 'RUNCTL_ and AWS_ names are reserved for runctl and the AWS CLI');
+
+const tagKey = z
+  .string()
+  .regex(/^(?!aws:|runctl:)[\w .:/=+\-@]{1,128}$/, 'must be a tag key of 1-128 characters not starting with aws: or runctl:');
+
+/**
+ * The top level strips unknown keys (so a caller may pass the spec beside its own fields);
+ * nested objects are strict, so a misspelt option is an error rather than silently ignored.
+ */
+export const RunSpecSchema = z
+  .object({
+    /** Human name of the run. */
+    name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
+    code: CodeSchema,
+    /** Extra script arguments, passed after the hyperparameters, verbatim. */
+    args: z.array(argument).default([]),
+    /** `{ epochs: 50 }` or `"epochs=50,lr=0.001"`; become `--epochs 50 --lr 0.001`. */
+    hyperparameters: HyperparametersSchema.default({}),
+    instance: InstanceSchema,
+    data: z.array(dataEntry).default([]),
+    volume: VolumeSchema.optional(),
+    docker: DockerSchema.optional(),
+    checkpoint: CheckpointSchema.default(CheckpointSchema.parse({})),
+    recovery: RecoverySchema.default(RecoverySchema.parse({})),
+    limits: LimitsSchema.default(LimitsSchema.parse({})),
+    /** Environment variables for the script. Names starting with RUNCTL_ or AWS_ are reserved. */
+    env: z.record(envName, argument).default({}),
+    /** Tags for the run's instances and volumes (besides runctl's own). */
+    tags: z.record(tagKey, z.string().max(256, 'must be at most 256 characters')).default({}),
+    metricDefinitions: z.array(MetricDefinitionSchema).default([]),
+  })
+  .superRefine((spec, ctx) => {
+    // Caught here, at ValidateRun, rather than when the command is built on the instance.
+    for (const issue of findArgConflicts(spec.hyperparameters, spec.args)) {
+      ctx.addIssue({ code: 'custom', path: issue.path.split('.'), message: issue.message });
     }
-  }, 'must be a valid regular expression with one capture group'),
-});
-
-const envName = /^[A-Za-z_][A-Za-z0-9_]*$/;
-
-export const RunSpecSchema = z.object({
-  /** Human name of the run. */
-  name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
-  code: CodeSchema,
-  /** Extra script arguments, passed after the hyperparameters, verbatim. */
-  args: z.array(z.string()).default([]),
-  /** `{ epochs: 50 }` or `"epochs=50,lr=0.001"`; become `--epochs 50 --lr 0.001`. */
-  hyperparameters: HyperparametersSchema.default({}),
-  instance: InstanceSchema,
-  data: z.array(dataEntry).default([]),
-  volume: VolumeSchema.optional(),
-  docker: DockerSchema.optional(),
-  checkpoint: CheckpointSchema.default(CheckpointSchema.parse({})),
-  recovery: RecoverySchema.default(RecoverySchema.parse({})),
-  limits: LimitsSchema.default(LimitsSchema.parse({})),
-  /** Environment variables for the script. Names starting with RUNCTL_ or AWS_ are reserved. */
-  env: z
-    .record(
-      z.string().regex(envName, 'must be an environment variable name').refine((k) => !/^(RUNCTL_|AWS_)/.test(k), 'RUNCTL_ and AWS_ names are reserved'),
-      z.string(),
-    )
-    .default({}),
-  /** Tags for the run's instances and volumes (besides runctl's own). */
-  tags: z.record(z.string().regex(/^(?!aws:|runctl:)[\w .:/=+\-@]{1,128}$/, 'must be a tag key not starting with aws: or runctl:'), z.string().max(256)).default({}),
-  metricDefinitions: z.array(MetricDefinitionSchema).default([]),
-});
+  });
 
 export type RunSpecInput = z.input<typeof RunSpecSchema>;
 export type RunSpec = z.output<typeof RunSpecSchema>;
 
+/** A union branch whose only complaint is the input's type or value at its root was written for another form. */
+function isOtherForm(branch: readonly z.core.$ZodIssue[]): boolean {
+  return branch.every((i) => i.path.length === 0 && (i.code === 'invalid_type' || i.code === 'invalid_value'));
+}
+
+function explain(issue: z.core.$ZodIssue, prefix: readonly PropertyKey[]): FieldIssue[] {
+  const path = [...prefix, ...issue.path];
+  if (issue.code === 'invalid_union') {
+    // A field that takes two forms (a string or an object) reports the form the input was in.
+    const tried = issue.errors.filter((branch) => !isOtherForm(branch));
+    const [only] = tried;
+    if (tried.length === 1 && only !== undefined) return only.flatMap((inner) => explain(inner, path));
+  }
+  if (issue.code === 'invalid_key') return issue.issues.flatMap((inner) => explain(inner, path));
+  const required = issue.code === 'invalid_type' && 'input' in issue && issue.input === undefined;
+  return [{
+    path: path.map(String).join('.') || '(root)',
+    message: required ? `is required (expected ${issue.expected})` : issue.message,
+  }];
+}
+
 /** Turns zod issues into field-level messages: `instance.types.0: must be an EC2 instance type like g5.xlarge`. */
 export function toFieldIssues(error: z.ZodError): FieldIssue[] {
-  return error.issues.map((issue) => ({
-    path: issue.path.map(String).join('.') || '(root)',
-    message: issue.message,
-  }));
+  return error.issues.flatMap((issue) => explain(issue, []));
 }
 
 /** Validates a run spec; throws RunInvalidError naming each bad field and what to fix. */
 export function parseRunSpec(input: unknown): RunSpec {
-  const result = RunSpecSchema.safeParse(input);
+  // reportInput lets a missing field read "is required"; the inputs never leave this function.
+  const result = RunSpecSchema.safeParse(input, { reportInput: true });
   if (result.success) return result.data;
   const issues = toFieldIssues(result.error);
   throw new RunInvalidError(
