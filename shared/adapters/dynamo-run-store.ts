@@ -1,0 +1,483 @@
+import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { z } from 'zod';
+import type { Attempt, RunRecord } from '../domain/run-record';
+import { canTransition, type RunStatus } from '../domain/run-status';
+import {
+  AwsCallFailedError,
+  ConflictError,
+  NotFoundError,
+  RunctlError,
+  RunInvalidError,
+  StatusConflictError,
+  ThrottledError,
+} from '../errors';
+import type { ListOptions, Page, RunStore, TransitionPatch } from '../ports/run-store';
+import {
+  fromRunItem,
+  LAST_ATTEMPT_ATTRIBUTE,
+  ownerPartition,
+  ownerStatusPartition,
+  RUNS_INDEX,
+  runKey,
+  statusIndexKeys,
+  statusPartition,
+  TABLE_KEY,
+  toRunItem,
+} from './runs-table';
+
+const THROTTLING_ERRORS: ReadonlySet<string> = new Set([
+  'ProvisionedThroughputExceededException',
+  'ThrottlingException',
+  'RequestLimitExceeded',
+]);
+
+const DEFAULT_PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 100;
+
+/** Fields a transition may patch; listed so that no stray property of the patch reaches the item. */
+const TRANSITION_FIELDS = [
+  'statusReason',
+  'executionArn',
+  'latestCheckpoint',
+  'costUsd',
+  'cancelRequested',
+  'interruptions',
+  'userFailures',
+] as const satisfies readonly (keyof TransitionPatch)[];
+
+const ATTEMPT_FIELDS = [
+  'instanceId',
+  'instanceType',
+  'availabilityZone',
+  'spot',
+  'pricePerHourUsd',
+  'startedAt',
+  'endedAt',
+  'endReason',
+  'resumeFrom',
+] as const satisfies readonly (keyof Omit<Attempt, 'attempt'>)[];
+
+// Compile-time guards: a field added to the port's types must be added to the lists above.
+type Missing<All, Listed> = Exclude<All, Listed> extends never ? true : never;
+const transitionFieldsComplete: Missing<keyof TransitionPatch, (typeof TRANSITION_FIELDS)[number]> = true;
+const attemptFieldsComplete: Missing<Exclude<keyof Attempt, 'attempt'>, (typeof ATTEMPT_FIELDS)[number]> = true;
+void transitionFieldsComplete;
+void attemptFieldsComplete;
+
+type IndexDefinition = (typeof RUNS_INDEX)[keyof typeof RUNS_INDEX];
+
+/** The document client the store expects: optional record fields are dropped, never written as null. */
+export function runsDocumentClient(client: DynamoDBClient): DynamoDBDocumentClient {
+  return DynamoDBDocumentClient.from(client, { marshallOptions: { removeUndefinedValues: true } });
+}
+
+/** A SET/REMOVE update expression built clause by clause, with placeholder names and values. */
+class UpdateBuilder {
+  readonly names: Record<string, string> = {};
+  readonly values: Record<string, unknown> = {};
+  private readonly sets: string[] = [];
+  private readonly removes: string[] = [];
+
+  name(attribute: string): string {
+    const placeholder = `#${attribute}`;
+    this.names[placeholder] = attribute;
+    return placeholder;
+  }
+
+  value(key: string, value: unknown): string {
+    const placeholder = `:${key}`;
+    this.values[placeholder] = value;
+    return placeholder;
+  }
+
+  /** `SET path = :key`. */
+  set(path: string, key: string, value: unknown): this {
+    this.sets.push(`${path} = ${this.value(key, value)}`);
+    return this;
+  }
+
+  /** `SET path = list_append(path, :key)`: the earlier entries stay as they are. */
+  append(path: string, key: string, entries: unknown[]): this {
+    this.sets.push(`${path} = list_append(${path}, ${this.value(key, entries)})`);
+    return this;
+  }
+
+  remove(path: string): this {
+    this.removes.push(path);
+    return this;
+  }
+
+  expression(): string {
+    const parts = [];
+    if (this.sets.length > 0) parts.push(`SET ${this.sets.join(', ')}`);
+    if (this.removes.length > 0) parts.push(`REMOVE ${this.removes.join(', ')}`);
+    return parts.join(' ');
+  }
+}
+
+/** RunStore on the DynamoDB runs table (see runs-table.ts for its layout). */
+export class DynamoRunStore implements RunStore {
+  constructor(
+    private readonly documentClient: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  /** Creates the record; the put is conditional so a retried ValidateRun cannot overwrite a run that moved on. */
+  async create(record: RunRecord): Promise<void> {
+    record.attempts.forEach((a, i) => {
+      if (a.attempt !== i + 1) {
+        throw new RunInvalidError(`Run ${record.runId}: attempts must be numbered 1, 2, 3… in order`);
+      }
+    });
+    try {
+      await this.call(`create run ${record.runId}`, () =>
+        this.documentClient.send(
+          new PutCommand({
+            TableName: this.tableName,
+            Item: toRunItem(record),
+            ConditionExpression: 'attribute_not_exists(#pk)',
+            ExpressionAttributeNames: { '#pk': TABLE_KEY.partition },
+          }),
+        ),
+      );
+    } catch (error) {
+      if (isConditionFailed(error)) throw new ConflictError(`Run ${record.runId} already exists`, { cause: error });
+      throw error;
+    }
+  }
+
+  /** Reads a run (strongly consistent), or undefined when there is none. */
+  async get(runId: string): Promise<RunRecord | undefined> {
+    const output = await this.call(`read run ${runId}`, () =>
+      this.documentClient.send(new GetCommand({ TableName: this.tableName, Key: runKey(runId), ConsistentRead: true })),
+    );
+    return output.Item === undefined ? undefined : fromRunItem(output.Item);
+  }
+
+  /** The owner's runs, newest first, optionally in one status only. */
+  async listByOwner(owner: string, options: ListOptions & { status?: RunStatus } = {}): Promise<Page<RunRecord>> {
+    if (options.status === undefined) {
+      return this.query(RUNS_INDEX.byOwner, ownerPartition(owner), false, options);
+    }
+    return this.query(RUNS_INDEX.byOwnerStatus, ownerStatusPartition(owner, options.status), false, options);
+  }
+
+  /** Every run in a status, oldest first. */
+  async listByStatus(status: RunStatus, options: ListOptions = {}): Promise<Page<RunRecord>> {
+    return this.query(RUNS_INDEX.byStatus, statusPartition(status), true, options);
+  }
+
+  /**
+   * Moves the run to `to` if it is still in one of `from`. Two writers that both read TRAINING
+   * (say the agent's success callback and a spot warning) cannot both win: the condition lets
+   * the first through and the second gets a StatusConflictError naming the status it lost to.
+   * The status reason belongs to the status, so a transition without one clears the old one.
+   */
+  async transition(
+    runId: string,
+    from: RunStatus | readonly RunStatus[],
+    to: RunStatus,
+    patch: TransitionPatch = {},
+  ): Promise<RunRecord> {
+    const expected: readonly RunStatus[] = typeof from === 'string' ? [from] : from;
+    const legal = expected.filter((status) => canTransition(status, to));
+    if (legal.length === 0) {
+      throw new StatusConflictError(
+        `Run ${runId} cannot move from ${expected.join(' or ')} to ${to}: that transition is not allowed`,
+      );
+    }
+    // The byOwnerStatus key concatenates owner and status and an update expression cannot
+    // concatenate, so the owner (which never changes) is read first.
+    const owner = await this.readOwner(runId);
+    const update = new UpdateBuilder();
+    update.set(update.name('status'), 'to', to).set(update.name('updatedAt'), 'now', this.now());
+    for (const [attribute, value] of Object.entries(statusIndexKeys(owner, to))) {
+      update.set(update.name(attribute), attribute, value);
+    }
+    for (const field of TRANSITION_FIELDS) {
+      const value = patch[field];
+      if (value !== undefined) update.set(update.name(field), field, value);
+      else if (field === 'statusReason') update.remove(update.name(field));
+    }
+    const fromValues = legal.map((status, i) => update.value(`from${i}`, status));
+    try {
+      const output = await this.call(`move run ${runId} to ${to}`, () =>
+        this.documentClient.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: runKey(runId),
+            UpdateExpression: update.expression(),
+            ConditionExpression: `${update.name('status')} IN (${fromValues.join(', ')})`,
+            ExpressionAttributeNames: update.names,
+            ExpressionAttributeValues: update.values,
+            ReturnValues: 'ALL_NEW',
+          }),
+        ),
+      );
+      if (output.Attributes === undefined) throw new RunctlError(`Moving run ${runId} to ${to} returned no record`);
+      return fromRunItem(output.Attributes);
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const actual = (await this.getExisting(runId)).status;
+      throw new StatusConflictError(
+        `Run ${runId} is ${actual}, not ${legal.join(' or ')}, so it was not moved to ${to}`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Appends an attempt. Conditional on the newest stored attempt being the one before it, so a
+   * retried ProvisionInstance cannot add the same attempt twice and attempt n stays at index n-1.
+   */
+  async appendAttempt(runId: string, attempt: Attempt): Promise<void> {
+    const update = new UpdateBuilder();
+    const last = update.name(LAST_ATTEMPT_ATTRIBUTE);
+    update
+      .append(update.name('attempts'), 'appended', [attempt])
+      .set(last, 'attempt', attempt.attempt)
+      .set(update.name('updatedAt'), 'now', this.now());
+    const previous = update.value('previous', attempt.attempt - 1);
+    try {
+      await this.call(`append attempt ${attempt.attempt} to run ${runId}`, () =>
+        this.documentClient.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: runKey(runId),
+            UpdateExpression: update.expression(),
+            ConditionExpression: `${last} = ${previous}`,
+            ExpressionAttributeNames: update.names,
+            ExpressionAttributeValues: update.values,
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const record = await this.getExisting(runId);
+      if (record.attempts.some((a) => a.attempt === attempt.attempt)) return; // a retry: already there
+      throw new ConflictError(
+        `Run ${runId} has ${record.attempts.length} attempt(s); attempt ${attempt.attempt} cannot be appended`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Updates fields of the newest attempt. Attempt n sits at index n-1 (see appendAttempt); the
+   * condition on its number and on `lastAttempt` keeps a late event from rewriting an attempt
+   * that has been superseded.
+   */
+  async updateAttempt(runId: string, attemptNumber: number, patch: Partial<Omit<Attempt, 'attempt'>>): Promise<void> {
+    if (!Number.isInteger(attemptNumber) || attemptNumber < 1) {
+      throw new RunInvalidError(`Attempt number must be a positive integer, got ${attemptNumber}`);
+    }
+    const update = new UpdateBuilder();
+    const entry = `${update.name('attempts')}[${attemptNumber - 1}]`;
+    for (const field of ATTEMPT_FIELDS) {
+      const value = patch[field];
+      if (value !== undefined) update.set(`${entry}.${update.name(field)}`, field, value);
+    }
+    update.set(update.name('updatedAt'), 'now', this.now());
+    const number = update.value('attempt', attemptNumber);
+    try {
+      await this.call(`update attempt ${attemptNumber} of run ${runId}`, () =>
+        this.documentClient.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: runKey(runId),
+            UpdateExpression: update.expression(),
+            ConditionExpression: `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${number} AND ${entry}.${update.name('attempt')} = ${number}`,
+            ExpressionAttributeNames: update.names,
+            ExpressionAttributeValues: update.values,
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const record = await this.getExisting(runId);
+      throw new ConflictError(
+        `Run ${runId}: attempt ${attemptNumber} is not its newest attempt (it has ${record.attempts.length})`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Stores the task token of the live wait of `attempt`. Conditional on that attempt being the
+   * newest, so a slow handler of a superseded attempt cannot overwrite the live token.
+   */
+  async setTaskToken(runId: string, attempt: number, token: string): Promise<void> {
+    const update = new UpdateBuilder();
+    const attemptNumber = update.value('attempt', attempt);
+    update
+      .set(update.name('taskToken'), 'token', token)
+      .set(update.name('taskTokenAttempt'), 'attempt', attempt)
+      .set(update.name('updatedAt'), 'now', this.now());
+    try {
+      await this.call(`store the task token of run ${runId}`, () =>
+        this.documentClient.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: runKey(runId),
+            UpdateExpression: update.expression(),
+            ConditionExpression: `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${attemptNumber}`,
+            ExpressionAttributeNames: update.names,
+            ExpressionAttributeValues: update.values,
+          }),
+        ),
+      );
+    } catch (error) {
+      if (!isConditionFailed(error)) throw error;
+      const record = await this.getExisting(runId);
+      // The token itself stays out of the message: it must never reach a log.
+      throw new ConflictError(
+        `Run ${runId}: attempt ${attempt} is not its newest attempt (it has ${record.attempts.length}); task token not stored`,
+        { cause: error },
+      );
+    }
+  }
+
+  /**
+   * Clears the task token if it is still `token`. A late clear from a finished attempt must not
+   * erase the token of the attempt that replaced it, so it is conditional and returns false then.
+   */
+  async clearTaskToken(runId: string, token: string): Promise<boolean> {
+    const update = new UpdateBuilder();
+    const stored = update.name('taskToken');
+    update.remove(stored).remove(update.name('taskTokenAttempt')).set(update.name('updatedAt'), 'now', this.now());
+    try {
+      await this.call(`clear the task token of run ${runId}`, () =>
+        this.documentClient.send(
+          new UpdateCommand({
+            TableName: this.tableName,
+            Key: runKey(runId),
+            UpdateExpression: update.expression(),
+            ConditionExpression: `${stored} = ${update.value('token', token)}`,
+            ExpressionAttributeNames: update.names,
+            ExpressionAttributeValues: update.values,
+          }),
+        ),
+      );
+      return true;
+    } catch (error) {
+      if (isConditionFailed(error)) return false;
+      throw error;
+    }
+  }
+
+  private now(): string {
+    return this.clock().toISOString();
+  }
+
+  private async getExisting(runId: string): Promise<RunRecord> {
+    const record = await this.get(runId);
+    if (record === undefined) throw new NotFoundError(`Run ${runId} does not exist`);
+    return record;
+  }
+
+  private async readOwner(runId: string): Promise<string> {
+    const output = await this.call(`read the owner of run ${runId}`, () =>
+      this.documentClient.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: runKey(runId),
+          ProjectionExpression: '#owner',
+          ExpressionAttributeNames: { '#owner': 'owner' },
+          ConsistentRead: true,
+        }),
+      ),
+    );
+    const owner = output.Item?.['owner'];
+    if (typeof owner !== 'string') throw new NotFoundError(`Run ${runId} does not exist`);
+    return owner;
+  }
+
+  private async query(
+    index: IndexDefinition,
+    partition: string,
+    oldestFirst: boolean,
+    options: ListOptions,
+  ): Promise<Page<RunRecord>> {
+    const limit = pageSize(options.limit);
+    const startKey = options.nextToken === undefined ? undefined : decodeToken(options.nextToken, index, partition);
+    const output = await this.call(`list runs by ${index.name}`, () =>
+      this.documentClient.send(
+        new QueryCommand({
+          TableName: this.tableName,
+          IndexName: index.name,
+          KeyConditionExpression: '#partition = :partition',
+          ExpressionAttributeNames: { '#partition': index.partition },
+          ExpressionAttributeValues: { ':partition': partition },
+          ScanIndexForward: oldestFirst,
+          Limit: limit,
+          ExclusiveStartKey: startKey,
+        }),
+      ),
+    );
+    const items = (output.Items ?? []).map(fromRunItem);
+    return output.LastEvaluatedKey === undefined ? { items } : { items, nextToken: encodeToken(output.LastEvaluatedKey) };
+  }
+
+  /** Runs one SDK call; a failed condition is rethrown for the caller, anything else translated. */
+  private async call<T>(what: string, send: () => Promise<T>): Promise<T> {
+    try {
+      return await send();
+    } catch (error) {
+      if (isConditionFailed(error)) throw error;
+      const code = error instanceof Error ? error.name : 'UnknownError';
+      const detail = error instanceof Error ? error.message : String(error);
+      if (THROTTLING_ERRORS.has(code)) {
+        throw new ThrottledError(`DynamoDB throttled the request to ${what} (${code}); try again shortly`, { cause: error });
+      }
+      throw new AwsCallFailedError(`DynamoDB could not ${what}: ${code}: ${detail}`, { cause: error });
+    }
+  }
+}
+
+function isConditionFailed(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ConditionalCheckFailedException';
+}
+
+function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RunInvalidError(`limit must be a positive integer, got ${limit}`, [
+      { path: 'limit', message: 'must be a positive integer' },
+    ]);
+  }
+  return Math.min(limit, MAX_PAGE_SIZE);
+}
+
+const StartKeySchema = z.record(z.string(), z.string());
+
+/** The page token is the LastEvaluatedKey, opaque to callers (base64url of its JSON). */
+function encodeToken(lastEvaluatedKey: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(lastEvaluatedKey), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a page token, accepting only a key of this index and this partition: a token from
+ * another listing would otherwise surface as a DynamoDB ValidationException.
+ */
+function decodeToken(token: string, index: IndexDefinition, partition: string): Record<string, string> {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    decoded = undefined;
+  }
+  const key = StartKeySchema.safeParse(decoded);
+  const expected = [TABLE_KEY.partition, TABLE_KEY.sort, index.partition, index.sort].sort();
+  const valid =
+    key.success &&
+    Object.keys(key.data).sort().join() === expected.join() &&
+    key.data[index.partition] === partition;
+  if (!valid) {
+    throw new RunInvalidError('nextToken is invalid: pass the nextToken of the previous page of the same listing unchanged', [
+      { path: 'nextToken', message: 'is not a token returned by this listing' },
+    ]);
+  }
+  return key.data;
+}
