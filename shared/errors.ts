@@ -82,3 +82,8 @@ export class NotFoundError extends RunctlError {
 export class ConflictError extends RunctlError {
   override name = 'Conflict';
 }
+
+/** The owner cancelled the run; raised by a step that finds the run CANCELLING. */
+export class RunCancelledError extends RunctlError {
+  override name = 'Run.Cancelled';
+}

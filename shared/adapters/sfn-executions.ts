@@ -1,0 +1,78 @@
+import {
+  DescribeExecutionCommand,
+  ExecutionAlreadyExists,
+  ExecutionDoesNotExist,
+  InvalidToken,
+  SendTaskFailureCommand,
+  StartExecutionCommand,
+  TaskDoesNotExist,
+  TaskTimedOut,
+  type SFNClient,
+} from '@aws-sdk/client-sfn';
+import { AwsCallFailedError, ThrottledError } from '../errors';
+import type { ExecutionStatus, Executions, StartedExecution } from '../ports/executions';
+
+/** Step Functions caps an error cause at 32,768 characters. */
+const MAX_CAUSE = 32_768;
+
+function isThrottle(error: unknown): boolean {
+  return error instanceof Error && /Throttl|TooManyRequests|RequestLimitExceeded/.test(error.name);
+}
+
+function translate(action: string, error: unknown): Error {
+  if (isThrottle(error)) return new ThrottledError(`Step Functions ${action} was throttled`, { cause: error });
+  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+  return new AwsCallFailedError(`Step Functions ${action} failed (${detail})`, { cause: error });
+}
+
+/** Executions of one state machine through the Step Functions API. */
+export class SfnExecutions implements Executions {
+  constructor(
+    private readonly client: SFNClient,
+    private readonly stateMachineArn: string,
+  ) {}
+
+  /** Starts `runId`; an existing execution of that name counts as started, not as an error. */
+  async start(runId: string, input: unknown): Promise<StartedExecution> {
+    try {
+      const out = await this.client.send(
+        new StartExecutionCommand({ stateMachineArn: this.stateMachineArn, name: runId, input: JSON.stringify(input) }),
+      );
+      if (out.executionArn === undefined) throw new AwsCallFailedError('StartExecution returned no executionArn');
+      return { executionArn: out.executionArn, alreadyStarted: false };
+    } catch (error) {
+      // A retried submit after a lost response: the name is taken by our own earlier call.
+      if (error instanceof ExecutionAlreadyExists) {
+        return { executionArn: this.executionArnFor(runId), alreadyStarted: true };
+      }
+      if (error instanceof AwsCallFailedError) throw error;
+      throw translate('StartExecution', error);
+    }
+  }
+
+  async status(executionArn: string): Promise<ExecutionStatus | undefined> {
+    try {
+      const out = await this.client.send(new DescribeExecutionCommand({ executionArn }));
+      return out.status;
+    } catch (error) {
+      if (error instanceof ExecutionDoesNotExist) return undefined;
+      throw translate('DescribeExecution', error);
+    }
+  }
+
+  async failTask(taskToken: string, error: string, cause: string): Promise<boolean> {
+    try {
+      await this.client.send(new SendTaskFailureCommand({ taskToken, error, cause: cause.slice(0, MAX_CAUSE) }));
+      return true;
+    } catch (err) {
+      // The task already closed (callback raced us, heartbeat timeout): nothing left to fail.
+      if (err instanceof TaskDoesNotExist || err instanceof TaskTimedOut || err instanceof InvalidToken) return false;
+      throw translate('SendTaskFailure', err);
+    }
+  }
+
+  /** Execution ARNs are the state machine ARN with `stateMachine` → `execution` plus the name. */
+  private executionArnFor(name: string): string {
+    return `${this.stateMachineArn.replace(':stateMachine:', ':execution:')}:${name}`;
+  }
+}
