@@ -1,0 +1,184 @@
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler as createCreateRun } from '../../../functions/api/create-run';
+import { createHandler as createGetRun } from '../../../functions/api/get-run';
+import { createHandler as createListRuns } from '../../../functions/api/list-runs';
+import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
+import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
+import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
+import { ALICE, BOB, apiEvent, lambdaContext } from '../../support/api-events';
+import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
+import { startDynalite, type RunningDynalite } from '../../support/dynalite';
+
+const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
+
+const spec = {
+  name: 'resnet',
+  code: { bundle: 's3://runctl-runs/bundles/abc.tar.gz', entrypoint: 'train.py' },
+  hyperparameters: 'epochs=50,lr=0.001,batch_size=32',
+  instance: { types: 'g5.xlarge,g6.xlarge' },
+};
+
+interface Body {
+  [key: string]: unknown;
+}
+
+function body(result: { body?: string }): Body {
+  return JSON.parse(result.body ?? '{}');
+}
+
+describe('runs API handlers', () => {
+  let dynalite: RunningDynalite;
+  let deps: ApiDeps;
+  const sfnClient = new SFNClient({ region: 'us-east-1' });
+  const sfn = mockClient(sfnClient);
+  const createRun = () => createCreateRun(() => deps);
+  const getRun = () => createGetRun(() => deps);
+  const listRuns = () => createListRuns(() => deps);
+
+  const post = (payload: unknown, caller = ALICE) =>
+    createRun()(apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', body: payload, caller }), lambdaContext());
+
+  beforeAll(async () => {
+    dynalite = await startDynalite();
+    const table = `runs-api-${Date.now()}`;
+    await createRunsTable(dynamoClient(dynalite.endpoint), table);
+    deps = {
+      store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
+      executions: new SfnExecutions(sfnClient, STATE_MACHINE),
+      clock: () => new Date(),
+      logger: apiLogger,
+    };
+  });
+  afterAll(async () => dynalite.close());
+  beforeEach(() => {
+    sfn.reset();
+    sfn.on(StartExecutionCommand).callsFake((input: { name?: string }) => ({
+      executionArn: `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${input.name}`,
+      startDate: new Date(),
+    }));
+  });
+
+  it('POST /runs records the run for the caller and starts the execution named after it', async () => {
+    const result = await post({ clientToken: 'submit-1', spec });
+
+    expect(result.statusCode).toBe(201);
+    const run = body(result);
+    expect(run).toMatchObject({ owner: ALICE, status: 'PENDING', spec: { name: 'resnet', hyperparameters: { epochs: '50', lr: '0.001', batch_size: '32' } } });
+    expect(run).not.toHaveProperty('taskToken');
+    const start = sfn.commandCalls(StartExecutionCommand)[0]?.args[0].input;
+    expect(start?.name).toBe(run.runId);
+    expect(start?.stateMachineArn).toBe(STATE_MACHINE);
+    expect(JSON.parse(start?.input ?? '{}')).toMatchObject({ runId: run.runId, owner: ALICE, clientToken: 'submit-1' });
+    expect(run.executionArn).toMatch(new RegExp(`:execution:runctl-test-train-run:${String(run.runId)}$`));
+  });
+
+  it('POST /runs with the same client token and spec returns the same run (200), without a second run', async () => {
+    const first = body(await post({ clientToken: 'retry-me', spec }));
+    const again = await post({ clientToken: 'retry-me', spec });
+
+    expect(again.statusCode).toBe(200);
+    expect(body(again).runId).toBe(first.runId);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(1);
+  });
+
+  it('POST /runs with a reused client token and another spec is a 409 that says what to do', async () => {
+    await post({ clientToken: 'reused', spec });
+    const result = await post({ clientToken: 'reused', spec: { ...spec, name: 'other' } });
+
+    expect(result.statusCode).toBe(409);
+    expect(body(result).message).toMatch(/different spec; use a new clientToken/);
+  });
+
+  it('the same client token from two owners makes two runs', async () => {
+    const alice = body(await post({ clientToken: 'shared-token', spec }));
+    const bob = body(await post({ clientToken: 'shared-token', spec }, BOB));
+
+    expect(alice.runId).not.toBe(bob.runId);
+  });
+
+  it.each([
+    ['a missing spec', { clientToken: 'x' }, 'spec'],
+    ['a bad instance type', { spec: { ...spec, instance: { types: ['G5 XL'] } } }, 'spec.instance.types.0'],
+    ['a missing code bundle', { spec: { ...spec, code: { entrypoint: 'train.py' } } }, 'spec.code.bundle'],
+    ['a relative data target', { spec: { ...spec, data: [{ source: 's3://b/d/', target: 'data' }] } }, 'spec.data.0.target'],
+    ['a bad client token', { clientToken: 'has spaces', spec }, 'clientToken'],
+  ])('POST /runs answers %s with a 400 naming the field', async (_label, payload, path) => {
+    const result = await post(payload);
+
+    expect(result.statusCode).toBe(400);
+    const { issues, message } = body(result);
+    expect(issues).toEqual(expect.arrayContaining([expect.objectContaining({ path })]));
+    expect(message).toContain(path);
+    expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
+  });
+
+  it('POST /runs answers malformed JSON and a missing content type with 400s', async () => {
+    const malformed = await createRun()(
+      apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', rawBody: '{"spec": ' }),
+      lambdaContext(),
+    );
+    const untyped = await createRun()(
+      apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', body: { spec }, contentType: null }),
+      lambdaContext(),
+    );
+
+    expect(malformed.statusCode).toBe(400);
+    expect(body(malformed).message).toMatch(/not valid JSON/);
+    expect(untyped.statusCode).toBe(400);
+    expect(body(untyped).message).toMatch(/content-type: application\/json/);
+  });
+
+  it('a failure inside is a 500 that shows no internals', async () => {
+    sfn.reset();
+    sfn.on(StartExecutionCommand).rejects(Object.assign(new Error('arn:aws:iam::123456789012:role/secret is not authorized'), { name: 'AccessDeniedException' }));
+
+    const result = await post({ clientToken: 'boom', spec });
+
+    expect(result.statusCode).toBe(500);
+    expect(result.body).not.toMatch(/arn:aws|AccessDenied|at .*\.ts/);
+    expect(body(result)).toEqual({ message: expect.stringMatching(/Internal error/), requestId: 'c6af9ac6-7b61-11e6-9a41-93e8deadbeef' });
+  });
+
+  it('GET /runs/{id} returns the owner its run and anyone else a 404', async () => {
+    const run = body(await post({ clientToken: 'get-me', spec }));
+    const get = (caller: string) =>
+      getRun()(
+        apiEvent({ method: 'GET', path: `/runs/${String(run.runId)}`, routeKey: 'GET /runs/{id}', caller, pathParameters: { id: String(run.runId) } }),
+        lambdaContext(),
+      );
+
+    const mine = await get(ALICE);
+    const theirs = await get(BOB);
+
+    expect(mine.statusCode).toBe(200);
+    expect(body(mine).runId).toBe(run.runId);
+    expect(theirs.statusCode).toBe(404);
+    expect(body(theirs).message).toBe(`Run ${String(run.runId)} not found`);
+  });
+
+  it('GET /runs lists only the caller\'s runs, newest first, filtered by status and paginated', async () => {
+    const carol = 'arn:aws:iam::123456789012:user/carol';
+    for (const token of ['c1', 'c2', 'c3']) await post({ clientToken: token, spec }, carol);
+    const list = (query: Record<string, string>) =>
+      listRuns()(apiEvent({ method: 'GET', path: '/runs', routeKey: 'GET /runs', caller: carol, query }), lambdaContext());
+
+    const first = body(await list({ limit: '2' }));
+    const second = body(await list({ limit: '2', nextToken: String(first.nextToken) }));
+    const succeeded = body(await list({ status: 'SUCCEEDED' }));
+    const bad = await list({ status: 'DONE', limit: '500' });
+
+    const runs = [...(first.runs as Body[]), ...(second.runs as Body[])];
+    expect(runs).toHaveLength(3);
+    expect(runs.every((r) => r.owner === carol && r.status === 'PENDING')).toBe(true);
+    expect(second.nextToken).toBeUndefined();
+    const created = runs.map((r) => String(r.createdAt));
+    expect([...created].sort().reverse()).toEqual(created);
+    expect(succeeded.runs).toEqual([]);
+    expect(bad.statusCode).toBe(400);
+    expect(body(bad).issues).toEqual(
+      expect.arrayContaining([expect.objectContaining({ path: 'status' }), expect.objectContaining({ path: 'limit' })]),
+    );
+  });
+});
