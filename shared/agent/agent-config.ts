@@ -1,0 +1,82 @@
+import { z } from 'zod';
+
+/**
+ * The configuration the on-instance agent (agent.sh) runs with, one per attempt. The launch
+ * handler builds it, `buildAgentLaunchCommand` ships it as base64 JSON inside the SSM command,
+ * and the agent reads it with python3. It never holds the task token: the agent reads that
+ * from the run record (see `tokenSource`), so the token stays out of the SSM command text.
+ */
+
+/** Ids that end up in instance paths and in the text of SSM commands: no shell metacharacters. */
+export const AgentIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'letters, digits, ".", "_" or "-", starting with a letter or digit');
+
+const S3UriSchema = z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/.*$/, 'an s3://bucket/key URI');
+
+/** An absolute instance path; the agent prefixes it with RUNCTL_INSTANCE_ROOT. */
+const InstancePathSchema = z
+  .string()
+  .regex(/^\/[^\0\n]*$/, 'an absolute path')
+  .refine((path) => !path.split('/').includes('..'), 'no ".." segments');
+
+const SignalSchema = z
+  .string()
+  .regex(/^(SIG)?[A-Z0-9+-]+$/, 'a signal name such as SIGTERM or SIGINT')
+  .transform((signal) => (signal.startsWith('SIG') ? signal.slice(3) : signal));
+
+export const MetricDefinitionSchema = z.object({
+  name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:/-]{0,127}$/, 'a metric name'),
+  /** A Python regular expression; its first group (or the whole match) is the value. */
+  regex: z.string().min(1),
+});
+
+export const AgentConfigSchema = z.object({
+  runId: AgentIdSchema,
+  /** 1-based attempt number. */
+  attempt: z.number().int().min(1).max(9999),
+  region: z.string().min(1),
+  bucket: z.string().min(3),
+  /** `runs/<runId>`, no trailing slash. */
+  runPrefix: z.string().regex(/^[^/].*[^/]$/, 'a key prefix without leading or trailing "/"'),
+  /** s3 URI of the code bundle (.tar.gz). */
+  codeBundle: S3UriSchema,
+  /** s3 URI prefix of a complete checkpoint to resume from. */
+  resumeFrom: S3UriSchema.optional(),
+  /** The full training command; every element reaches the process as one argv element. */
+  argv: z.array(z.string().refine((arg) => !arg.includes('\0'), 'no NUL characters')).min(1),
+  env: z
+    .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string())
+    .default({}),
+  checkpoint: z
+    .object({
+      dir: InstancePathSchema.default('/opt/runctl/checkpoints'),
+      intervalSeconds: z.number().positive().default(300),
+      stopSignal: SignalSchema.default('TERM'),
+      /** Spot gives two minutes' notice; the upload needs part of it. */
+      graceSeconds: z.number().nonnegative().default(90),
+    })
+    .prefault({}),
+  outputDir: InstancePathSchema.default('/opt/runctl/output'),
+  workDir: InstancePathSchema.default('/opt/runctl/work'),
+  metricDefinitions: z.array(MetricDefinitionSchema).default([]),
+  heartbeatSeconds: z.number().positive().default(60),
+  /** AWS advises polling the spot instance-action every 5 seconds. */
+  imdsPollSeconds: z.number().positive().default(5),
+  /** Where the task token of this attempt is read: item `{pk: RUN#<runId>, sk: RUN}`. */
+  tokenSource: z.object({
+    table: z.string().min(3),
+    runId: AgentIdSchema,
+    /** How long to wait for `taskTokenAttempt` to reach this attempt. */
+    waitSeconds: z.number().positive().default(300),
+  }),
+});
+
+export type AgentConfig = z.infer<typeof AgentConfigSchema>;
+/** What a caller writes before defaults are applied. */
+export type AgentConfigInput = z.input<typeof AgentConfigSchema>;
+
+/** Validates and fills in defaults; throws a ZodError that names the bad field. */
+export function parseAgentConfig(input: unknown): AgentConfig {
+  return AgentConfigSchema.parse(input);
+}

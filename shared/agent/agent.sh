@@ -1,0 +1,513 @@
+#!/usr/bin/env bash
+# runctl agent: runs one training attempt on one instance and reports its outcome to the
+# Step Functions execution that waits for it. Started detached by the text that
+# buildAgentLaunchCommand (commands.ts) sends through SSM, as `agent.sh <attempt state dir>`;
+# the state dir holds config.json. See docs/agent.md.
+#
+# It needs only bash, coreutils, python3, curl and the AWS CLI (all on a Deep Learning AMI).
+# Every instance path is prefixed with RUNCTL_INSTANCE_ROOT (empty on EC2), and every AWS
+# endpoint comes from the standard AWS_ENDPOINT_URL_<SERVICE> variables, so the local backend
+# runs this same text in a sandbox directory.
+#
+# The task token is read from the run record into a 0600 file and handed to the AWS CLI only
+# as `--cli-input-json file://…`: it never appears in an argv, a log or the SSM command.
+
+# Not `set -e`: a failed upload must be reported and retried, never kill the agent silently.
+set -uo pipefail
+umask 077
+
+STATE_DIR=${1:?usage: agent.sh STATE_DIR}
+ROOT=${RUNCTL_INSTANCE_ROOT:-}
+IMDS=${RUNCTL_IMDS_ENDPOINT:-http://169.254.169.254}
+PY="$STATE_DIR/agent.py"
+CONTROL_DIR="$STATE_DIR/control"
+TOKEN_FILE="$STATE_DIR/task-token"
+LATEST_FILE="$STATE_DIR/latest.json"
+SEQ_FILE="$STATE_DIR/checkpoint-seq"
+FINGERPRINT_FILE="$STATE_DIR/checkpoint-fingerprint"
+SNAPSHOT_DIR="$STATE_DIR/snapshot"
+UPLOAD_DIR="$STATE_DIR/upload"
+TRAIN_PID=""
+SYNC_PID=""
+
+write_python_helper() {
+  cat >"$PY" <<'PY'
+import datetime, hashlib, json, math, os, re, shlex, sys
+
+def now_iso():
+    return datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%S.%f')[:-3] + 'Z'
+
+def write_private(path, text):
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, 'w') as f:
+        f.write(text)
+
+def read_json(path, default=None):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return default
+
+def files_of(root):
+    out = []
+    for base, dirs, names in os.walk(root):
+        dirs.sort()
+        for name in sorted(names):
+            full = os.path.join(base, name)
+            if os.path.isfile(full):
+                out.append((os.path.relpath(full, root), full))
+    return out
+
+def config(path, argv_out, env_out):
+    c = read_json(path)
+    ms = lambda seconds: str(int(float(seconds) * 1000))
+    ck = c.get('checkpoint', {})
+    values = {
+        'RUN_ID': c['runId'], 'ATTEMPT': str(c['attempt']), 'REGION': c['region'],
+        'BUCKET': c['bucket'], 'RUN_PREFIX': c['runPrefix'], 'CODE_BUNDLE': c['codeBundle'],
+        'RESUME_FROM': c.get('resumeFrom') or '',
+        'CHECKPOINT_DIR_REL': ck.get('dir', '/opt/runctl/checkpoints'),
+        'SYNC_MS': ms(ck.get('intervalSeconds', 300)), 'STOP_SIGNAL': ck.get('stopSignal', 'TERM'),
+        'GRACE_MS': ms(ck.get('graceSeconds', 90)),
+        'OUTPUT_DIR_REL': c.get('outputDir', '/opt/runctl/output'),
+        'WORK_DIR_REL': c.get('workDir', '/opt/runctl/work'),
+        'HEARTBEAT_MS': ms(c.get('heartbeatSeconds', 60)), 'IMDS_POLL_MS': ms(c.get('imdsPollSeconds', 5)),
+        'TOKEN_TABLE': c['tokenSource']['table'], 'TOKEN_RUN_ID': c['tokenSource']['runId'],
+        'TOKEN_WAIT_MS': ms(c['tokenSource'].get('waitSeconds', 300)),
+    }
+    for key, value in values.items():
+        print('%s=%s' % (key, shlex.quote(value)))
+    # NUL-separated, so newlines and quotes inside an argument survive untouched.
+    with open(argv_out, 'w') as f:
+        f.write(''.join(arg + '\0' for arg in c['argv']))
+    with open(env_out, 'w') as f:
+        f.write(''.join('%s=%s\0' % kv for kv in (c.get('env') or {}).items()))
+
+def token(item_path, attempt, out):
+    item = (read_json(item_path, {}) or {}).get('Item') or {}
+    value = (item.get('taskToken') or {}).get('S')
+    owner = (item.get('taskTokenAttempt') or {}).get('N')
+    if not value or owner is None or int(owner) != int(attempt):
+        sys.exit(3)
+    write_private(out, value)
+
+def request(token_path, out, *fields):
+    with open(token_path) as f:
+        body = {'taskToken': f.read()}
+    for field in fields:
+        key, _, value = field.partition('=')
+        if value.startswith('@'):
+            with open(value[1:]) as f:
+                value = f.read()
+        body[key] = value
+    write_private(out, json.dumps(body))
+
+def scrub(token_path):
+    text = sys.stdin.read()
+    try:
+        with open(token_path) as f:
+            secret = f.read()
+        if secret:
+            text = text.replace(secret, '***')
+    except OSError:
+        pass
+    sys.stdout.write(text)
+
+def metrics(config_path, log_path, offset_path, jsonl_path, last_path, attempt):
+    defs = [(d['name'], re.compile(d['regex'])) for d in (read_json(config_path) or {}).get('metricDefinitions', [])]
+    offset = int(read_json(offset_path, 0) or 0)
+    try:
+        with open(log_path, 'rb') as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return
+    end = data.rfind(b'\n')
+    if end < 0:
+        return
+    last = read_json(last_path, {}) or {}
+    records = []
+    for line in data[:end + 1].decode('utf-8', 'replace').splitlines():
+        values = {}
+        text = line.strip()
+        if text.startswith('{') and text.endswith('}'):
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                obj = None
+            if isinstance(obj, dict):
+                for key, value in obj.items():
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+                        values[key] = value
+        for name, rx in defs:
+            m = rx.search(line)
+            if m:
+                try:
+                    values[name] = float(m.group(1) if rx.groups else m.group(0))
+                except (TypeError, ValueError):
+                    pass
+        values.pop('ts', None)
+        values.pop('attempt', None)
+        if values:
+            record = {'ts': now_iso(), 'attempt': int(attempt)}
+            record.update(values)
+            records.append(record)
+            last.update(values)
+    if records:
+        with open(jsonl_path, 'a') as f:
+            f.write(''.join(json.dumps(r) + '\n' for r in records))
+        write_private(last_path, json.dumps(last))
+    write_private(offset_path, str(offset + end + 1))
+
+def fingerprint(root):
+    digest = hashlib.sha256()
+    found = False
+    for rel, full in files_of(root):
+        st = os.stat(full)
+        digest.update(('%s\0%d\0%d\n' % (rel, st.st_size, st.st_mtime_ns)).encode())
+        found = True
+    print(digest.hexdigest() if found else '')
+
+def complete(snapshot, attempt, seq, uri, complete_out, latest_out):
+    files = files_of(snapshot)
+    size = sum(os.path.getsize(full) for _, full in files)
+    created = now_iso()
+    pointer = {'uri': uri, 'attempt': int(attempt), 'seq': int(seq), 'createdAt': created,
+               'files': len(files), 'bytes': size}
+    write_private(complete_out, json.dumps(dict(pointer, id='%04d-%06d' % (int(attempt), int(seq)))))
+    write_private(latest_out, json.dumps(pointer))
+
+def manifest(outputs, run_id, attempt, uri, out):
+    files = [{'key': rel, 'bytes': os.path.getsize(full)} for rel, full in files_of(outputs)]
+    write_private(out, json.dumps({'runId': run_id, 'attempt': int(attempt), 'createdAt': now_iso(),
+                                   'uri': uri, 'files': files, 'bytes': sum(f['bytes'] for f in files)}))
+
+def tail(path, max_lines=40, max_chars=4000):
+    try:
+        with open(path, 'rb') as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 64 * 1024))
+            text = f.read().decode('utf-8', 'replace')
+    except OSError:
+        return ''
+    return '\n'.join(text.splitlines()[-max_lines:])[-max_chars:]
+
+def failure_cause(log_path, exit_code, out):
+    write_private(out, json.dumps({'exitCode': int(exit_code), 'logTail': tail(log_path)}))
+
+def interrupt_cause(latest_path, reason, out):
+    write_private(out, json.dumps({'checkpoint': read_json(latest_path), 'reason': reason}))
+
+def message_cause(message, out):
+    write_private(out, json.dumps({'reason': message}))
+
+def success_output(latest_path, last_path, manifest_uri, out):
+    write_private(out, json.dumps({'exitCode': 0, 'checkpoint': read_json(latest_path),
+                                   'outputsManifest': manifest_uri, 'metrics': read_json(last_path, {}) or {}}))
+
+command, args = sys.argv[1], sys.argv[2:]
+globals()[command.replace('-', '_')](*args)
+PY
+}
+
+py() { python3 "$PY" "$@"; }
+
+now_ms() { local ns; ns=$(date +%s%N); echo $((ns / 1000000)); }
+
+# Diagnostics go to the agent's own log and, prefixed, to the attempt log users read.
+note() {
+  local line
+  line="$(date -u +%Y-%m-%dT%H:%M:%SZ) [runctl] $*"
+  printf '%s\n' "$line" >&2
+  if [ -n "${TRAIN_LOG:-}" ]; then printf '%s\n' "$line" >>"$TRAIN_LOG"; fi
+}
+
+load_config() {
+  local assignments
+  assignments=$(py config "$STATE_DIR/config.json" "$STATE_DIR/argv" "$STATE_DIR/env") || return 1
+  eval "$assignments"
+  CHECKPOINT_DIR="$ROOT$CHECKPOINT_DIR_REL"
+  OUTPUT_DIR="$ROOT$OUTPUT_DIR_REL"
+  WORK_DIR="$ROOT$WORK_DIR_REL"
+  CODE_DIR="$WORK_DIR/code"
+  RESUME_DIR="$WORK_DIR/resume"
+  S3_RUN="s3://$BUCKET/$RUN_PREFIX"
+  TRAIN_LOG="$UPLOAD_DIR/logs/attempt-$ATTEMPT.log"
+  METRICS_FILE="$UPLOAD_DIR/metrics.jsonl"
+  ARGV=()
+  while IFS= read -r -d '' arg; do ARGV+=("$arg"); done <"$STATE_DIR/argv"
+}
+
+# Waits (bounded) until the run record holds the task token of this attempt: the launch handler
+# stores it before sending the SSM command, but a retried launch may race a newer attempt.
+fetch_token() {
+  local deadline item key
+  deadline=$(($(now_ms) + TOKEN_WAIT_MS))
+  item="$STATE_DIR/run-record.json"
+  key=$(printf '{"pk":{"S":"RUN#%s"},"sk":{"S":"RUN"}}' "$TOKEN_RUN_ID")
+  while :; do
+    if aws dynamodb get-item --region "$REGION" --table-name "$TOKEN_TABLE" --key "$key" \
+      --consistent-read --projection-expression 'taskToken, taskTokenAttempt' --output json \
+      >"$item" 2>"$STATE_DIR/token.err" && py token "$item" "$ATTEMPT" "$TOKEN_FILE"; then
+      rm -f "$item"
+      return 0
+    fi
+    rm -f "$item"
+    if (($(now_ms) >= deadline)); then
+      note "no task token for attempt $ATTEMPT in table $TOKEN_TABLE: $(tail -n 2 "$STATE_DIR/token.err")"
+      return 1
+    fi
+    sleep 1
+  done
+}
+
+# Sends one Step Functions callback. Returns 0 when accepted, 2 when the execution has moved
+# on (the token timed out or is invalid), 1 on any other failure.
+sfn_call() {
+  local api=$1 request err rc
+  shift
+  request=$(mktemp "$STATE_DIR/request.XXXXXX")
+  err=$(mktemp "$STATE_DIR/sfn-err.XXXXXX")
+  py request "$TOKEN_FILE" "$request" "$@" || { rm -f "$request" "$err"; return 1; }
+  aws stepfunctions "$api" --region "$REGION" --cli-input-json "file://$request" >/dev/null 2>"$err"
+  rc=$?
+  rm -f "$request"
+  if [ "$rc" -ne 0 ]; then
+    if grep -qE 'TaskTimedOut|InvalidToken|TaskDoesNotExist' "$err"; then rc=2; else rc=1; fi
+    note "$api failed: $(py scrub "$TOKEN_FILE" <"$err" | tail -n 2 | tr '\n' ' ')"
+  fi
+  rm -f "$err"
+  return "$rc"
+}
+
+# The final callback is the only way the execution learns the outcome: retry transient failures.
+sfn_final() {
+  local delay=1 rc
+  for _ in 1 2 3 4 5 6; do
+    sfn_call "$@"
+    rc=$?
+    if [ "$rc" -ne 1 ]; then return "$rc"; fi
+    sleep "$delay"
+    delay=$((delay * 2))
+  done
+  return 1
+}
+
+report_failure() { # error, cause file
+  sfn_final send-task-failure "error=$1" "cause=@$2"
+}
+
+prepare() {
+  mkdir -p "$CODE_DIR" "$CHECKPOINT_DIR" "$OUTPUT_DIR" "$RESUME_DIR" "$UPLOAD_DIR/logs" || return 1
+  : >>"$TRAIN_LOG"
+  note "attempt $ATTEMPT of run $RUN_ID: fetching $CODE_BUNDLE"
+  if ! aws s3 cp "$CODE_BUNDLE" "$STATE_DIR/code.tar.gz" --only-show-errors --region "$REGION" >&2; then
+    SETUP_ERROR="code bundle $CODE_BUNDLE could not be downloaded"
+    return 1
+  fi
+  if ! tar -xzf "$STATE_DIR/code.tar.gz" -C "$CODE_DIR"; then
+    SETUP_ERROR="code bundle $CODE_BUNDLE is not a gzip tar archive"
+    return 1
+  fi
+  if [ -n "$RESUME_FROM" ]; then
+    note "restoring checkpoint $RESUME_FROM"
+    aws s3 cp --recursive "${RESUME_FROM%/}/" "$RESUME_DIR" --exclude _COMPLETE.json \
+      --only-show-errors --region "$REGION" >&2
+    if [ -z "$(ls -A "$RESUME_DIR")" ]; then
+      SETUP_ERROR="checkpoint $RESUME_FROM could not be restored (missing or empty)"
+      return 1
+    fi
+  fi
+  # Earlier attempts' pointer and metrics: the latest checkpoint stays the latest until this
+  # attempt writes a newer one, and metrics.jsonl keeps one line per report across attempts.
+  aws s3 cp "$S3_RUN/checkpoints/latest.json" "$LATEST_FILE.prev" --only-show-errors --region "$REGION" \
+    >/dev/null 2>&1 && mv "$LATEST_FILE.prev" "$LATEST_FILE"
+  aws s3 cp "$S3_RUN/metrics.jsonl" "$METRICS_FILE" --only-show-errors --region "$REGION" >/dev/null 2>&1
+  echo 0 >"$SEQ_FILE"
+  return 0
+}
+
+start_training() {
+  (
+    cd "$CODE_DIR" || exit 127
+    while IFS= read -r -d '' kv; do export "$kv"; done <"$STATE_DIR/env"
+    export RUNCTL_RUN_ID="$RUN_ID" RUNCTL_ATTEMPT="$ATTEMPT" RUNCTL_CHECKPOINT_DIR="$CHECKPOINT_DIR" \
+      RUNCTL_OUTPUT_DIR="$OUTPUT_DIR" RUNCTL_RESUME_FROM=""
+    if [ -n "$RESUME_FROM" ]; then export RUNCTL_RESUME_FROM="$RESUME_DIR"; fi
+    # This subshell is not a process group leader, so setsid execs in place: the training
+    # command's pid is its own process group id, which the stop signal is sent to.
+    exec setsid "${ARGV[@]}"
+  ) >>"$TRAIN_LOG" 2>&1 </dev/null &
+  TRAIN_PID=$!
+  note "training started (pid $TRAIN_PID)"
+}
+
+# Uploads an immutable snapshot of the checkpoint dir when it changed since the last one, then
+# `_COMPLETE.json`, then `latest.json`: a reader that follows the pointer never sees a partial one.
+snapshot_checkpoint() {
+  local fingerprint seq id uri
+  fingerprint=$(py fingerprint "$CHECKPOINT_DIR")
+  if [ -z "$fingerprint" ] || [ "$fingerprint" = "$(cat "$FINGERPRINT_FILE" 2>/dev/null)" ]; then return 0; fi
+  # A copy, so the script may overwrite its files while the upload runs.
+  rm -rf "$SNAPSHOT_DIR"
+  cp -a "$CHECKPOINT_DIR/." "$SNAPSHOT_DIR" || return 1
+  fingerprint=$(py fingerprint "$SNAPSHOT_DIR")
+  # The id is burnt even if the upload fails, so a retry never mixes into a partial prefix.
+  seq=$(($(cat "$SEQ_FILE") + 1))
+  echo "$seq" >"$SEQ_FILE"
+  id=$(printf '%04d-%06d' "$ATTEMPT" "$seq")
+  uri="$S3_RUN/checkpoints/$id/"
+  aws s3 cp --recursive "$SNAPSHOT_DIR" "$uri" --only-show-errors --region "$REGION" >&2 || return 1
+  py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" || return 1
+  aws s3 cp "$STATE_DIR/complete.json" "${uri}_COMPLETE.json" --only-show-errors --region "$REGION" >&2 || return 1
+  aws s3 cp "$STATE_DIR/latest.next" "$S3_RUN/checkpoints/latest.json" --only-show-errors --region "$REGION" >&2 || return 1
+  mv "$STATE_DIR/latest.next" "$LATEST_FILE"
+  echo "$fingerprint" >"$FINGERPRINT_FILE"
+  note "checkpoint $id uploaded"
+}
+
+sync_all() {
+  py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/metrics-offset" "$METRICS_FILE" \
+    "$STATE_DIR/metrics-last.json" "$ATTEMPT"
+  aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >&2
+  snapshot_checkpoint
+}
+
+wait_sync() {
+  if [ -n "$SYNC_PID" ]; then wait "$SYNC_PID" 2>/dev/null; SYNC_PID=""; fi
+}
+
+training_alive() { [ -n "$TRAIN_PID" ] && kill -0 "$TRAIN_PID" 2>/dev/null; }
+group_alive() { [ -n "$TRAIN_PID" ] && kill -0 -- "-$TRAIN_PID" 2>/dev/null; }
+
+# Stop signal to the whole process group, up to the grace period to save, then SIGKILL.
+stop_training() {
+  local deadline
+  group_alive || return 0
+  kill "-$STOP_SIGNAL" -- "-$TRAIN_PID" 2>/dev/null
+  deadline=$(($(now_ms) + GRACE_MS))
+  while group_alive && (($(now_ms) < deadline)); do sleep 0.2; done
+  if group_alive; then
+    note "training did not stop within the grace period; killing it"
+    kill -KILL -- "-$TRAIN_PID" 2>/dev/null
+  fi
+  wait "$TRAIN_PID" 2>/dev/null
+}
+
+interrupt() { # error name, reason
+  note "checkpoint requested ($2): sending SIG$STOP_SIGNAL to the training"
+  stop_training
+  wait_sync
+  sync_all || note "final checkpoint upload failed; the previous checkpoint stays the latest"
+  py interrupt-cause "$LATEST_FILE" "$2" "$STATE_DIR/cause.json"
+  report_failure "$1" "$STATE_DIR/cause.json"
+}
+
+finish() { # exit code
+  local code=$1 manifest_uri="$S3_RUN/outputs/_manifest.json"
+  note "training exited with code $code"
+  wait_sync
+  if [ "$code" -ne 0 ]; then
+    sync_all
+    py failure-cause "$TRAIN_LOG" "$code" "$STATE_DIR/cause.json"
+    report_failure Training.Failed "$STATE_DIR/cause.json"
+    return
+  fi
+  if sync_all &&
+    aws s3 sync "$OUTPUT_DIR" "$S3_RUN/outputs/" --only-show-errors --region "$REGION" >&2 &&
+    py manifest "$OUTPUT_DIR" "$RUN_ID" "$ATTEMPT" "$S3_RUN/outputs/" "$STATE_DIR/manifest.json" &&
+    aws s3 cp "$STATE_DIR/manifest.json" "$manifest_uri" --only-show-errors --region "$REGION" >&2; then
+    py success-output "$LATEST_FILE" "$STATE_DIR/metrics-last.json" "$manifest_uri" "$STATE_DIR/output.json"
+    sfn_final send-task-success "output=@$STATE_DIR/output.json"
+  else
+    py message-cause "uploading the final checkpoint or outputs to $S3_RUN failed" "$STATE_DIR/cause.json"
+    report_failure Agent.UploadFailed "$STATE_DIR/cause.json"
+  fi
+}
+
+imds_notice() {
+  local token
+  token=$(curl -sf -m 2 -X PUT "$IMDS/latest/api/token" -H 'X-aws-ec2-metadata-token-ttl-seconds: 300') || return 1
+  curl -sf -m 2 -o /dev/null -H "X-aws-ec2-metadata-token: $token" "$IMDS/latest/meta-data/spot/instance-action"
+}
+
+supervise() {
+  local now next_heartbeat next_imds next_sync code reason
+  now=$(now_ms)
+  next_heartbeat=$((now + HEARTBEAT_MS))
+  next_imds=$now
+  next_sync=$((now + SYNC_MS))
+  while :; do
+    if ! training_alive; then
+      wait "$TRAIN_PID"
+      code=$?
+      kill -KILL -- "-$TRAIN_PID" 2>/dev/null # stragglers the script left behind
+      finish "$code"
+      return
+    fi
+    if [ -e "$CONTROL_DIR/stop" ]; then
+      interrupt Run.Cancelled requested
+      return
+    fi
+    if [ -e "$CONTROL_DIR/checkpoint-now" ]; then
+      reason=$(head -c 32 "$CONTROL_DIR/checkpoint-now" | tr -cd 'a-z-')
+      interrupt Spot.Interrupted "${reason:-spot-warning}"
+      return
+    fi
+    now=$(now_ms)
+    if [ "$IMDS" != off ] && ((now >= next_imds)); then
+      if imds_notice; then
+        interrupt Spot.Interrupted imds
+        return
+      fi
+      next_imds=$((now + IMDS_POLL_MS))
+    fi
+    if ((now >= next_heartbeat)); then
+      sfn_call send-task-heartbeat
+      if [ $? -eq 2 ]; then
+        note "the execution no longer waits for this attempt; stopping"
+        return
+      fi
+      next_heartbeat=$((now + HEARTBEAT_MS))
+    fi
+    if ((now >= next_sync)) && { [ -z "$SYNC_PID" ] || ! kill -0 "$SYNC_PID" 2>/dev/null; }; then
+      wait_sync
+      # In the background, so a long checkpoint upload never delays a spot notice.
+      sync_all &
+      SYNC_PID=$!
+      next_sync=$((now + SYNC_MS))
+    fi
+    sleep 0.2
+  done
+}
+
+cleanup() {
+  if group_alive; then kill -KILL -- "-$TRAIN_PID" 2>/dev/null; fi
+  if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
+  rm -f "$TOKEN_FILE" "$STATE_DIR"/request.*
+}
+
+main() {
+  mkdir -p "$CONTROL_DIR" "$UPLOAD_DIR/logs"
+  echo $$ >"$STATE_DIR/agent.pid"
+  trap cleanup EXIT
+  trap 'exit 143' TERM INT
+  write_python_helper
+  load_config || { echo "runctl agent: unreadable config in $STATE_DIR" >&2; exit 1; }
+  fetch_token || exit 1
+  SETUP_ERROR="setting up the attempt failed"
+  if ! prepare; then
+    note "$SETUP_ERROR"
+    aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >&2
+    py message-cause "$SETUP_ERROR" "$STATE_DIR/cause.json"
+    report_failure Run.PrecheckFailed "$STATE_DIR/cause.json"
+    exit 1
+  fi
+  start_training
+  supervise
+  note "agent done"
+  aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >/dev/null 2>&1
+}
+
+main

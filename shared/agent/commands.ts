@@ -1,0 +1,171 @@
+/// <reference types="vite/client" />
+import { AgentIdSchema, parseAgentConfig, type AgentConfigInput } from './agent-config';
+// agent.sh is the single source of the agent. `?raw` imports it as text: vitest (vite)
+// understands the suffix natively; esbuild strips an unresolvable `?raw` suffix and loads
+// the file with the `.sh` → `text` loader that the handler bundles configure. Reading the file
+// at run time (fs + import.meta.url) would not survive bundling. The triple-slash reference
+// above only brings in the `*?raw` module type.
+import agentScript from './agent.sh?raw';
+
+/** Text of the agent script that the launch command installs. */
+export const AGENT_SCRIPT: string = agentScript;
+
+/** Exit codes of the prefetch command, distinct so the handler can name the failure. */
+export const PREFETCH_EXIT = { sourceMissing: 20, accessDenied: 21, copyFailed: 22 } as const;
+
+/** Exit code of a control command (checkpoint now, stop) when no agent runs that attempt. */
+export const CONTROL_EXIT_NO_AGENT = 3;
+
+/** Single-quotes a value for bash: nothing inside is expanded. */
+export function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", `'\\''`)}'`;
+}
+
+function base64(text: string): string {
+  return Buffer.from(text, 'utf8').toString('base64');
+}
+
+/** Instance path of one attempt's agent state, as bash text (ids are validated: no quoting needed). */
+function attemptDir(runId: string, attempt: number): string {
+  const id = AgentIdSchema.parse(runId);
+  if (!Number.isInteger(attempt) || attempt < 1) throw new Error(`attempt must be a positive integer, got ${attempt}`);
+  return `"\${RUNCTL_INSTANCE_ROOT:-}/opt/runctl/attempts/${id}/${attempt}"`;
+}
+
+/**
+ * The bash text sent through SSM `AWS-RunShellScript` that installs and starts the agent for
+ * one attempt. It returns at once: the agent runs detached (`setsid nohup`), so SSM's 48 hour
+ * command limit does not apply. A second launch of the same attempt exits 0 without starting
+ * anything (an atomic `mkdir` marker), so retried LaunchTraining states are harmless.
+ * The script and config travel as base64 (≈25 KB, well inside SSM's parameter size limit);
+ * the task token is not in either.
+ */
+export function buildAgentLaunchCommand(input: AgentConfigInput): string {
+  const config = parseAgentConfig(input);
+  const dir = attemptDir(config.runId, config.attempt);
+  return [
+    '#!/bin/bash',
+    'set -euo pipefail',
+    `dir=${dir}`,
+    'mkdir -p "$dir"',
+    'if ! mkdir "$dir/launched" 2>/dev/null; then',
+    `  echo '{"launched":false,"reason":"this attempt was already launched on this instance"}'`,
+    '  exit 0',
+    'fi',
+    'umask 077',
+    `printf '%s' '${base64(AGENT_SCRIPT)}' | base64 -d > "$dir/agent.sh"`,
+    `printf '%s' '${base64(JSON.stringify(config))}' | base64 -d > "$dir/config.json"`,
+    'setsid nohup bash "$dir/agent.sh" "$dir" </dev/null >>"$dir/agent.log" 2>&1 &',
+    `echo '{"launched":true}'`,
+    '',
+  ].join('\n');
+}
+
+function controlCommand(runId: string, attempt: number, file: string, content: string): string {
+  const dir = attemptDir(runId, attempt);
+  return [
+    '#!/bin/bash',
+    'set -euo pipefail',
+    `dir=${dir}`,
+    'if [ ! -d "$dir/launched" ]; then',
+    `  echo "no runctl agent for attempt ${attempt} of run ${runId} on this instance" >&2`,
+    `  exit ${CONTROL_EXIT_NO_AGENT}`,
+    'fi',
+    'mkdir -p "$dir/control"',
+    // Written then renamed, so the agent never reads a half-written file.
+    `printf '%s' '${content}' > "$dir/control/${file}.tmp"`,
+    `mv "$dir/control/${file}.tmp" "$dir/control/${file}"`,
+    `echo '{"delivered":"${file}"}'`,
+    '',
+  ].join('\n');
+}
+
+/** Asks the agent of an attempt to checkpoint now and call back `Spot.Interrupted`. */
+export function checkpointNowCommand(
+  runId: string,
+  attempt: number,
+  reason: 'spot-warning' | 'requested' = 'spot-warning',
+): string {
+  return controlCommand(runId, attempt, 'checkpoint-now', reason);
+}
+
+/** Asks the agent of an attempt to checkpoint, stop and call back `Run.Cancelled`. */
+export function stopCommand(runId: string, attempt: number): string {
+  return controlCommand(runId, attempt, 'stop', 'requested');
+}
+
+export interface PrefetchItem {
+  /** `s3://bucket/prefix/` (synced) or `s3://bucket/key` of one object (copied). */
+  source: string;
+  /** Absolute instance path; a prefix lands inside it, an object lands at it (or inside it when it ends with "/"). */
+  target: string;
+}
+
+/**
+ * The bash text that copies each data source to its target on the instance. It prints one JSON
+ * line per source (`{"source","target","bytes","seconds"}`), and stops with exit code
+ * `PREFETCH_EXIT.sourceMissing` when a source lists nothing, `accessDenied` when S3 refuses.
+ */
+export function prefetchCommand(data: readonly PrefetchItem[]): string {
+  const lines = [
+    '#!/bin/bash',
+    'set -uo pipefail',
+    'root="${RUNCTL_INSTANCE_ROOT:-}"',
+    'fetch() {',
+    '  local source=$1 target="$root$2" started err listing bucket key object',
+    '  started=$(date +%s%N)',
+    '  err=$(mktemp)',
+    '  bucket=${source#s3://}; key=${bucket#*/}; bucket=${bucket%%/*}',
+    '  list() {',
+    '    listing=$(aws s3api list-objects-v2 --bucket "$bucket" --prefix "$1" --max-items 1 --query "Contents[].Key" --output text 2>"$err")',
+    '    local rc=$?',
+    '    if [ "$listing" = None ]; then listing=""; fi',
+    '    if [ $rc -eq 0 ]; then return 0; fi',
+    '    if grep -qE "AccessDenied|Forbidden|403" "$err"; then',
+    `      echo "runctl prefetch: access denied to $source: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.accessDenied}`,
+    '    fi',
+    `    echo "runctl prefetch: cannot list $source: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.copyFailed}`,
+    '  }',
+    // One key is enough to tell an object from a prefix from nothing; a full listing of a large dataset is slow.
+    '  object=no',
+    '  list "$key"',
+    '  if [ "$listing" = "$key" ] && [ "${source%/}" = "$source" ]; then object=yes; else key="${key%/}/"; list "$key"; fi',
+    '  if [ -z "$listing" ]; then',
+    `    echo "runctl prefetch: data source $source is missing (nothing under it)" >&2; exit ${PREFETCH_EXIT.sourceMissing}`,
+    '  fi',
+    '  if [ $object = yes ]; then',
+    // One object: copy it to the target path (or into the target directory).
+    '    if [ "${target%/}" != "$target" ]; then mkdir -p "$target"; else mkdir -p "$(dirname "$target")"; fi',
+    '    aws s3 cp "$source" "$target" --only-show-errors 2>"$err" >&2',
+    '  else',
+    '    mkdir -p "$target"',
+    '    aws s3 sync "${source%/}/" "$target" --only-show-errors 2>"$err" >&2',
+    '  fi',
+    '  if [ $? -ne 0 ]; then',
+    '    if grep -qE "AccessDenied|Forbidden|403" "$err"; then',
+    `      echo "runctl prefetch: access denied to $source: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.accessDenied}`,
+    '    fi',
+    `    echo "runctl prefetch: copying $source failed: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.copyFailed}`,
+    '  fi',
+    '  rm -f "$err"',
+    '  python3 - "$source" "$2" "$target" "$started" "$(date +%s%N)" <<\'PY\'',
+    'import json, os, sys',
+    'source, shown, target, started, ended = sys.argv[1:6]',
+    'if os.path.isdir(target):',
+    '    size = sum(os.path.getsize(os.path.join(b, n)) for b, _, ns in os.walk(target) for n in ns)',
+    'else:',
+    '    size = os.path.getsize(target)',
+    'print(json.dumps({"source": source, "target": shown, "bytes": size, "seconds": round((int(ended) - int(started)) / 1e9, 3)}))',
+    'PY',
+    '}',
+  ];
+  for (const item of data) {
+    if (!/^s3:\/\/[^/]+\/?/.test(item.source)) throw new Error(`data source must be an s3:// URI, got ${item.source}`);
+    if (!item.target.startsWith('/') || item.target.split('/').includes('..')) {
+      throw new Error(`data target must be an absolute path without "..", got ${item.target}`);
+    }
+    lines.push(`fetch ${shellQuote(item.source)} ${shellQuote(item.target)}`);
+  }
+  lines.push('');
+  return lines.join('\n');
+}
