@@ -1,5 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { RunInvalidError } from '../../shared/errors';
+import { buildTrainingArgv } from '../../shared/domain/hyperparameters';
+import { shellJoin } from '../../shared/domain/shell';
 import { DurationSchema, parseRunSpec, RunSpecSchema, type RunSpecInput } from '../../shared/domain/run-spec';
 
 const minimal: RunSpecInput = {
@@ -154,5 +157,17 @@ describe('invalid run specs', () => {
   it('keeps unknown top-level keys out of the parsed spec', () => {
     const parsed = RunSpecSchema.parse({ ...minimal, clientToken: 'abc' });
     expect(parsed).not.toHaveProperty('clientToken');
+  });
+});
+
+describe('the example in docs/run-spec.md', () => {
+  const doc = readFileSync(new URL('../../docs/run-spec.md', import.meta.url), 'utf8');
+  const json = /```json\n([\s\S]*?)```/.exec(doc)?.[1] ?? '';
+
+  it('parses, and runs the command the page says it does', () => {
+    const spec = parseRunSpec(JSON.parse(json));
+    expect(spec.limits).toEqual({ maxRuntime: 3 * 86400, maxCostUsd: 250 });
+    expect(spec.data[0]).toEqual({ source: 's3://datasets/imagenet/', target: '/data' });
+    expect(doc).toContain(`\n${shellJoin(buildTrainingArgv(spec))}\n`);
   });
 });
