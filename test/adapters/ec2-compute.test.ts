@@ -18,6 +18,7 @@ import {
   ParameterNotFound,
   SendCommandCommand,
   SSMClient,
+  type PingStatus,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
@@ -371,7 +372,7 @@ describe('readiness', () => {
     expect(ssmMock.commandCalls(DescribeInstanceInformationCommand)).toHaveLength(0);
   });
 
-  it.each([
+  it.each<[PingStatus | undefined, boolean]>([
     ['Online', true],
     ['ConnectionLost', false],
     [undefined, false],
