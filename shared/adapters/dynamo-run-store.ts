@@ -1,6 +1,5 @@
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { z } from 'zod';
 import type { Attempt, RunRecord } from '../domain/run-record';
 import { canTransition, type RunStatus } from '../domain/run-status';
 import {
@@ -14,11 +13,15 @@ import {
 } from '../errors';
 import type { ListOptions, Page, RunStore, TransitionPatch } from '../ports/run-store';
 import {
+  decodePageToken,
+  encodePageToken,
   fromRunItem,
   LAST_ATTEMPT_ATTRIBUTE,
   ownerPartition,
   ownerStatusPartition,
+  pageSize,
   RUNS_INDEX,
+  type RunsIndex,
   runKey,
   statusIndexKeys,
   statusPartition,
@@ -31,9 +34,6 @@ const THROTTLING_ERRORS: ReadonlySet<string> = new Set([
   'ThrottlingException',
   'RequestLimitExceeded',
 ]);
-
-const DEFAULT_PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 100;
 
 /** Fields a transition may patch; listed so that no stray property of the patch reaches the item. */
 const TRANSITION_FIELDS = [
@@ -65,7 +65,7 @@ const attemptFieldsComplete: Missing<Exclude<keyof Attempt, 'attempt'>, (typeof 
 void transitionFieldsComplete;
 void attemptFieldsComplete;
 
-type IndexDefinition = (typeof RUNS_INDEX)[keyof typeof RUNS_INDEX];
+type UpdateOutcome = { applied: true; item: Record<string, unknown> } | { applied: false; failure: unknown };
 
 /** The document client the store expects: optional record fields are dropped, never written as null. */
 export function runsDocumentClient(client: DynamoDBClient): DynamoDBDocumentClient {
@@ -192,7 +192,7 @@ export class DynamoRunStore implements RunStore {
     // concatenate, so the owner (which never changes) is read first.
     const owner = await this.readOwner(runId);
     const update = new UpdateBuilder();
-    update.set(update.name('status'), 'to', to).set(update.name('updatedAt'), 'now', this.now());
+    update.set(update.name('status'), 'to', to);
     for (const [attribute, value] of Object.entries(statusIndexKeys(owner, to))) {
       update.set(update.name(attribute), attribute, value);
     }
@@ -202,30 +202,14 @@ export class DynamoRunStore implements RunStore {
       else if (field === 'statusReason') update.remove(update.name(field));
     }
     const fromValues = legal.map((status, i) => update.value(`from${i}`, status));
-    try {
-      const output = await this.call(`move run ${runId} to ${to}`, () =>
-        this.documentClient.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: runKey(runId),
-            UpdateExpression: update.expression(),
-            ConditionExpression: `${update.name('status')} IN (${fromValues.join(', ')})`,
-            ExpressionAttributeNames: update.names,
-            ExpressionAttributeValues: update.values,
-            ReturnValues: 'ALL_NEW',
-          }),
-        ),
-      );
-      if (output.Attributes === undefined) throw new RunctlError(`Moving run ${runId} to ${to} returned no record`);
-      return fromRunItem(output.Attributes);
-    } catch (error) {
-      if (!isConditionFailed(error)) throw error;
-      const actual = (await this.getExisting(runId)).status;
-      throw new StatusConflictError(
-        `Run ${runId} is ${actual}, not ${legal.join(' or ')}, so it was not moved to ${to}`,
-        { cause: error },
-      );
-    }
+    const condition = `${update.name('status')} IN (${fromValues.join(', ')})`;
+
+    const outcome = await this.updateRun(`move run ${runId} to ${to}`, runId, update, condition);
+    if (outcome.applied) return fromRunItem(outcome.item);
+    const actual = (await this.getExisting(runId)).status;
+    throw new StatusConflictError(`Run ${runId} is ${actual}, not ${legal.join(' or ')}, so it was not moved to ${to}`, {
+      cause: outcome.failure,
+    });
   }
 
   /**
@@ -235,33 +219,17 @@ export class DynamoRunStore implements RunStore {
   async appendAttempt(runId: string, attempt: Attempt): Promise<void> {
     const update = new UpdateBuilder();
     const last = update.name(LAST_ATTEMPT_ATTRIBUTE);
-    update
-      .append(update.name('attempts'), 'appended', [attempt])
-      .set(last, 'attempt', attempt.attempt)
-      .set(update.name('updatedAt'), 'now', this.now());
-    const previous = update.value('previous', attempt.attempt - 1);
-    try {
-      await this.call(`append attempt ${attempt.attempt} to run ${runId}`, () =>
-        this.documentClient.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: runKey(runId),
-            UpdateExpression: update.expression(),
-            ConditionExpression: `${last} = ${previous}`,
-            ExpressionAttributeNames: update.names,
-            ExpressionAttributeValues: update.values,
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!isConditionFailed(error)) throw error;
-      const record = await this.getExisting(runId);
-      if (record.attempts.some((a) => a.attempt === attempt.attempt)) return; // a retry: already there
-      throw new ConflictError(
-        `Run ${runId} has ${record.attempts.length} attempt(s); attempt ${attempt.attempt} cannot be appended`,
-        { cause: error },
-      );
-    }
+    update.append(update.name('attempts'), 'appended', [attempt]).set(last, 'attempt', attempt.attempt);
+    const condition = `${last} = ${update.value('previous', attempt.attempt - 1)}`;
+
+    const outcome = await this.updateRun(`append attempt ${attempt.attempt} to run ${runId}`, runId, update, condition);
+    if (outcome.applied) return;
+    const record = await this.getExisting(runId);
+    if (record.attempts.some((a) => a.attempt === attempt.attempt)) return; // a retry: already there
+    throw new ConflictError(
+      `Run ${runId} has ${record.attempts.length} attempt(s); attempt ${attempt.attempt} cannot be appended`,
+      { cause: outcome.failure },
+    );
   }
 
   /**
@@ -279,29 +247,16 @@ export class DynamoRunStore implements RunStore {
       const value = patch[field];
       if (value !== undefined) update.set(`${entry}.${update.name(field)}`, field, value);
     }
-    update.set(update.name('updatedAt'), 'now', this.now());
     const number = update.value('attempt', attemptNumber);
-    try {
-      await this.call(`update attempt ${attemptNumber} of run ${runId}`, () =>
-        this.documentClient.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: runKey(runId),
-            UpdateExpression: update.expression(),
-            ConditionExpression: `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${number} AND ${entry}.${update.name('attempt')} = ${number}`,
-            ExpressionAttributeNames: update.names,
-            ExpressionAttributeValues: update.values,
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!isConditionFailed(error)) throw error;
-      const record = await this.getExisting(runId);
-      throw new ConflictError(
-        `Run ${runId}: attempt ${attemptNumber} is not its newest attempt (it has ${record.attempts.length})`,
-        { cause: error },
-      );
-    }
+    const condition = `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${number} AND ${entry}.${update.name('attempt')} = ${number}`;
+
+    const outcome = await this.updateRun(`update attempt ${attemptNumber} of run ${runId}`, runId, update, condition);
+    if (outcome.applied) return;
+    const record = await this.getExisting(runId);
+    throw new ConflictError(
+      `Run ${runId}: attempt ${attemptNumber} is not its newest attempt (it has ${record.attempts.length})`,
+      { cause: outcome.failure },
+    );
   }
 
   /**
@@ -310,33 +265,17 @@ export class DynamoRunStore implements RunStore {
    */
   async setTaskToken(runId: string, attempt: number, token: string): Promise<void> {
     const update = new UpdateBuilder();
-    const attemptNumber = update.value('attempt', attempt);
-    update
-      .set(update.name('taskToken'), 'token', token)
-      .set(update.name('taskTokenAttempt'), 'attempt', attempt)
-      .set(update.name('updatedAt'), 'now', this.now());
-    try {
-      await this.call(`store the task token of run ${runId}`, () =>
-        this.documentClient.send(
-          new UpdateCommand({
-            TableName: this.tableName,
-            Key: runKey(runId),
-            UpdateExpression: update.expression(),
-            ConditionExpression: `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${attemptNumber}`,
-            ExpressionAttributeNames: update.names,
-            ExpressionAttributeValues: update.values,
-          }),
-        ),
-      );
-    } catch (error) {
-      if (!isConditionFailed(error)) throw error;
-      const record = await this.getExisting(runId);
-      // The token itself stays out of the message: it must never reach a log.
-      throw new ConflictError(
-        `Run ${runId}: attempt ${attempt} is not its newest attempt (it has ${record.attempts.length}); task token not stored`,
-        { cause: error },
-      );
-    }
+    update.set(update.name('taskToken'), 'token', token).set(update.name('taskTokenAttempt'), 'attempt', attempt);
+    const condition = `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${update.value('attempt', attempt)}`;
+
+    const outcome = await this.updateRun(`store the task token of run ${runId}`, runId, update, condition);
+    if (outcome.applied) return;
+    const record = await this.getExisting(runId);
+    // The token itself stays out of the message: it must never reach a log.
+    throw new ConflictError(
+      `Run ${runId}: attempt ${attempt} is not its newest attempt (it has ${record.attempts.length}); task token not stored`,
+      { cause: outcome.failure },
+    );
   }
 
   /**
@@ -346,23 +285,37 @@ export class DynamoRunStore implements RunStore {
   async clearTaskToken(runId: string, token: string): Promise<boolean> {
     const update = new UpdateBuilder();
     const stored = update.name('taskToken');
-    update.remove(stored).remove(update.name('taskTokenAttempt')).set(update.name('updatedAt'), 'now', this.now());
+    update.remove(stored).remove(update.name('taskTokenAttempt'));
+    const condition = `${stored} = ${update.value('token', token)}`;
+
+    const outcome = await this.updateRun(`clear the task token of run ${runId}`, runId, update, condition);
+    return outcome.applied;
+  }
+
+  /**
+   * Sends a conditional UpdateItem on a run, stamping `updatedAt`. A failed condition is an
+   * expected outcome that each caller interprets, so it is returned rather than thrown.
+   */
+  private async updateRun(what: string, runId: string, update: UpdateBuilder, condition: string): Promise<UpdateOutcome> {
+    update.set(update.name('updatedAt'), 'now', this.now());
     try {
-      await this.call(`clear the task token of run ${runId}`, () =>
+      const output = await this.call(what, () =>
         this.documentClient.send(
           new UpdateCommand({
             TableName: this.tableName,
             Key: runKey(runId),
             UpdateExpression: update.expression(),
-            ConditionExpression: `${stored} = ${update.value('token', token)}`,
+            ConditionExpression: condition,
             ExpressionAttributeNames: update.names,
             ExpressionAttributeValues: update.values,
+            ReturnValues: 'ALL_NEW',
           }),
         ),
       );
-      return true;
+      if (output.Attributes === undefined) throw new RunctlError(`DynamoDB returned no record from the request to ${what}`);
+      return { applied: true, item: output.Attributes };
     } catch (error) {
-      if (isConditionFailed(error)) return false;
+      if (isConditionFailed(error)) return { applied: false, failure: error };
       throw error;
     }
   }
@@ -395,13 +348,13 @@ export class DynamoRunStore implements RunStore {
   }
 
   private async query(
-    index: IndexDefinition,
+    index: RunsIndex,
     partition: string,
     oldestFirst: boolean,
     options: ListOptions,
   ): Promise<Page<RunRecord>> {
     const limit = pageSize(options.limit);
-    const startKey = options.nextToken === undefined ? undefined : decodeToken(options.nextToken, index, partition);
+    const startKey = options.nextToken === undefined ? undefined : decodePageToken(options.nextToken, index, partition);
     const output = await this.call(`list runs by ${index.name}`, () =>
       this.documentClient.send(
         new QueryCommand({
@@ -417,7 +370,7 @@ export class DynamoRunStore implements RunStore {
       ),
     );
     const items = (output.Items ?? []).map(fromRunItem);
-    return output.LastEvaluatedKey === undefined ? { items } : { items, nextToken: encodeToken(output.LastEvaluatedKey) };
+    return output.LastEvaluatedKey === undefined ? { items } : { items, nextToken: encodePageToken(output.LastEvaluatedKey) };
   }
 
   /** Runs one SDK call; a failed condition is rethrown for the caller, anything else translated. */
@@ -438,46 +391,4 @@ export class DynamoRunStore implements RunStore {
 
 function isConditionFailed(error: unknown): boolean {
   return error instanceof Error && error.name === 'ConditionalCheckFailedException';
-}
-
-function pageSize(limit: number | undefined): number {
-  if (limit === undefined) return DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new RunInvalidError(`limit must be a positive integer, got ${limit}`, [
-      { path: 'limit', message: 'must be a positive integer' },
-    ]);
-  }
-  return Math.min(limit, MAX_PAGE_SIZE);
-}
-
-const StartKeySchema = z.record(z.string(), z.string());
-
-/** The page token is the LastEvaluatedKey, opaque to callers (base64url of its JSON). */
-function encodeToken(lastEvaluatedKey: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify(lastEvaluatedKey), 'utf8').toString('base64url');
-}
-
-/**
- * Decodes a page token, accepting only a key of this index and this partition: a token from
- * another listing would otherwise surface as a DynamoDB ValidationException.
- */
-function decodeToken(token: string, index: IndexDefinition, partition: string): Record<string, string> {
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    decoded = undefined;
-  }
-  const key = StartKeySchema.safeParse(decoded);
-  const expected = [TABLE_KEY.partition, TABLE_KEY.sort, index.partition, index.sort].sort();
-  const valid =
-    key.success &&
-    Object.keys(key.data).sort().join() === expected.join() &&
-    key.data[index.partition] === partition;
-  if (!valid) {
-    throw new RunInvalidError('nextToken is invalid: pass the nextToken of the previous page of the same listing unchanged', [
-      { path: 'nextToken', message: 'is not a token returned by this listing' },
-    ]);
-  }
-  return key.data;
 }

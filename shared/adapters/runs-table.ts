@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { RunSpecSchema } from '../domain/run-spec';
 import type { RunRecord } from '../domain/run-record';
 import { RUN_STATUSES, type RunStatus } from '../domain/run-status';
-import { RunctlError } from '../errors';
+import { RunctlError, RunInvalidError } from '../errors';
 
 /**
  * Layout of the runs table: one table, single-table design. Every item has a generic `pk`/`sk`
@@ -33,6 +33,7 @@ export const RUNS_INDEX = {
 } as const;
 
 export type RunsIndexName = keyof typeof RUNS_INDEX;
+export type RunsIndex = (typeof RUNS_INDEX)[RunsIndexName];
 
 /** Attribute that mirrors the newest attempt number, so appends can be conditional on it. */
 export const LAST_ATTEMPT_ATTRIBUTE = 'lastAttempt';
@@ -175,4 +176,53 @@ export function fromRunItem(item: Record<string, unknown>): RunRecord {
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
   throw new RunctlError(`Stored run item ${String(item[TABLE_KEY.partition])} is malformed: ${problems}`);
+}
+
+// Paging through the indexes.
+
+const DEFAULT_PAGE_SIZE = 50;
+/** Bounds one API response; DynamoDB itself also ends a page at 1 MB read and says so with LastEvaluatedKey. */
+const MAX_PAGE_SIZE = 100;
+
+/** The page size a listing asks DynamoDB for. */
+export function pageSize(limit: number | undefined): number {
+  if (limit === undefined) return DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RunInvalidError(`limit must be a positive integer, got ${limit}`, [
+      { path: 'limit', message: 'must be a positive integer' },
+    ]);
+  }
+  return Math.min(limit, MAX_PAGE_SIZE);
+}
+
+const StartKeySchema = z.record(z.string(), z.string());
+
+/** The page token is the LastEvaluatedKey, opaque to callers (base64url of its JSON). */
+export function encodePageToken(lastEvaluatedKey: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify(lastEvaluatedKey), 'utf8').toString('base64url');
+}
+
+/**
+ * Decodes a page token, accepting only a key of this index and this partition: a token from
+ * another listing would otherwise surface as a DynamoDB ValidationException.
+ */
+export function decodePageToken(token: string, index: RunsIndex, partition: string): Record<string, string> {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
+  } catch {
+    decoded = undefined;
+  }
+  const key = StartKeySchema.safeParse(decoded);
+  const expected = [TABLE_KEY.partition, TABLE_KEY.sort, index.partition, index.sort].sort();
+  const valid =
+    key.success &&
+    Object.keys(key.data).sort().join() === expected.join() &&
+    key.data[index.partition] === partition;
+  if (!valid) {
+    throw new RunInvalidError('nextToken is invalid: pass the nextToken of the previous page of the same listing unchanged', [
+      { path: 'nextToken', message: 'is not a token returned by this listing' },
+    ]);
+  }
+  return key.data;
 }
