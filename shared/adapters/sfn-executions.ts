@@ -9,21 +9,12 @@ import {
   TaskTimedOut,
   type SFNClient,
 } from '@aws-sdk/client-sfn';
-import { AwsCallFailedError, ThrottledError } from '../errors';
+import { AwsCallFailedError } from '../errors';
+import { translateAwsError } from './aws-errors';
 import type { ExecutionStatus, Executions, StartedExecution } from '../ports/executions';
 
 /** Step Functions caps an error cause at 32,768 characters. */
 const MAX_CAUSE = 32_768;
-
-function isThrottle(error: unknown): boolean {
-  return error instanceof Error && /Throttl|TooManyRequests|RequestLimitExceeded/.test(error.name);
-}
-
-function translate(action: string, error: unknown): Error {
-  if (isThrottle(error)) return new ThrottledError(`Step Functions ${action} was throttled`, { cause: error });
-  const detail = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return new AwsCallFailedError(`Step Functions ${action} failed (${detail})`, { cause: error });
-}
 
 /** Executions of one state machine through the Step Functions API. */
 export class SfnExecutions implements Executions {
@@ -45,8 +36,7 @@ export class SfnExecutions implements Executions {
       if (error instanceof ExecutionAlreadyExists) {
         return { executionArn: this.executionArnFor(runId), alreadyStarted: true };
       }
-      if (error instanceof AwsCallFailedError) throw error;
-      throw translate('StartExecution', error);
+      throw translateAwsError(error, 'StartExecution');
     }
   }
 
@@ -56,7 +46,7 @@ export class SfnExecutions implements Executions {
       return out.status;
     } catch (error) {
       if (error instanceof ExecutionDoesNotExist) return undefined;
-      throw translate('DescribeExecution', error);
+      throw translateAwsError(error, 'DescribeExecution');
     }
   }
 
@@ -67,7 +57,7 @@ export class SfnExecutions implements Executions {
     } catch (err) {
       // The task already closed (callback raced us, heartbeat timeout): nothing left to fail.
       if (err instanceof TaskDoesNotExist || err instanceof TaskTimedOut || err instanceof InvalidToken) return false;
-      throw translate('SendTaskFailure', err);
+      throw translateAwsError(err, 'SendTaskFailure');
     }
   }
 

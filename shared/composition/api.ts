@@ -1,9 +1,14 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
+import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
+import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
+import { Ec2Compute } from '../adapters/ec2-compute';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { requireEnv } from '../config';
+import type { Compute } from '../ports/compute';
 import type { Executions } from '../ports/executions';
 import type { RunStore } from '../ports/run-store';
 
@@ -11,6 +16,8 @@ import type { RunStore } from '../ports/run-store';
 export interface ApiDeps {
   store: RunStore;
   executions: Executions;
+  /** Reaches a live attempt's agent (cancel). */
+  compute: Compute;
   clock: () => Date;
   logger: Logger;
 }
@@ -26,8 +33,9 @@ let built: ApiDeps | undefined;
  */
 export function awsApiDeps(): ApiDeps {
   built ??= {
-    store: new DynamoRunStore(runsDocumentClient(new DynamoDBClient({})), requireEnv('RUNS_TABLE')),
-    executions: new SfnExecutions(new SFNClient({}), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
+    store: new DynamoRunStore(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), requireEnv('RUNS_TABLE')),
+    executions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
+    compute: new Ec2Compute({ ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG), ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG) }),
     clock: () => new Date(),
     logger: apiLogger,
   };

@@ -39,3 +39,14 @@ export function pathParameter(event: ApiEvent, name: string): string {
   }
   return value;
 }
+
+/** The JSON body of a route whose body may be omitted; malformed JSON is a 400. */
+export function optionalJsonBody(event: ApiEvent): unknown {
+  if (event.body === undefined || event.body.trim() === '') return undefined;
+  const text = event.isBase64Encoded ? Buffer.from(event.body, 'base64').toString('utf8') : event.body;
+  try {
+    return JSON.parse(text);
+  } catch (error) {
+    throw new RunInvalidError('The request body is not valid JSON', [{ path: '(body)', message: 'is not valid JSON' }], { cause: error });
+  }
+}

@@ -94,6 +94,6 @@ describe('SfnExecutions error translation', () => {
     sfn.on(StartExecutionCommand).rejects(Object.assign(new Error('User is not authorized'), { name: 'AccessDeniedException' }));
 
     await expect(executions.start('r-1', {})).rejects.toThrow(AwsCallFailedError);
-    await expect(executions.start('r-1', {})).rejects.toThrow(/StartExecution failed \(AccessDeniedException/);
+    await expect(executions.start('r-1', {})).rejects.toThrow(/StartExecution failed: AccessDeniedException/);
   });
 });

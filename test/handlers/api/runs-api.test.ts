@@ -1,10 +1,14 @@
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { SFNClient, SendTaskFailureCommand, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SSMClient, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler as createCancelRun } from '../../../functions/api/cancel-run';
 import { createHandler as createCreateRun } from '../../../functions/api/create-run';
 import { createHandler as createGetRun } from '../../../functions/api/get-run';
 import { createHandler as createListRuns } from '../../../functions/api/list-runs';
 import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
+import { Ec2Compute } from '../../../shared/adapters/ec2-compute';
 import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
 import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
 import { ALICE, BOB, apiEvent, lambdaContext } from '../../support/api-events';
@@ -33,6 +37,8 @@ describe('runs API handlers', () => {
   let deps: ApiDeps;
   const sfnClient = new SFNClient({ region: 'us-east-1' });
   const sfn = mockClient(sfnClient);
+  const ssmClient = new SSMClient({ region: 'us-east-1' });
+  const ssm = mockClient(ssmClient);
   const createRun = () => createCreateRun(() => deps);
   const getRun = () => createGetRun(() => deps);
   const listRuns = () => createListRuns(() => deps);
@@ -47,6 +53,7 @@ describe('runs API handlers', () => {
     deps = {
       store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
       executions: new SfnExecutions(sfnClient, STATE_MACHINE),
+      compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: ssmClient, throttleRetry: { attempts: 1, baseMs: 1 } }),
       clock: () => new Date(),
       logger: apiLogger,
     };
@@ -54,6 +61,7 @@ describe('runs API handlers', () => {
   afterAll(async () => dynalite.close());
   beforeEach(() => {
     sfn.reset();
+    ssm.reset();
     sfn.on(StartExecutionCommand).callsFake((input: { name?: string }) => ({
       executionArn: `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${input.name}`,
       startDate: new Date(),
@@ -180,5 +188,91 @@ describe('runs API handlers', () => {
     expect(body(bad).issues).toEqual(
       expect.arrayContaining([expect.objectContaining({ path: 'status' }), expect.objectContaining({ path: 'limit' })]),
     );
+  });
+
+  describe('POST /runs/{id}/cancel', () => {
+    const TOKEN = 'AQCEAAAAKgAAAAMAAAAAAAAAAX0sample-task-token';
+    const cancel = (runId: string, payload?: unknown, caller = ALICE) =>
+      createCancelRun(() => deps)(
+        apiEvent({ method: 'POST', path: `/runs/${runId}/cancel`, routeKey: 'POST /runs/{id}/cancel', caller, pathParameters: { id: runId }, body: payload }),
+        lambdaContext(),
+      );
+
+    /** A run that is training attempt 1 on i-0abc with a live task token. */
+    async function trainingRun(token: string): Promise<string> {
+      const runId = String(body(await post({ clientToken: token, spec })).runId);
+      for (const [from, to] of [['PENDING', 'VALIDATING'], ['VALIDATING', 'PROVISIONING'], ['PROVISIONING', 'STARTING'], ['STARTING', 'TRAINING']] as const) {
+        await deps.store.transition(runId, from, to);
+      }
+      await deps.store.appendAttempt(runId, { attempt: 1, instanceId: 'i-0abc1234def567890', instanceType: 'g5.xlarge', availabilityZone: 'us-east-1a', spot: true, startedAt: new Date().toISOString() });
+      await deps.store.setTaskToken(runId, 1, TOKEN);
+      return runId;
+    }
+
+    it('asks the agent of a training run to checkpoint and stop, without the task token in the command', async () => {
+      ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
+      const runId = await trainingRun('cancel-train');
+
+      const result = await cancel(runId);
+
+      expect(result.statusCode).toBe(202);
+      expect(body(result)).toMatchObject({ status: 'CANCELLING', cancelRequested: { force: false } });
+      const sent = ssm.commandCalls(SendCommandCommand)[0]?.args[0].input;
+      expect(sent?.InstanceIds).toEqual(['i-0abc1234def567890']);
+      const text = JSON.stringify(sent?.Parameters);
+      expect(text).toContain('control/stop');
+      expect(text).not.toContain(TOKEN);
+      expect(sfn.commandCalls(SendTaskFailureCommand)).toHaveLength(0);
+      expect((await deps.store.get(runId))?.status).toBe('CANCELLING');
+    });
+
+    it('with force fails the waiting task with Run.Cancelled at once', async () => {
+      sfn.on(SendTaskFailureCommand).resolves({});
+      const runId = await trainingRun('cancel-force');
+
+      const result = await cancel(runId, { force: true });
+
+      expect(result.statusCode).toBe(202);
+      const failed = sfn.commandCalls(SendTaskFailureCommand)[0]?.args[0].input;
+      expect(failed).toMatchObject({ taskToken: TOKEN, error: 'Run.Cancelled' });
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
+    it('fails the task when the instance cannot be reached', async () => {
+      ssm.on(SendCommandCommand).rejects(Object.assign(new Error('Instances [[i-0abc1234def567890]] not in a valid state'), { name: 'InvalidInstanceId', $metadata: { httpStatusCode: 400 } }));
+      sfn.on(SendTaskFailureCommand).resolves({});
+      const runId = await trainingRun('cancel-unreachable');
+
+      const result = await cancel(runId);
+
+      expect(result.statusCode).toBe(202);
+      expect(sfn.commandCalls(SendTaskFailureCommand)[0]?.args[0].input).toMatchObject({ taskToken: TOKEN, error: 'Run.Cancelled' });
+    });
+
+    it('marks a run that is not training yet CANCELLING without touching AWS', async () => {
+      const runId = String(body(await post({ clientToken: 'cancel-pending', spec })).runId);
+
+      const result = await cancel(runId);
+      const again = await cancel(runId);
+
+      expect(result.statusCode).toBe(202);
+      expect(again.statusCode).toBe(202);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+      expect(sfn.commandCalls(SendTaskFailureCommand)).toHaveLength(0);
+    });
+
+    it('refuses a finished run (409), another owner\'s run (404) and a bad body (400)', async () => {
+      const runId = String(body(await post({ clientToken: 'cancel-done', spec })).runId);
+      const other = await cancel(runId, undefined, BOB);
+      const bad = await cancel(runId, { force: 'yes' });
+      await deps.store.transition(runId, 'PENDING', 'FAILED_PRECHECKS');
+      const done = await cancel(runId);
+
+      expect(other.statusCode).toBe(404);
+      expect(bad.statusCode).toBe(400);
+      expect(body(bad).issues).toEqual([expect.objectContaining({ path: 'force' })]);
+      expect(done.statusCode).toBe(409);
+      expect(body(done).message).toMatch(/already ended with status FAILED_PRECHECKS/);
+    });
   });
 });
