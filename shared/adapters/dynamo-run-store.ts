@@ -3,15 +3,14 @@ import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCom
 import type { Attempt, RunRecord } from '../domain/run-record';
 import { canTransition, type RunStatus } from '../domain/run-status';
 import {
-  AwsCallFailedError,
   ConflictError,
   NotFoundError,
   RunctlError,
   RunInvalidError,
   StatusConflictError,
-  ThrottledError,
 } from '../errors';
 import type { ListOptions, Page, RunStore, TransitionPatch } from '../ports/run-store';
+import { translateAwsError } from './aws-errors';
 import {
   decodePageToken,
   encodePageToken,
@@ -28,12 +27,6 @@ import {
   TABLE_KEY,
   toRunItem,
 } from './runs-table';
-
-const THROTTLING_ERRORS: ReadonlySet<string> = new Set([
-  'ProvisionedThroughputExceededException',
-  'ThrottlingException',
-  'RequestLimitExceeded',
-]);
 
 /** Fields a transition may patch; listed so that no stray property of the patch reaches the item. */
 const TRANSITION_FIELDS = [
@@ -373,18 +366,16 @@ export class DynamoRunStore implements RunStore {
     return output.LastEvaluatedKey === undefined ? { items } : { items, nextToken: encodePageToken(output.LastEvaluatedKey) };
   }
 
-  /** Runs one SDK call; a failed condition is rethrown for the caller, anything else translated. */
+  /**
+   * Runs one SDK call. A failed condition is rethrown for the caller to interpret; anything else
+   * becomes Aws.Throttled (throttling, 5xx: the state machines retry it) or Aws.CallFailed.
+   */
   private async call<T>(what: string, send: () => Promise<T>): Promise<T> {
     try {
       return await send();
     } catch (error) {
       if (isConditionFailed(error)) throw error;
-      const code = error instanceof Error ? error.name : 'UnknownError';
-      const detail = error instanceof Error ? error.message : String(error);
-      if (THROTTLING_ERRORS.has(code)) {
-        throw new ThrottledError(`DynamoDB throttled the request to ${what} (${code}); try again shortly`, { cause: error });
-      }
-      throw new AwsCallFailedError(`DynamoDB could not ${what}: ${code}: ${detail}`, { cause: error });
+      throw translateAwsError(error, `DynamoDB: ${what}`);
     }
   }
 }
