@@ -1,0 +1,200 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { z } from 'zod';
+import { AgentWorld, BUCKET, waitFor } from './agent-harness';
+
+const world = new AgentWorld();
+beforeAll(() => world.start());
+afterAll(() => world.stop());
+
+const PointerSchema = z.object({
+  uri: z.string(),
+  attempt: z.number(),
+  seq: z.number(),
+  createdAt: z.string(),
+  files: z.number(),
+  bytes: z.number(),
+});
+const SuccessOutputSchema = z.object({
+  exitCode: z.literal(0),
+  checkpoint: PointerSchema,
+  outputsManifest: z.string(),
+  metrics: z.record(z.string(), z.number()),
+});
+const ReceivedSchema = z.object({
+  argv: z.array(z.string()),
+  runId: z.string(),
+  attempt: z.string(),
+  resumeFrom: z.string(),
+  restored: z.array(z.string()),
+  custom: z.string().nullable(),
+});
+
+function received(root: string) {
+  return ReceivedSchema.parse(JSON.parse(readFileSync(join(root, 'opt/runctl/output/received.json'), 'utf8')));
+}
+
+describe('agent: a training script that exits 0', () => {
+  it('uploads checkpoints, metrics, log and outputs, then calls back success', async () => {
+    const run = await world.launch({ env: { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '3.5', FIXTURE_CUSTOM: 'from-env' } });
+
+    const outcome = await run.outcome;
+    await run.waitForAgentExit();
+
+    expect(outcome.kind).toBe('success');
+    const output = SuccessOutputSchema.parse(outcome.kind === 'success' ? outcome.output : undefined);
+    const prefix = `runs/${run.runId}`;
+    expect(output.outputsManifest).toBe(`s3://${BUCKET}/${prefix}/outputs/_manifest.json`);
+    expect(output.metrics.loss).toBeGreaterThan(0);
+    expect(output.metrics.val_accuracy).toBeGreaterThan(0.5);
+
+    // Periodic sync every second while the script saved every 0.3 s: several immutable snapshots.
+    const keys = await world.keys(`${prefix}/checkpoints/`);
+    const snapshots = keys.filter((k) => k.endsWith('/_COMPLETE.json'));
+    expect(snapshots.length).toBeGreaterThanOrEqual(2);
+    for (const complete of snapshots) {
+      expect(keys).toContain(complete.replace('_COMPLETE.json', 'model.ckpt'));
+    }
+    const latest = PointerSchema.parse(JSON.parse((await world.text(`${prefix}/checkpoints/latest.json`)) ?? ''));
+    expect(latest).toEqual(output.checkpoint);
+    expect(latest.uri).toMatch(new RegExp(`^s3://${BUCKET}/${prefix}/checkpoints/0001-\\d{6}/$`));
+    expect(latest.attempt).toBe(1);
+    expect(latest.seq).toBe(snapshots.length);
+    expect(keys).toContain(`${latest.uri.replace(`s3://${BUCKET}/`, '')}_COMPLETE.json`);
+    // The final checkpoint is the script's last save.
+    const finalStep = JSON.parse((await world.text(`${latest.uri.replace(`s3://${BUCKET}/`, '')}model.ckpt`)) ?? '');
+    expect(finalStep.step).toBe(output.metrics.step);
+
+    const manifest = JSON.parse((await world.text(`${prefix}/outputs/_manifest.json`)) ?? '');
+    expect(manifest.files.map((f: { key: string }) => f.key).sort()).toEqual(['model.bin', 'received.json']);
+    expect(await world.text(`${prefix}/outputs/model.bin`)).toMatch(/^weights after \d+ steps$/);
+
+    // One metrics line per report: the JSON line and the regex line.
+    const metrics = ((await world.text(`${prefix}/metrics.jsonl`)) ?? '').trim().split('\n').map((l) => JSON.parse(l));
+    expect(metrics.length).toBe(2 * output.metrics.step);
+    expect(metrics[0]).toMatchObject({ attempt: 1, step: 1, loss: 1 });
+    expect(metrics[0].note).toBeUndefined();
+    expect(metrics[1]).toMatchObject({ attempt: 1, val_accuracy: 0.5 });
+    expect(typeof metrics[0].ts).toBe('string');
+
+    const log = (await world.text(`${prefix}/logs/attempt-1.log`)) ?? '';
+    expect(log).toContain('starting in mode periodic');
+    expect(log).toContain('training exited with code 0');
+
+    const env = received(run.root);
+    expect(env).toMatchObject({ runId: run.runId, attempt: '1', resumeFrom: '', custom: 'from-env' });
+    expect(run.heartbeats()).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('agent: a training script that exits non-zero', () => {
+  it('calls back Training.Failed with the exit code and the tail of the log', async () => {
+    const run = await world.launch({ env: { FIXTURE_MODE: 'fail' } });
+
+    const outcome = await run.outcome;
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Training.Failed' });
+    const cause = z
+      .object({ exitCode: z.number(), logTail: z.string() })
+      .parse(outcome.kind === 'failure' ? outcome.cause : undefined);
+    expect(cause.exitCode).toBe(3);
+    expect(cause.logTail).toContain('Traceback: something broke');
+    expect(cause.logTail).not.toContain('line 5 of a failing run');
+    expect(cause.logTail.split('\n').length).toBeLessThanOrEqual(40);
+    expect(cause.logTail.length).toBeLessThanOrEqual(4000);
+  });
+});
+
+describe('agent: hostile arguments and the task token', () => {
+  it('passes every argv element literally and never exposes the token', async () => {
+    const hostile = ['--name', '$(touch canary)', '`touch canary2`', 'a; touch canary3', `it's "quoted"`, 'two\nlines', '*', ''];
+    const run = await world.launch({
+      env: { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '2.5' },
+      argv: ['python3', 'train.py', ...hostile],
+    });
+
+    // While training runs, no process shows the token in its command line.
+    await waitFor(() => existsSync(join(run.root, 'opt/runctl/output/received.json')), 'the training to start');
+    const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+    expect(ps).toContain('train.py');
+    expect(ps).not.toContain(run.token);
+
+    const outcome = await run.outcome;
+    await run.waitForAgentExit();
+
+    expect(outcome.kind).toBe('success');
+    expect(received(run.root).argv).toEqual(hostile);
+    const codeDir = join(run.root, 'opt/runctl/work/code');
+    for (const canary of ['canary', 'canary2', 'canary3']) {
+      expect(existsSync(join(codeDir, canary))).toBe(false);
+      expect(existsSync(join(run.stateDir, canary))).toBe(false);
+    }
+    expect(run.command).not.toContain(run.token);
+    const prefix = `runs/${run.runId}`;
+    expect((await world.text(`${prefix}/logs/attempt-1.log`)) ?? '').not.toContain(run.token);
+    expect((await world.text(`${prefix}/metrics.jsonl`)) ?? '').not.toContain(run.token);
+    expect(readFileSync(join(run.stateDir, 'agent.log'), 'utf8')).not.toContain(run.token);
+    // The token file is gone once the agent is done.
+    expect(existsSync(join(run.stateDir, 'task-token'))).toBe(false);
+  });
+});
+
+describe('agent: launched twice for the same attempt', () => {
+  it('starts training once; the second launch exits 0 and does nothing', async () => {
+    const run = await world.launch({ env: { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '1' } });
+
+    const second = await run.relaunch();
+    const outcome = await run.outcome;
+    await run.waitForAgentExit();
+    const third = await run.relaunch();
+
+    expect(outcome.kind).toBe('success');
+    expect(JSON.parse(second)).toEqual({ launched: false, reason: expect.any(String) });
+    expect(JSON.parse(third).launched).toBe(false);
+    const log = readFileSync(join(run.stateDir, 'upload/logs/attempt-1.log'), 'utf8');
+    expect(log.match(/training started/g)).toHaveLength(1);
+  });
+});
+
+describe('agent: resuming from a checkpoint', () => {
+  it('restores the checkpoint into RUNCTL_RESUME_FROM and keeps earlier metrics', async () => {
+    const runId = 'run-resume-1';
+    const prefix = `runs/${runId}`;
+    await world.put(`${prefix}/checkpoints/0001-000004/model.ckpt`, '{"step": 4}');
+    await world.put(`${prefix}/checkpoints/0001-000004/opt/state.bin`, 'optimizer');
+    await world.put(`${prefix}/checkpoints/0001-000004/_COMPLETE.json`, '{}');
+    await world.put(`${prefix}/metrics.jsonl`, '{"ts":"2024-01-01T00:00:00.000Z","attempt":1,"loss":9}\n');
+
+    const run = await world.launch({
+      runId,
+      attempt: 2,
+      env: { FIXTURE_MODE: 'fail' },
+      resumeFrom: `s3://${BUCKET}/${prefix}/checkpoints/0001-000004/`,
+    });
+    const outcome = await run.outcome;
+    await run.waitForAgentExit();
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Training.Failed' });
+    const env = received(run.root);
+    expect(env.attempt).toBe('2');
+    expect(env.resumeFrom).toBe(join(run.root, 'opt/runctl/work/resume'));
+    expect(env.restored).toEqual(['model.ckpt', 'opt/state.bin']);
+    const metrics = ((await world.text(`${prefix}/metrics.jsonl`)) ?? '').trim().split('\n');
+    expect(JSON.parse(metrics[0] ?? '')).toMatchObject({ attempt: 1, loss: 9 });
+    expect(await world.keys(`${prefix}/logs/`)).toEqual([`${prefix}/logs/attempt-2.log`]);
+  });
+
+  it('calls back Run.PrecheckFailed when the checkpoint to resume from is missing', async () => {
+    const run = await world.launch({
+      env: { FIXTURE_MODE: 'periodic' },
+      resumeFrom: `s3://${BUCKET}/runs/nowhere/checkpoints/0001-000001/`,
+    });
+
+    const outcome = await run.outcome;
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Run.PrecheckFailed' });
+    expect(existsSync(join(run.root, 'opt/runctl/output/received.json'))).toBe(false);
+  });
+});
