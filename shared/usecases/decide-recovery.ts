@@ -1,0 +1,73 @@
+import { z } from 'zod';
+import { decideRecovery as decide, endReasonFor, isInterruption, type RecoveryDecision } from '../domain/recovery';
+import { LIVE_STATUSES } from '../domain/run-status';
+import type { StepDeps } from './step-deps';
+import { describeCause, requireRun } from './step-event';
+import { CaughtErrorSchema, RunIdSchema } from './train-run-state';
+
+export const DecideRecoveryEventSchema = z.object({
+  runId: RunIdSchema,
+  attempt: z.number().int().min(1),
+  error: CaughtErrorSchema,
+});
+export type DecideRecoveryEvent = z.infer<typeof DecideRecoveryEventSchema>;
+
+/**
+ * DecideRecovery: ends the attempt on the record with its reason, counts interruptions and user
+ * failures from the attempts (so a retried call cannot count one twice), and asks the pure
+ * policy whether and where the run resumes — from the newest complete checkpoint in S3.
+ */
+export async function decideRecovery(event: DecideRecoveryEvent, deps: StepDeps): Promise<RecoveryDecision> {
+  const { runId, attempt } = event;
+  const record = await requireRun(deps.store, runId);
+  const endReason = endReasonFor(event.error.Error);
+  const current = record.attempts.find((a) => a.attempt === attempt);
+  if (current !== undefined && current.endReason === undefined) {
+    await deps.store.updateAttempt(runId, attempt, { endReason });
+  }
+  const reasons = record.attempts.map((a) => (a.attempt === attempt ? endReason : a.endReason));
+  if (current === undefined) reasons.push(endReason);
+  const interruptions = reasons.filter(isInterruption).length;
+  const userFailures = reasons.filter((r) => r === 'TRAINING_FAILED').length;
+  const latest = await deps.artifacts.latestCheckpoint(runId);
+  const spec = record.spec;
+
+  // A cancel asked for while the attempt was failing wins over any retry.
+  const cancelled = record.status === 'CANCELLING' || record.cancelRequested !== undefined;
+  const decision = decide(
+    {
+      error: cancelled ? 'Run.Cancelled' : event.error.Error,
+      cause: describeCause(event.error.Cause),
+      attempt,
+      interruptions,
+      userFailures,
+      instanceType: current?.instanceType,
+      availabilityZone: current?.availabilityZone,
+      spot: current?.spot ?? spec.instance.spot,
+      latestCheckpoint: latest?.uri,
+    },
+    {
+      maxInterruptions: spec.recovery.maxInterruptions,
+      maxRestartsOnError: spec.recovery.maxRestartsOnError,
+      // Capacity that was just reclaimed is the least likely to be there again soon.
+      strategy: 'eager-next',
+      instanceTypes: spec.instance.types,
+      availabilityZones: spec.instance.availabilityZones,
+      spot: spec.instance.spot,
+      onDemandFallback: spec.instance.onDemandFallback,
+    },
+  );
+  const latestCheckpoint = latest
+    ? { uri: latest.uri, attempt: latest.attempt, createdAt: latest.createdAt, step: latest.step }
+    : undefined;
+  if (decision.action === 'retry') {
+    const from = LIVE_STATUSES.filter((s) => s !== 'PENDING' && s !== 'VALIDATING' && s !== 'CANCELLING');
+    await deps.store.transition(runId, from, 'RECOVERING', {
+      statusReason: decision.reason,
+      interruptions,
+      userFailures,
+      latestCheckpoint,
+    });
+  }
+  return decision;
+}

@@ -1,0 +1,80 @@
+import { isTerminal, type TerminalStatus } from '../domain/run-status';
+import { StatusConflictError } from '../errors';
+import type { StepDeps } from './step-deps';
+import { describeCause } from './step-event';
+import type { ExecutionState } from './train-run-state';
+
+export interface FinishResult {
+  status: TerminalStatus;
+  reason: string;
+  /** `Run.<STATUS>` for the Fail state; absent on success. */
+  error?: string;
+  /** False when the run never got a record (a bare spec that did not validate). */
+  recorded: boolean;
+}
+
+const TERMINAL_BY_RECOVERY: ReadonlySet<string> = new Set(['FAILED_USER', 'FAILED_NO_CAPACITY', 'FAILED_CONTROLLER', 'CANCELLED', 'STOPPED_BUDGET']);
+
+/** The terminal status and reason that the execution state ended with. */
+export function outcomeOf(state: ExecutionState): { status: TerminalStatus; reason: string } {
+  const recovery = state.recovery;
+  let outcome: { status: TerminalStatus; reason: string };
+  if (recovery?.action === 'stop' && recovery.status !== undefined && TERMINAL_BY_RECOVERY.has(recovery.status)) {
+    outcome = { status: toTerminal(recovery.status), reason: recovery.reason ?? recovery.status };
+  } else if (state.error !== undefined) {
+    const { Error: name } = state.error;
+    const cause = describeCause(state.error.Cause) ?? name;
+    if (name === 'Run.Invalid' || name === 'Run.PrecheckFailed') outcome = { status: 'FAILED_PRECHECKS', reason: cause };
+    else if (name === 'Capacity.Unavailable') outcome = { status: 'FAILED_NO_CAPACITY', reason: cause };
+    else if (name === 'Run.Cancelled') outcome = { status: 'CANCELLED', reason: cause };
+    else outcome = { status: 'FAILED_CONTROLLER', reason: `${name}: ${cause}` };
+  } else if (state.finalize !== undefined) {
+    outcome = { status: 'SUCCEEDED', reason: `Outputs at ${state.finalize.outputsManifest}` };
+  } else {
+    outcome = { status: 'FAILED_CONTROLLER', reason: 'The execution ended without an outcome' };
+  }
+  if (state.releaseError !== undefined) {
+    const cause = describeCause(state.releaseError.Cause) ?? state.releaseError.Error;
+    outcome.reason += `; releasing resources failed (${cause}), the reconciler will terminate what is left`;
+  }
+  return outcome;
+}
+
+function toTerminal(status: string): TerminalStatus {
+  switch (status) {
+    case 'FAILED_USER':
+    case 'FAILED_NO_CAPACITY':
+    case 'CANCELLED':
+    case 'STOPPED_BUDGET':
+      return status;
+    default:
+      return 'FAILED_CONTROLLER';
+  }
+}
+
+/**
+ * FinishRun: writes the terminal status and its reason, conditional on the status it read, so
+ * a retried call or a racing writer can never move a run out of a terminal status.
+ */
+export async function finishRun(state: ExecutionState & { runId: string }, deps: StepDeps): Promise<FinishResult> {
+  const outcome = outcomeOf(state);
+  const result = (status: TerminalStatus, reason: string, recorded: boolean): FinishResult => ({
+    status,
+    reason,
+    error: status === 'SUCCEEDED' ? undefined : `Run.${status}`,
+    recorded,
+  });
+  for (let tries = 0; tries < 3; tries += 1) {
+    const record = await deps.store.get(state.runId);
+    if (record === undefined) return result(outcome.status, outcome.reason, false);
+    if (isTerminal(record.status)) return result(record.status, record.statusReason ?? record.status, true);
+    try {
+      await deps.store.transition(state.runId, record.status, outcome.status, { statusReason: outcome.reason });
+      return result(outcome.status, outcome.reason, true);
+    } catch (error) {
+      // Another writer (cancel, an event handler) moved the run between the read and the write.
+      if (!(error instanceof StatusConflictError)) throw error;
+    }
+  }
+  throw new StatusConflictError(`Run ${state.runId} kept changing status; could not write ${outcome.status}`);
+}

@@ -1,0 +1,89 @@
+import { z } from 'zod';
+import { PREFETCH_EXIT, prefetchCommand } from '../agent/commands';
+import { PrecheckFailedError, RunctlError } from '../errors';
+import { logger } from '../logger';
+import type { StepDeps } from './step-deps';
+import { requireRun } from './step-event';
+import { RunIdSchema } from './train-run-state';
+
+/** The copy did not finish within the poll budget, or failed for a reason other than the source. */
+export class PrefetchFailedError extends RunctlError {
+  override name = 'Prefetch.Failed';
+}
+
+export const PrefetchDataEventSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('start'), runId: RunIdSchema, attempt: z.number().int().min(1), instanceId: z.string().min(1) }),
+  z.object({
+    action: z.literal('check'),
+    runId: RunIdSchema,
+    instanceId: z.string().min(1),
+    commandId: z.string().min(1),
+    polls: z.number().int().min(0),
+  }),
+]);
+export type PrefetchDataEvent = z.infer<typeof PrefetchDataEventSchema>;
+
+export type PrefetchResult =
+  | { skipped: true; done: true }
+  | { skipped: false; done: false; commandId: string; polls: number }
+  | { skipped: false; done: true; commandId: string; polls: number; bytes: number; seconds: number };
+
+const PrefetchLineSchema = z.object({ source: z.string(), bytes: z.number(), seconds: z.number() });
+
+/** SSM's default command timeout is an hour; big datasets need longer. */
+const PREFETCH_TIMEOUT_SECONDS = 6 * 3600;
+
+/**
+ * PrefetchData: starts the SSM command that copies each data source onto the instance (the
+ * machine polls it with a Wait loop; no Lambda sleeps), then reads its outcome. A missing or
+ * denied source is the user's to fix: Run.PrecheckFailed.
+ */
+export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Promise<PrefetchResult> {
+  if (event.action === 'start') {
+    const record = await requireRun(deps.store, event.runId);
+    if (record.spec.data.length === 0) return { skipped: true, done: true };
+    await deps.store.transition(event.runId, ['STARTING', 'PREFETCHING'], 'PREFETCHING', {
+      statusReason: `Copying ${record.spec.data.length} data source(s) to ${event.instanceId}`,
+    });
+    const commandId = await deps.compute.sendCommand(event.instanceId, prefetchCommand(record.spec.data), {
+      comment: `runctl prefetch ${event.runId} attempt ${event.attempt}`,
+      timeoutSeconds: PREFETCH_TIMEOUT_SECONDS,
+    });
+    return { skipped: false, done: false, commandId, polls: 0 };
+  }
+
+  const result = await deps.compute.commandResult(event.instanceId, event.commandId);
+  const polls = event.polls + 1;
+  const base = { skipped: false as const, commandId: event.commandId, polls };
+  if (result.status === 'Pending' || result.status === 'InProgress' || result.status === 'Delayed') {
+    if (polls >= deps.config.prefetchMaxPolls) {
+      throw new PrefetchFailedError(`Prefetch command ${event.commandId} still ${result.status} after ${polls} polls`);
+    }
+    return { ...base, done: false };
+  }
+  const message = (result.stderr.trim().split('\n').at(-1) ?? '').slice(0, 500);
+  if (result.status !== 'Success') {
+    if (result.exitCode === PREFETCH_EXIT.sourceMissing || result.exitCode === PREFETCH_EXIT.accessDenied) {
+      throw new PrecheckFailedError(message || `A data source is missing or denied (exit ${result.exitCode})`);
+    }
+    throw new PrefetchFailedError(`Prefetch ${result.status}${result.exitCode === undefined ? '' : ` (exit ${result.exitCode})`}: ${message}`);
+  }
+  let bytes = 0;
+  let seconds = 0;
+  for (const line of result.stdout.split('\n')) {
+    const parsed = PrefetchLineSchema.safeParse(safeJson(line));
+    if (!parsed.success) continue;
+    bytes += parsed.data.bytes;
+    seconds += parsed.data.seconds;
+  }
+  logger.info('prefetch finished', { runId: event.runId, bytes, seconds });
+  return { ...base, done: true, bytes, seconds };
+}
+
+function safeJson(line: string): unknown {
+  try {
+    return JSON.parse(line);
+  } catch {
+    return undefined;
+  }
+}

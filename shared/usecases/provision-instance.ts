@@ -1,0 +1,110 @@
+import { z } from 'zod';
+import { CapacityUnavailableError } from '../errors';
+import type { StepDeps } from './step-deps';
+import { requireRun } from './step-event';
+import { PlacementSchema, RunIdSchema } from './train-run-state';
+
+export const ProvisionInstanceEventSchema = z.object({
+  runId: RunIdSchema,
+  attempt: z.number().int().min(1),
+  resumeFrom: z.string().nullable(),
+  placement: PlacementSchema.nullable(),
+  waitingSince: z.iso.datetime().nullable(),
+});
+export type ProvisionInstanceEvent = z.infer<typeof ProvisionInstanceEventSchema>;
+
+export interface LaunchedInstanceState {
+  instanceId: string;
+  instanceType: string;
+  availabilityZone: string;
+  spot: boolean;
+}
+
+export type ProvisionResult =
+  | { launched: true; instance: LaunchedInstanceState; waitingSince: null }
+  | { launched: false; retryInSeconds: number; waitingSince: string; nextTryAt: string };
+
+/**
+ * ProvisionInstance: launches attempt n's instance (the compute adapter walks the type and
+ * subnet lists). When nothing has capacity the run says so (WAITING_FOR_CAPACITY, with the next
+ * try) and the machine waits and comes back, until `recovery.maxWaitForCapacity` has passed.
+ */
+export async function provisionInstance(event: ProvisionInstanceEvent, deps: StepDeps): Promise<ProvisionResult> {
+  const { runId, attempt } = event;
+  const record = await requireRun(deps.store, runId);
+  const known = record.attempts.find((a) => a.attempt === attempt);
+  if (record.status === 'STARTING' && known?.instanceId !== undefined) {
+    // A retried invocation whose first run got this far: report the same instance.
+    return { launched: true, instance: instanceState(known.instanceId, known), waitingSince: null };
+  }
+  const spec = record.spec;
+  const placement = event.placement ?? {
+    instanceTypes: spec.instance.types,
+    availabilityZones: spec.instance.availabilityZones,
+    spot: spec.instance.spot,
+  };
+  await deps.store.transition(runId, ['VALIDATING', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
+    statusReason: `Launching attempt ${attempt} (${placement.instanceTypes.join(', ')}${placement.spot ? ', spot' : ''})`,
+  });
+
+  let launched;
+  try {
+    launched = await deps.compute.launch({
+      runId,
+      attempt,
+      instanceTypes: placement.instanceTypes,
+      subnets: spec.instance.subnets,
+      spot: placement.spot,
+      onDemandFallback: spec.instance.onDemandFallback,
+      maxSpotPriceUsd: spec.instance.maxSpotPriceUsd,
+      ami: spec.instance.ami,
+      instanceProfile: spec.instance.instanceProfile,
+      rootVolumeGiB: spec.instance.rootVolumeGiB,
+      tags: spec.tags,
+    });
+  } catch (error) {
+    if (!(error instanceof CapacityUnavailableError)) throw error;
+    const now = deps.clock();
+    const since = event.waitingSince ? new Date(event.waitingSince) : now;
+    const waited = (now.getTime() - since.getTime()) / 1000;
+    const limit = spec.recovery.maxWaitForCapacity;
+    if (waited >= limit) {
+      throw new CapacityUnavailableError(
+        `No capacity for ${placement.instanceTypes.join(', ')} within recovery.maxWaitForCapacity (${limit} s): ${error.message}`,
+        { cause: error },
+      );
+    }
+    const retryInSeconds = Math.max(1, Math.min(deps.config.capacityRetrySeconds, Math.ceil(limit - waited)));
+    const nextTryAt = new Date(now.getTime() + retryInSeconds * 1000).toISOString();
+    await deps.store.transition(runId, ['PROVISIONING', 'WAITING_FOR_CAPACITY'], 'WAITING_FOR_CAPACITY', {
+      statusReason: `${error.message}; next try at ${nextTryAt}`,
+    });
+    return { launched: false, retryInSeconds, waitingSince: since.toISOString(), nextTryAt };
+  }
+
+  await deps.store.appendAttempt(runId, {
+    attempt,
+    instanceId: launched.instanceId,
+    instanceType: launched.instanceType,
+    availabilityZone: launched.availabilityZone,
+    spot: launched.spot,
+    startedAt: launched.launchedAt,
+    resumeFrom: event.resumeFrom ?? undefined,
+  });
+  await deps.store.transition(runId, 'PROVISIONING', 'STARTING', {
+    statusReason: `Instance ${launched.instanceId} (${launched.instanceType} in ${launched.availabilityZone}${launched.spot ? ', spot' : ''}) is starting`,
+  });
+  return { launched: true, instance: instanceState(launched.instanceId, launched), waitingSince: null };
+}
+
+function instanceState(
+  instanceId: string,
+  from: { instanceType?: string; availabilityZone?: string; spot: boolean },
+): LaunchedInstanceState {
+  return {
+    instanceId,
+    instanceType: from.instanceType ?? 'unknown',
+    availabilityZone: from.availabilityZone ?? 'unknown',
+    spot: from.spot,
+  };
+}

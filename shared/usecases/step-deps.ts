@@ -1,0 +1,37 @@
+import type { Artifacts } from '../ports/artifacts';
+import type { Compute } from '../ports/compute';
+import type { RunStore } from '../ports/run-store';
+
+/** Settings of the train-run steps; the AWS composition root reads them from the environment. */
+export interface StepConfig {
+  /** Bucket holding `runs/<runId>/…`. */
+  bucket: string;
+  /** Runs table; the agent reads the task token from it. */
+  table: string;
+  region: string;
+  /** How often the agent heartbeats; the ASL's HeartbeatSeconds allows several missed beats. */
+  heartbeatSeconds: number;
+  /** CheckInstance calls before Instance.NotReady (the ASL waits ~15 s between them). */
+  readinessMaxChecks: number;
+  /** Longest pause between capacity retries. */
+  capacityRetrySeconds: number;
+  /** CheckPrefetch calls before the copy is declared stalled (the ASL waits ~10 s between them). */
+  prefetchMaxPolls: number;
+}
+
+/** The ports every step use case takes. Use cases never build AWS clients themselves. */
+export interface StepDeps {
+  store: RunStore;
+  compute: Compute;
+  artifacts: Artifacts;
+  clock: () => Date;
+  config: StepConfig;
+}
+
+/** Defaults for the step settings that are not deployment-specific. */
+export const DEFAULT_STEP_TUNING = {
+  heartbeatSeconds: 60,
+  readinessMaxChecks: 40,
+  capacityRetrySeconds: 120,
+  prefetchMaxPolls: 2160,
+} as const;
