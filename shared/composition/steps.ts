@@ -1,0 +1,84 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
+import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
+import { Ec2Compute } from '../adapters/ec2-compute';
+import { S3Artifacts } from '../adapters/s3-artifacts';
+import { optionalEnv, requireEnv } from '../config';
+import { logger } from '../logger';
+import { DEFAULT_STEP_TUNING, type StepDeps } from '../usecases/step-deps';
+import { parseStepEvent } from '../usecases/step-event';
+
+/** `a,b , c` → ['a', 'b', 'c']; unset → []. */
+function list(value: string | undefined): string[] {
+  return (value ?? '').split(',').map((v) => v.trim()).filter((v) => v !== '');
+}
+
+/** RunInstances takes the profile by name; the stack hands over its ARN (`…:instance-profile/path/name`). */
+function profileName(value: string | undefined): string | undefined {
+  return value?.startsWith('arn:') ? value.split('/').at(-1) : value;
+}
+
+/** Builds the real AWS dependencies of the step handlers from the environment. */
+export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps {
+  const region = requireEnv('AWS_REGION', env);
+  const table = requireEnv('RUNS_TABLE', env);
+  const bucket = requireEnv('RUNS_BUCKET', env);
+  const securityGroup = optionalEnv('TRAINING_SECURITY_GROUP_ID', env) ?? optionalEnv('SECURITY_GROUP_ID', env);
+  return {
+    store: new DynamoRunStore(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), table),
+    compute: new Ec2Compute({
+      ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG),
+      ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
+      defaultSubnets: list(optionalEnv('TRAINING_SUBNET_IDS', env) ?? optionalEnv('DEFAULT_SUBNETS', env)),
+      defaultInstanceProfile: profileName(
+        optionalEnv('TRAINING_INSTANCE_PROFILE_ARN', env) ?? optionalEnv('INSTANCE_PROFILE_NAME', env),
+      ),
+      securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],
+    }),
+    artifacts: new S3Artifacts(new S3Client(AWS_CLIENT_RETRY_CONFIG), bucket),
+    clock: () => new Date(),
+    config: { bucket, table, region, ...DEFAULT_STEP_TUNING },
+  };
+}
+
+let built: StepDeps | undefined;
+
+/**
+ * The real AWS dependencies, built once per container (clients reuse their connections across
+ * invocations). They are built on the first invocation, so importing a handler (tests, the local
+ * backend) has no side effect, and a missing variable fails that cold start loudly.
+ */
+export function awsStepDeps(): StepDeps {
+  built ??= buildAwsStepDeps();
+  return built;
+}
+
+export type StepHandler = middy.MiddyfiedHandler<unknown, unknown, Error, Context>;
+
+/**
+ * A Step Functions task handler: Powertools logger context, the event parsed with `schema`
+ * (a malformed event fails with Step.InputInvalid naming each field), then one use case.
+ * `deps` is the dependencies or a function that builds them on first use.
+ */
+export function stepHandler<S extends z.ZodType, R>(
+  step: string,
+  schema: S,
+  deps: StepDeps | (() => StepDeps),
+  useCase: (event: z.output<S>, deps: StepDeps) => Promise<R>,
+): StepHandler {
+  let resolved: StepDeps | undefined = typeof deps === 'function' ? undefined : deps;
+  return middy<unknown, unknown, Error, Context>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event) => {
+      const input = parseStepEvent(step, schema, event);
+      resolved ??= typeof deps === 'function' ? deps() : deps;
+      return useCase(input, resolved);
+    });
+}
