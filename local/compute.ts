@@ -1,0 +1,474 @@
+import { spawn } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { CapacityUnavailableError, InstanceNotReadyError, NotFoundError, PrecheckFailedError, RunInvalidError } from '../shared/errors';
+import type {
+  CapacityMiss,
+  CommandResult,
+  Compute,
+  InstanceLifecycleState,
+  InstanceReadiness,
+  LaunchRequest,
+  LaunchedInstance,
+  TaggedInstance,
+} from '../shared/ports/compute';
+import { isAlive, terminateMarked } from './process-tree';
+
+/**
+ * Compute on this machine. An "instance" is a sandbox directory `<root>/instances/<id>` plus
+ * every process started in it; an SSM command is the same bash text run there in its own process
+ * group, with the AWS CLI pointed at the local endpoints. Every process of an instance carries
+ * `RUNCTL_LOCAL_INSTANCE=<id>` in its environment, which survives the agent's `setsid`, so
+ * terminate can find and kill all of them the way EC2 ends every process of a terminated VM.
+ * Instances are recorded in `<root>/instances/registry.json`, so a restarted control plane
+ * still knows them (and a retried launch still returns the same instance).
+ */
+
+/** The environment variable that marks every process of a local instance. */
+export const INSTANCE_MARKER = 'RUNCTL_LOCAL_INSTANCE';
+
+/** The availability zone of local instances unless other zones are configured. */
+export const LOCAL_ZONE = 'local-1a';
+
+/** SSM's GetCommandInvocation returns at most this many characters of each stream. */
+const MAX_OUTPUT_CHARS = 24_000;
+
+/** What the simulated capacity says for one (type, zone, market) try: `ok` or EC2's refusal code. */
+export type CapacityAnswer =
+  | 'ok'
+  | 'InsufficientInstanceCapacity'
+  | 'MaxSpotInstanceCountExceeded'
+  | 'SpotMaxPriceTooLow'
+  | 'InstanceLimitExceeded'
+  | 'VcpuLimitExceeded'
+  | 'Unsupported';
+
+export type CapacitySimulator = (instanceType: string, availabilityZone: string, spot: boolean) => CapacityAnswer;
+
+export type StateListener = (instanceId: string, state: InstanceLifecycleState) => void | Promise<void>;
+
+export interface LocalComputeOptions {
+  /** Directory holding instances/ (default `.runctl`). */
+  root?: string;
+  /** How long an instance stays pending (default 200 ms). */
+  bootMs?: number;
+  /** How long terminate waits after SIGTERM before SIGKILL (default 2 s). */
+  terminateGraceMs?: number;
+  /** Simulated capacity (default: always ok). */
+  capacity?: CapacitySimulator;
+  /** Zones to walk, in order (default `local-1a`). */
+  zones?: readonly string[];
+  /** AWS endpoints the instance's AWS CLI talks to (AWS_ENDPOINT_URL_<SERVICE>). */
+  endpoints?: { s3?: string; dynamodb?: string; sfn?: string };
+  credentials?: { accessKeyId: string; secretAccessKey: string };
+  region?: string;
+  /** The metadata endpoint of an instance (see LocalImds.endpointFor); without it the agent's metadata poll is off. */
+  imdsEndpoint?: (instanceId: string) => string;
+  /** Called on every lifecycle change, like EC2's state-change events; never awaited. */
+  onStateChange?: StateListener;
+  now?: () => Date;
+}
+
+const LifecycleState = z.enum(['pending', 'running', 'shutting-down', 'terminated', 'stopping', 'stopped']);
+
+const InstanceRecordSchema = z.object({
+  instanceId: z.string(),
+  clientToken: z.string(),
+  runId: z.string(),
+  attempt: z.number().int(),
+  instanceType: z.string(),
+  availabilityZone: z.string(),
+  spot: z.boolean(),
+  launchedAt: z.string(),
+  /** When a pending instance counts as running (launch time + boot time). */
+  runningAt: z.string(),
+  state: LifecycleState,
+  tags: z.record(z.string(), z.string()),
+  misses: z.array(
+    z.object({ instanceType: z.string(), subnetId: z.string().optional(), spot: z.boolean(), code: z.string() }),
+  ),
+});
+type InstanceRecord = z.infer<typeof InstanceRecordSchema>;
+
+const RegistrySchema = z.object({ instances: z.array(InstanceRecordSchema) });
+type Registry = z.infer<typeof RegistrySchema>;
+
+/** Runs the user's script under `timeout` and records its exit code (written last, atomically). */
+const COMMAND_WRAPPER = [
+  'dir=$2; limit=$3; started=$SECONDS',
+  'timeout --kill-after=10 "$limit" bash -c "$1" >"$dir/stdout" 2>"$dir/stderr" </dev/null',
+  'code=$?',
+  'if { [ "$code" -eq 124 ] || [ "$code" -eq 137 ]; } && (( SECONDS - started >= limit )); then : >"$dir/timed-out"; fi',
+  'printf "%s\\n" "$code" >"$dir/exit.tmp" && mv "$dir/exit.tmp" "$dir/exit"',
+].join('\n');
+
+export class LocalCompute implements Compute {
+  readonly root: string;
+  private readonly options: LocalComputeOptions;
+  private readonly listeners = new Set<StateListener>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly stopping = new Map<string, Promise<void>>();
+  private registryLock: Promise<unknown> = Promise.resolve();
+
+  constructor(options: LocalComputeOptions = {}) {
+    this.options = options;
+    this.root = resolve(options.root ?? '.runctl');
+    if (options.onStateChange !== undefined) this.listeners.add(options.onStateChange);
+  }
+
+  /** Adds a lifecycle listener; returns a function that removes it. */
+  onStateChange(listener: StateListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The sandbox directory of an instance (its `/`, as RUNCTL_INSTANCE_ROOT). */
+  sandbox(instanceId: string): string {
+    return join(this.instancesDir(), instanceId);
+  }
+
+  async launch(request: LaunchRequest): Promise<LaunchedInstance> {
+    if (request.instanceTypes.length === 0) {
+      throw new RunInvalidError('No instance type was given', [{ path: 'instance.types', message: 'must not be empty' }]);
+    }
+    const zones = this.zonesFor(request.availabilityZone);
+    const markets = request.spot ? (request.onDemandFallback ? [true, false] : [true]) : [false];
+    const clientToken = `${request.runId}-${request.attempt}`;
+
+    const created = await this.updateRegistry((registry) => {
+      // EC2 answers a repeated client token with the instance of the first call, whatever its state.
+      const existing = registry.instances.find((i) => i.clientToken === clientToken);
+      if (existing !== undefined) return { record: existing, isNew: false };
+
+      const misses: CapacityMiss[] = [];
+      for (const spot of markets) {
+        for (const instanceType of request.instanceTypes) {
+          for (const zone of zones) {
+            const answer = this.options.capacity?.(instanceType, zone, spot) ?? 'ok';
+            if (answer !== 'ok') {
+              misses.push({ instanceType, spot, code: answer });
+              continue;
+            }
+            const now = this.now();
+            const record: InstanceRecord = {
+              instanceId: `i-local${randomBytes(4).toString('hex')}`,
+              clientToken,
+              runId: request.runId,
+              attempt: request.attempt,
+              instanceType,
+              availabilityZone: zone,
+              spot,
+              launchedAt: now.toISOString(),
+              runningAt: new Date(now.getTime() + this.bootMs()).toISOString(),
+              state: 'pending',
+              tags: { ...request.tags, 'runctl:run': request.runId, 'runctl:attempt': String(request.attempt) },
+              misses,
+            };
+            registry.instances.push(record);
+            return { record, isNew: true };
+          }
+        }
+      }
+      const tried = misses.map((m) => `${m.instanceType} ${m.spot ? 'spot' : 'on-demand'} in ${zones.join('/')} (${m.code})`);
+      throw new CapacityUnavailableError(
+        `No capacity for run ${request.runId} attempt ${request.attempt}; tried ${[...new Set(tried)].join(', ')}`,
+      );
+    });
+
+    const { record, isNew } = created;
+    if (isNew) {
+      await mkdir(join(this.sandbox(record.instanceId), 'commands'), { recursive: true });
+      this.emit(record.instanceId, 'pending');
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.currentRecord(record.instanceId).catch((error: unknown) => {
+          console.error(`local compute: booting ${record.instanceId} failed`, error);
+        });
+      }, this.bootMs());
+      timer.unref();
+      this.timers.add(timer);
+    }
+    return {
+      instanceId: record.instanceId,
+      instanceType: record.instanceType,
+      availabilityZone: record.availabilityZone,
+      spot: record.spot,
+      launchedAt: record.launchedAt,
+      misses: [...record.misses],
+    };
+  }
+
+  async readiness(instanceId: string): Promise<InstanceReadiness> {
+    const record = await this.currentRecord(instanceId);
+    if (record === undefined) return { state: 'gone', ready: false, agentOnline: false };
+    const running = record.state === 'running';
+    return { state: record.state, ready: running, agentOnline: running };
+  }
+
+  async terminate(instanceId: string): Promise<void> {
+    await this.stop(instanceId, 'SIGTERM');
+  }
+
+  /** Ends an instance abruptly (SIGKILL, no grace), as a spot reclaim or a host failure does. */
+  async kill(instanceId: string): Promise<void> {
+    await this.stop(instanceId, 'SIGKILL');
+  }
+
+  async sendCommand(
+    instanceId: string,
+    script: string,
+    options: { timeoutSeconds?: number; comment?: string } = {},
+  ): Promise<string> {
+    const record = await this.currentRecord(instanceId);
+    if (record?.state !== 'running') {
+      throw new InstanceNotReadyError(
+        `SSM cannot reach instance ${instanceId}: it is ${record?.state ?? 'unknown'}, not running with its agent online`,
+      );
+    }
+    const commandId = randomUUID();
+    const sandbox = this.sandbox(instanceId);
+    const dir = join(sandbox, 'commands', commandId);
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, 'script'), script, { mode: 0o600 });
+    if (options.comment !== undefined) await writeFile(join(dir, 'comment'), options.comment.slice(0, 100));
+    // SSM's executionTimeout: 1 hour unless asked otherwise.
+    const timeoutSeconds = Math.max(1, Math.ceil(options.timeoutSeconds ?? 3600));
+
+    const child = spawn('bash', ['-c', COMMAND_WRAPPER, 'runctl-command', script, dir, String(timeoutSeconds)], {
+      cwd: sandbox,
+      env: this.instanceEnv(instanceId),
+      // Its own session and process group, as SSM runs each command; the control plane can
+      // restart without taking the command (or the agent it starts) down with it.
+      detached: true,
+      stdio: 'ignore',
+    });
+    await new Promise<void>((resolveSpawn, reject) => {
+      child.once('spawn', resolveSpawn);
+      child.once('error', reject);
+    });
+    await writeFile(join(dir, 'pid'), String(child.pid));
+    child.unref();
+    return commandId;
+  }
+
+  async commandResult(instanceId: string, commandId: string): Promise<CommandResult> {
+    const dir = join(this.sandbox(instanceId), 'commands', commandId);
+    if (!/^[0-9a-f-]{36}$/.test(commandId) || !(await exists(dir))) {
+      throw new NotFoundError(`Command ${commandId} was never sent to instance ${instanceId}`);
+    }
+    const stdout = await readHead(join(dir, 'stdout'));
+    const stderr = await readHead(join(dir, 'stderr'));
+    const exit = await readOptional(join(dir, 'exit'));
+    if (exit !== undefined) {
+      const exitCode = Number(exit.trim());
+      if (await exists(join(dir, 'timed-out'))) return { status: 'TimedOut', exitCode, stdout, stderr };
+      return { status: exitCode === 0 ? 'Success' : 'Failed', exitCode, stdout, stderr };
+    }
+    const pid = Number(await readOptional(join(dir, 'pid')));
+    if (Number.isInteger(pid) && pid > 0 && isAlive(pid)) return { status: 'InProgress', stdout, stderr };
+    // No exit code and no process: the instance died under the command (or the wrapper was killed).
+    if ((await readOptional(join(dir, 'exit'))) === undefined) return { status: 'Failed', stdout, stderr };
+    return this.commandResult(instanceId, commandId);
+  }
+
+  async listTaggedInstances(): Promise<TaggedInstance[]> {
+    const registry = await this.readRegistry();
+    const ids = registry.instances.filter((i) => i.state !== 'terminated').map((i) => i.instanceId);
+    const records = await Promise.all(ids.map((id) => this.currentRecord(id)));
+    return records.flatMap((record) =>
+      record === undefined || record.state === 'terminated'
+        ? []
+        : [
+            {
+              instanceId: record.instanceId,
+              runId: record.runId,
+              attempt: record.attempt,
+              state: record.state,
+              launchedAt: record.launchedAt,
+              instanceType: record.instanceType,
+              spot: record.spot,
+            },
+          ],
+    );
+  }
+
+  /** Stops the boot timers; instances and their processes are left as they are. */
+  close(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+  }
+
+  private stop(instanceId: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    const inFlight = this.stopping.get(instanceId);
+    if (inFlight !== undefined) return inFlight;
+    const stopping = this.runStop(instanceId, signal).finally(() => this.stopping.delete(instanceId));
+    this.stopping.set(instanceId, stopping);
+    return stopping;
+  }
+
+  private async runStop(instanceId: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
+    const before = await this.setState(instanceId, 'shutting-down', (state) => state !== 'terminated');
+    if (before === undefined) return; // unknown: already gone, which is success
+    if (before.changed) this.emit(instanceId, 'shutting-down');
+    else if (before.record.state === 'terminated') return;
+    await terminateMarked(INSTANCE_MARKER, instanceId, {
+      graceMs: signal === 'SIGKILL' ? 0 : (this.options.terminateGraceMs ?? 2000),
+      firstSignal: signal,
+    });
+    const after = await this.setState(instanceId, 'terminated', (state) => state !== 'terminated');
+    if (after?.changed) this.emit(instanceId, 'terminated');
+  }
+
+  /** The record with a due boot applied (pending → running, announced once). */
+  private async currentRecord(instanceId: string): Promise<InstanceRecord | undefined> {
+    const now = this.now().getTime();
+    const result = await this.setState(
+      instanceId,
+      'running',
+      (state, record) => state === 'pending' && Date.parse(record.runningAt) <= now,
+    );
+    if (result?.changed) this.emit(instanceId, 'running');
+    return result?.record;
+  }
+
+  /** Moves an instance to `state` when `when` holds; undefined for an unknown instance. */
+  private setState(
+    instanceId: string,
+    state: InstanceRecord['state'],
+    when: (current: InstanceRecord['state'], record: InstanceRecord) => boolean,
+  ): Promise<{ record: InstanceRecord; changed: boolean } | undefined> {
+    return this.updateRegistry((registry) => {
+      const record = registry.instances.find((i) => i.instanceId === instanceId);
+      if (record === undefined) return undefined;
+      if (!when(record.state, record)) return { record, changed: false };
+      record.state = state;
+      return { record, changed: true };
+    });
+  }
+
+  private emit(instanceId: string, state: InstanceLifecycleState): void {
+    for (const listener of this.listeners) {
+      // Not awaited: a listener may itself terminate this instance, which waits for this change.
+      Promise.resolve()
+        .then(() => listener(instanceId, state))
+        .catch((error: unknown) => console.error(`local compute: state listener failed for ${instanceId} ${state}`, error));
+    }
+  }
+
+  private instanceEnv(instanceId: string): NodeJS.ProcessEnv {
+    const env: NodeJS.ProcessEnv = {};
+    // The developer's own AWS settings (profiles, real credentials) must never reach a local instance.
+    for (const [key, value] of Object.entries(process.env)) {
+      if (!key.startsWith('AWS_') && !key.startsWith('RUNCTL_')) env[key] = value;
+    }
+    const sandbox = this.sandbox(instanceId);
+    const region = this.options.region ?? 'us-east-1';
+    const credentials = this.options.credentials ?? { accessKeyId: 'test', secretAccessKey: 'test' };
+    const endpoints = this.options.endpoints ?? {};
+    Object.assign(env, {
+      RUNCTL_INSTANCE_ROOT: sandbox,
+      [INSTANCE_MARKER]: instanceId,
+      RUNCTL_IMDS_ENDPOINT: this.options.imdsEndpoint?.(instanceId) ?? 'off',
+      AWS_ACCESS_KEY_ID: credentials.accessKeyId,
+      AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
+      AWS_DEFAULT_REGION: region,
+      AWS_REGION: region,
+      // No config or credentials file of the developer's, and no credential lookup on 169.254.169.254.
+      AWS_CONFIG_FILE: join(sandbox, '.aws', 'config'),
+      AWS_SHARED_CREDENTIALS_FILE: join(sandbox, '.aws', 'credentials'),
+      AWS_EC2_METADATA_DISABLED: 'true',
+    });
+    if (endpoints.s3 !== undefined) env.AWS_ENDPOINT_URL_S3 = endpoints.s3;
+    if (endpoints.dynamodb !== undefined) env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
+    if (endpoints.sfn !== undefined) env.AWS_ENDPOINT_URL_SFN = endpoints.sfn;
+    return env;
+  }
+
+  private zonesFor(pinned: string | undefined): string[] {
+    const zones = [...(this.options.zones ?? [LOCAL_ZONE])];
+    if (pinned === undefined) return zones;
+    if (!zones.includes(pinned)) {
+      throw new PrecheckFailedError(`The run is pinned to ${pinned}, but the local backend only has ${zones.join(', ')}`);
+    }
+    return [pinned];
+  }
+
+  private bootMs(): number {
+    return this.options.bootMs ?? 200;
+  }
+
+  private now(): Date {
+    return this.options.now?.() ?? new Date();
+  }
+
+  private instancesDir(): string {
+    return join(this.root, 'instances');
+  }
+
+  private registryFile(): string {
+    return join(this.instancesDir(), 'registry.json');
+  }
+
+  private async readRegistry(): Promise<Registry> {
+    const text = await readOptional(this.registryFile());
+    if (text === undefined) return { instances: [] };
+    return RegistrySchema.parse(JSON.parse(text));
+  }
+
+  /** Read-modify-write of the registry, one at a time within this process; written by rename. */
+  private updateRegistry<T>(change: (registry: Registry) => T): Promise<T> {
+    const run = this.registryLock.then(async () => {
+      const registry = await this.readRegistry();
+      const before = JSON.stringify(registry);
+      const result = change(registry);
+      const after = JSON.stringify(registry, null, 2);
+      if (JSON.stringify(registry) !== before) {
+        await mkdir(this.instancesDir(), { recursive: true });
+        const tmp = `${this.registryFile()}.${process.pid}.tmp`;
+        await writeFile(tmp, after);
+        await rename(tmp, this.registryFile());
+      }
+      return result;
+    });
+    this.registryLock = run.catch(() => undefined);
+    return run;
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function readOptional(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (error) {
+    if (error instanceof Error && 'code' in error && error.code === 'ENOENT') return undefined;
+    throw error;
+  }
+}
+
+/** The first MAX_OUTPUT_CHARS characters of a file without reading all of a long log. */
+async function readHead(path: string): Promise<string> {
+  let handle;
+  try {
+    handle = await open(path, 'r');
+  } catch {
+    return '';
+  }
+  try {
+    // A UTF-8 character is at most 4 bytes.
+    const buffer = Buffer.alloc(MAX_OUTPUT_CHARS * 4);
+    const { bytesRead } = await handle.read(buffer, 0, buffer.length, 0);
+    return [...buffer.subarray(0, bytesRead).toString('utf8')].slice(0, MAX_OUTPUT_CHARS).join('');
+  } finally {
+    await handle.close();
+  }
+}
