@@ -1,0 +1,15 @@
+import { awsApiDeps, type ApiDeps } from '../../shared/composition/api';
+import { apiHandler } from '../../shared/http/api-handler';
+import { callerIdentity, json, pathParameter } from '../../shared/http/responses';
+import { awsRunsBucketDeps, readRunLogs, type RunsBucketDeps } from '../../shared/usecases/run-artifacts';
+
+/** GET /runs/{id}/logs?attempt=&offset=&length= or ?tail= — a byte range or the tail of an attempt's log. */
+export const createHandler = (deps: () => ApiDeps & RunsBucketDeps) =>
+  apiHandler(deps, async (event) =>
+    json(
+      200,
+      await readRunLogs({ owner: callerIdentity(event), runId: pathParameter(event, 'id'), query: event.queryStringParameters }, deps()),
+    ),
+  );
+
+export const handler = createHandler(() => ({ ...awsApiDeps(), ...awsRunsBucketDeps() }));

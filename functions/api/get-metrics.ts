@@ -1,0 +1,15 @@
+import { awsApiDeps, type ApiDeps } from '../../shared/composition/api';
+import { apiHandler } from '../../shared/http/api-handler';
+import { callerIdentity, json, pathParameter } from '../../shared/http/responses';
+import { awsRunsBucketDeps, readRunMetrics, type RunsBucketDeps } from '../../shared/usecases/run-artifacts';
+
+/** GET /runs/{id}/metrics?limit=&nextToken= — the run's metrics lines, oldest first, paginated. */
+export const createHandler = (deps: () => ApiDeps & RunsBucketDeps) =>
+  apiHandler(deps, async (event) =>
+    json(
+      200,
+      await readRunMetrics({ owner: callerIdentity(event), runId: pathParameter(event, 'id'), query: event.queryStringParameters }, deps()),
+    ),
+  );
+
+export const handler = createHandler(() => ({ ...awsApiDeps(), ...awsRunsBucketDeps() }));

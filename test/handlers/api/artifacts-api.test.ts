@@ -1,0 +1,238 @@
+import { createHash } from 'node:crypto';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createHandler as createCreateRun } from '../../../functions/api/create-run';
+import { createHandler as createCreateUpload } from '../../../functions/api/create-upload';
+import { createHandler as createGetLogs } from '../../../functions/api/get-logs';
+import { createHandler as createGetMetrics } from '../../../functions/api/get-metrics';
+import { createHandler as createListCheckpoints } from '../../../functions/api/list-checkpoints';
+import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
+import { Ec2Compute } from '../../../shared/adapters/ec2-compute';
+import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
+import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
+import type { RunsBucketDeps } from '../../../shared/usecases/run-artifacts';
+import { MAX_BUNDLE_BYTES } from '../../../shared/usecases/uploads';
+import { ALICE, BOB, apiEvent, lambdaContext } from '../../support/api-events';
+import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
+import { startDynalite, type RunningDynalite } from '../../support/dynalite';
+import { startS3rver, type S3rverHandle } from '../../support/s3rver';
+
+const BUCKET = 'runctl-artifacts-api';
+const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
+
+const spec = {
+  name: 'resnet',
+  code: { bundle: `s3://${BUCKET}/bundles/abc.tar.gz`, entrypoint: 'train.py' },
+  instance: { types: 'g5.xlarge' },
+};
+
+type Body = Record<string, unknown>;
+const body = (result: { body?: string }): Body => JSON.parse(result.body ?? '{}');
+
+describe('artifact API handlers (dynalite + s3rver)', () => {
+  let dynalite: RunningDynalite;
+  let s3rver: S3rverHandle;
+  let s3: S3Client;
+  let deps: ApiDeps & RunsBucketDeps;
+  const sfnClient = new SFNClient({ region: 'us-east-1' });
+  const sfn = mockClient(sfnClient);
+
+  const put = (key: string, text: string | Buffer) => s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: text }));
+
+  async function newRun(token: string): Promise<string> {
+    const result = await createCreateRun(() => deps)(
+      apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', body: { clientToken: token, spec } }),
+      lambdaContext(),
+    );
+    return String(body(result).runId);
+  }
+
+  const runRoute = (
+    create: typeof createGetLogs,
+    runId: string,
+    suffix: string,
+    query?: Record<string, string>,
+    caller = ALICE,
+  ) =>
+    create(() => deps)(
+      apiEvent({ method: 'GET', path: `/runs/${runId}/${suffix}`, routeKey: `GET /runs/{id}/${suffix}`, caller, pathParameters: { id: runId }, query }),
+      lambdaContext(),
+    );
+
+  beforeAll(async () => {
+    [dynalite, s3rver] = await Promise.all([startDynalite(), startS3rver([BUCKET])]);
+    const table = `artifacts-api-${Date.now()}`;
+    await createRunsTable(dynamoClient(dynalite.endpoint), table);
+    s3 = new S3Client({ endpoint: s3rver.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3rver.credentials });
+    deps = {
+      store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
+      executions: new SfnExecutions(sfnClient, STATE_MACHINE),
+      compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: new SSMClient({ region: 'us-east-1' }) }),
+      clock: () => new Date(),
+      logger: apiLogger,
+      s3,
+      runsBucket: BUCKET,
+    };
+  });
+  afterAll(async () => {
+    s3.destroy();
+    await Promise.all([dynalite.close(), s3rver.stop()]);
+  });
+  beforeEach(() => {
+    sfn.reset();
+    sfn.on(StartExecutionCommand).callsFake((input: { name?: string }) => ({
+      executionArn: `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${input.name}`,
+      startDate: new Date(),
+    }));
+  });
+
+  describe('POST /uploads', () => {
+    const upload = (payload: unknown) =>
+      createCreateUpload(() => deps)(apiEvent({ method: 'POST', path: '/uploads', routeKey: 'POST /uploads', body: payload }), lambdaContext());
+
+    it('hands out a presigned PUT that stores the bundle under its hash, then reports it as existing', async () => {
+      const bundle = Buffer.from('pretend this is a tar.gz');
+      const sha256 = createHash('sha256').update(bundle).digest('hex');
+
+      const first = await upload({ sha256, bytes: bundle.length });
+      const ticket = body(first);
+      const putResponse = await fetch(String(ticket.uploadUrl), { method: 'PUT', body: bundle });
+      const second = body(await upload({ sha256, bytes: bundle.length }));
+
+      expect(first.statusCode).toBe(200);
+      expect(ticket).toMatchObject({ bundle: `s3://${BUCKET}/bundles/${sha256}.tar.gz`, exists: false, expiresInSeconds: 900 });
+      expect(String(ticket.uploadUrl)).toContain(`/bundles/${sha256}.tar.gz?`);
+      expect(String(ticket.uploadUrl)).toContain('X-Amz-Expires=900');
+      expect(putResponse.status).toBe(200);
+      expect(second).toEqual({ bundle: `s3://${BUCKET}/bundles/${sha256}.tar.gz`, exists: true });
+    });
+
+    it('refuses a bundle over the limit with a 400 that says how to shrink it', async () => {
+      const result = await upload({ sha256: 'a'.repeat(64), bytes: MAX_BUNDLE_BYTES + 1 });
+
+      expect(result.statusCode).toBe(400);
+      expect(body(result).issues).toEqual([expect.objectContaining({ path: 'bytes' })]);
+      expect(body(result).message).toMatch(/500\.0 MiB limit.*\.runctlignore/);
+    });
+
+    it('names each bad field', async () => {
+      const result = await upload({ sha256: 'not-a-hash', bytes: -3 });
+
+      expect(result.statusCode).toBe(400);
+      expect(body(result).issues).toEqual(
+        expect.arrayContaining([expect.objectContaining({ path: 'sha256' }), expect.objectContaining({ path: 'bytes' })]),
+      );
+    });
+  });
+
+  describe('GET /runs/{id}/logs', () => {
+    it('returns the newest attempt\'s tail by default and a byte range to poll from', async () => {
+      const runId = await newRun('logs-1');
+      await deps.store.appendAttempt(runId, { attempt: 1, spot: true, startedAt: new Date().toISOString() });
+      await deps.store.appendAttempt(runId, { attempt: 2, spot: true, startedAt: new Date().toISOString() });
+      await put(`runs/${runId}/logs/attempt-1.log`, 'first attempt\n');
+      const log = Array.from({ length: 300 }, (_, i) => `line ${i}`).join('\n') + '\n';
+      await put(`runs/${runId}/logs/attempt-2.log`, log);
+
+      const tail = body(await runRoute(createGetLogs, runId, 'logs', { tail: '3' }));
+      const byDefault = body(await runRoute(createGetLogs, runId, 'logs'));
+      const range = body(await runRoute(createGetLogs, runId, 'logs', { attempt: '2', offset: '7', length: '9' }));
+      const older = body(await runRoute(createGetLogs, runId, 'logs', { attempt: '1' }));
+      const atEnd = body(await runRoute(createGetLogs, runId, 'logs', { offset: String(Buffer.byteLength(log)) }));
+
+      expect(tail).toMatchObject({ attempt: 2, attempts: [1, 2], text: 'line 297\nline 298\nline 299\n', size: Buffer.byteLength(log), nextOffset: Buffer.byteLength(log) });
+      expect(log.slice(Number(tail.offset))).toBe(tail.text);
+      expect(String(byDefault.text).split('\n')).toHaveLength(201);
+      expect(range).toMatchObject({ offset: 7, nextOffset: 16, text: 'line 1\nli' });
+      expect(older).toMatchObject({ attempt: 1, text: 'first attempt\n' });
+      expect(atEnd).toMatchObject({ text: '', nextOffset: Buffer.byteLength(log) });
+    });
+
+    it('never splits a UTF-8 character across two reads', async () => {
+      const runId = await newRun('logs-utf8');
+      await put(`runs/${runId}/logs/attempt-1.log`, 'loss ↓ 0.5\n');
+
+      const first = body(await runRoute(createGetLogs, runId, 'logs', { offset: '0', length: '6' }));
+      const rest = body(await runRoute(createGetLogs, runId, 'logs', { offset: String(first.nextOffset) }));
+
+      expect(first).toMatchObject({ text: 'loss ', nextOffset: 5 });
+      expect(`${String(first.text)}${String(rest.text)}`).toBe('loss ↓ 0.5\n');
+    });
+
+    it('answers an attempt without a log yet with an empty text, another owner with a 404, and bad queries with a 400', async () => {
+      const runId = await newRun('logs-empty');
+
+      const empty = await runRoute(createGetLogs, runId, 'logs');
+      const other = await runRoute(createGetLogs, runId, 'logs', undefined, BOB);
+      const bad = await runRoute(createGetLogs, runId, 'logs', { offset: '-1', tail: '5' });
+
+      expect(body(empty)).toMatchObject({ attempt: 1, size: 0, text: '', nextOffset: 0 });
+      expect(other.statusCode).toBe(404);
+      expect(bad.statusCode).toBe(400);
+      expect(body(bad).issues).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'offset' })]));
+    });
+  });
+
+  describe('GET /runs/{id}/metrics', () => {
+    it('pages through metrics.jsonl, skips lines that are not JSON objects, and resumes after new lines', async () => {
+      const runId = await newRun('metrics-1');
+      const lines = Array.from({ length: 5 }, (_, i) => JSON.stringify({ ts: `2026-01-01T00:00:0${i}Z`, attempt: 1, step: i, loss: 1 / (i + 1) }));
+      const stored = `${lines.slice(0, 2).join('\n')}\nnot json\n[1,2]\n${lines.slice(2).join('\n')}\n`;
+      await put(`runs/${runId}/metrics.jsonl`, stored);
+
+      const first = body(await runRoute(createGetMetrics, runId, 'metrics', { limit: '2' }));
+      const second = body(await runRoute(createGetMetrics, runId, 'metrics', { limit: '2', nextToken: String(first.nextToken) }));
+      const third = body(await runRoute(createGetMetrics, runId, 'metrics', { limit: '2', nextToken: String(second.nextToken) }));
+      await put(`runs/${runId}/metrics.jsonl`, `${stored}${JSON.stringify({ step: 5, loss: 0.1 })}\n`);
+      const resumed = body(await runRoute(createGetMetrics, runId, 'metrics', { nextToken: String(third.resumeToken) }));
+
+      const steps = (page: Body) => (page.metrics as Body[]).map((m) => m.step);
+      expect(steps(first)).toEqual([0, 1]);
+      expect(steps(second)).toEqual([2, 3]);
+      expect(steps(third)).toEqual([4]);
+      expect(third.nextToken).toBeUndefined();
+      expect(steps(resumed)).toEqual([5]);
+    });
+
+    it('is empty before the first upload, a 404 for another owner and a 400 for a forged token', async () => {
+      const runId = await newRun('metrics-empty');
+
+      const empty = body(await runRoute(createGetMetrics, runId, 'metrics'));
+      const other = await runRoute(createGetMetrics, runId, 'metrics', undefined, BOB);
+      const forged = await runRoute(createGetMetrics, runId, 'metrics', { nextToken: 'bm9wZQ' });
+
+      expect(empty).toMatchObject({ metrics: [] });
+      expect(empty.nextToken).toBeUndefined();
+      expect(other.statusCode).toBe(404);
+      expect(forged.statusCode).toBe(400);
+      expect(body(forged).issues).toEqual([expect.objectContaining({ path: 'nextToken' })]);
+    });
+  });
+
+  describe('GET /runs/{id}/checkpoints', () => {
+    it('lists complete checkpoints newest first and marks the one latest.json points at', async () => {
+      const runId = await newRun('ckpt-1');
+      const prefix = `runs/${runId}/checkpoints`;
+      for (const id of ['0001-000001', '0001-000002', '0002-000003']) {
+        await put(`${prefix}/${id}/model.pt`, 'weights');
+        await put(`${prefix}/${id}/_COMPLETE.json`, '{}');
+      }
+      await put(`${prefix}/0002-000004/model.pt`, 'half-uploaded, no marker');
+      await put(`${prefix}/latest.json`, JSON.stringify({ uri: `s3://${BUCKET}/${prefix}/0002-000003/`, attempt: 2, seq: 3, createdAt: '2026-01-01T00:00:00Z' }));
+
+      const result = await runRoute(createListCheckpoints, runId, 'checkpoints');
+      const other = await runRoute(createListCheckpoints, runId, 'checkpoints', undefined, BOB);
+
+      expect(result.statusCode).toBe(200);
+      const list = body(result);
+      expect((list.checkpoints as Body[]).map((c) => c.id)).toEqual(['0002-000003', '0001-000002', '0001-000001']);
+      expect((list.checkpoints as Body[]).map((c) => c.latest)).toEqual([true, false, false]);
+      expect(list.latest).toBe('0002-000003');
+      expect(other.statusCode).toBe(404);
+    });
+  });
+});
