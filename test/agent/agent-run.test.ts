@@ -73,7 +73,7 @@ describe('agent: a training script that exits 0', () => {
 
     // One metrics line per report: the JSON line and the regex line.
     const metrics = ((await world.text(`${prefix}/metrics.jsonl`)) ?? '').trim().split('\n').map((l) => JSON.parse(l));
-    expect(metrics.length).toBe(2 * output.metrics.step);
+    expect(metrics.length).toBe(2 * (output.metrics.step ?? 0));
     expect(metrics[0]).toMatchObject({ attempt: 1, step: 1, loss: 1 });
     expect(metrics[0].note).toBeUndefined();
     expect(metrics[1]).toMatchObject({ attempt: 1, val_accuracy: 0.5 });
