@@ -9,6 +9,12 @@ const spec = {
   instance: { types: ['g5.xlarge'] },
 };
 
+interface Body {
+  [key: string]: any;
+}
+/** JSON.parse is typed `any`; the tests read fields by name. */
+const jsonOf = async (response: Response): Promise<Body> => JSON.parse(await response.text());
+
 describe('local HTTP API', () => {
   let stack: LocalStack;
   let other: RunningHttpApi;
@@ -40,16 +46,16 @@ describe('local HTTP API', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ clientToken: 'http-1', spec }),
     });
-    const run = await created.json();
+    const run = await jsonOf(created);
     const read = await fetch(`${stack.api.url}/runs/${run.runId}`);
-    const listed = await (await fetch(`${stack.api.url}/runs?limit=5`)).json();
+    const listed = await jsonOf(await fetch(`${stack.api.url}/runs?limit=5`));
     const foreign = await fetch(`${other.url}/runs/${run.runId}`);
 
     expect(created.status).toBe(201);
     expect(created.headers.get('content-type')).toBe('application/json');
     expect(run).toMatchObject({ owner: LOCAL_OWNER, status: 'PENDING' });
     expect(read.status).toBe(200);
-    expect((await read.json()).runId).toBe(run.runId);
+    expect((await jsonOf(read)).runId).toBe(run.runId);
     expect(listed.runs.map((r: { runId: string }) => r.runId)).toContain(run.runId);
     expect(foreign.status).toBe(404);
   });
@@ -61,11 +67,11 @@ describe('local HTTP API', () => {
     const wrongMethod = await fetch(`${stack.api.url}/runs/r-1`, { method: 'DELETE' });
 
     expect(malformed.status).toBe(400);
-    expect((await malformed.json()).message).toMatch(/not valid JSON/);
+    expect((await jsonOf(malformed)).message).toMatch(/not valid JSON/);
     expect(badQuery.status).toBe(400);
-    expect((await badQuery.json()).issues).toEqual([expect.objectContaining({ path: 'limit' })]);
+    expect((await jsonOf(badQuery)).issues).toEqual([expect.objectContaining({ path: 'limit' })]);
     expect(unknown.status).toBe(404);
-    expect(await unknown.json()).toEqual({ message: 'Not Found' });
+    expect(await jsonOf(unknown)).toEqual({ message: 'Not Found' });
     expect(wrongMethod.status).toBe(404);
   });
 
