@@ -1,0 +1,139 @@
+import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { canTransition } from '../domain/run-status';
+import { RunInvalidError } from '../errors';
+import type { AttemptRef, AttemptSignals, SpotInterruptionMark } from '../ports/attempt-signals';
+import { translateAwsError } from './aws-errors';
+import { LAST_ATTEMPT_ATTRIBUTE, runKey, statusIndexKeys } from './runs-table';
+
+// The spot-warning write is a status transition made outside RunStore.transition (which reads
+// the owner first: one call too many on a two-minute path); it must stay a legal one.
+if (!canTransition('TRAINING', 'CHECKPOINTING')) throw new Error('TRAINING → CHECKPOINTING must be a legal transition');
+
+/**
+ * Attribute on an attempt's entry that marks a rebalance checkpoint as asked for, so a
+ * duplicate recommendation asks only once. Not part of the RunRecord (the store drops it on read).
+ */
+export const REBALANCE_ATTRIBUTE = 'rebalanceCheckpointAt';
+
+/** AttemptSignals on the runs table, with the same document client as DynamoRunStore. */
+export class DynamoAttemptSignals implements AttemptSignals {
+  constructor(
+    private readonly documentClient: DynamoDBDocumentClient,
+    private readonly tableName: string,
+    private readonly clock: () => Date = () => new Date(),
+  ) {}
+
+  /**
+   * One UpdateItem: status, both status index keys, reason and the attempt's end reason. The
+   * condition on the owner keeps a wrong `runctl:owner` tag from writing a wrong index key.
+   */
+  async markSpotInterrupted(mark: SpotInterruptionMark): Promise<boolean> {
+    const entry = attemptEntry(mark.attempt);
+    const index = statusIndexKeys(mark.owner, 'CHECKPOINTING');
+    return this.update(`mark attempt ${mark.attempt} of run ${mark.runId} spot-interrupted`, mark, {
+      set: [
+        '#status = :checkpointing',
+        '#gsi2pk = :gsi2pk',
+        '#gsi3pk = :gsi3pk',
+        '#statusReason = :reason',
+        `${entry}.#endReason = :spotInterrupted`,
+      ],
+      condition: ['#status = :training', '#owner = :owner'],
+      names: { '#status': 'status', '#gsi2pk': 'gsi2pk', '#gsi3pk': 'gsi3pk', '#statusReason': 'statusReason', '#owner': 'owner' },
+      values: {
+        ':checkpointing': 'CHECKPOINTING',
+        ':training': 'TRAINING',
+        ':gsi2pk': index.gsi2pk,
+        ':gsi3pk': index.gsi3pk,
+        ':owner': mark.owner,
+        ':spotInterrupted': 'SPOT_INTERRUPTED',
+        ':reason': `Spot interruption warning (${mark.action}) for ${mark.instanceId} at ${mark.noticedAt}: checkpointing attempt ${mark.attempt}`,
+      },
+    });
+  }
+
+  /** One UpdateItem, conditional on the spec's own flag, so the handler need not read the spec first. */
+  async markRebalanceCheckpoint(ref: AttemptRef & { at: string }): Promise<boolean> {
+    const entry = attemptEntry(ref.attempt);
+    return this.update(`mark a rebalance checkpoint on attempt ${ref.attempt} of run ${ref.runId}`, ref, {
+      set: ['#statusReason = :reason', `${entry}.#rebalance = :at`],
+      condition: [
+        '#status = :training',
+        '#spec.#recovery.#checkpointOnRebalance = :true',
+        `attribute_not_exists(${entry}.#rebalance)`,
+      ],
+      names: {
+        '#status': 'status',
+        '#statusReason': 'statusReason',
+        '#rebalance': REBALANCE_ATTRIBUTE,
+        '#spec': 'spec',
+        '#recovery': 'recovery',
+        '#checkpointOnRebalance': 'checkpointOnRebalance',
+      },
+      values: {
+        ':training': 'TRAINING',
+        ':true': true,
+        ':at': ref.at,
+        ':reason': `Rebalance recommendation for ${ref.instanceId} at ${ref.at}: early checkpoint of attempt ${ref.attempt} requested`,
+      },
+    });
+  }
+
+  /**
+   * Sends the update with the conditions every signal shares: attempt n is the newest (it sits at
+   * index n-1, see DynamoRunStore.appendAttempt), runs on the event's instance and has not ended.
+   */
+  private async update(
+    what: string,
+    ref: AttemptRef,
+    parts: { set: string[]; condition: string[]; names: Record<string, string>; values: Record<string, unknown> },
+  ): Promise<boolean> {
+    if (!Number.isInteger(ref.attempt) || ref.attempt < 1) {
+      throw new RunInvalidError(`Attempt number must be a positive integer, got ${ref.attempt}`);
+    }
+    const entry = attemptEntry(ref.attempt);
+    const condition = [
+      '#lastAttempt = :attempt',
+      `${entry}.#attempt = :attempt`,
+      `${entry}.#instanceId = :instanceId`,
+      `attribute_not_exists(${entry}.#endedAt)`,
+      `attribute_not_exists(${entry}.#endReason)`,
+      ...parts.condition,
+    ];
+    try {
+      await this.documentClient.send(
+        new UpdateCommand({
+          TableName: this.tableName,
+          Key: runKey(ref.runId),
+          UpdateExpression: `SET ${[...parts.set, '#updatedAt = :now'].join(', ')}`,
+          ConditionExpression: condition.join(' AND '),
+          ExpressionAttributeNames: {
+            ...parts.names,
+            '#attempts': 'attempts',
+            '#lastAttempt': LAST_ATTEMPT_ATTRIBUTE,
+            '#attempt': 'attempt',
+            '#instanceId': 'instanceId',
+            '#endedAt': 'endedAt',
+            '#endReason': 'endReason',
+            '#updatedAt': 'updatedAt',
+          },
+          ExpressionAttributeValues: {
+            ...parts.values,
+            ':attempt': ref.attempt,
+            ':instanceId': ref.instanceId,
+            ':now': this.clock().toISOString(),
+          },
+        }),
+      );
+      return true;
+    } catch (error) {
+      // Also what a missing run gives: the condition cannot hold on an item that is not there.
+      if (error instanceof Error && error.name === 'ConditionalCheckFailedException') return false;
+      throw translateAwsError(error, `DynamoDB: ${what}`);
+    }
+  }
+}
+
+function attemptEntry(attempt: number): string {
+  return `#attempts[${attempt - 1}]`;
+}

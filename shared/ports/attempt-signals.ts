@@ -1,0 +1,35 @@
+/**
+ * The two writes the EC2 event handlers make on a run record. Each is a single conditional
+ * UpdateItem that only applies while the attempt is the run's newest, runs on the instance the
+ * event names and has not ended, so a duplicate or late event changes nothing.
+ */
+
+export interface AttemptRef {
+  runId: string;
+  attempt: number;
+  instanceId: string;
+}
+
+export interface SpotInterruptionMark extends AttemptRef {
+  /** Owner of the run: its status index key is built from it. */
+  owner: string;
+  /** When the warning was issued (the event's time). */
+  noticedAt: string;
+  /** EC2's announced action: terminate, stop or hibernate. */
+  action: string;
+}
+
+export interface AttemptSignals {
+  /**
+   * TRAINING → CHECKPOINTING and the attempt's end reason `SPOT_INTERRUPTED`, in one write.
+   * False (nothing written) when the run is not TRAINING or the attempt is not live on that instance.
+   */
+  markSpotInterrupted(mark: SpotInterruptionMark): Promise<boolean>;
+  /**
+   * Records on a TRAINING run that an early checkpoint was asked for on a rebalance
+   * recommendation; the status stays. False when the spec does not ask for
+   * `recovery.checkpointOnRebalance`, the attempt is not live on that instance, or it was
+   * already asked for this attempt.
+   */
+  markRebalanceCheckpoint(ref: AttemptRef & { at: string }): Promise<boolean>;
+}
