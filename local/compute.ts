@@ -207,6 +207,15 @@ export class LocalCompute implements Compute {
     return { state: record.state, ready: running, agentOnline: running };
   }
 
+  /** Type, zone and state of an instance, or undefined when it never existed (for the metadata service). */
+  async describe(
+    instanceId: string,
+  ): Promise<{ instanceType: string; availabilityZone: string; state: InstanceRecord['state']; spot: boolean } | undefined> {
+    const record = await this.currentRecord(instanceId);
+    if (record === undefined) return undefined;
+    return { instanceType: record.instanceType, availabilityZone: record.availabilityZone, state: record.state, spot: record.spot };
+  }
+
   async terminate(instanceId: string): Promise<void> {
     await this.stop(instanceId, 'SIGTERM');
   }
