@@ -1,0 +1,283 @@
+import {
+  DescribeImagesCommand,
+  DescribeInstancesCommand,
+  EC2Client,
+  RunInstancesCommand,
+  TerminateInstancesCommand,
+  type Instance,
+} from '@aws-sdk/client-ec2';
+import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import {
+  DescribeInstanceInformationCommand,
+  GetCommandInvocationCommand,
+  SendCommandCommand,
+  SSMClient,
+} from '@aws-sdk/client-ssm';
+import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
+import { Ec2Compute } from '../../shared/adapters/ec2-compute';
+import { S3Artifacts } from '../../shared/adapters/s3-artifacts';
+import type { RunStore } from '../../shared/ports/run-store';
+import type { StepDeps } from '../../shared/usecases/step-deps';
+import type { TaskTokens } from '../../local/task-tokens';
+import { createRunsTable, dynamoClient, dynamoDocumentClient, localClientConfig } from '../support/aws-clients';
+
+/**
+ * A simulated AWS account for the train-run machine tests: EC2 and SSM are aws-sdk-client-mock
+ * clients whose fakes keep instance and command state and answer like the real APIs; DynamoDB is
+ * dynalite and S3 is moto, both through the real adapters. The "agent" answers the task token
+ * (read from the run record, as the real agent does) when the launch command is sent.
+ */
+
+export type AgentBehaviour =
+  | { kind: 'succeed' }
+  | { kind: 'fail'; exitCode: number }
+  | { kind: 'interrupt' }
+  /** Never calls back (the heartbeat timeout ends the wait). */
+  | { kind: 'silent' };
+
+interface SimInstance {
+  id: string;
+  type: string;
+  subnetId: string;
+  az: string;
+  state: string;
+  tags: Record<string, string>;
+  spot: boolean;
+}
+
+function awsError(name: string, message: string, status = 400): Error {
+  return Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode: status } });
+}
+
+export interface WorldOptions {
+  dynamoEndpoint: string;
+  motoEndpoint: string;
+  table: string;
+  bucket: string;
+  tokens: TaskTokens;
+}
+
+export class SimulatedAccount {
+  readonly ec2 = new EC2Client(localClientConfig('http://127.0.0.1:9'));
+  readonly ssm = new SSMClient(localClientConfig('http://127.0.0.1:9'));
+  readonly s3: S3Client;
+  readonly store: RunStore;
+  readonly instances = new Map<string, SimInstance>();
+  readonly terminated: string[] = [];
+  readonly launchScripts: Array<{ instanceId: string; script: string; comment?: string }> = [];
+  /** Types with no capacity (RunInstances answers InsufficientInstanceCapacity). */
+  noCapacity = new Set<string>();
+  /** RunInstances calls to answer with RequestLimitExceeded before accepting. */
+  throttleRunInstances = 0;
+  ssmOnline = true;
+  /** How the prefetch command ends. */
+  prefetch: { status: 'Success' | 'Failed'; exitCode: number; stderr: string } = { status: 'Success', exitCode: 0, stderr: '' };
+  /** The agent of attempt n (1-based); the last entry serves later attempts. */
+  agent: AgentBehaviour[] = [{ kind: 'succeed' }];
+  private seq = 0;
+  private readonly commands = new Map<string, { status: string; exitCode: number; stdout: string; stderr: string }>();
+
+  constructor(private readonly options: WorldOptions) {
+    this.s3 = new S3Client({ ...localClientConfig(options.motoEndpoint), forcePathStyle: true });
+    this.store = new DynamoRunStore(dynamoDocumentClient(options.dynamoEndpoint), options.table);
+    this.mockEc2();
+    this.mockSsm();
+  }
+
+  async setUp(): Promise<void> {
+    await createRunsTable(dynamoClient(this.options.dynamoEndpoint), this.options.table);
+    await this.s3.send(new CreateBucketCommand({ Bucket: this.options.bucket }));
+  }
+
+  deps(clock: () => Date = () => new Date()): StepDeps {
+    return {
+      store: this.store,
+      compute: new Ec2Compute({
+        ec2: this.ec2,
+        ssm: this.ssm,
+        defaultSubnets: ['subnet-0aaa1111', 'subnet-0bbb2222'],
+        throttleRetry: { attempts: 3, baseMs: 1, sleep: async () => undefined },
+      }),
+      artifacts: new S3Artifacts(this.s3, this.options.bucket),
+      clock,
+      config: {
+        bucket: this.options.bucket,
+        table: this.options.table,
+        region: 'us-east-1',
+        heartbeatSeconds: 60,
+        readinessMaxChecks: 3,
+        capacityRetrySeconds: 60,
+        prefetchMaxPolls: 5,
+      },
+    };
+  }
+
+  /** Live (not terminated) instances. */
+  live(): SimInstance[] {
+    return [...this.instances.values()].filter((i) => i.state !== 'terminated');
+  }
+
+  async put(key: string, body: string): Promise<void> {
+    await this.s3.send(new PutObjectCommand({ Bucket: this.options.bucket, Key: key, Body: body }));
+  }
+
+  /** Writes a checkpoint the way the agent does: files, `_COMPLETE.json`, then `latest.json`. */
+  async writeCheckpoint(runId: string, attempt: number, seq: number): Promise<string> {
+    const id = `${String(attempt).padStart(4, '0')}-${String(seq).padStart(6, '0')}`;
+    const uri = `s3://${this.options.bucket}/runs/${runId}/checkpoints/${id}/`;
+    await this.put(`runs/${runId}/checkpoints/${id}/model.pt`, `weights ${id}`);
+    await this.put(`runs/${runId}/checkpoints/${id}/_COMPLETE.json`, JSON.stringify({ uri, attempt, seq, id }));
+    await this.put(
+      `runs/${runId}/checkpoints/latest.json`,
+      JSON.stringify({ uri, attempt, seq, createdAt: new Date().toISOString(), files: 1, bytes: 10 }),
+    );
+    return uri;
+  }
+
+  private describe(instances: SimInstance[]): Instance[] {
+    return instances.map((i) => ({
+      InstanceId: i.id,
+      InstanceType: i.type as Instance['InstanceType'],
+      SubnetId: i.subnetId,
+      Placement: { AvailabilityZone: i.az },
+      State: { Name: i.state as NonNullable<Instance['State']>['Name'] },
+      Tags: Object.entries(i.tags).map(([Key, Value]) => ({ Key, Value })),
+      InstanceLifecycle: i.spot ? 'spot' : undefined,
+      LaunchTime: new Date(),
+    }));
+  }
+
+  private mockEc2(): void {
+    const ec2 = mockClient(this.ec2);
+    ec2.on(DescribeImagesCommand).callsFake((input) => ({
+      Images: (input.ImageIds ?? []).map((ImageId: string) => ({ ImageId, RootDeviceName: '/dev/sda1' })),
+    }));
+    ec2.on(DescribeInstancesCommand).callsFake((input) => {
+      let found = [...this.instances.values()];
+      if (input.InstanceIds) {
+        const missing = input.InstanceIds.find((id: string) => !this.instances.has(id));
+        if (missing) throw awsError('InvalidInstanceID.NotFound', `The instance ID '${missing}' does not exist`);
+        found = found.filter((i) => input.InstanceIds.includes(i.id));
+      }
+      for (const filter of input.Filters ?? []) {
+        const values: string[] = filter.Values ?? [];
+        if (filter.Name === 'instance-state-name') found = found.filter((i) => values.includes(i.state));
+        else if (filter.Name === 'tag-key') found = found.filter((i) => values.some((k) => k in i.tags));
+        else if (filter.Name?.startsWith('tag:')) {
+          const key = filter.Name.slice(4);
+          found = found.filter((i) => values.includes(i.tags[key] ?? ''));
+        }
+      }
+      return { Reservations: found.length === 0 ? [] : [{ Instances: this.describe(found) }] };
+    });
+    ec2.on(RunInstancesCommand).callsFake((input) => {
+      if (this.throttleRunInstances > 0) {
+        this.throttleRunInstances -= 1;
+        throw awsError('RequestLimitExceeded', 'Request limit exceeded.', 503);
+      }
+      const type: string = input.InstanceType;
+      if (this.noCapacity.has(type)) {
+        throw awsError('InsufficientInstanceCapacity', `We currently do not have sufficient ${type} capacity in the Availability Zone you requested.`, 500);
+      }
+      this.seq += 1;
+      const id = `i-0${String(this.seq).padStart(16, '0')}`;
+      const tags = Object.fromEntries(
+        (input.TagSpecifications?.[0]?.Tags ?? []).map((t: { Key: string; Value: string }) => [t.Key, t.Value]),
+      );
+      const instance: SimInstance = {
+        id,
+        type,
+        subnetId: input.SubnetId,
+        az: input.SubnetId === 'subnet-0aaa1111' ? 'us-east-1a' : 'us-east-1b',
+        state: 'running',
+        tags,
+        spot: input.InstanceMarketOptions?.MarketType === 'spot',
+      };
+      this.instances.set(id, instance);
+      return { Instances: this.describe([instance]) };
+    });
+    ec2.on(TerminateInstancesCommand).callsFake((input) => {
+      for (const id of input.InstanceIds ?? []) {
+        const instance = this.instances.get(id);
+        if (!instance) throw awsError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
+        instance.state = 'terminated';
+        this.terminated.push(id);
+      }
+      return { TerminatingInstances: [] };
+    });
+  }
+
+  private mockSsm(): void {
+    const ssm = mockClient(this.ssm);
+    ssm.on(DescribeInstanceInformationCommand).callsFake((input) => {
+      const ids: string[] = input.Filters?.[0]?.Values ?? [];
+      return {
+        InstanceInformationList: this.ssmOnline ? ids.map((InstanceId) => ({ InstanceId, PingStatus: 'Online' })) : [],
+      };
+    });
+    ssm.on(SendCommandCommand).callsFake((input) => {
+      const instanceId: string = input.InstanceIds[0];
+      const instance = this.instances.get(instanceId);
+      if (!instance || instance.state !== 'running') throw awsError('InvalidInstanceId', 'Instances not in a valid state');
+      this.seq += 1;
+      const commandId = `cmd-${this.seq}`;
+      const script: string = input.Parameters.commands[0];
+      const comment: string | undefined = input.Comment;
+      if (comment?.startsWith('runctl prefetch')) {
+        const p = this.prefetch;
+        const stdout = p.status === 'Success' ? '{"source":"s3://datasets/mnist/","target":"/data","bytes":1048576,"seconds":3}\n' : '';
+        this.commands.set(commandId, { status: p.status, exitCode: p.exitCode, stdout, stderr: p.stderr });
+      } else {
+        this.commands.set(commandId, { status: 'Success', exitCode: 0, stdout: '', stderr: '' });
+        this.launchScripts.push({ instanceId, script, comment });
+        const runId = instance.tags['runctl:run'] ?? '';
+        const attempt = Number(instance.tags['runctl:attempt']);
+        // The agent starts detached: it calls back after SendCommand has returned.
+        setTimeout(() => void this.runAgent(runId, attempt), 5);
+      }
+      return { Command: { CommandId: commandId, Status: 'Pending' } };
+    });
+    ssm.on(GetCommandInvocationCommand).callsFake((input) => {
+      const command = this.commands.get(input.CommandId);
+      if (!command) throw awsError('InvocationDoesNotExist', 'no such invocation');
+      return {
+        Status: command.status,
+        ResponseCode: command.exitCode,
+        StandardOutputContent: command.stdout,
+        StandardErrorContent: command.stderr,
+      };
+    });
+  }
+
+  private async runAgent(runId: string, attempt: number): Promise<void> {
+    const behaviour = this.agent[attempt - 1] ?? this.agent.at(-1) ?? { kind: 'succeed' };
+    // Like the real agent: the token of this attempt comes from the run record.
+    const record = await this.store.get(runId);
+    const token = record?.taskTokenAttempt === attempt ? record.taskToken : undefined;
+    if (token === undefined) throw new Error(`agent of ${runId} attempt ${attempt} found no task token`);
+    const { tokens } = this.options;
+    switch (behaviour.kind) {
+      case 'succeed': {
+        await this.writeCheckpoint(runId, attempt, 9);
+        await this.put(
+          `runs/${runId}/outputs/_manifest.json`,
+          JSON.stringify({ runId, attempt, uri: `s3://${this.options.bucket}/runs/${runId}/outputs/`, files: [{ key: 'model.onnx', bytes: 42 }], bytes: 42 }),
+        );
+        tokens.heartbeat(token);
+        tokens.success(token, JSON.stringify({ exitCode: 0, outputs: `s3://${this.options.bucket}/runs/${runId}/outputs/_manifest.json` }));
+        return;
+      }
+      case 'fail':
+        tokens.failure(token, 'Training.Failed', JSON.stringify({ exitCode: behaviour.exitCode, logTail: 'Traceback\nValueError: bad batch' }));
+        return;
+      case 'interrupt': {
+        const checkpoint = await this.writeCheckpoint(runId, attempt, 3);
+        tokens.failure(token, 'Spot.Interrupted', JSON.stringify({ checkpoint: { uri: checkpoint }, reason: 'spot-warning' }));
+        return;
+      }
+      case 'silent':
+        return;
+    }
+  }
+}

@@ -1,0 +1,336 @@
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { loadAsl, localLambdaArn } from '../../local/asl';
+import { LocalStateMachine, type LocalLambda } from '../../local/state-machine-runner';
+import { TaskTokens } from '../../local/task-tokens';
+import * as checkInstance from '../../functions/steps/check-instance';
+import * as decideRecovery from '../../functions/steps/decide-recovery';
+import * as finalizeArtifacts from '../../functions/steps/finalize-artifacts';
+import * as finishRun from '../../functions/steps/finish-run';
+import * as launchTraining from '../../functions/steps/launch-training';
+import * as prefetchData from '../../functions/steps/prefetch-data';
+import * as provisionInstance from '../../functions/steps/provision-instance';
+import * as releaseResources from '../../functions/steps/release-resources';
+import * as validateRun from '../../functions/steps/validate-run';
+import type { RunSpecInput } from '../../shared/domain/run-spec';
+import { parseRunSpec } from '../../shared/domain/run-spec';
+import type { RunStatus } from '../../shared/domain/run-status';
+import type { StepDeps } from '../../shared/usecases/step-deps';
+import { startDynalite, type RunningDynalite } from '../support/dynalite';
+import { SimulatedAccount, type AgentBehaviour } from './train-run-world';
+
+const BUCKET = 'runctl-train-run-tests';
+const TABLE = 'runs';
+
+let dynalite: RunningDynalite;
+let world: SimulatedAccount;
+let tokens: TaskTokens;
+let sequence = 0;
+
+beforeAll(async () => {
+  dynalite = await startDynalite();
+  tokens = new TaskTokens();
+  world = new SimulatedAccount({ dynamoEndpoint: dynalite.endpoint, motoEndpoint: inject('motoEndpoint'), table: TABLE, bucket: BUCKET, tokens });
+  await world.setUp();
+});
+afterAll(async () => {
+  await dynalite?.close();
+});
+
+function lambdas(deps: StepDeps): Record<string, LocalLambda> {
+  return {
+    ValidateRunLambdaFunction: validateRun.createHandler(deps),
+    ProvisionInstanceLambdaFunction: provisionInstance.createHandler(deps),
+    CheckInstanceLambdaFunction: checkInstance.createHandler(deps),
+    PrefetchDataLambdaFunction: prefetchData.createHandler(deps),
+    LaunchTrainingLambdaFunction: launchTraining.createHandler(deps),
+    FinalizeArtifactsLambdaFunction: finalizeArtifacts.createHandler(deps),
+    ReleaseResourcesLambdaFunction: releaseResources.createHandler(deps),
+    DecideRecoveryLambdaFunction: decideRecovery.createHandler(deps),
+    FinishRunLambdaFunction: finishRun.createHandler(deps),
+  };
+}
+
+function spec(overrides: Partial<RunSpecInput> = {}): RunSpecInput {
+  return {
+    name: 'mnist',
+    code: { bundle: `s3://${BUCKET}/code/bundle.tar.gz`, entrypoint: 'train.py' },
+    hyperparameters: { epochs: 2 },
+    instance: { types: ['g5.xlarge', 'g6.xlarge'], ami: 'ami-0abc1234' },
+    ...overrides,
+  };
+}
+
+interface Scenario {
+  spec?: RunSpecInput;
+  agent?: AgentBehaviour[];
+  stateOverrides?: Record<string, LocalLambda>;
+  clock?: () => Date;
+  heartbeatMs?: number;
+  /** Submit as the API does (a PENDING record and `{runId, owner, spec}`), else a bare spec. */
+  viaApi?: boolean;
+}
+
+/** Runs the real ASL with the real handlers over the simulated account. */
+async function runScenario(scenario: Scenario = {}) {
+  sequence += 1;
+  const runId = `r-test-${sequence}-${Date.now().toString(36)}`;
+  world.agent = scenario.agent ?? [{ kind: 'succeed' }];
+  await world.put('code/bundle.tar.gz', 'tarball');
+  const deps = world.deps(scenario.clock);
+  const statuses: RunStatus[] = [];
+  const store = deps.store;
+  const recordingStore = Object.assign(Object.create(Object.getPrototypeOf(store)), store);
+  recordingStore.transition = async (...args: Parameters<typeof store.transition>) => {
+    const updated = await store.transition(...args);
+    statuses.push(args[2]);
+    return updated;
+  };
+  const runDeps: StepDeps = { ...deps, store: recordingStore };
+  const rawSpec = scenario.spec ?? spec();
+  let input: unknown = rawSpec;
+  if (scenario.viaApi !== false) {
+    const parsed = parseRunSpec(rawSpec);
+    const now = new Date().toISOString();
+    await store.create({
+      runId, owner: 'arn:aws:iam::123456789012:user/alice', spec: parsed, specHash: 'h', status: 'PENDING',
+      createdAt: now, updatedAt: now, attempts: [], costUsd: 0, interruptions: 0, userFailures: 0,
+    });
+    input = { runId, owner: 'arn:aws:iam::123456789012:user/alice', spec: rawSpec };
+  }
+  const machine = new LocalStateMachine({
+    definition: loadAsl('train-run', localLambdaArn),
+    lambdas: lambdas(runDeps),
+    stateOverrides: scenario.stateOverrides,
+    tokens,
+    fastWaits: true,
+    heartbeatOverridesMs: scenario.heartbeatMs === undefined ? undefined : { LaunchTraining: scenario.heartbeatMs },
+  });
+  const terminatedBefore = world.terminated.length;
+  const execution = machine.start(input, runId);
+  const outcome = await execution.outcome;
+  const record = await store.get(runId);
+  const launched = [...world.instances.values()].filter((i) => i.tags['runctl:run'] === runId);
+  return { runId, outcome, record, statuses, execution, launched, terminated: world.terminated.slice(terminatedBefore) };
+}
+
+describe('train-run state machine', () => {
+  it('carries a run to SUCCEEDED, terminates its instance and clears the task token', async () => {
+    const { outcome, record, statuses, launched, terminated, runId } = await runScenario();
+    expect(outcome).toMatchObject({ status: 'SUCCEEDED', output: { status: 'SUCCEEDED' } });
+    expect(record?.status).toBe('SUCCEEDED');
+    expect(record?.statusReason).toContain(`runs/${runId}/outputs/_manifest.json`);
+    expect(statuses).toEqual(['VALIDATING', 'PROVISIONING', 'STARTING', 'TRAINING', 'FINALIZING', 'SUCCEEDED']);
+    expect(launched).toHaveLength(1);
+    expect(terminated).toEqual([launched[0]?.id]);
+    expect(record?.taskToken).toBeUndefined();
+    expect(record?.attempts).toMatchObject([{ attempt: 1, instanceId: launched[0]?.id, endReason: 'SUCCEEDED' }]);
+    expect(record?.attempts[0]?.endedAt).toBeDefined();
+  });
+
+  it('keeps the task token out of the SSM command text', async () => {
+    const seen: string[] = [];
+    tokens.onIssued((token) => seen.push(token));
+    const before = world.launchScripts.length;
+    await runScenario();
+    const scripts = world.launchScripts.slice(before);
+    expect(scripts).toHaveLength(1);
+    expect(seen.length).toBeGreaterThan(0);
+    for (const token of seen) for (const { script } of scripts) expect(script).not.toContain(token);
+  });
+
+  it('runs a bare spec pasted in the console under the execution name, owned by "console"', async () => {
+    const { outcome, record, runId } = await runScenario({ viaApi: false });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(record).toMatchObject({ runId, owner: 'console', status: 'SUCCEEDED' });
+  });
+
+  it('costs the same state transitions however long training runs (callbacks, not polling)', async () => {
+    const short = await runScenario();
+    const long = await runScenario({ agent: [{ kind: 'succeed' }] });
+    expect(long.execution.transitions()).toBe(short.execution.transitions());
+    expect(short.execution.transitions()).toBeLessThan(30);
+  });
+
+  it('walks the instance-type list on capacity errors', async () => {
+    world.noCapacity = new Set(['g5.xlarge']);
+    try {
+      const { outcome, record, launched, terminated } = await runScenario();
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(launched.map((i) => i.type)).toEqual(['g6.xlarge']);
+      expect(record?.attempts[0]?.instanceType).toBe('g6.xlarge');
+      expect(terminated).toEqual([launched[0]?.id]);
+    } finally {
+      world.noCapacity = new Set();
+    }
+  });
+
+  it('says WAITING_FOR_CAPACITY while nothing has capacity, then gives up with FAILED_NO_CAPACITY', async () => {
+    world.noCapacity = new Set(['g5.xlarge', 'g6.xlarge']);
+    let now = Date.parse('2025-03-01T00:00:00Z');
+    const clock = () => new Date((now += 50_000));
+    try {
+      const { outcome, record, statuses, launched } = await runScenario({
+        spec: spec({ recovery: { maxWaitForCapacity: '150s' } }),
+        clock,
+      });
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_NO_CAPACITY' });
+      expect(statuses.filter((s) => s === 'WAITING_FOR_CAPACITY').length).toBeGreaterThanOrEqual(2);
+      expect(record?.status).toBe('FAILED_NO_CAPACITY');
+      expect(record?.statusReason).toContain('maxWaitForCapacity');
+      expect(launched).toEqual([]);
+    } finally {
+      world.noCapacity = new Set();
+    }
+  });
+
+  it('treats an instance whose SSM agent never comes online as not ready, and terminates it', async () => {
+    world.ssmOnline = false;
+    try {
+      const { outcome, record, launched, terminated } = await runScenario({ spec: spec({ recovery: { maxInterruptions: 1 } }) });
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_NO_CAPACITY' });
+      expect(launched).toHaveLength(2);
+      expect(new Set(terminated)).toEqual(new Set(launched.map((i) => i.id)));
+      expect(record?.attempts.map((a) => a.endReason)).toEqual(['NOT_READY', 'NOT_READY']);
+      expect(world.live().filter((i) => i.tags['runctl:run'] === record?.runId)).toEqual([]);
+    } finally {
+      world.ssmOnline = true;
+    }
+  });
+
+  it('fails the prechecks when a data source is missing, and terminates the instance', async () => {
+    world.prefetch = { status: 'Failed', exitCode: 20, stderr: 'runctl prefetch: data source s3://datasets/gone/ is missing (nothing under it)\n' };
+    try {
+      const { outcome, record, launched, terminated, statuses } = await runScenario({
+        spec: spec({ data: ['s3://datasets/gone/:/data'] }),
+      });
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
+      expect(record?.status).toBe('FAILED_PRECHECKS');
+      expect(record?.statusReason).toContain('s3://datasets/gone/ is missing');
+      expect(statuses).toContain('PREFETCHING');
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    } finally {
+      world.prefetch = { status: 'Success', exitCode: 0, stderr: '' };
+    }
+  });
+
+  it('copies the data before training when the run has data', async () => {
+    const { outcome, statuses, execution } = await runScenario({ spec: spec({ data: ['s3://datasets/mnist/:/data'] }) });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(statuses.slice(0, 5)).toEqual(['VALIDATING', 'PROVISIONING', 'STARTING', 'PREFETCHING', 'TRAINING']);
+    expect(execution.statesEntered()).toContain('CheckPrefetch');
+  });
+
+  it('fails with FAILED_PRECHECKS when the code bundle is missing', async () => {
+    const { outcome, record, launched } = await runScenario({
+      spec: spec({ code: { bundle: `s3://${BUCKET}/code/missing.tar.gz`, entrypoint: 'train.py' } }),
+    });
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
+    expect(record?.statusReason).toContain('missing.tar.gz does not exist');
+    expect(launched).toEqual([]);
+  });
+
+  it('ends as FAILED_USER when the training script exits non-zero', async () => {
+    const { outcome, record, launched, terminated } = await runScenario({ agent: [{ kind: 'fail', exitCode: 3 }] });
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_USER' });
+    expect(record?.status).toBe('FAILED_USER');
+    expect(record?.statusReason).toContain('exit code 3');
+    expect(terminated).toEqual(launched.map((i) => i.id));
+    expect(record?.taskToken).toBeUndefined();
+  });
+
+  it('restarts a failed script when recovery.maxRestartsOnError allows it', async () => {
+    const { outcome, record } = await runScenario({
+      spec: spec({ recovery: { maxRestartsOnError: 1 } }),
+      agent: [{ kind: 'fail', exitCode: 1 }, { kind: 'succeed' }],
+    });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(record?.attempts.map((a) => a.endReason)).toEqual(['TRAINING_FAILED', 'SUCCEEDED']);
+  });
+
+  it('retries a throttled step and then succeeds', async () => {
+    // Three throttles exhaust the adapter's own retries; the state machine's Retry gets the fourth through.
+    world.throttleRunInstances = 3;
+    const { outcome, launched, execution } = await runScenario();
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(launched).toHaveLength(1);
+    const retried = execution.history.filter((e) => e.type === 'StateRetried').map((e) => ('state' in e ? e.state.name : ''));
+    expect(retried).toEqual(['ProvisionInstance']);
+  });
+
+  it('resumes a spot-interrupted run on a new instance from the newest checkpoint', async () => {
+    const { outcome, record, launched, terminated, runId, statuses } = await runScenario({
+      agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
+    });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(launched).toHaveLength(2);
+    expect(terminated).toEqual(launched.map((i) => i.id));
+    const checkpoint = `s3://${BUCKET}/runs/${runId}/checkpoints/0001-000003/`;
+    expect(record?.attempts).toMatchObject([
+      { attempt: 1, endReason: 'SPOT_INTERRUPTED' },
+      { attempt: 2, resumeFrom: checkpoint, endReason: 'SUCCEEDED' },
+    ]);
+    expect(record?.interruptions).toBe(1);
+    expect(statuses).toContain('RECOVERING');
+    // The second attempt's agent was started with the checkpoint to resume from.
+    const second = world.launchScripts.find((s) => s.comment === `runctl train ${runId} attempt 2`);
+    expect(second).toBeDefined();
+  });
+
+  it('treats a silent agent as lost after HeartbeatSeconds and recovers', async () => {
+    const { outcome, record, launched, terminated } = await runScenario({
+      agent: [{ kind: 'silent' }, { kind: 'succeed' }],
+      heartbeatMs: 50,
+    });
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(record?.attempts.map((a) => a.endReason)).toEqual(['HEARTBEAT_TIMEOUT', 'SUCCEEDED']);
+    expect(terminated).toEqual(launched.map((i) => i.id));
+  });
+
+  const everyTask = [
+    'ValidateRun',
+    'ProvisionInstance',
+    'CheckInstance',
+    'PrefetchData',
+    'CheckPrefetch',
+    'LaunchTraining',
+    'DecideRecovery',
+    'FinalizeArtifacts',
+    'ReleaseResources',
+    'FinishRun',
+  ];
+
+  it.each(everyTask)('a failure in %s still releases every instance and ends in a terminal status', async (stateName) => {
+    let injected = false;
+    const realDeps = world.deps();
+    const real = lambdas(realDeps);
+    const handlerOf: Record<string, string> = { CheckPrefetch: 'PrefetchData' };
+    const realHandler = real[`${handlerOf[stateName] ?? stateName}LambdaFunction`];
+    if (realHandler === undefined) throw new Error(`no handler for ${stateName}`);
+    const failing: LocalLambda = async (event, context) => {
+      if (!injected) {
+        injected = true;
+        throw Object.assign(new Error(`injected failure in ${stateName}`), { name: 'Injected.Failure' });
+      }
+      return realHandler(event, context);
+    };
+    const { outcome, record, launched, terminated, runId } = await runScenario({
+      spec: spec({ data: ['s3://datasets/mnist/:/data'] }),
+      agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
+      stateOverrides: { [stateName]: failing },
+    });
+    expect(injected).toBe(true);
+    expect(record?.status).toBeDefined();
+    const retriedByMachine = stateName === 'ReleaseResources' || stateName === 'FinishRun';
+    if (retriedByMachine) {
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(record?.status).toBe('SUCCEEDED');
+    } else {
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_CONTROLLER' });
+      expect(record?.status).toBe('FAILED_CONTROLLER');
+      expect(record?.statusReason).toContain('Injected.Failure');
+    }
+    expect(new Set(terminated)).toEqual(new Set(launched.map((i) => i.id)));
+    expect(world.live().filter((i) => i.tags['runctl:run'] === runId)).toEqual([]);
+    expect(record?.taskToken).toBeUndefined();
+  });
+});
