@@ -259,6 +259,8 @@ export class SimulatedAccount {
     const { tokens } = this.options;
     switch (behaviour.kind) {
       case 'succeed': {
+        // The first heartbeat goes out before the uploads, as the agent's supervisor loop does.
+        tokens.heartbeat(token);
         await this.writeCheckpoint(runId, attempt, 9);
         await this.put(
           `runs/${runId}/outputs/_manifest.json`,

@@ -279,7 +279,7 @@ describe('train-run state machine', () => {
   it('treats a silent agent as lost after HeartbeatSeconds and recovers', async () => {
     const { outcome, record, launched, terminated } = await runScenario({
       agent: [{ kind: 'silent' }, { kind: 'succeed' }],
-      heartbeatMs: 50,
+      heartbeatMs: 1500,
     });
     expect(outcome.status).toBe('SUCCEEDED');
     expect(record?.attempts.map((a) => a.endReason)).toEqual(['HEARTBEAT_TIMEOUT', 'SUCCEEDED']);
