@@ -432,11 +432,10 @@ export class LocalCompute implements Compute {
       const registry = await this.readRegistry();
       const before = JSON.stringify(registry);
       const result = change(registry);
-      const after = JSON.stringify(registry, null, 2);
       if (JSON.stringify(registry) !== before) {
         await mkdir(this.instancesDir(), { recursive: true });
         const tmp = `${this.registryFile()}.${process.pid}.tmp`;
-        await writeFile(tmp, after);
+        await writeFile(tmp, JSON.stringify(registry, null, 2));
         await rename(tmp, this.registryFile());
       }
       return result;

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
@@ -24,7 +24,7 @@ export const LOCAL_CREDENTIALS = { accessKeyId: 'S3RVER', secretAccessKey: 'S3RV
 export interface LocalServicesOptions {
   /** Directory holding s3/ and dynamo/ (default `.runctl`). */
   root?: string;
-  /** Keep data across restarts (LevelDB under dynamo/, objects kept on close); else memory and a wiped s3/. */
+  /** Keep data across restarts (objects under s3/, LevelDB under dynamo/); else memory and a scratch dir removed on close. */
   persist: boolean;
   bucket?: string;
   table?: string;
@@ -81,7 +81,10 @@ export async function startLocalServices(options: LocalServicesOptions): Promise
   const table = options.table ?? DEFAULT_TABLE;
   await mkdir(root, { recursive: true });
 
-  const s3 = await startS3(join(root, 's3'), bucket, options.persist);
+  // Without persistence the objects go to a scratch directory removed on close, never to s3/,
+  // so an ephemeral start on a root that holds persisted runs cannot wipe them.
+  const s3Directory = options.persist ? join(root, 's3') : await makeScratch(root);
+  const s3 = await startS3(s3Directory, bucket, options.persist);
   let dynamo: { endpoint: string; close(): Promise<void> };
   try {
     dynamo = await startDynamo(options.persist ? join(root, 'dynamo') : undefined);
@@ -127,7 +130,7 @@ async function startS3(directory: string, bucket: string, persist: boolean) {
     port: 0,
     silent: true,
     directory,
-    resetOnClose: !persist,
+    resetOnClose: false,
     vhostBuckets: false,
     configureBuckets: [{ name: bucket }],
   });
@@ -139,8 +142,14 @@ async function startS3(directory: string, bucket: string, persist: boolean) {
       // Keep-alive sockets of SDK clients would otherwise hold the close open.
       server.httpServer?.closeAllConnections();
       await closing;
+      if (!persist) await rm(directory, { recursive: true, force: true });
     },
   };
+}
+
+async function makeScratch(root: string): Promise<string> {
+  await mkdir(join(root, 'tmp'), { recursive: true });
+  return mkdtemp(join(root, 'tmp', 's3-'));
 }
 
 async function startDynamo(path: string | undefined) {

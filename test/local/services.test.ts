@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DynamoDBClient, GetItemCommand, PutItemCommand } from '@aws-sdk/client-dynamodb';
@@ -73,14 +73,28 @@ describe('startLocalServices', () => {
     expect(second.endpoints.dynamodb).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
   });
 
+  it('leaves persisted data alone when started without persistence on the same root', async () => {
+    await write(await start(true));
+    await stop();
+    const ephemeral = await start(false);
+    expect(await read(ephemeral)).toEqual({ object: undefined, status: undefined });
+    await stop();
+
+    const persisted = await start(true);
+
+    expect(await read(persisted)).toEqual({ object: '{"step":42}', status: 'RUNNING' });
+  });
+
   it('starts empty again after a restart without persistence, bucket and table recreated', async () => {
     const first = await start(false);
     await write(first);
     expect(await read(first)).toEqual({ object: '{"step":42}', status: 'RUNNING' });
     await stop();
 
+    const scratchLeft = await readdir(join(root, 'tmp'));
     const second = await start(false);
 
     expect(await read(second)).toEqual({ object: undefined, status: undefined });
+    expect(scratchLeft).toEqual([]);
   });
 });
