@@ -1,0 +1,197 @@
+/**
+ * The container side of training: the `docker run` argv the agent execs, and the ECR login
+ * and pull text. Everything is built as argv (one element per argument) so a hostile value,
+ * an environment value with spaces, quotes or `$(…)`, stays one argument; `shellJoin` quotes
+ * it when the agent needs shell text.
+ */
+import { shellJoin, shellQuote } from '../domain/shell';
+
+export interface DockerMount {
+  /** Host path. */
+  source: string;
+  /** Path inside the container. */
+  target: string;
+  readOnly: boolean;
+}
+
+export interface DockerRunOptions {
+  image: string;
+  /** `all` (default), a GPU count, or `none` for a CPU-only run. */
+  gpus?: 'all' | 'none' | number;
+  /** Container name, so `docker stop`/`docker kill` can address it. */
+  name: string;
+  /** Data paths, the dataset volume (read-only), checkpoint and output dirs. */
+  mounts: readonly DockerMount[];
+  /** The RUNCTL_* contract; these win over `userEnv`. */
+  env: Readonly<Record<string, string>>;
+  /** The run spec's `env`. */
+  userEnv?: Readonly<Record<string, string>>;
+  /** The training command: program and arguments. */
+  argv: readonly string[];
+  /** Signal `docker stop` sends (the spec's checkpoint.stopSignal). */
+  stopSignal: string;
+  /** Seconds between the stop signal and SIGKILL (the spec's checkpoint.graceSeconds). */
+  stopTimeoutSeconds: number;
+  workdir?: string;
+}
+
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+const SIGNAL = /^SIG[A-Z0-9]+$/;
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]*$/;
+/** Docker's `-v` is colon separated and `--mount` comma separated: paths holding either are refused, not mangled. */
+const MOUNT_PATH = /^\/[^:,\0\n]*$/;
+const IMAGE = /^[a-z0-9][a-z0-9._/:@-]*$/;
+const REGISTRY = /^[a-z0-9][a-z0-9.-]*(:\d+)?$/;
+const REGION = /^[a-z]{2}(-[a-z]+)+-\d$/;
+
+function refuse(what: string, value: string): never {
+  throw new RangeError(`${what} is not usable in a docker command line: ${JSON.stringify(value)}`);
+}
+
+/**
+ * `docker run --rm --init …`: `--init` makes a tiny init PID 1 that forwards signals, so the
+ * SIGTERM of `docker stop` reaches the training process (a script run as PID 1 would ignore
+ * it); `--stop-signal`/`--stop-timeout` give it the spec's signal and grace period. Host
+ * networking and IPC keep NCCL and the data loaders' shared memory working as outside Docker.
+ */
+export function dockerRunArgv(options: DockerRunOptions): string[] {
+  if (!IMAGE.test(options.image)) refuse('image', options.image);
+  if (!CONTAINER_NAME.test(options.name)) refuse('container name', options.name);
+  if (!SIGNAL.test(options.stopSignal)) refuse('stop signal', options.stopSignal);
+  if (!Number.isInteger(options.stopTimeoutSeconds) || options.stopTimeoutSeconds < 0) {
+    refuse('stop timeout', String(options.stopTimeoutSeconds));
+  }
+  if (options.argv.length === 0) throw new RangeError('the training command (argv) is empty');
+  const argv = ['docker', 'run', '--rm', '--init', '--name', options.name];
+  const gpus = options.gpus ?? 'all';
+  if (gpus !== 'none') {
+    if (typeof gpus === 'number' && (!Number.isInteger(gpus) || gpus < 1)) refuse('gpus', String(gpus));
+    argv.push('--gpus', String(gpus));
+  }
+  argv.push('--stop-signal', options.stopSignal, '--stop-timeout', String(options.stopTimeoutSeconds));
+  argv.push('--network', 'host', '--ipc', 'host');
+  for (const mount of options.mounts) {
+    if (!MOUNT_PATH.test(mount.source)) refuse('mount source', mount.source);
+    if (!MOUNT_PATH.test(mount.target)) refuse('mount target', mount.target);
+    argv.push('-v', `${mount.source}:${mount.target}${mount.readOnly ? ':ro' : ''}`);
+  }
+  const env = { ...(options.userEnv ?? {}), ...options.env };
+  for (const [key, value] of Object.entries(env)) {
+    if (!ENV_NAME.test(key)) refuse('environment variable name', key);
+    if (value.includes('\0')) refuse(`value of ${key}`, value);
+    // KEY=VALUE as one element: docker splits at the first "=", and the value is taken verbatim.
+    argv.push('-e', `${key}=${value}`);
+  }
+  if (options.workdir !== undefined) {
+    if (!MOUNT_PATH.test(options.workdir)) refuse('workdir', options.workdir);
+    argv.push('-w', options.workdir);
+  }
+  argv.push(options.image, ...options.argv);
+  return argv;
+}
+
+/** `docker stop` with the grace period: sends the container's stop signal, SIGKILL after `graceSeconds`. */
+export function dockerStopArgv(name: string, graceSeconds: number): string[] {
+  if (!CONTAINER_NAME.test(name)) refuse('container name', name);
+  return ['docker', 'stop', '--time', String(graceSeconds), name];
+}
+
+/** `docker kill --signal`: forwards one signal (e.g. the checkpoint signal) to the container's init. */
+export function dockerKillArgv(name: string, signal: string): string[] {
+  if (!CONTAINER_NAME.test(name)) refuse('container name', name);
+  if (!SIGNAL.test(signal)) refuse('signal', signal);
+  return ['docker', 'kill', '--signal', signal, name];
+}
+
+/** The registry host of an ECR image URI, or undefined for an image elsewhere (Docker Hub, GHCR). */
+export function ecrRegistryOf(image: string): string | undefined {
+  const host = image.split('/')[0] ?? '';
+  return /^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/.test(host) ? host : undefined;
+}
+
+/**
+ * Logs docker in to an ECR registry. The password is fetched on the instance by the instance
+ * role and piped to `--password-stdin`: it never appears in this text, a process list or a log.
+ */
+export function ecrLoginCommand(registry: string, region: string): string {
+  if (!REGISTRY.test(registry)) refuse('registry', registry);
+  if (!REGION.test(region)) refuse('region', region);
+  return `aws ecr get-login-password --region ${shellQuote(region)} | docker login --username AWS --password-stdin ${shellQuote(registry)}`;
+}
+
+/** Logs in (for an ECR image) and pulls the image; bash text for the agent. */
+export function pullImageCommand(image: string, region: string): string {
+  if (!IMAGE.test(image)) refuse('image', image);
+  const registry = ecrRegistryOf(image);
+  const lines = ['set -euo pipefail'];
+  if (registry !== undefined) lines.push(`${ecrLoginCommand(registry, region)} >/dev/null`);
+  lines.push(shellJoin(['docker', 'pull', '--quiet', image]));
+  return lines.join('\n');
+}
+
+/** Exit codes of the image build command, distinct so the step handler can name the failure. */
+export const IMAGE_EXIT = { bundleMissing: 40, dockerfileMissing: 41, buildFailed: 42, pushFailed: 43 } as const;
+
+/** Where a Dockerfile is looked for when the request names none, in order. */
+export const DOCKERFILE_CANDIDATES = ['Dockerfile', 'docker/Dockerfile', '.docker/Dockerfile'] as const;
+
+export interface BuildImageOptions {
+  /** `s3://bucket/key.tar.gz` of the code bundle. */
+  bundleUri: string;
+  /** sha256 of the bundle: checked after download, and the image tag. */
+  bundleSha: string;
+  /** Dockerfile path relative to the bundle root; undefined: the first of DOCKERFILE_CANDIDATES. */
+  dockerfile?: string;
+  /** `<registry>/<name>` without tag. */
+  repositoryUri: string;
+  registry: string;
+  region: string;
+  tag: string;
+}
+
+/**
+ * Builder instance: fetch and check the code bundle, find the Dockerfile, `docker build`, log in
+ * (password fetched on the instance), push, print `{"digest","dockerfile"}`. Build output goes
+ * to a file (SSM keeps only 24,000 characters of stdout); its tail is printed on failure.
+ */
+export function buildImageCommand(options: BuildImageOptions): string {
+  if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^\0\n]+$/.test(options.bundleUri)) refuse('bundle', options.bundleUri);
+  if (!/^[0-9a-f]{64}$/.test(options.bundleSha)) refuse('bundle sha256', options.bundleSha);
+  if (!IMAGE.test(options.repositoryUri)) refuse('repository', options.repositoryUri);
+  if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(options.tag)) refuse('tag', options.tag);
+  const dockerfile = options.dockerfile;
+  if (dockerfile !== undefined && (!/^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(dockerfile) || dockerfile.split('/').includes('..'))) {
+    refuse('dockerfile path', dockerfile);
+  }
+  const candidates = dockerfile === undefined ? DOCKERFILE_CANDIDATES : [dockerfile];
+  const image = `${options.repositoryUri}:${options.tag}`;
+  return [
+    '#!/bin/bash',
+    'set -uo pipefail',
+    'work=$(mktemp -d /var/tmp/runctl-build.XXXXXX)',
+    'log="$work/build.log"',
+    'fail() { local code=$1; shift; echo "runctl build: $*" >&2; tail -n 30 "$log" >&2; rm -rf "$work"; exit "$code"; }',
+    'if ! command -v docker >/dev/null 2>&1; then',
+    '  { dnf install -y docker || yum install -y docker || apt-get install -y docker.io; } >>"$log" 2>&1',
+    'fi',
+    'systemctl start docker >>"$log" 2>&1 || true',
+    `aws s3 cp ${shellQuote(options.bundleUri)} "$work/bundle.tar.gz" --only-show-errors >>"$log" 2>&1 || fail ${IMAGE_EXIT.bundleMissing} "cannot fetch the code bundle ${options.bundleUri}"`,
+    `actual=$(sha256sum "$work/bundle.tar.gz" | cut -d " " -f 1)`,
+    `[ "$actual" = ${options.bundleSha} ] || fail ${IMAGE_EXIT.bundleMissing} "the code bundle's sha256 is $actual, expected ${options.bundleSha}"`,
+    'mkdir -p "$work/src" && tar -xzf "$work/bundle.tar.gz" -C "$work/src" >>"$log" 2>&1 || fail ' +
+      `${IMAGE_EXIT.bundleMissing} "the code bundle is not a readable .tar.gz"`,
+    'dockerfile=""',
+    `for candidate in ${candidates.map(shellQuote).join(' ')}; do`,
+    '  if [ -f "$work/src/$candidate" ]; then dockerfile=$candidate; break; fi',
+    'done',
+    `[ -n "$dockerfile" ] || fail ${IMAGE_EXIT.dockerfileMissing} ${shellQuote(`no Dockerfile in the code bundle (looked for ${candidates.join(', ')})`)}`,
+    `docker build --pull -f "$work/src/$dockerfile" -t ${shellQuote(image)} "$work/src" >>"$log" 2>&1 || fail ${IMAGE_EXIT.buildFailed} "docker build failed"`,
+    `${ecrLoginCommand(options.registry, options.region)} >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker login to ${options.registry} failed"`,
+    `docker push ${shellQuote(image)} >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker push failed"`,
+    `digest=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' ${shellQuote(image)} | grep -F ${shellQuote(`${options.repositoryUri}@`)} | head -n 1 | cut -d @ -f 2)`,
+    `[ -n "$digest" ] || fail ${IMAGE_EXIT.pushFailed} "the pushed image has no digest"`,
+    'rm -rf "$work"',
+    'printf \'{"digest":"%s","dockerfile":"%s"}\\n\' "$digest" "$dockerfile"',
+    '',
+  ].join('\n');
+}
