@@ -71,7 +71,7 @@ function parseJson(text: string | undefined): unknown {
   }
 }
 
-export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 20_000) {
+export async function waitFor(predicate: () => boolean | Promise<boolean>, what: string, timeoutMs = 60_000) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await predicate()) return;
@@ -237,9 +237,10 @@ export class AgentWorld {
       resumeFrom: options.resumeFrom,
       argv: options.argv ?? ['python3', 'train.py'],
       env: options.env ?? {},
-      checkpoint: { intervalSeconds: 1, graceSeconds: 1.5 },
+      // Each AWS CLI call costs ~0.4 s of CPU on a 2-core machine: keep the background work sparse.
+      checkpoint: { intervalSeconds: 5, graceSeconds: 1.5 },
       metricDefinitions: [{ name: 'val_accuracy', regex: 'val_accuracy: ([0-9.]+)' }],
-      heartbeatSeconds: 1,
+      heartbeatSeconds: 3,
       imdsPollSeconds: 0.5,
       tokenSource: { table: TABLE, runId, waitSeconds: 10 },
       ...options.config,

@@ -2,10 +2,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
 import { checkpointNowCommand, CONTROL_EXIT_NO_AGENT, stopCommand } from '../../shared/agent/commands';
 import { AgentWorld, BUCKET, waitFor, type Launched } from './agent-harness';
+
+// Real bash and AWS CLI processes: slow on a loaded 2-core machine, never flaky by design.
+vi.setConfig({ testTimeout: 120_000 });
 
 const world = new AgentWorld();
 beforeAll(() => world.start());
@@ -146,7 +149,7 @@ describe('agent: spot notice from the instance metadata', () => {
 
 describe('agent: the execution moved on', () => {
   it('kills the training and exits when a heartbeat answers TaskTimedOut', async () => {
-    const run = await world.launch({ env: { FIXTURE_MODE: 'ignore-term' } });
+    const run = await world.launch({ env: { FIXTURE_MODE: 'ignore-term' }, config: { heartbeatSeconds: 1 } });
     await trainingStarted(run);
     await waitFor(() => run.heartbeats() >= 1, 'a first heartbeat');
     const pid = trainingPid(run);
