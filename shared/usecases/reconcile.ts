@@ -1,0 +1,476 @@
+import { stopCommand } from '../agent/commands';
+import {
+  budgetVerdict,
+  isBudgetStop,
+  runCostUsd,
+  type AttemptRate,
+  type BudgetLimit,
+  type PricePoint,
+} from '../domain/cost';
+import type { Attempt, RunRecord } from '../domain/run-record';
+import { LIVE_STATUSES, isTerminal } from '../domain/run-status';
+import { StatusConflictError } from '../errors';
+import type { Compute, TaggedInstance } from '../ports/compute';
+import type { Executions } from '../ports/executions';
+import type { Pricing } from '../ports/pricing';
+import type { RunStore } from '../ports/run-store';
+
+/**
+ * The reconciler: one bounded pass, every five minutes, over what the event-driven paths may
+ * have missed. It terminates instances no live attempt owns, fails the task token of an attempt
+ * whose instance is gone, keeps each run's cost so far and stops runs past their limits, and
+ * reports storage nothing uses. Two passes may overlap (a slow pass, a redelivered schedule):
+ * every write is conditional, so each piece of work is done once; terminating twice is harmless.
+ */
+
+/** A volume runctl tagged (see shared/adapters/ec2-pricing.ts for the tag keys). */
+export interface TaggedVolume {
+  volumeId: string;
+  state: string;
+  availabilityZone: string;
+  sizeGiB: number;
+  createdAt?: string;
+  attachedTo: string[];
+  tags: Record<string, string>;
+}
+
+export interface TaggedSnapshot {
+  snapshotId: string;
+  state: string;
+  volumeSizeGiB: number;
+  createdAt?: string;
+  tags: Record<string, string>;
+}
+
+/** The storage listing the stray-storage report reads; `complete` is false when a page cap cut it short. */
+export interface StorageInventory {
+  listTaggedVolumes(): Promise<{ items: TaggedVolume[]; complete: boolean }>;
+  listTaggedSnapshots(): Promise<{ items: TaggedSnapshot[]; complete: boolean }>;
+}
+
+export interface ReconcileLogger {
+  info(message: string, ...extra: Record<string, unknown>[]): void;
+  warn(message: string, ...extra: Record<string, unknown>[]): void;
+  error(message: string, ...extra: Record<string, unknown>[]): void;
+}
+
+export interface ReconcileDeps {
+  store: RunStore;
+  compute: Compute;
+  executions: Executions;
+  pricing: Pricing;
+  /** Absent: the stray-storage report is skipped. */
+  storage?: StorageInventory;
+  clock: () => Date;
+  logger?: ReconcileLogger;
+  /** AWS requests sent so far by the deps' clients (a counter the composition root attaches). */
+  awsRequests?: () => number;
+}
+
+export interface ReconcileOptions {
+  /** An instance younger than this is never terminated: its attempt may not be recorded yet. */
+  orphanGraceSeconds: number;
+  /** A CANCELLING run still waiting on its agent after this long has its task failed. */
+  stopDeadlineSeconds: number;
+  /** An unattached volume younger than this is not reported (a prewarm may be snapshotting it). */
+  storageGraceSeconds: number;
+  /** Upper bound of the runs read per status, so one pass stays one invocation. */
+  maxRunsPerStatus: number;
+  /** Distinct (type, AZ) spot histories fetched per pass; beyond it, on-demand prices are used. */
+  maxSpotLookups: number;
+}
+
+export const DEFAULT_RECONCILE_OPTIONS: ReconcileOptions = {
+  orphanGraceSeconds: 15 * 60,
+  // Spot's 120 s warning bounds a checkpoint; three times that, plus two passes of slack.
+  stopDeadlineSeconds: 15 * 60,
+  storageGraceSeconds: 60 * 60,
+  maxRunsPerStatus: 1000,
+  maxSpotLookups: 50,
+};
+
+const RUN_PAGE_SIZE = 100;
+/** A new cost is written when it moved by at least a cent: no write per pass for an idle run. */
+const COST_WRITE_THRESHOLD_USD = 0.01;
+
+export interface ReconcileReport {
+  startedAt: string;
+  liveRuns: number;
+  instancesSeen: number;
+  /** Instances terminated because no live attempt owns them. */
+  terminated: { instanceId: string; runId: string; reason: string }[];
+  /** Unowned instances still inside the grace period (an attempt being provisioned). */
+  spared: { instanceId: string; runId: string }[];
+  /** Live attempts whose instance is gone; `failed` is true when this pass failed the task. */
+  lostInstances: { runId: string; attempt: number; instanceId: string; failed: boolean }[];
+  costsUpdated: { runId: string; costUsd: number }[];
+  /** Runs this pass stopped for their budget, and how the stop reached the run. */
+  budgetStops: { runId: string; limit: BudgetLimit; costUsd: number; signal: 'agent' | 'task' | 'next-step' }[];
+  /** CANCELLING runs whose agent did not stop in time: their task was failed. */
+  overdueStops: string[];
+  /** Runs with instance hours that no price was found for (their cost is a lower bound). */
+  unpriced: { runId: string; attempts: number[] }[];
+  strayVolumes: (TaggedVolume & { reason: string })[];
+  straySnapshots: (TaggedSnapshot & { reason: string })[];
+  /** A page cap was reached: some runs or storage were not looked at in this pass. */
+  truncated: boolean;
+  /** One run's failure never stops the pass; it is listed here (and logged). */
+  errors: { step: string; runId?: string; message: string }[];
+  /** AWS requests this pass sent, when the deps count them. */
+  awsRequests?: number;
+}
+
+/** One reconciler pass. */
+export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions = DEFAULT_RECONCILE_OPTIONS): Promise<ReconcileReport> {
+  const now = deps.clock();
+  const requestsBefore = deps.awsRequests?.();
+  const report: ReconcileReport = {
+    startedAt: now.toISOString(),
+    liveRuns: 0,
+    instancesSeen: 0,
+    terminated: [],
+    spared: [],
+    lostInstances: [],
+    costsUpdated: [],
+    budgetStops: [],
+    overdueStops: [],
+    unpriced: [],
+    strayVolumes: [],
+    straySnapshots: [],
+    truncated: false,
+    errors: [],
+  };
+  // Runs first, instances second: an instance launched between the two reads is young, so the
+  // grace period covers it; a run that moved on between them is re-read before any termination.
+  const runs = await listLiveRuns(deps.store, options, report);
+  const instances = await deps.compute.listTaggedInstances();
+  report.liveRuns = runs.size;
+  report.instancesSeen = instances.length;
+
+  await terminateOrphans(runs, instances, now, deps, options, report);
+  await failLostAttempts(runs, instances, deps, report);
+  await enforceLimits(runs, now, deps, options, report);
+  if (deps.storage !== undefined) await reportStrayStorage(deps.storage, runs, now, options, report);
+
+  if (requestsBefore !== undefined && deps.awsRequests !== undefined) report.awsRequests = deps.awsRequests() - requestsBefore;
+  deps.logger?.info('Reconciler pass done', {
+    liveRuns: report.liveRuns,
+    instancesSeen: report.instancesSeen,
+    terminated: report.terminated.length,
+    lostInstances: report.lostInstances.length,
+    budgetStops: report.budgetStops.length,
+    strayVolumes: report.strayVolumes.map((v) => v.volumeId),
+    straySnapshots: report.straySnapshots.map((s) => s.snapshotId),
+    errors: report.errors.length,
+    awsRequests: report.awsRequests,
+  });
+  return report;
+}
+
+async function listLiveRuns(store: RunStore, options: ReconcileOptions, report: ReconcileReport): Promise<Map<string, RunRecord>> {
+  const runs = new Map<string, RunRecord>();
+  for (const status of LIVE_STATUSES) {
+    let nextToken: string | undefined;
+    let read = 0;
+    do {
+      const page = await store.listByStatus(status, { limit: RUN_PAGE_SIZE, nextToken });
+      for (const run of page.items) runs.set(run.runId, run);
+      read += page.items.length;
+      nextToken = page.nextToken;
+    } while (nextToken !== undefined && read < options.maxRunsPerStatus);
+    if (nextToken !== undefined) report.truncated = true;
+  }
+  return runs;
+}
+
+function newestAttempt(run: RunRecord): number {
+  return run.attempts.reduce((newest, a) => Math.max(newest, a.attempt), 0);
+}
+
+/**
+ * Whether a live attempt of `run` owns `instance`: the newest attempt's open instance, or an
+ * instance tagged with a newer attempt than the record has (ProvisionInstance launches first and
+ * appends the attempt after).
+ */
+export function ownsInstance(run: RunRecord | undefined, instance: TaggedInstance): boolean {
+  if (run === undefined || isTerminal(run.status)) return false;
+  const newest = newestAttempt(run);
+  if (instance.attempt > newest) return true;
+  const attempt = run.attempts.find((a) => a.attempt === newest);
+  return attempt?.instanceId === instance.instanceId && attempt.endedAt === undefined;
+}
+
+async function terminateOrphans(
+  runs: Map<string, RunRecord>,
+  instances: TaggedInstance[],
+  now: Date,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  report: ReconcileReport,
+): Promise<void> {
+  for (const instance of instances) {
+    if (instance.state === 'shutting-down' || ownsInstance(runs.get(instance.runId), instance)) continue;
+    const ageSeconds = (now.getTime() - new Date(instance.launchedAt).getTime()) / 1000;
+    if (!(ageSeconds >= options.orphanGraceSeconds)) {
+      report.spared.push({ instanceId: instance.instanceId, runId: instance.runId });
+      continue;
+    }
+    await guarded(report, deps, 'terminate-orphan', instance.runId, async () => {
+      // The listing may be minutes old by now: decide on a strongly consistent read.
+      const current = await deps.store.get(instance.runId);
+      if (ownsInstance(current, instance)) return;
+      const reason =
+        current === undefined
+          ? `no run ${instance.runId} exists`
+          : isTerminal(current.status)
+            ? `run ${instance.runId} ended ${current.status}`
+            : `attempt ${instance.attempt} is not the live attempt of run ${instance.runId}`;
+      await deps.compute.terminate(instance.instanceId);
+      report.terminated.push({ instanceId: instance.instanceId, runId: instance.runId, reason });
+      deps.logger?.warn('Terminated an orphaned instance', { instanceId: instance.instanceId, runId: instance.runId, reason });
+    });
+  }
+}
+
+async function failLostAttempts(
+  runs: Map<string, RunRecord>,
+  instances: TaggedInstance[],
+  deps: ReconcileDeps,
+  report: ReconcileReport,
+): Promise<void> {
+  const alive = new Set(instances.filter((i) => i.state === 'pending' || i.state === 'running').map((i) => i.instanceId));
+  for (const run of runs.values()) {
+    const token = run.taskToken;
+    const attempt = run.attempts.find((a) => a.attempt === run.taskTokenAttempt);
+    if (token === undefined || attempt?.instanceId === undefined || alive.has(attempt.instanceId)) continue;
+    const instanceId = attempt.instanceId;
+    await guarded(report, deps, 'fail-lost-attempt', run.runId, async () => {
+      // Clearing first, conditionally, elects one writer: an overlapping pass or the
+      // instance-state event handler that loses the clear leaves the task alone.
+      const cleared = await deps.store.clearTaskToken(run.runId, token);
+      const failed =
+        cleared &&
+        (await deps.executions.failTask(
+          token,
+          'Instance.Lost',
+          JSON.stringify({ instanceId, attempt: attempt.attempt, detectedBy: 'reconciler' }),
+        ));
+      report.lostInstances.push({ runId: run.runId, attempt: attempt.attempt, instanceId, failed });
+      if (failed) deps.logger?.warn('Failed the task of an attempt whose instance is gone', { runId: run.runId, instanceId });
+    });
+  }
+}
+
+/** Spot history key: one lookup per type and AZ per pass. */
+function historyKey(instanceType: string, availabilityZone: string): string {
+  return `${instanceType}@${availabilityZone}`;
+}
+
+async function loadSpotHistories(
+  runs: Iterable<RunRecord>,
+  now: Date,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  report: ReconcileReport,
+): Promise<Map<string, PricePoint[]>> {
+  const earliest = new Map<string, { instanceType: string; availabilityZone: string; from: Date }>();
+  for (const run of runs) {
+    for (const a of run.attempts) {
+      if (!a.spot || a.instanceId === undefined || a.instanceType === undefined || a.availabilityZone === undefined) continue;
+      const key = historyKey(a.instanceType, a.availabilityZone);
+      const from = new Date(a.startedAt);
+      const known = earliest.get(key);
+      if (Number.isNaN(from.getTime())) continue;
+      if (known === undefined || from < known.from) earliest.set(key, { instanceType: a.instanceType, availabilityZone: a.availabilityZone, from });
+    }
+  }
+  const histories = new Map<string, PricePoint[]>();
+  let lookups = 0;
+  for (const [key, wanted] of earliest) {
+    if (lookups >= options.maxSpotLookups) {
+      report.truncated = true;
+      break;
+    }
+    lookups += 1;
+    await guarded(report, deps, 'spot-price-history', undefined, async () => {
+      histories.set(key, await deps.pricing.spotPriceHistory(wanted.instanceType, wanted.availabilityZone, wanted.from, now));
+    });
+  }
+  return histories;
+}
+
+/**
+ * How an attempt is priced: on-demand at the recorded or listed price; spot along the spot price
+ * history of its type and AZ, or, without one, at the recorded or on-demand price (an upper bound).
+ */
+export function attemptRate(attempt: Attempt, pricing: Pricing, histories: ReadonlyMap<string, PricePoint[]>): AttemptRate | undefined {
+  if (attempt.instanceType === undefined) return undefined;
+  const onDemand = pricing.onDemandPerHour(attempt.instanceType);
+  if (!attempt.spot) {
+    const rate = attempt.pricePerHourUsd ?? onDemand;
+    return rate === undefined ? undefined : { kind: 'flat', perHourUsd: rate };
+  }
+  const points = attempt.availabilityZone === undefined ? undefined : histories.get(historyKey(attempt.instanceType, attempt.availabilityZone));
+  const fallback = attempt.pricePerHourUsd ?? onDemand;
+  if (points !== undefined && points.length > 0) {
+    return { kind: 'history', points, fallbackPerHourUsd: fallback ?? Math.max(...points.map((p) => p.priceUsd)) };
+  }
+  return fallback === undefined ? undefined : { kind: 'flat', perHourUsd: fallback };
+}
+
+async function enforceLimits(
+  runs: Map<string, RunRecord>,
+  now: Date,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  report: ReconcileReport,
+): Promise<void> {
+  const histories = await loadSpotHistories(runs.values(), now, deps, options, report);
+  for (const run of runs.values()) {
+    await guarded(report, deps, 'enforce-limits', run.runId, async () => {
+      const cost = runCostUsd(run.attempts, (a) => attemptRate(a, deps.pricing, histories), now);
+      if (cost.unpriced.length > 0) report.unpriced.push({ runId: run.runId, attempts: cost.unpriced });
+      // Cost never goes down: a price history that came back short must not undo an earlier pass.
+      const costUsd = Math.max(cost.usd, run.costUsd);
+
+      if (run.status === 'CANCELLING') {
+        await writeCost(run, costUsd, deps, report);
+        await endOverdueStop(run, now, deps, options, report);
+        return;
+      }
+      const verdict = budgetVerdict(run, costUsd, now);
+      if (!verdict.over) {
+        await writeCost(run, costUsd, deps, report);
+        return;
+      }
+      let stopping: RunRecord;
+      try {
+        // Conditional on the status read: of two overlapping passes, one stops the run.
+        stopping = await deps.store.transition(run.runId, run.status, 'CANCELLING', {
+          statusReason: verdict.reason,
+          cancelRequested: { at: now.toISOString(), force: false },
+          costUsd,
+        });
+      } catch (error) {
+        if (error instanceof StatusConflictError) return; // moved on; the next pass looks again
+        throw error;
+      }
+      const signal = await stopLiveAttempt(stopping, deps);
+      report.budgetStops.push({ runId: run.runId, limit: verdict.limit, costUsd, signal });
+      deps.logger?.warn('Stopping a run over its budget', { runId: run.runId, limit: verdict.limit, costUsd, signal });
+    });
+  }
+}
+
+async function writeCost(run: RunRecord, costUsd: number, deps: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  if (Math.abs(costUsd - run.costUsd) < COST_WRITE_THRESHOLD_USD) return;
+  try {
+    // A same-status transition: the cost lands only if the run is still where it was read.
+    await deps.store.transition(run.runId, run.status, run.status, { costUsd, statusReason: run.statusReason });
+    report.costsUpdated.push({ runId: run.runId, costUsd });
+  } catch (error) {
+    if (!(error instanceof StatusConflictError)) throw error;
+  }
+}
+
+/**
+ * Asks the live attempt's agent to checkpoint and stop (it calls back `Run.Cancelled`, and the
+ * run then ends through DecideRecovery, ReleaseResources and FinishRun). Without a live agent
+ * the next step finds the run CANCELLING and ends it; an agent that cannot be reached has its
+ * task failed at once, keeping the newest periodic checkpoint.
+ */
+async function stopLiveAttempt(run: RunRecord, deps: ReconcileDeps): Promise<'agent' | 'task' | 'next-step'> {
+  const token = run.taskToken;
+  const attempt = run.attempts.find((a) => a.attempt === run.taskTokenAttempt);
+  if (token === undefined || attempt === undefined) return 'next-step';
+  if (attempt.instanceId !== undefined) {
+    try {
+      await deps.compute.sendCommand(attempt.instanceId, stopCommand(run.runId, attempt.attempt), {
+        timeoutSeconds: 60,
+        comment: `runctl budget stop ${run.runId}`,
+      });
+      return 'agent';
+    } catch (error) {
+      deps.logger?.warn('The agent could not be reached; failing the task instead', { runId: run.runId, error: String(error) });
+    }
+  }
+  const cleared = await deps.store.clearTaskToken(run.runId, token);
+  if (cleared) await deps.executions.failTask(token, 'Run.Cancelled', JSON.stringify({ reason: run.statusReason, agentUnreachable: true }));
+  return 'task';
+}
+
+/** A CANCELLING run whose agent has not called back long after it was asked: end its wait. */
+async function endOverdueStop(
+  run: RunRecord,
+  now: Date,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+  report: ReconcileReport,
+): Promise<void> {
+  const token = run.taskToken;
+  const askedAt = run.cancelRequested?.at;
+  if (token === undefined || askedAt === undefined) return;
+  if ((now.getTime() - new Date(askedAt).getTime()) / 1000 < options.stopDeadlineSeconds) return;
+  if (!(await deps.store.clearTaskToken(run.runId, token))) return;
+  await deps.executions.failTask(
+    token,
+    'Run.Cancelled',
+    JSON.stringify({ reason: run.statusReason ?? 'cancelled', overdue: true, budget: isBudgetStop(run) }),
+  );
+  report.overdueStops.push(run.runId);
+  deps.logger?.warn('The agent did not stop in time; failed its task', { runId: run.runId });
+}
+
+/** `run:<runId>` (the volume tag of a run's volume) or the instance tag → the run id. */
+function runOf(tags: Record<string, string>): string | undefined {
+  const volumeOwner = /^run:(.+)$/.exec(tags['runctl:volume'] ?? '')?.[1];
+  return tags['runctl:run'] ?? volumeOwner;
+}
+
+async function reportStrayStorage(
+  storage: StorageInventory,
+  runs: Map<string, RunRecord>,
+  now: Date,
+  options: ReconcileOptions,
+  report: ReconcileReport,
+): Promise<void> {
+  const volumes = await storage.listTaggedVolumes();
+  const snapshots = await storage.listTaggedSnapshots();
+  if (!volumes.complete || !snapshots.complete) report.truncated = true;
+  const old = (createdAt: string | undefined) =>
+    createdAt === undefined || (now.getTime() - new Date(createdAt).getTime()) / 1000 >= options.storageGraceSeconds;
+
+  for (const volume of volumes.items) {
+    if (volume.state !== 'available' || volume.tags['runctl:keep'] === 'true' || !old(volume.createdAt)) continue;
+    const runId = runOf(volume.tags);
+    if (runId !== undefined && runs.has(runId)) continue;
+    const reason =
+      runId === undefined
+        ? `unattached for over ${Math.round(options.storageGraceSeconds / 60)} min and claimed by no run (${volume.tags['runctl:volume'] ?? 'untagged owner'})`
+        : `unattached, and run ${runId} is not live`;
+    report.strayVolumes.push({ ...volume, reason });
+  }
+  for (const snapshot of snapshots.items) {
+    // Dataset snapshots (`prewarm:<id>`) belong to the volume catalog; only a run's are judged here.
+    const runId = runOf(snapshot.tags);
+    if (runId === undefined || runs.has(runId)) continue;
+    report.straySnapshots.push({ ...snapshot, reason: `run ${runId} is not live` });
+  }
+}
+
+/** Runs one piece of the pass; a failure is recorded and logged, and the pass goes on. */
+async function guarded(
+  report: ReconcileReport,
+  deps: ReconcileDeps,
+  step: string,
+  runId: string | undefined,
+  work: () => Promise<void>,
+): Promise<void> {
+  try {
+    await work();
+  } catch (error) {
+    const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
+    report.errors.push({ step, runId, message });
+    deps.logger?.error('Reconciler step failed', { step, runId, error: message });
+  }
+}
