@@ -1,0 +1,87 @@
+import { printJson, type CommandContext } from '../context';
+import type { Run } from '../api-types';
+import { duration, shortTime, table, usd } from '../render';
+import { followRun } from './follow';
+
+/** `runctl ls`: the caller's runs, newest first. */
+export async function listRuns(context: CommandContext, options: { status?: string; limit?: number; all: boolean }): Promise<number> {
+  const runs = [];
+  let nextToken: string | undefined;
+  do {
+    const page = await context.client.listRuns({ status: options.status, limit: options.limit ?? 25, nextToken });
+    runs.push(...page.runs);
+    nextToken = options.all ? page.nextToken : undefined;
+  } while (nextToken !== undefined);
+  if (context.json) {
+    printJson(context, { runs });
+    return 0;
+  }
+  if (runs.length === 0) {
+    context.out('No runs yet. Start one with: runctl submit ./my-project --entrypoint train.py --instance-type g5.xlarge');
+    return 0;
+  }
+  context.out(
+    table(
+      ['RUN', 'NAME', 'STATUS', 'ATTEMPTS', 'COST', 'CREATED'],
+      runs.map((r) => [r.runId, r.name, r.status, String(r.attempts), usd(r.costUsd), shortTime(r.createdAt)]),
+    ),
+  );
+  return 0;
+}
+
+/** The status page of one run. */
+export function describeRun(run: Run, newestCheckpoint: string | undefined, now: Date): string {
+  const lines = [
+    `Run         ${run.runId} (${run.spec.name})`,
+    `Status      ${run.status}${run.statusReason === undefined ? '' : ` — ${run.statusReason}`}`,
+    `Created     ${shortTime(run.createdAt)} (${duration((now.getTime() - Date.parse(run.createdAt)) / 1000)} ago)`,
+    `Cost so far ${usd(run.costUsd)}`,
+    `Checkpoint  ${newestCheckpoint ?? 'none yet'}`,
+  ];
+  if (run.attempts.length === 0) return [...lines, 'Attempts    none yet'].join('\n');
+  const rows = run.attempts.map((a) => [
+    String(a.attempt),
+    a.instanceId ?? '-',
+    a.instanceType ?? '-',
+    a.availabilityZone ?? '-',
+    a.spot ? 'spot' : 'on-demand',
+    a.pricePerHourUsd === undefined ? '-' : `$${a.pricePerHourUsd.toFixed(4)}`,
+    shortTime(a.startedAt),
+    shortTime(a.endedAt),
+    a.endReason ?? (a.endedAt === undefined ? 'running' : '-'),
+  ]);
+  return [...lines, '', table(['#', 'INSTANCE', 'TYPE', 'AZ', 'MARKET', '$/HOUR', 'STARTED', 'ENDED', 'WHY ENDED'], rows)].join('\n');
+}
+
+/** `runctl status RUN [--follow]`. */
+export async function showStatus(context: CommandContext, runId: string, options: { follow: boolean }): Promise<number> {
+  if (options.follow) {
+    const final = await followRun(context, runId);
+    return final?.status === 'SUCCEEDED' ? 0 : 1;
+  }
+  const [run, checkpoints] = await Promise.all([context.client.getRun(runId), context.client.checkpoints(runId)]);
+  if (context.json) {
+    printJson(context, { ...run, checkpoints: checkpoints.checkpoints });
+    return 0;
+  }
+  const newest = checkpoints.checkpoints[0];
+  const described =
+    newest === undefined
+      ? undefined
+      : `${newest.id ?? ''} (attempt ${newest.attempt}, ${shortTime(newest.createdAt)})${newest.latest === true ? ' latest' : ''} ${newest.uri}`;
+  context.out(describeRun(run, described, new Date()));
+  return 0;
+}
+
+/** `runctl cancel RUN [--force]`. */
+export async function cancelRun(context: CommandContext, runId: string, options: { force: boolean }): Promise<number> {
+  const run = await context.client.cancel(runId, options.force);
+  if (context.json) printJson(context, run);
+  else {
+    context.out(
+      `${run.runId}: ${run.status}${run.statusReason === undefined ? '' : ` — ${run.statusReason}`}\n` +
+        `The run releases its resources and ends CANCELLED; watch it with: runctl status ${run.runId} --follow`,
+    );
+  }
+  return 0;
+}

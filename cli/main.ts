@@ -1,0 +1,186 @@
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ApiClient, defaultCredentials } from './api-client';
+import { resolveConfig } from './config';
+import type { CommandContext } from './context';
+import { CliError, UsageError } from './errors';
+import { showLogs } from './commands/logs';
+import { showCheckpoints, showMetrics } from './commands/metrics';
+import { cancelRun, listRuns, showStatus } from './commands/runs';
+import { submit } from './commands/submit';
+
+const HELP = `runctl — run ML training on EC2 spot instances, through interruptions, to a finished model
+
+Usage: runctl <command> [options]
+
+  submit [DIR] [ENTRYPOINT]   pack DIR (default .), upload it and start a run
+      -f, --file run.yaml        a run spec (YAML or JSON); flags override its fields
+      --entrypoint train.py      script to run, relative to DIR
+      --hyperparameters k=v,…    passed to the script as --k v (alias --hyperparams)
+      --instance-type a,b        instance types in order of preference
+      --spot | --on-demand       market (default spot)
+      --data s3://…:/data        copy an S3 prefix to a path on the instance (repeatable)
+      --max-cost USD             stop the run (checkpointed) when it has cost this much
+      --max-runtime 12h          stop the run after this long
+      --name NAME                run name (default: the directory name)
+      --follow                   follow the run to its end
+      --rerun                    start a new run even if this exact submission ran before
+      --client-token TOKEN       idempotency token (default: derived from spec + code hash)
+  ls [--status S] [--limit N] [--all]    your runs, newest first
+  status RUN [--follow]                  phase, attempts, cost so far, newest checkpoint
+  logs RUN [-f] [--attempt N] [--tail N] the log of the newest (or given) attempt
+  metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
+  checkpoints RUN                        complete checkpoints, newest first
+  cancel RUN [--force]                   checkpoint and stop (--force: stop now)
+
+Options for every command:
+  --endpoint URL    the runctl API (or RUNCTL_ENDPOINT, or "endpoint" in ~/.runctl/config.json)
+  --profile NAME    AWS profile for signing (or AWS_PROFILE)
+  --region REGION   AWS region of the API (or AWS_REGION)
+  --json            machine-readable output (read commands and submit)
+
+Local endpoints (127.0.0.1, localhost) are called unsigned; deployed ones with SigV4.
+Docs: docs/cli.md`;
+
+const GLOBAL = {
+  endpoint: { type: 'string' },
+  profile: { type: 'string' },
+  region: { type: 'string' },
+  json: { type: 'boolean', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} satisfies ParseArgsConfig['options'];
+
+const COMMAND_OPTIONS = {
+  submit: {
+    file: { type: 'string', short: 'f' },
+    entrypoint: { type: 'string' },
+    hyperparameters: { type: 'string' },
+    hyperparams: { type: 'string' },
+    'instance-type': { type: 'string' },
+    'instance-types': { type: 'string' },
+    spot: { type: 'boolean' },
+    'on-demand': { type: 'boolean' },
+    data: { type: 'string', multiple: true },
+    'max-cost': { type: 'string' },
+    'max-runtime': { type: 'string' },
+    name: { type: 'string' },
+    follow: { type: 'boolean', default: false },
+    rerun: { type: 'boolean', default: false },
+    'client-token': { type: 'string' },
+  },
+  ls: { status: { type: 'string' }, limit: { type: 'string' }, all: { type: 'boolean', default: false } },
+  status: { follow: { type: 'boolean', default: false } },
+  logs: { follow: { type: 'boolean', short: 'f', default: false }, attempt: { type: 'string' }, tail: { type: 'string' } },
+  metrics: { metric: { type: 'string' }, last: { type: 'string' } },
+  checkpoints: {},
+  cancel: { force: { type: 'boolean', default: false } },
+} satisfies Record<string, ParseArgsConfig['options']>;
+
+type CommandName = keyof typeof COMMAND_OPTIONS;
+
+function isCommand(name: string): name is CommandName {
+  return Object.hasOwn(COMMAND_OPTIONS, name);
+}
+
+function positiveInt(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`--${flag} must be a positive whole number (got "${value}")`);
+  return Number(value);
+}
+
+function onlyRun(command: string, positionals: string[]): string {
+  const [runId, ...extra] = positionals;
+  if (runId === undefined) throw new UsageError(`runctl ${command} needs a run id, e.g. runctl ${command} r-0123abcd (see runctl ls)`);
+  if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+  return runId;
+}
+
+/** Runs one command line; returns the exit code. */
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+    console.log(HELP);
+    return command === undefined ? 2 : 0;
+  }
+  if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
+
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options: { ...GLOBAL, ...COMMAND_OPTIONS[command] }, allowPositionals: true, strict: true });
+  } catch (error) {
+    throw new UsageError(error instanceof Error ? error.message : String(error));
+  }
+  const { values, positionals } = parsed;
+  if (values.help === true) {
+    console.log(HELP);
+    return 0;
+  }
+  const pick = (name: string): unknown => (Object.hasOwn(values, name) ? Object.getOwnPropertyDescriptor(values, name)?.value : undefined);
+  const text = (name: string): string | undefined => {
+    const value = pick(name);
+    return typeof value === 'string' ? value : undefined;
+  };
+  const flag = (name: string): boolean => pick(name) === true;
+
+  if (command !== 'submit' && command !== 'ls') onlyRun(command, positionals);
+  const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
+  const client = new ApiClient(config, config.local ? undefined : await defaultCredentials(config.profile));
+  const pollMs = positiveInt('poll', env.RUNCTL_POLL_INTERVAL_MS) ?? 2000;
+  const context: CommandContext = { client, json: values.json, out: (t) => console.log(t), err: (t) => console.error(t), pollMs };
+
+  switch (command) {
+    case 'submit': {
+      const [dir, entrypoint, ...extra] = positionals;
+      if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+      if (flag('spot') && flag('on-demand')) throw new UsageError('Choose --spot or --on-demand, not both');
+      const data = pick('data');
+      return submit(context, {
+        file: text('file'),
+        dir,
+        entrypoint: text('entrypoint') ?? entrypoint,
+        name: text('name'),
+        hyperparameters: text('hyperparameters') ?? text('hyperparams'),
+        instanceTypes: text('instance-type') ?? text('instance-types'),
+        spot: flag('spot') ? true : flag('on-demand') ? false : undefined,
+        data: Array.isArray(data) ? data.filter((d): d is string => typeof d === 'string') : undefined,
+        maxCost: text('max-cost'),
+        maxRuntime: text('max-runtime'),
+        follow: flag('follow'),
+        rerun: flag('rerun'),
+        clientToken: text('client-token'),
+      });
+    }
+    case 'ls':
+      if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
+      return listRuns(context, { status: text('status'), limit: positiveInt('limit', text('limit')), all: flag('all') });
+    case 'status':
+      return showStatus(context, onlyRun(command, positionals), { follow: flag('follow') });
+    case 'logs':
+      return showLogs(context, onlyRun(command, positionals), {
+        follow: flag('follow'),
+        attempt: positiveInt('attempt', text('attempt')),
+        tail: positiveInt('tail', text('tail')),
+      });
+    case 'metrics':
+      return showMetrics(context, onlyRun(command, positionals), { metric: text('metric'), last: positiveInt('last', text('last')) });
+    case 'checkpoints':
+      return showCheckpoints(context, onlyRun(command, positionals));
+    case 'cancel':
+      return cancelRun(context, onlyRun(command, positionals), { force: flag('force') });
+  }
+}
+
+/** Entry point: errors the user can act on are one message, anything else a short report. */
+export async function run(argv: string[]): Promise<void> {
+  try {
+    process.exitCode = await main(argv);
+  } catch (error) {
+    if (error instanceof CliError) {
+      console.error(`runctl: ${error.message}`);
+      process.exitCode = error.exitCode;
+    } else {
+      console.error(`runctl: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+      process.exitCode = 1;
+    }
+  }
+}
+
