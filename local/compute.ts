@@ -434,7 +434,8 @@ export class LocalCompute implements Compute {
       const result = change(registry);
       if (JSON.stringify(registry) !== before) {
         await mkdir(this.instancesDir(), { recursive: true });
-        const tmp = `${this.registryFile()}.${process.pid}.tmp`;
+        // Unique per write: two LocalCompute objects on one root (a restart in the same process) may write at once.
+        const tmp = `${this.registryFile()}.${process.pid}.${randomUUID()}.tmp`;
         await writeFile(tmp, JSON.stringify(registry, null, 2));
         await rename(tmp, this.registryFile());
       }

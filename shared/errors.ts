@@ -71,6 +71,15 @@ export class AwsCallFailedError extends RunctlError {
 /** A conditional write lost: the record was not in the status the caller expected. */
 export class StatusConflictError extends RunctlError {
   override name = 'Run.StatusConflict';
+  constructor(
+    message: string,
+    options?: { cause?: unknown; actual?: string },
+  ) {
+    super(message, options);
+    this.actual = options?.actual;
+  }
+  /** The status the record was found in, when the write was refused for that reason. */
+  readonly actual: string | undefined;
 }
 
 /** The thing asked for does not exist (or belongs to someone else, which looks the same). */

@@ -202,6 +202,7 @@ export class DynamoRunStore implements RunStore {
     const actual = (await this.getExisting(runId)).status;
     throw new StatusConflictError(`Run ${runId} is ${actual}, not ${legal.join(' or ')}, so it was not moved to ${to}`, {
       cause: outcome.failure,
+      actual,
     });
   }
 

@@ -11,6 +11,7 @@ import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store
 import { Ec2Compute } from '../adapters/ec2-compute';
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import { optionalEnv, requireEnv } from '../config';
+import { RunCancelledError, StatusConflictError } from '../errors';
 import { logger } from '../logger';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../usecases/step-deps';
 import { parseStepEvent } from '../usecases/step-event';
@@ -79,6 +80,15 @@ export function stepHandler<S extends z.ZodType, R>(
     .handler(async (event) => {
       const input = parseStepEvent(step, schema, event);
       resolved ??= typeof deps === 'function' ? deps() : deps;
-      return useCase(input, resolved);
+      try {
+        return await useCase(input, resolved);
+      } catch (error) {
+        // A cancel moved the run to CANCELLING under this step: end the attempt the way a
+        // cancel ends it (through DecideRecovery and ReleaseResources), not as a controller failure.
+        if (error instanceof StatusConflictError && error.actual === 'CANCELLING') {
+          throw new RunCancelledError(`Run was cancelled during ${step}`, { cause: error });
+        }
+        throw error;
+      }
     });
 }

@@ -208,7 +208,8 @@ const envName = z
 
 const tagKey = z
   .string()
-  .regex(/^(?!aws:|runctl:)[\w .:/=+\-@]{1,128}$/, 'must be a tag key of 1-128 characters not starting with aws: or runctl:');
+  // No '/' and not dots only: instance tags are exposed in instance metadata, which forbids both.
+  .regex(/^(?!aws:|runctl:)(?!\.+$)[\w .:=+\-@]{1,128}$/, 'must be a tag key of 1-128 letters, digits, spaces or _.:=+-@ (no "/"), not starting with aws: or runctl:');
 
 /**
  * The top level strips unknown keys (so a caller may pass the spec beside its own fields);

@@ -60,7 +60,8 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
       ami: spec.instance.ami,
       instanceProfile: spec.instance.instanceProfile,
       rootVolumeGiB: spec.instance.rootVolumeGiB,
-      tags: spec.tags,
+      // runctl:owner lets the spot-warning handler write the status index in one call.
+      tags: { ...spec.tags, 'runctl:owner': record.owner },
     });
   } catch (error) {
     if (!(error instanceof CapacityUnavailableError)) throw error;
