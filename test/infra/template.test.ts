@@ -153,7 +153,7 @@ describe('serverless.yml', () => {
 
   it('grants no wildcard action, and uses Resource "*" only for actions that cannot be scoped', () => {
     const unscopable = new Set([
-      'ec2:DescribeInstances', 'ec2:DescribeInstanceStatus', 'ec2:DescribeSubnets', 'ec2:DescribeImages',
+      'ec2:DescribeInstances', 'ec2:DescribeTags', 'ec2:DescribeInstanceStatus', 'ec2:DescribeSubnets', 'ec2:DescribeImages',
       'ec2:DescribeSpotPriceHistory', 'ec2:DescribeVolumes', 'ssm:DescribeInstanceInformation',
       'ssm:GetCommandInvocation', 'ecr:GetAuthorizationToken',
     ]);
