@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
+import type { SourceData } from '@smithy/types';
 import { describe, expect, it } from 'vitest';
 import { signRequest } from '../../cli/sigv4';
 
@@ -10,12 +11,21 @@ const url = new URL('https://abc123.execute-api.eu-west-1.amazonaws.com/runs/r-0
 const body = JSON.stringify({ force: true });
 const headers = { accept: 'application/json', 'content-type': 'application/json', 'user-agent': 'runctl-cli/0.1.0' };
 
+function bytesOf(data: SourceData): Buffer {
+  if (typeof data === 'string') return Buffer.from(data, 'utf8');
+  if (ArrayBuffer.isView(data)) return Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+  return Buffer.from(data);
+}
+
 /** The test's own SHA-256 for the SDK signer, independent of the CLI's. */
 class TestSha256 {
   private readonly parts: Buffer[] = [];
-  constructor(private readonly secret?: string | Uint8Array) {}
-  update(data: string | Uint8Array): void {
-    this.parts.push(typeof data === 'string' ? Buffer.from(data) : Buffer.from(data));
+  private readonly secret?: Buffer;
+  constructor(secret?: SourceData) {
+    this.secret = secret === undefined ? undefined : bytesOf(secret);
+  }
+  update(data: SourceData): void {
+    this.parts.push(bytesOf(data));
   }
   async digest(): Promise<Uint8Array> {
     const all = Buffer.concat(this.parts);
