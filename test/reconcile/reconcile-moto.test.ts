@@ -41,7 +41,9 @@ const dynamo = new DynamoDBClient(config());
 const sfnClient = new SFNClient({ region: 'us-east-1' });
 const sfn = mockClient(sfnClient);
 const counter = new RequestCounter();
-for (const client of [ec2, ssm, dynamo]) client.middlewareStack.add(counter.middleware, counter.options);
+ec2.middlewareStack.add(counter.middleware, counter.options);
+ssm.middlewareStack.add(counter.middleware, counter.options);
+dynamo.middlewareStack.add(counter.middleware, counter.options);
 
 let ami = '';
 let table = '';

@@ -53,14 +53,14 @@ describe('EventBridgeScheduler (mocked client)', () => {
   });
 
   it('a create that finds the schedule already there (a retry) returns its ARN', async () => {
-    mock.on(CreateScheduleCommand).rejects(new ConflictException({ message: 'exists', $metadata: {} }));
+    mock.on(CreateScheduleCommand).rejects(new ConflictException({ message: 'exists', Message: 'exists', $metadata: {} }));
     mock.on(GetScheduleCommand).resolves({ Arn: 'arn:existing' });
 
     await expect(scheduler.create({ scheduleId: ID, expression: 'rate(1 hour)' })).resolves.toBe('arn:existing');
   });
 
   it('a schedule Scheduler refuses is a RunInvalidError naming the expression', async () => {
-    mock.on(CreateScheduleCommand).rejects(new ValidationException({ message: 'Invalid Schedule Expression', $metadata: {} }));
+    mock.on(CreateScheduleCommand).rejects(new ValidationException({ message: 'Invalid Schedule Expression', Message: 'Invalid Schedule Expression', $metadata: {} }));
 
     const error = await scheduler.create({ scheduleId: ID, expression: 'cron(0 3 31 2 ? *)' }).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(RunInvalidError);
@@ -68,7 +68,7 @@ describe('EventBridgeScheduler (mocked client)', () => {
   });
 
   it('deleting a schedule that is gone is success; other failures are translated', async () => {
-    mock.on(DeleteScheduleCommand).rejectsOnce(new ResourceNotFoundException({ message: 'gone', $metadata: {} }));
+    mock.on(DeleteScheduleCommand).rejectsOnce(new ResourceNotFoundException({ message: 'gone', Message: 'gone', $metadata: {} }));
     await expect(scheduler.delete(ID)).resolves.toBeUndefined();
 
     mock.on(DeleteScheduleCommand).rejects(Object.assign(new Error('denied'), { name: 'AccessDeniedException', $metadata: { httpStatusCode: 403 } }));
