@@ -1,0 +1,187 @@
+/**
+ * Composition root of the volume and image functions (the prewarm-volume and build-image step
+ * handlers, the run-volume steps, and POST/GET /volumes, POST /images). Clients are built once
+ * per container, on first use, so importing a handler has no side effect.
+ */
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { EC2Client } from '@aws-sdk/client-ec2';
+import { ECRClient } from '@aws-sdk/client-ecr';
+import { SFNClient } from '@aws-sdk/client-sfn';
+import { SSMClient } from '@aws-sdk/client-ssm';
+import middy from '@middy/core';
+import httpJsonBodyParser from '@middy/http-json-body-parser';
+import type { Context } from 'aws-lambda';
+import type { z } from 'zod';
+import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
+import { DynamoCatalog } from '../adapters/dynamo-catalog';
+import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
+import { Ec2Compute } from '../adapters/ec2-compute';
+import { Ec2Volumes } from '../adapters/ec2-volumes';
+import { EcrImages } from '../adapters/ecr-images';
+import { SfnExecutions } from '../adapters/sfn-executions';
+import { optionalEnv, requireEnv } from '../config';
+import { httpErrors } from '../http/error-handler';
+import type { ApiEvent, ApiResult } from '../http/responses';
+import { logger } from '../logger';
+import type { Catalog } from '../ports/catalog';
+import type { Compute } from '../ports/compute';
+import type { Executions } from '../ports/executions';
+import type { ImageRegistry } from '../ports/images';
+import type { RunStore } from '../ports/run-store';
+import type { Volumes } from '../ports/volumes';
+import { apiLogger } from './api';
+import { parseStepEvent } from '../usecases/step-event';
+
+/** Settings of the prewarm, build and run-volume steps. */
+export interface VolumeConfig {
+  region: string;
+  /** Instance type of the prewarm helper and the image builder (CPU: no GPU is needed to copy or build). */
+  helperInstanceType: string;
+  builderInstanceType: string;
+  /** Instance profiles: the helper reads datasets from S3; the builder reads bundles and pushes to ECR. */
+  helperInstanceProfile?: string;
+  builderInstanceProfile?: string;
+  /** Root volume of the builder: base images and layers of ML frameworks are large. */
+  builderRootGiB: number;
+  /** ECR repositories are created under this prefix (the instance roles may pull `runctl/*`). */
+  repositoryPrefix: string;
+  /** Images each repository keeps (ECR lifecycle policy). */
+  keepLastImages: number;
+  /** Poll budgets of the machines' Wait loops (the ASL waits 15 s, 30 s, 30 s, 60 s between polls). */
+  helperMaxChecks: number;
+  fillMaxPolls: number;
+  buildMaxPolls: number;
+  snapshotMaxPolls: number;
+  /** Seconds a handler waits on an EC2 waiter (volume available, attached) inside one invocation. */
+  waiterSeconds: number;
+}
+
+export const DEFAULT_VOLUME_TUNING = {
+  helperInstanceType: 'c6i.large',
+  builderInstanceType: 'c6i.xlarge',
+  builderRootGiB: 100,
+  repositoryPrefix: 'runctl/',
+  keepLastImages: 20,
+  helperMaxChecks: 40,
+  // 24 h of 30 s polls: the fill command's own SSM timeout ends it first.
+  fillMaxPolls: 2880,
+  buildMaxPolls: 240,
+  // A first snapshot of a large volume can take hours: 24 h of 60 s polls.
+  snapshotMaxPolls: 1440,
+  waiterSeconds: 240,
+} as const;
+
+/** The ports the volume and image step use cases take. */
+export interface VolumeDeps {
+  volumes: Volumes;
+  /** Launches the helper and builder instances and sends them SSM commands. */
+  compute: Compute;
+  catalog: Catalog;
+  registry: ImageRegistry;
+  /** Run records, for the run-volume steps. */
+  store: RunStore;
+  clock: () => Date;
+  config: VolumeConfig;
+}
+
+/** What the volume and image API routes need. */
+export interface VolumeApiDeps {
+  catalog: Catalog;
+  /** Executions of prewarm-volume and build-image. */
+  prewarms: Executions;
+  builds: Executions;
+  clock: () => Date;
+}
+
+/** Amazon Linux 2023: the AWS CLI, ext4 tools and dnf-installable Docker, and a small root volume. */
+export const HELPER_AMI_PARAMETER = '/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64';
+
+function profileName(value: string | undefined): string | undefined {
+  return value?.startsWith('arn:') ? value.split('/').at(-1) : value;
+}
+
+/** Builds the real AWS dependencies of the volume and image steps from the environment. */
+export function buildAwsVolumeDeps(env: NodeJS.ProcessEnv = process.env): VolumeDeps {
+  const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
+  const table = requireEnv('RUNS_TABLE', env);
+  const documents = runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG));
+  const securityGroup = optionalEnv('HELPER_SECURITY_GROUP_ID', env);
+  return {
+    volumes: new Ec2Volumes({ ec2 }),
+    compute: new Ec2Compute({
+      ec2,
+      ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
+      amiParameter: optionalEnv('HELPER_AMI_PARAMETER', env) ?? HELPER_AMI_PARAMETER,
+      defaultSubnets: (optionalEnv('HELPER_SUBNET_IDS', env) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
+      securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],
+    }),
+    catalog: new DynamoCatalog(documents, table),
+    registry: new EcrImages(new ECRClient(AWS_CLIENT_RETRY_CONFIG)),
+    store: new DynamoRunStore(documents, table),
+    clock: () => new Date(),
+    config: {
+      ...DEFAULT_VOLUME_TUNING,
+      region: requireEnv('AWS_REGION', env),
+      helperInstanceProfile: profileName(optionalEnv('HELPER_INSTANCE_PROFILE', env)),
+      builderInstanceProfile: profileName(optionalEnv('BUILDER_INSTANCE_PROFILE', env)),
+    },
+  };
+}
+
+let builtSteps: VolumeDeps | undefined;
+
+/** The real step dependencies, built once per container. */
+export function awsVolumeDeps(): VolumeDeps {
+  builtSteps ??= buildAwsVolumeDeps();
+  return builtSteps;
+}
+
+let builtApi: VolumeApiDeps | undefined;
+
+/** The real API dependencies, built once per container. */
+export function awsVolumeApiDeps(): VolumeApiDeps {
+  if (builtApi === undefined) {
+    const sfn = new SFNClient(AWS_CLIENT_RETRY_CONFIG);
+    builtApi = {
+      catalog: new DynamoCatalog(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), requireEnv('RUNS_TABLE')),
+      prewarms: new SfnExecutions(sfn, requireEnv('PREWARM_VOLUME_STATE_MACHINE_ARN')),
+      builds: new SfnExecutions(sfn, requireEnv('BUILD_IMAGE_STATE_MACHINE_ARN')),
+      clock: () => new Date(),
+    };
+  }
+  return builtApi;
+}
+
+export type VolumeStepHandler = middy.MiddyfiedHandler<unknown, unknown, Error, Context>;
+
+/** A task handler of prewarm-volume, build-image or the run-volume steps: parse, then one use case. */
+export function volumeStepHandler<S extends z.ZodType, R>(
+  step: string,
+  schema: S,
+  deps: VolumeDeps | (() => VolumeDeps),
+  useCase: (event: z.output<S>, deps: VolumeDeps) => Promise<R>,
+): VolumeStepHandler {
+  let resolved: VolumeDeps | undefined = typeof deps === 'function' ? undefined : deps;
+  return middy<unknown, unknown, Error, Context>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event) => {
+      const input = parseStepEvent(step, schema, event);
+      resolved ??= typeof deps === 'function' ? deps() : deps;
+      return useCase(input, resolved);
+    });
+}
+
+/** An API route of the volume and image functions: logger, JSON body (when asked), error mapping. */
+export function volumeApiHandler(
+  deps: () => VolumeApiDeps,
+  route: (event: ApiEvent, deps: VolumeApiDeps) => Promise<ApiResult>,
+  options: { jsonBody?: boolean } = {},
+): middy.MiddyfiedHandler<ApiEvent, ApiResult, Error, Context> {
+  let resolved: VolumeApiDeps | undefined;
+  const handler = middy<ApiEvent, ApiResult, Error, Context>().handler(async (event) => route(event, (resolved ??= deps())));
+  handler.use(injectLambdaContext(apiLogger));
+  if (options.jsonBody === true) handler.use(httpJsonBodyParser());
+  handler.use(httpErrors(apiLogger));
+  return handler;
+}

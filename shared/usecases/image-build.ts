@@ -1,0 +1,197 @@
+/**
+ * The steps of the build-image machine: prepare (reuse the image of the same bundle digest, or
+ * ensure the repository and a registry login), build and push on the builder through SSM,
+ * record the digest, and clean up on failure.
+ */
+import { z } from 'zod';
+import { buildImageCommand, IMAGE_EXIT } from '../agent/docker';
+import type { VolumeDeps } from '../composition/volumes';
+import { toFieldIssues } from '../domain/run-spec';
+import { RunInvalidError } from '../errors';
+import { logger } from '../logger';
+import type { ImageEntry } from '../ports/catalog';
+import { DockerfileMissingError, ImageBuildFailedError } from '../ports/images';
+import { finished, HelperIdSchema, lastErrorLine, lastJsonLine, terminateHelpers } from './volume-helper';
+
+const SHA256 = /^[0-9a-f]{64}$/;
+/** `runctl submit` uploads bundles content-addressed: `…/<sha256>.tar.gz`. */
+const CONTENT_ADDRESSED = /\/([0-9a-f]{64})\.tar\.gz$/;
+
+/** A build request, as POST /images takes it and the machine re-validates it. */
+export const BuildRequestSchema = z
+  .strictObject({
+    /** S3 URI of the code bundle (.tar.gz). */
+    bundle: z.string().regex(/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^\0\n]*\.tar\.gz$/, 'must be the S3 URI of a code bundle, like s3://bucket/bundles/<sha256>.tar.gz'),
+    /** sha256 of the bundle; taken from the bundle's name when it is content-addressed. */
+    bundleSha: z.string().regex(SHA256, 'must be the 64 hex digits of the bundle\'s sha256').optional(),
+    /** Dockerfile path relative to the bundle root; default: Dockerfile, docker/Dockerfile or .docker/Dockerfile. */
+    dockerfile: z
+      .string()
+      .regex(/^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/, 'must be a path relative to the bundle root, like docker/Dockerfile.gpu')
+      .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments')
+      .optional(),
+    /** Repository name under the runctl/ prefix. Default `training`. */
+    repository: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lowercase repository name like training').default('training'),
+    /** Build again even when an image of this bundle exists. */
+    rebuild: z.boolean().default(false),
+  })
+  .transform((r, ctx) => {
+    const bundleSha = r.bundleSha ?? CONTENT_ADDRESSED.exec(r.bundle)?.[1];
+    if (bundleSha === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['bundleSha'], message: 'is required when the bundle is not named <sha256>.tar.gz' });
+      return z.NEVER;
+    }
+    return { ...r, bundleSha };
+  });
+export type BuildRequest = z.output<typeof BuildRequestSchema>;
+
+/** Validates a build request; RunInvalidError names each bad field. */
+export function parseBuildRequest(input: unknown): BuildRequest {
+  const parsed = BuildRequestSchema.safeParse(input, { reportInput: true });
+  if (parsed.success) return parsed.data;
+  const issues = toFieldIssues(parsed.error);
+  throw new RunInvalidError(`Invalid image request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+}
+
+/** The image tag of a bundle: the digest itself, so a tag always names the same content. */
+export function bundleTag(bundleSha: string): string {
+  return `bundle-${bundleSha}`;
+}
+
+const BuildPlanSchema = z.object({
+  buildId: HelperIdSchema,
+  bundle: z.string(),
+  bundleSha: z.string().regex(SHA256),
+  dockerfile: z.string().optional(),
+  repositoryName: z.string(),
+  repositoryUri: z.string(),
+  registry: z.string(),
+  tag: z.string(),
+});
+export type BuildPlan = z.infer<typeof BuildPlanSchema>;
+
+export const PrepareBuildEventSchema = z.object({ buildId: HelperIdSchema, input: z.unknown() });
+
+export type PrepareBuildResult = { reuse: true; image: ImageEntry } | { reuse: false; build: BuildPlan };
+
+/** PrepareBuild: reuse the image of this bundle when it still exists in ECR, else plan a build. */
+export async function prepareBuild(event: z.infer<typeof PrepareBuildEventSchema>, deps: VolumeDeps): Promise<PrepareBuildResult> {
+  const request = parseBuildRequest(event.input);
+  const repositoryName = `${deps.config.repositoryPrefix}${request.repository}`;
+  const tag = bundleTag(request.bundleSha);
+  if (!request.rebuild) {
+    const pushed = await deps.registry.findImage(repositoryName, tag);
+    if (pushed !== undefined) {
+      const catalogued = await deps.catalog.getImage(request.bundleSha);
+      if (catalogued?.digest === pushed.digest) return { reuse: true, image: catalogued };
+      // Pushed by an execution that failed before recording it: record it now.
+      const image: ImageEntry = {
+        bundleSha: request.bundleSha,
+        repository: repositoryName,
+        imageUri: pushed.imageUri,
+        digest: pushed.digest,
+        dockerfile: catalogued?.dockerfile ?? request.dockerfile ?? 'Dockerfile',
+        createdAt: deps.clock().toISOString(),
+      };
+      await deps.catalog.putImage(image);
+      return { reuse: true, image };
+    }
+  }
+  const repository = await deps.registry.ensureRepository(repositoryName, {
+    keepLastImages: deps.config.keepLastImages,
+    tags: { 'runctl:repository': 'true' },
+  });
+  const login = await deps.registry.registryLogin();
+  return {
+    reuse: false,
+    build: {
+      buildId: event.buildId,
+      bundle: request.bundle,
+      bundleSha: request.bundleSha,
+      dockerfile: request.dockerfile,
+      repositoryName,
+      repositoryUri: repository.repositoryUri,
+      registry: login.registry,
+      tag,
+    },
+  };
+}
+
+export const BuildImageEventSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('start'), build: BuildPlanSchema, instanceId: z.string().min(1) }),
+  z.object({ action: z.literal('check'), instanceId: z.string().min(1), commandId: z.string().min(1), polls: z.number().int().min(0) }),
+]);
+
+const BuildOutputSchema = z.object({ digest: z.string().regex(/^sha256:[0-9a-f]{64}$/), dockerfile: z.string().min(1) });
+
+export type BuildImageResult =
+  | { done: false; commandId: string; polls: number }
+  | { done: true; commandId: string; polls: number; digest: string; dockerfile: string };
+
+const BUILD_TIMEOUT_SECONDS = 2 * 3600;
+
+/** BuildImage: starts the build/push command on the builder, or reads its outcome. */
+export async function buildImage(event: z.infer<typeof BuildImageEventSchema>, deps: VolumeDeps): Promise<BuildImageResult> {
+  if (event.action === 'start') {
+    const { build } = event;
+    const commandId = await deps.compute.sendCommand(
+      event.instanceId,
+      buildImageCommand({
+        bundleUri: build.bundle,
+        bundleSha: build.bundleSha,
+        dockerfile: build.dockerfile,
+        repositoryUri: build.repositoryUri,
+        registry: build.registry,
+        region: deps.config.region,
+        tag: build.tag,
+      }),
+      { comment: `runctl build ${build.buildId}`, timeoutSeconds: BUILD_TIMEOUT_SECONDS },
+    );
+    return { done: false, commandId, polls: 0 };
+  }
+  const polls = event.polls + 1;
+  const result = finished(await deps.compute.commandResult(event.instanceId, event.commandId));
+  if (result === undefined) {
+    if (polls >= deps.config.buildMaxPolls) throw new ImageBuildFailedError(`Build command ${event.commandId} still running after ${polls} polls`);
+    return { done: false, commandId: event.commandId, polls };
+  }
+  const reason = lastErrorLine(result);
+  if (result.status !== 'Success') {
+    if (result.exitCode === IMAGE_EXIT.dockerfileMissing) throw new DockerfileMissingError(reason || 'No Dockerfile in the code bundle');
+    throw new ImageBuildFailedError(`Image build ${result.status}${result.exitCode === undefined ? '' : ` (exit ${result.exitCode})`}: ${reason}`);
+  }
+  const output = lastJsonLine(result.stdout, BuildOutputSchema);
+  if (output === undefined) throw new ImageBuildFailedError(`Build command ${event.commandId} printed no digest`);
+  return { done: true, commandId: event.commandId, polls, digest: output.digest, dockerfile: output.dockerfile };
+}
+
+export const RecordImageEventSchema = z.object({
+  build: BuildPlanSchema,
+  result: z.object({ digest: z.string().regex(/^sha256:[0-9a-f]{64}$/), dockerfile: z.string().min(1) }),
+});
+
+/** RecordImage: the catalog entry that `docker: auto` runs reuse. */
+export async function recordImage(event: z.infer<typeof RecordImageEventSchema>, deps: VolumeDeps): Promise<ImageEntry> {
+  const entry: ImageEntry = {
+    bundleSha: event.build.bundleSha,
+    repository: event.build.repositoryName,
+    imageUri: `${event.build.repositoryUri}@${event.result.digest}`,
+    digest: event.result.digest,
+    dockerfile: event.result.dockerfile,
+    createdAt: deps.clock().toISOString(),
+  };
+  await deps.catalog.putImage(entry);
+  return entry;
+}
+
+export const CleanupBuildEventSchema = z.object({
+  buildId: HelperIdSchema,
+  error: z.object({ Error: z.string(), Cause: z.string().optional() }).optional(),
+});
+
+/** Compensation of a failed build: terminate every builder of the execution, found by tag. */
+export async function cleanupBuild(event: z.infer<typeof CleanupBuildEventSchema>, deps: VolumeDeps): Promise<{ terminated: string[] }> {
+  const terminated = await terminateHelpers(event.buildId, undefined, deps);
+  logger.info('build cleaned up', { buildId: event.buildId, error: event.error?.Error, terminated });
+  return { terminated };
+}
