@@ -11,12 +11,12 @@ import type { ApiEvent, ApiResult } from './responses';
  * error mapping. Dependencies are resolved on the first invocation and then reused, so a
  * test or the local server can hand in its own and importing a handler has no side effect.
  */
-export function apiHandler(
-  deps: () => ApiDeps,
-  route: (event: ApiEvent, deps: ApiDeps) => Promise<ApiResult>,
+export function apiHandler<D = ApiDeps>(
+  deps: () => D,
+  route: (event: ApiEvent, deps: D) => Promise<ApiResult>,
   options: { jsonBody?: boolean } = {},
 ): middy.MiddyfiedHandler<ApiEvent, ApiResult, Error, Context> {
-  let resolved: ApiDeps | undefined;
+  let resolved: D | undefined;
   const handler = middy<ApiEvent, ApiResult, Error, Context>().handler(async (event) => route(event, (resolved ??= deps())));
   handler.use(injectLambdaContext(apiLogger));
   if (options.jsonBody === true) handler.use(httpJsonBodyParser());
