@@ -1,0 +1,158 @@
+import type { Compute, LaunchRequest, LaunchedInstance } from '../shared/ports/compute';
+import type { ExecutionStatus, Executions, StartedExecution } from '../shared/ports/executions';
+import type { InstanceRun, InstanceTags } from '../shared/ports/instance-tags';
+import type { ExecutionOutcome, LocalExecution } from './state-machine-runner';
+import type { TaskCallbackHandler } from './task-callback-server';
+import type { TaskTokens } from './task-tokens';
+
+/**
+ * The two ports whose AWS adapters talk to services the local backend replaces in process:
+ * Step Functions executions (the runner in this process) and the instance tags lookup (the
+ * local compute's registry). Plus the token aliases that let an agent started before a
+ * control-plane restart call back the execution that resumed its run.
+ */
+
+/** Starts executions of the train-run machine; `resume` picks the entry for a run found live at start. */
+export type StartExecution = (runId: string, input: unknown) => LocalExecution;
+
+/** Executions in this process: StartExecution, DescribeExecution and SendTaskFailure as Step Functions answers them. */
+export class LocalExecutions implements Executions {
+  private readonly byName = new Map<string, { execution: LocalExecution; outcome?: ExecutionOutcome }>();
+
+  constructor(
+    private readonly startExecution: StartExecution,
+    private readonly tokens: TaskCallbackHandler,
+  ) {}
+
+  async start(runId: string, input: unknown): Promise<StartedExecution> {
+    const known = this.byName.get(runId);
+    // Step Functions refuses a second execution of a name (ExecutionAlreadyExists): the submit treats it as started.
+    if (known !== undefined) return { executionArn: known.execution.executionArn, alreadyStarted: true };
+    this.track(this.startExecution(runId, input));
+    const tracked = this.byName.get(runId);
+    if (tracked === undefined) throw new Error(`execution ${runId} was not recorded`);
+    return { executionArn: tracked.execution.executionArn, alreadyStarted: false };
+  }
+
+  /** Records an execution started elsewhere in the runtime (a resumed run). */
+  track(execution: LocalExecution): void {
+    const entry: { execution: LocalExecution; outcome?: ExecutionOutcome } = { execution };
+    this.byName.set(execution.name, entry);
+    void execution.outcome.then((outcome) => {
+      entry.outcome = outcome;
+    });
+  }
+
+  async status(executionArn: string): Promise<ExecutionStatus | undefined> {
+    const entry = [...this.byName.values()].find((e) => e.execution.executionArn === executionArn);
+    if (entry === undefined) return undefined;
+    if (entry.outcome === undefined) return 'RUNNING';
+    return entry.outcome.status === 'FAILED' ? 'FAILED' : entry.outcome.status;
+  }
+
+  async failTask(taskToken: string, error: string, cause: string): Promise<boolean> {
+    try {
+      await this.tokens.failure(taskToken, error, cause);
+      return true;
+    } catch (err) {
+      // Closed already (a callback raced us, a timeout): as SfnExecutions, nothing left to fail.
+      if (err instanceof Error && (err.name === 'TaskTimedOut' || err.name === 'InvalidToken')) return false;
+      throw err;
+    }
+  }
+
+  /** The execution of a run started in this process, if any. */
+  execution(runId: string): LocalExecution | undefined {
+    return this.byName.get(runId)?.execution;
+  }
+
+  /** Every execution started in this process. */
+  all(): LocalExecution[] {
+    return [...this.byName.values()].map((e) => e.execution);
+  }
+}
+
+/**
+ * Task tokens across a restart. On AWS the execution outlives any control-plane process; here it
+ * lives in this process, so a resumed run gets a new execution and a new LaunchTraining token,
+ * while its agent (which reads its token once, at start) still holds the old one. The runtime
+ * maps the old token to the new one, so the agent's heartbeats and final callback reach the
+ * execution that now waits for that attempt.
+ */
+export class TokenAliases implements TaskCallbackHandler {
+  private readonly aliases = new Map<string, string>();
+  private readonly expected = new Map<string, string>();
+
+  constructor(private readonly tokens: TaskTokens) {}
+
+  /** Announces that the next token issued for (runId, attempt) replaces `oldToken`. */
+  expect(runId: string, attempt: number, oldToken: string): void {
+    this.expected.set(`${runId}#${attempt}`, oldToken);
+  }
+
+  /** Called with each LaunchTraining payload: links an expected old token to the new one. */
+  issued(runId: string, attempt: number, newToken: string): void {
+    const key = `${runId}#${attempt}`;
+    const old = this.expected.get(key);
+    if (old === undefined) return;
+    this.expected.delete(key);
+    this.aliases.set(old, newToken);
+  }
+
+  resolve(token: string): string {
+    return this.aliases.get(token) ?? token;
+  }
+
+  success(token: string, output: string): void {
+    this.tokens.success(this.resolve(token), output);
+  }
+
+  failure(token: string, error: string | undefined, cause: string | undefined): void {
+    this.tokens.failure(this.resolve(token), error, cause);
+  }
+
+  heartbeat(token: string): void {
+    this.tokens.heartbeat(this.resolve(token));
+  }
+}
+
+/**
+ * The run tags of local instances, from the compute's registry, remembered at launch so the
+ * state-change events of a terminated instance still find their run (EC2 keeps the tags of a
+ * terminated instance readable for about an hour).
+ */
+export class LocalInstanceTags implements InstanceTags {
+  private readonly known = new Map<string, InstanceRun>();
+
+  constructor(private readonly compute: Pick<Compute, 'listTaggedInstances'>) {}
+
+  remember(instanceId: string, run: InstanceRun): void {
+    this.known.set(instanceId, run);
+  }
+
+  async runOf(instanceId: string): Promise<InstanceRun | undefined> {
+    const known = this.known.get(instanceId);
+    if (known !== undefined) return known;
+    const found = (await this.compute.listTaggedInstances()).find((i) => i.instanceId === instanceId);
+    if (found === undefined) return undefined;
+    const run = { runId: found.runId, attempt: found.attempt };
+    this.known.set(instanceId, run);
+    return run;
+  }
+}
+
+/** A compute port that tells `tags` about every instance it launches. */
+export function rememberingLaunches(compute: Compute, tags: LocalInstanceTags): Compute {
+  return {
+    launch: async (request: LaunchRequest): Promise<LaunchedInstance> => {
+      const launched = await compute.launch(request);
+      tags.remember(launched.instanceId, { runId: request.runId, attempt: request.attempt });
+      return launched;
+    },
+    readiness: (id) => compute.readiness(id),
+    terminate: (id) => compute.terminate(id),
+    sendCommand: (id, script, options) => compute.sendCommand(id, script, options),
+    commandResult: (id, commandId) => compute.commandResult(id, commandId),
+    listTaggedInstances: () => compute.listTaggedInstances(),
+  };
+}

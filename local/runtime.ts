@@ -1,0 +1,359 @@
+import { join, resolve } from 'node:path';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { S3Client } from '@aws-sdk/client-s3';
+import * as checkInstance from '../functions/steps/check-instance';
+import * as decideRecovery from '../functions/steps/decide-recovery';
+import * as finalizeArtifacts from '../functions/steps/finalize-artifacts';
+import * as finishRun from '../functions/steps/finish-run';
+import * as launchTraining from '../functions/steps/launch-training';
+import * as prefetchData from '../functions/steps/prefetch-data';
+import * as provisionInstance from '../functions/steps/provision-instance';
+import * as releaseResources from '../functions/steps/release-resources';
+import * as validateRun from '../functions/steps/validate-run';
+import * as instanceState from '../functions/events/instance-state';
+import * as rebalance from '../functions/events/rebalance';
+import * as spotWarning from '../functions/events/spot-warning';
+import { DynamoAttemptSignals } from '../shared/adapters/dynamo-attempt-signals';
+import { DynamoRunStore, runsDocumentClient } from '../shared/adapters/dynamo-run-store';
+import { S3Artifacts } from '../shared/adapters/s3-artifacts';
+import { apiLogger } from '../shared/composition/api';
+import type { RunRecord } from '../shared/domain/run-record';
+import { isTerminal, LIVE_STATUSES } from '../shared/domain/run-status';
+import { NotFoundError } from '../shared/errors';
+import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events';
+import { cancelRun } from '../shared/usecases/cancel-run';
+import { LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
+import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
+import { submitRun } from '../shared/usecases/submit-run';
+import { loadAsl, localLambdaArn } from './asl';
+import { LocalCompute } from './compute';
+import { EC2_DETAIL_TYPE, EventRouter } from './event-router';
+import type { LocalApiDeps } from './http-api';
+import { LocalImds } from './imds';
+import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
+import { startStableEndpoints } from './runtime-endpoints';
+import { resumeEntry } from './runtime-resume';
+import { startLocalServices, type LocalServices } from './services';
+import { LocalStateMachine, type LocalExecution, type LocalLambda } from './state-machine-runner';
+import { startTaskCallbackServer } from './task-callback-server';
+import { TaskTokens } from './task-tokens';
+
+/**
+ * The embedded local backend: the train-run ASL in aws-local-stepfunctions with every task bound
+ * to its real handler, s3rver and dynalite behind the real adapters, the real EC2 event handlers
+ * behind an in-process EventBridge, the real agent on local sandbox "instances". Only compute
+ * (and the services it stands in for: EC2 tags, SSM, the metadata service) is local. See docs/local.md.
+ */
+
+/** Who owns runs submitted on the local backend. */
+export const LOCAL_OWNER = 'arn:aws:iam::000000000000:user/local';
+
+export interface LocalBackendOptions {
+  /** Where runs, objects, instances and ports live (default `.runctl`). */
+  root?: string;
+  /** Keep S3 and DynamoDB across restarts (default true). */
+  persist?: boolean;
+  /** How often the agent heartbeats (default 5 s; AWS: 60 s). */
+  heartbeatSeconds?: number;
+  /** LaunchTraining's HeartbeatSeconds, in ms (default 60 s; the ASL says 300 s). */
+  heartbeatTimeoutMs?: number;
+  /** Warning → reclaim of a simulated spot interruption (default 20 s; EC2: 120 s). */
+  interruptGraceMs?: number;
+  /** How long an instance stays pending (default 200 ms). */
+  bootMs?: number;
+  /** Resume the runs found live in the store (default true). */
+  resume?: boolean;
+}
+
+export interface InterruptResult {
+  runId: string;
+  attempt: number;
+  instanceId: string;
+  /** When the instance is reclaimed (killed) unless the run released it first. */
+  reclaimAt: string;
+}
+
+export interface LocalBackend {
+  root: string;
+  services: LocalServices;
+  compute: LocalCompute;
+  store: DynamoRunStore;
+  artifacts: S3Artifacts;
+  s3: S3Client;
+  executions: LocalExecutions;
+  router: EventRouter;
+  imds: LocalImds;
+  tokens: TaskTokens;
+  /** Runs resumed at start. */
+  resumed: string[];
+  /** What the HTTP API handlers need (for `runctl dev`). */
+  apiDeps(): LocalApiDeps;
+  /** Submits a run through the real submit use case; returns the PENDING record. */
+  submit(body: unknown, owner?: string): Promise<RunRecord>;
+  /** Resolves with the final record once the run's execution has ended. */
+  waitForRun(runId: string): Promise<RunRecord>;
+  /** A spot interruption of the run's current instance: the EC2 warning, the IMDS notice, the reclaim. */
+  interrupt(runId: string, options?: { graceMs?: number }): Promise<InterruptResult>;
+  /** Cancels a run through the real cancel use case. */
+  cancel(runId: string, options?: { owner?: string; force?: boolean }): Promise<RunRecord>;
+  /** Stops the control plane; instances keep running (as on AWS) unless `terminateInstances`. */
+  stop(options?: { terminateInstances?: boolean }): Promise<void>;
+}
+
+const EVENT_STATES: ReadonlySet<string> = new Set(INSTANCE_STATES);
+function isEventState(state: string): state is InstanceState {
+  return EVENT_STATES.has(state);
+}
+
+/** Starts every part of the local backend and resumes the runs it finds live. */
+export async function startLocalBackend(options: LocalBackendOptions = {}): Promise<LocalBackend> {
+  const root = resolve(options.root ?? '.runctl');
+  const services = await startLocalServices({ root, persist: options.persist ?? true });
+  const cleanups: Array<() => Promise<void> | void> = [() => services.close()];
+  const closeAll = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+  };
+  try {
+    return await assemble(root, services, options, cleanups, closeAll);
+  } catch (error) {
+    await closeAll();
+    throw error;
+  }
+}
+
+async function assemble(
+  root: string,
+  services: LocalServices,
+  options: LocalBackendOptions,
+  cleanups: Array<() => Promise<void> | void>,
+  closeAll: () => Promise<void>,
+): Promise<LocalBackend> {
+  const tokens = new TaskTokens();
+  const aliases = new TokenAliases(tokens);
+  const callbacks = await startTaskCallbackServer(aliases);
+  cleanups.push(() => callbacks.close());
+
+  let compute: LocalCompute | undefined;
+  const imds = new LocalImds({
+    lookup: async (instanceId) => {
+      const described = await compute?.describe(instanceId);
+      return described === undefined ? undefined : { availabilityZone: described.availabilityZone, instanceType: described.instanceType };
+    },
+  });
+  const imdsUrl = await imds.start();
+  cleanups.push(() => imds.close());
+
+  const endpoints = await startStableEndpoints(root, {
+    s3: services.endpoints.s3,
+    dynamodb: services.endpoints.dynamodb,
+    sfn: callbacks.endpoint,
+    imds: imdsUrl,
+  });
+  cleanups.push(() => endpoints.close());
+
+  const router = new EventRouter({ region: services.region });
+  compute = new LocalCompute({
+    root,
+    bootMs: options.bootMs,
+    endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb, sfn: endpoints.urls.sfn },
+    credentials: services.credentials,
+    region: services.region,
+    imdsEndpoint: (instanceId) => `${endpoints.urls.imds}/${instanceId}`,
+    // EC2 sends a state-change event for every transition; the real handler picks the lost ones.
+    onStateChange: async (instanceId, state) => {
+      if (state === 'terminated') imds.forget(instanceId);
+      if (isEventState(state)) await router.emitInstanceStateChange(instanceId, state);
+    },
+  });
+  const localCompute = compute;
+  cleanups.push(() => localCompute.close());
+
+  const dynamo = new DynamoDBClient(services.clientConfig.dynamodb);
+  const documentClient = runsDocumentClient(dynamo);
+  const s3 = new S3Client(services.clientConfig.s3);
+  cleanups.push(() => {
+    dynamo.destroy();
+    s3.destroy();
+  });
+  const store = new DynamoRunStore(documentClient, services.table);
+  const artifacts = new S3Artifacts(s3, services.bucket);
+  const tags = new LocalInstanceTags(localCompute);
+  const stepCompute = rememberingLaunches(localCompute, tags);
+
+  const stepDeps: StepDeps = {
+    store,
+    compute: stepCompute,
+    artifacts,
+    clock: () => new Date(),
+    config: {
+      bucket: services.bucket,
+      table: services.table,
+      region: services.region,
+      ...DEFAULT_STEP_TUNING,
+      heartbeatSeconds: options.heartbeatSeconds ?? 5,
+      capacityRetrySeconds: 10,
+    },
+  };
+  const launch = launchTraining.createHandler(stepDeps);
+  const lambdas: Record<string, LocalLambda> = {
+    ValidateRunLambdaFunction: validateRun.createHandler(stepDeps),
+    ProvisionInstanceLambdaFunction: provisionInstance.createHandler(stepDeps),
+    CheckInstanceLambdaFunction: checkInstance.createHandler(stepDeps),
+    PrefetchDataLambdaFunction: prefetchData.createHandler(stepDeps),
+    // A resumed attempt's agent still holds the token of the execution before the restart.
+    LaunchTrainingLambdaFunction: (event, context) => {
+      const payload = LaunchTrainingEventSchema.safeParse(event);
+      if (payload.success) aliases.issued(payload.data.runId, payload.data.attempt, payload.data.taskToken);
+      return launch(event, context);
+    },
+    FinalizeArtifactsLambdaFunction: finalizeArtifacts.createHandler(stepDeps),
+    ReleaseResourcesLambdaFunction: releaseResources.createHandler(stepDeps),
+    DecideRecoveryLambdaFunction: decideRecovery.createHandler(stepDeps),
+    FinishRunLambdaFunction: finishRun.createHandler(stepDeps),
+  };
+  const definition = loadAsl('train-run', localLambdaArn);
+  const machines = new Map<string, LocalStateMachine>();
+  const machineFrom = (startAt: string): LocalStateMachine => {
+    let machine = machines.get(startAt);
+    if (machine === undefined) {
+      machine = new LocalStateMachine({
+        definition: { ...definition, StartAt: startAt },
+        lambdas,
+        tokens,
+        stateMachineName: 'train-run',
+        region: services.region,
+        // Boot and copies take milliseconds here, not minutes: poll accordingly.
+        waitOverridesMs: { WaitForInstance: 250, WaitForPrefetch: 500, WaitForCapacity: 2000 },
+        heartbeatOverridesMs: { LaunchTraining: options.heartbeatTimeoutMs ?? 60_000 },
+      });
+      machines.set(startAt, machine);
+    }
+    return machine;
+  };
+  const executions = new LocalExecutions((runId, input) => machineFrom('ValidateRun').start(input, runId), aliases);
+
+  const checkpointDeps = {
+    instances: tags,
+    signals: new DynamoAttemptSignals(documentClient, services.table),
+    store,
+    compute: stepCompute,
+  };
+  router.on(EC2_DETAIL_TYPE.spotInterruptionWarning, spotWarning.createHandler(checkpointDeps), 'spot-warning');
+  router.on(EC2_DETAIL_TYPE.rebalanceRecommendation, rebalance.createHandler(checkpointDeps), 'rebalance');
+  router.on(EC2_DETAIL_TYPE.stateChange, instanceState.createHandler({ instances: tags, store, executions }), 'instance-state');
+
+  const apiDeps = (): LocalApiDeps => ({
+    store,
+    executions,
+    compute: stepCompute,
+    clock: () => new Date(),
+    logger: apiLogger,
+    s3,
+    runsBucket: services.bucket,
+  });
+
+  const resumed: string[] = [];
+  if (options.resume ?? true) {
+    for (const record of await liveRuns(store)) {
+      const entry = resumeEntry(record);
+      if (entry === undefined) continue;
+      if (entry.rewriteStatus !== undefined) {
+        await store.transition(record.runId, entry.rewriteStatus.from, entry.rewriteStatus.to, {
+          statusReason: 'The control plane restarted while the attempt checkpointed; waiting for its agent',
+        });
+      }
+      if (entry.agentToken !== undefined) aliases.expect(record.runId, entry.agentToken.attempt, entry.agentToken.token);
+      executions.track(machineFrom(entry.startAt).start(entry.input, record.runId));
+      resumed.push(record.runId);
+    }
+  }
+
+  const reclaimTimers = new Set<NodeJS.Timeout>();
+  let stopped = false;
+
+  const backend: LocalBackend = {
+    root,
+    services,
+    compute: localCompute,
+    store,
+    artifacts,
+    s3,
+    executions,
+    router,
+    imds,
+    tokens,
+    resumed,
+    apiDeps,
+    async submit(body, owner = LOCAL_OWNER) {
+      const { record } = await submitRun({ owner, body }, apiDeps());
+      return record;
+    },
+    async waitForRun(runId) {
+      const execution: LocalExecution | undefined = executions.execution(runId);
+      if (execution !== undefined) await execution.outcome;
+      const record = await store.get(runId);
+      if (record === undefined) throw new NotFoundError(`Run ${runId} does not exist`);
+      if (execution === undefined && !isTerminal(record.status)) {
+        throw new Error(`Run ${runId} is ${record.status} but no execution of it runs in this process`);
+      }
+      return record;
+    },
+    async interrupt(runId, interruptOptions = {}) {
+      const record = await store.get(runId);
+      if (record === undefined) throw new NotFoundError(`Run ${runId} does not exist`);
+      const attempt = record.attempts.at(-1);
+      if (attempt?.instanceId === undefined || attempt.endedAt !== undefined) {
+        throw new NotFoundError(`Run ${runId} has no live instance to interrupt (status ${record.status})`);
+      }
+      const instanceId = attempt.instanceId;
+      const graceMs = interruptOptions.graceMs ?? options.interruptGraceMs ?? 20_000;
+      const reclaimAt = new Date(Date.now() + graceMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      // Both best-effort channels, as on EC2: the metadata notice and the EventBridge warning.
+      imds.notice(instanceId, { action: 'terminate', time: reclaimAt });
+      await router.emitSpotInterruptionWarning(instanceId);
+      const timer = setTimeout(() => {
+        reclaimTimers.delete(timer);
+        localCompute.kill(instanceId).catch((error: unknown) => console.error(`local backend: reclaiming ${instanceId} failed`, error));
+      }, graceMs);
+      reclaimTimers.add(timer);
+      return { runId, attempt: attempt.attempt, instanceId, reclaimAt };
+    },
+    cancel(runId, cancelOptions = {}) {
+      return cancelRun(
+        { owner: cancelOptions.owner ?? LOCAL_OWNER, runId, body: { force: cancelOptions.force ?? false } },
+        apiDeps(),
+      );
+    },
+    async stop(stopOptions = {}) {
+      if (stopped) return;
+      stopped = true;
+      for (const timer of reclaimTimers) clearTimeout(timer);
+      for (const execution of executions.all()) execution.abort();
+      await Promise.all(executions.all().map((e) => e.outcome));
+      if (stopOptions.terminateInstances === true) {
+        for (const instance of await localCompute.listTaggedInstances()) await localCompute.kill(instance.instanceId);
+      }
+      await closeAll();
+    },
+  };
+  return backend;
+}
+
+/** Every run in a live status. */
+async function liveRuns(store: DynamoRunStore): Promise<RunRecord[]> {
+  const found: RunRecord[] = [];
+  for (const status of LIVE_STATUSES) {
+    let nextToken: string | undefined;
+    do {
+      const page = await store.listByStatus(status, { nextToken });
+      found.push(...page.items);
+      nextToken = page.nextToken;
+    } while (nextToken !== undefined);
+  }
+  return found;
+}
+
+/** The sandbox root of the local backend's instances, for tools that scan them. */
+export function instancesDir(root: string): string {
+  return join(resolve(root), 'instances');
+}
