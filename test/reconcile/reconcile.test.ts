@@ -23,6 +23,8 @@ import { SfnExecutions } from '../../shared/adapters/sfn-executions';
 import { isBudgetStop } from '../../shared/domain/cost';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { DEFAULT_RECONCILE_OPTIONS, reconcile, type ReconcileDeps } from '../../shared/usecases/reconcile';
+import { createHandler } from '../../functions/events/reconcile';
+import { lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { NOW, attemptOn, minutesAgo, runRecord } from './fixtures';
@@ -336,5 +338,14 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
 
     expect(report.errors).toEqual([expect.objectContaining({ step: 'fail-lost-attempt', message: expect.stringMatching(/Aws.CallFailed/) })]);
     expect(terminatedIds()).toEqual(['i-orphan']);
+  });
+
+  it('the scheduled handler runs one pass and returns its report', async () => {
+    fleet = [instance('i-orphan', 'r-0000000000000004', 1, 60)];
+
+    const report = await createHandler(() => deps)({ 'detail-type': 'Scheduled Event', source: 'aws.events' }, lambdaContext());
+
+    expect(report.terminated.map((t) => t.instanceId)).toEqual(['i-orphan']);
+    expect(report.startedAt).toBe(NOW.toISOString());
   });
 });
