@@ -1,3 +1,4 @@
+import { isBudgetStop } from '../domain/cost';
 import { isTerminal, type TerminalStatus } from '../domain/run-status';
 import { StatusConflictError } from '../errors';
 import type { StepDeps } from './step-deps';
@@ -68,9 +69,15 @@ export async function finishRun(state: ExecutionState & { runId: string }, deps:
     const record = await deps.store.get(state.runId);
     if (record === undefined) return result(outcome.status, outcome.reason, false);
     if (isTerminal(record.status)) return result(record.status, record.statusReason ?? record.status, true);
+    // The reconciler stops a run over its limits the way a cancel does (checkpoint, then
+    // release); its reason on the record says it was the budget.
+    const final =
+      outcome.status === 'CANCELLED' && isBudgetStop(record)
+        ? { status: 'STOPPED_BUDGET' as const, reason: record.statusReason ?? outcome.reason }
+        : outcome;
     try {
-      await deps.store.transition(state.runId, record.status, outcome.status, { statusReason: outcome.reason });
-      return result(outcome.status, outcome.reason, true);
+      await deps.store.transition(state.runId, record.status, final.status, { statusReason: final.reason });
+      return result(final.status, final.reason, true);
     } catch (error) {
       // Another writer (cancel, an event handler) moved the run between the read and the write.
       if (!(error instanceof StatusConflictError)) throw error;

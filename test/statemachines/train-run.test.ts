@@ -333,4 +333,40 @@ describe('train-run state machine', () => {
     expect(world.live().filter((i) => i.tags['runctl:run'] === runId)).toEqual([]);
     expect(record?.taskToken).toBeUndefined();
   });
+
+  /** Runs `stateName`'s real handler after moving the run to CANCELLING, as a cancel or the reconciler would. */
+  function cancelledBefore(stateName: string, statusReason: string): Record<string, LocalLambda> {
+    const real = lambdas(world.deps())[`${stateName}LambdaFunction`];
+    if (real === undefined) throw new Error(`no handler for ${stateName}`);
+    const override: LocalLambda = async (event, context) => {
+      const runId = typeof event === 'object' && event !== null && 'runId' in event ? String(event.runId) : '';
+      const record = await world.store.get(runId);
+      if (record !== undefined && record.status !== 'CANCELLING') {
+        await world.store.transition(runId, record.status, 'CANCELLING', { statusReason, cancelRequested: { at: new Date().toISOString(), force: false } });
+      }
+      return real(event, context);
+    };
+    return { [stateName]: override };
+  }
+
+  it('a cancel before training ends the run CANCELLED with its instance released', async () => {
+    const { outcome, record, launched, terminated } = await runScenario({
+      stateOverrides: cancelledBefore('LaunchTraining', 'Cancel requested: checkpointing, then releasing'),
+    });
+
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.CANCELLED' });
+    expect(record?.status).toBe('CANCELLED');
+    expect(launched).toHaveLength(1);
+    expect(terminated).toEqual(launched.map((i) => i.id));
+  });
+
+  it('a run the reconciler stopped over its budget ends STOPPED_BUDGET, not CANCELLED', async () => {
+    const { record, launched, terminated } = await runScenario({
+      stateOverrides: cancelledBefore('LaunchTraining', 'Budget exceeded: cost $21.40 is over limits.maxCostUsd $20'),
+    });
+
+    expect(record?.status).toBe('STOPPED_BUDGET');
+    expect(record?.statusReason).toMatch(/^Budget exceeded: cost \$21.40/);
+    expect(terminated).toEqual(launched.map((i) => i.id));
+  });
 });
