@@ -47,7 +47,7 @@ export function findDeviceFunction(): string {
   return [
     'find_device() {',
     '  local serial="${1/-/}" xen="${2/\\/dev\\/sd//dev/xvd}" i dev',
-    '  for i in $(seq 1 60); do',
+    '  for i in $(seq 1 "${RUNCTL_DEVICE_WAIT_TRIES:-60}"); do',
     '    for dev in "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${serial}" "/dev/disk/by-id/nvme-Amazon_Elastic_Block_Store_${serial}_1"; do',
     '      if [ -e "$dev" ]; then readlink -f "$dev"; return 0; fi',
     '    done',
