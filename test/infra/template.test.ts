@@ -153,7 +153,7 @@ describe('serverless.yml', () => {
 
   it('grants no wildcard action, and uses Resource "*" only for actions that cannot be scoped', () => {
     const unscopable = new Set([
-      'ec2:DescribeInstances', 'ec2:DescribeTags', 'ec2:DescribeInstanceStatus', 'ec2:DescribeSubnets', 'ec2:DescribeImages',
+      'ec2:DescribeInstances', 'ec2:DescribeTags', 'ec2:DescribeSnapshots', 'ec2:DescribeInstanceStatus', 'ec2:DescribeSubnets', 'ec2:DescribeImages',
       'ec2:DescribeSpotPriceHistory', 'ec2:DescribeVolumes', 'ssm:DescribeInstanceInformation',
       'ssm:GetCommandInvocation', 'ecr:GetAuthorizationToken',
     ]);
@@ -205,7 +205,14 @@ describe('serverless.yml', () => {
     }
 
     const passRoles = allStatements().filter(({ statement }) => actionsOf(statement).includes('iam:PassRole'));
-    expect(passRoles.map(({ statement }) => statement.Resource)).toEqual([{ 'Fn::GetAtt': ['TrainingInstanceRole', 'Arn'] }]);
+    // Only the training instance role (to EC2) and the scheduler's invoke role (to EventBridge Scheduler).
+    expect(passRoles.map(({ statement }) => statement.Resource)).toEqual(
+      expect.arrayContaining([{ 'Fn::GetAtt': ['TrainingInstanceRole', 'Arn'] }, { 'Fn::GetAtt': ['SchedulerInvokeRole', 'Arn'] }]),
+    );
+    for (const { where, statement } of passRoles) {
+      expect(JSON.stringify(statement.Resource), where).toMatch(/TrainingInstanceRole|SchedulerInvokeRole/);
+      expect(conditionKeys(statement), where).toContain('iam:PassedToService');
+    }
   });
 
   it('declares the runs table exactly as the DynamoDB adapter expects it', () => {
