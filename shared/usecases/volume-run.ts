@@ -1,0 +1,198 @@
+/**
+ * A run's dataset volume: AttachVolume of the train-run machine gets the run its copy of the
+ * catalogued dataset in its instance's AZ (shared/domain/volume-placement.ts decides which),
+ * attaches it and mounts it read-only; release at the end of the run frees the catalogued
+ * volume and deletes the volumes made for the run, unless the spec keeps them.
+ */
+import { z } from 'zod';
+import { ATTACH_DEVICE, mountVolumeCommand, VOLUME_EXIT } from '../agent/volume-commands';
+import type { VolumeDeps } from '../composition/volumes';
+import type { RunRecord } from '../domain/run-record';
+import { decideVolumePlacement, type VolumeObservation } from '../domain/volume-placement';
+import { logger } from '../logger';
+import type { VolumeEntry } from '../ports/catalog';
+import {
+  DATASET_TAG,
+  KEEP_TAG,
+  SnapshotMissingError,
+  VOLUME_TAG,
+  VolumeAzMismatchError,
+  VolumeFailedError,
+  VolumeInUseError,
+  VolumeNotCataloguedError,
+} from '../ports/volumes';
+import { requireRun } from './step-event';
+import { finished, lastErrorLine, lastJsonLine } from './volume-helper';
+
+/** Tag of the run a volume was made for (the tag the release permissions are scoped to). */
+const RUN_TAG = 'runctl:run';
+
+export interface PreparedRunVolume {
+  volumeId: string;
+  /** True when the volume was restored for this run (and is deleted with it unless kept). */
+  created: boolean;
+  initialize: boolean;
+  mountPath: string;
+  datasetUri: string;
+}
+
+async function observe(entry: VolumeEntry | undefined, deps: VolumeDeps): Promise<VolumeObservation | undefined> {
+  if (entry === undefined) return undefined;
+  const [volume, snapshot] = await Promise.all([deps.volumes.describe(entry.volumeId), deps.volumes.describeSnapshot(entry.snapshotId)]);
+  return {
+    datasetUri: entry.datasetUri,
+    volume:
+      volume === undefined
+        ? undefined
+        : { volumeId: volume.volumeId, az: volume.availabilityZone, available: volume.state === 'available', claimedBy: entry.claimedBy },
+    snapshot: snapshot === undefined ? undefined : { snapshotId: snapshot.snapshotId, completed: snapshot.state === 'completed' },
+  };
+}
+
+const REFUSALS = {
+  'Volume.AzMismatch': VolumeAzMismatchError,
+  'Volume.InUse': VolumeInUseError,
+  'Snapshot.Missing': SnapshotMissingError,
+  'Volume.NotCatalogued': VolumeNotCataloguedError,
+} as const;
+
+/**
+ * Gives the run a volume with its dataset in `az`, available and not attached: the catalogued
+ * one (claimed for the run, conditionally, so two runs cannot both take it) or a fresh restore
+ * of its snapshot. Undefined when the spec asks for no volume. Safe to repeat.
+ */
+export async function prepareRunVolume(run: RunRecord, az: string, deps: VolumeDeps): Promise<PreparedRunVolume | undefined> {
+  const wanted = run.spec.volume;
+  if (wanted === undefined) return undefined;
+  const entry = await deps.catalog.getVolume(wanted.dataset);
+  const request = { runId: run.runId, instanceAz: az, allowedAzs: run.spec.instance.availabilityZones, initialize: wanted.initialize };
+  let placement = decideVolumePlacement(await observe(entry, deps), request);
+  if (placement.action === 'use-catalogued' && entry !== undefined) {
+    if (await deps.catalog.claimVolume(wanted.dataset, placement.volumeId, run.runId)) {
+      return { volumeId: placement.volumeId, created: false, initialize: false, mountPath: wanted.mountPath, datasetUri: wanted.dataset };
+    }
+    // Another run claimed it between the read and the claim: decide again, knowing that.
+    const observed = await observe(entry, deps);
+    placement = decideVolumePlacement(
+      observed?.volume === undefined ? observed : { ...observed, volume: { ...observed.volume, claimedBy: 'another run' } },
+      request,
+    );
+  }
+  if (placement.action === 'refuse') throw new REFUSALS[placement.error](placement.message);
+  if (placement.action !== 'restore' || entry === undefined) throw new VolumeFailedError(`Unexpected placement for ${wanted.dataset}`);
+  const volume = await deps.volumes.create({
+    availabilityZone: az,
+    sizeGiB: entry.sizeGiB,
+    type: entry.volumeType === 'gp3' || entry.volumeType === 'gp2' || entry.volumeType === 'io1' || entry.volumeType === 'io2' ? entry.volumeType : 'gp3',
+    snapshotId: placement.snapshotId,
+    // One volume per run and AZ: a retried step, or a later attempt in the same AZ, finds it again.
+    clientToken: `run-${run.runId}-${az}`,
+    tags: {
+      Name: `runctl-${run.runId}-dataset`,
+      [RUN_TAG]: run.runId,
+      [VOLUME_TAG]: `run:${run.runId}`,
+      [DATASET_TAG]: wanted.dataset,
+      ...(wanted.keep ? { [KEEP_TAG]: 'true' } : {}),
+    },
+  });
+  await deps.volumes.waitAvailable(volume.volumeId, deps.config.waiterSeconds);
+  logger.info('restored a dataset volume for the run', { runId: run.runId, volumeId: volume.volumeId, reason: placement.reason });
+  return { volumeId: volume.volumeId, created: true, initialize: placement.initialize, mountPath: wanted.mountPath, datasetUri: wanted.dataset };
+}
+
+export interface ReleasedRunVolumes {
+  detached: string[];
+  deleted: string[];
+  kept: string[];
+}
+
+/**
+ * Frees what the run held: its claim on the catalogued volume (detached from the run's
+ * instances), and the volumes restored for it, deleted unless the spec or the tag keeps them.
+ */
+export async function releaseRunVolume(run: RunRecord, deps: VolumeDeps): Promise<ReleasedRunVolumes> {
+  const released: ReleasedRunVolumes = { detached: [], deleted: [], kept: [] };
+  const wanted = run.spec.volume;
+  if (wanted === undefined) return released;
+  const instances = new Set(run.attempts.flatMap((a) => (a.instanceId === undefined ? [] : [a.instanceId])));
+  const entry = await deps.catalog.getVolume(wanted.dataset);
+  if (entry?.claimedBy === run.runId) {
+    const volume = await deps.volumes.describe(entry.volumeId);
+    for (const attachment of volume?.attachments ?? []) {
+      if (!instances.has(attachment.instanceId)) continue;
+      await deps.volumes.detach(entry.volumeId, attachment.instanceId);
+      released.detached.push(entry.volumeId);
+    }
+    if (released.detached.length > 0) await deps.volumes.waitAvailable(entry.volumeId, deps.config.waiterSeconds);
+    await deps.catalog.releaseVolume(wanted.dataset, run.runId);
+  }
+  const restored = (await deps.volumes.findTagged(VOLUME_TAG, `run:${run.runId}`)).filter((v) => v.tags[RUN_TAG] === run.runId);
+  for (const volume of restored) {
+    for (const attachment of volume.attachments) {
+      // Read-only mounts: nothing to flush, and the instance is being released anyway.
+      await deps.volumes.detach(volume.volumeId, attachment.instanceId, { force: true });
+      released.detached.push(volume.volumeId);
+    }
+    if (wanted.keep || volume.tags[KEEP_TAG] === 'true') {
+      released.kept.push(volume.volumeId);
+      continue;
+    }
+    await deps.volumes.waitAvailable(volume.volumeId, deps.config.waiterSeconds);
+    await deps.volumes.delete(volume.volumeId);
+    released.deleted.push(volume.volumeId);
+  }
+  return released;
+}
+
+const RunIdSchema = z.string().regex(/^[A-Za-z0-9_-]{1,80}$/);
+
+export const RunVolumeEventSchema = z.discriminatedUnion('action', [
+  z.object({ action: z.literal('attach'), runId: RunIdSchema, instanceId: z.string().min(1), availabilityZone: z.string().min(1) }),
+  z.object({ action: z.literal('check'), runId: RunIdSchema, instanceId: z.string().min(1), volumeId: z.string().min(1), commandId: z.string().min(1), polls: z.number().int().min(0) }),
+  z.object({ action: z.literal('release'), runId: RunIdSchema }),
+]);
+
+export type RunVolumeResult =
+  | { skipped: true; done: true }
+  | { skipped: false; done: false; volumeId: string; commandId: string; polls: number }
+  | { skipped: false; done: true; volumeId?: string; mountPath?: string; polls?: number; released?: ReleasedRunVolumes };
+
+const MountOutputSchema = z.object({ device: z.string(), mountPath: z.string(), initialized: z.boolean() });
+
+/** Most reads finish in minutes; reading a multi-TiB restored volume once can take hours. */
+const MOUNT_TIMEOUT_SECONDS = 12 * 3600;
+
+/**
+ * The train-run machine's AttachVolume task (attach, then check in a Wait loop) and the
+ * release of the run's volumes (from ReleaseResources at the end of the run).
+ */
+export async function runVolume(event: z.infer<typeof RunVolumeEventSchema>, deps: VolumeDeps): Promise<RunVolumeResult> {
+  if (event.action === 'release') {
+    const run = await requireRun(deps.store, event.runId);
+    if (run.spec.volume === undefined) return { skipped: true, done: true };
+    return { skipped: false, done: true, released: await releaseRunVolume(run, deps) };
+  }
+  if (event.action === 'attach') {
+    const run = await requireRun(deps.store, event.runId);
+    const prepared = await prepareRunVolume(run, event.availabilityZone, deps);
+    if (prepared === undefined) return { skipped: true, done: true };
+    await deps.volumes.attach(prepared.volumeId, event.instanceId, ATTACH_DEVICE);
+    await deps.volumes.waitAttached(prepared.volumeId, deps.config.waiterSeconds);
+    const commandId = await deps.compute.sendCommand(
+      event.instanceId,
+      mountVolumeCommand({ volumeId: prepared.volumeId, mountPath: prepared.mountPath, initialize: prepared.initialize }),
+      { comment: `runctl mount ${event.runId}`, timeoutSeconds: MOUNT_TIMEOUT_SECONDS },
+    );
+    return { skipped: false, done: false, volumeId: prepared.volumeId, commandId, polls: 0 };
+  }
+  const polls = event.polls + 1;
+  const result = finished(await deps.compute.commandResult(event.instanceId, event.commandId));
+  if (result === undefined) return { skipped: false, done: false, volumeId: event.volumeId, commandId: event.commandId, polls };
+  if (result.status !== 'Success') {
+    const reason = lastErrorLine(result);
+    if (result.exitCode === VOLUME_EXIT.notBlank) throw new VolumeFailedError(`The dataset volume has no file system: ${reason}`);
+    throw new VolumeFailedError(`Mounting the dataset volume ${result.status} (exit ${result.exitCode ?? '?'}): ${reason}`);
+  }
+  const output = lastJsonLine(result.stdout, MountOutputSchema);
+  return { skipped: false, done: true, volumeId: event.volumeId, mountPath: output?.mountPath, polls };
+}
