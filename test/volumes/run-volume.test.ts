@@ -1,0 +1,137 @@
+import { AttachVolumeCommand, CreateVolumeCommand, DeleteVolumeCommand } from '@aws-sdk/client-ec2';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import * as runVolume from '../../functions/volumes/run-volume';
+import type { VolumeDeps } from '../../shared/composition/volumes';
+import { parseRunSpec, type RunSpecInput } from '../../shared/domain/run-spec';
+import { lambdaContext } from '../support/api-events';
+import { startDynalite, type RunningDynalite } from '../support/dynalite';
+import { FakeAws } from './fake-aws';
+import { volumeDeps } from './world';
+
+const DATASET = 's3://datasets-bucket/imagenet/';
+
+let dynalite: RunningDynalite;
+let fake: FakeAws;
+let deps: VolumeDeps;
+let sequence = 0;
+
+beforeAll(async () => {
+  dynalite = await startDynalite();
+});
+afterAll(async () => dynalite.close());
+beforeEach(async () => {
+  fake = new FakeAws();
+  fake.commandOutcome = () => ({ status: 'Success', stdout: '{"device":"/dev/nvme1n1","mountPath":"/mnt/dataset","initialized":true}\n' });
+  deps = await volumeDeps(fake, dynalite.endpoint, 'run-volume');
+});
+
+/** A catalogued dataset: its volume in us-east-1a and a completed snapshot. */
+async function catalogue(): Promise<{ volumeId: string }> {
+  const volumeId = 'vol-0000000000000aaaa';
+  fake.volumes.set(volumeId, { id: volumeId, az: 'us-east-1a', state: 'available', size: 200, type: 'gp3', tags: { 'runctl:volume': 'prewarm:p1' } });
+  fake.snapshots.set('snap-0000000000000aaaa', { id: 'snap-0000000000000aaaa', state: 'completed', volumeSize: 200, tags: {}, polls: 0 });
+  await deps.catalog.putVolume({
+    datasetUri: DATASET, sizeGiB: 200, az: 'us-east-1a', volumeId, snapshotId: 'snap-0000000000000aaaa', volumeType: 'gp3',
+    bytes: 1234, files: 3, createdAt: '2026-11-25T10:00:00Z', prewarmId: 'p1',
+  });
+  return { volumeId };
+}
+
+/** A run record with a volume in its spec and an instance in `az`. */
+async function run(az: string, volume: RunSpecInput['volume'] | 'none' = { dataset: DATASET, mountPath: '/mnt/dataset', initialize: true }) {
+  sequence += 1;
+  const runId = `r-vol-${sequence}`;
+  const instanceId = `i-${sequence.toString(16).padStart(17, '0')}`;
+  fake.instances.set(instanceId, { id: instanceId, az, state: 'running', type: 'g5.xlarge', tags: { 'runctl:run': runId } });
+  const now = new Date().toISOString();
+  await deps.store.create({
+    runId, owner: 'arn:aws:iam::123456789012:user/alice', specHash: 'h', status: 'STARTING', createdAt: now, updatedAt: now,
+    spec: parseRunSpec({ name: 'r', code: { bundle: 's3://runctl-runs/b.tar.gz', entrypoint: 'train.py' }, instance: { types: ['g5.xlarge'] }, volume: volume === 'none' ? undefined : volume }),
+    attempts: [{ attempt: 1, instanceId, availabilityZone: az, spot: true, startedAt: now }], costUsd: 0, interruptions: 0, userFailures: 0,
+  });
+  const handler = runVolume.createHandler(deps);
+  return {
+    runId,
+    instanceId,
+    attach: () => handler({ action: 'attach', runId, instanceId, availabilityZone: az }, lambdaContext()),
+    check: (volumeId: string, commandId: string) => handler({ action: 'check', runId, instanceId, volumeId, commandId, polls: 0 }, lambdaContext()),
+    release: () => handler({ action: 'release', runId }, lambdaContext()),
+  };
+}
+
+describe('run dataset volumes', () => {
+  it('takes the free catalogued volume in the same AZ, mounts it read-only, and frees it at release', async () => {
+    const { volumeId } = await catalogue();
+    const r = await run('us-east-1a');
+
+    const attached = await r.attach();
+    expect(attached).toMatchObject({ skipped: false, done: false, volumeId });
+    expect(fake.ec2.commandCalls(CreateVolumeCommand)).toHaveLength(0);
+    expect(fake.volumes.get(volumeId)?.attachment?.instanceId).toBe(r.instanceId);
+    expect((await deps.catalog.getVolume(DATASET))?.claimedBy).toBe(r.runId);
+    expect(fake.scripts[0]).toContain('mount -o ro,noatime');
+    // The catalogued volume was written, not restored: no initialization read.
+    expect(fake.scripts[0]).not.toContain('fio');
+
+    const commandId = typeof attached === 'object' && attached !== null && 'commandId' in attached ? String(attached.commandId) : '';
+    expect(await r.check(volumeId, commandId)).toMatchObject({ done: true, mountPath: '/mnt/dataset' });
+
+    expect(await r.release()).toMatchObject({ released: { detached: [volumeId], deleted: [] } });
+    expect(fake.volumes.get(volumeId)).toMatchObject({ state: 'available', attachment: undefined });
+    expect((await deps.catalog.getVolume(DATASET))?.claimedBy).toBeUndefined();
+  });
+
+  it('restores a fresh copy for a second run while the first holds the catalogued volume, and deletes it at release', async () => {
+    const { volumeId } = await catalogue();
+    await (await run('us-east-1a')).attach();
+    const second = await run('us-east-1a');
+
+    const attached = await second.attach();
+
+    const create = fake.ec2.commandCalls(CreateVolumeCommand)[0]?.args[0].input;
+    expect(create).toMatchObject({ AvailabilityZone: 'us-east-1a', SnapshotId: 'snap-0000000000000aaaa', Size: 200 });
+    const restoredId = typeof attached === 'object' && attached !== null && 'volumeId' in attached ? String(attached.volumeId) : '';
+    expect(restoredId).not.toBe(volumeId);
+    expect(fake.volumes.get(restoredId)?.tags).toMatchObject({ 'runctl:run': second.runId, 'runctl:volume': `run:${second.runId}` });
+    expect(fake.scripts.at(-1)).toContain('fio --filename="$dev" --rw=read');
+
+    await second.release();
+    expect(fake.ec2.commandCalls(DeleteVolumeCommand).map((c) => c.args[0].input.VolumeId)).toEqual([restoredId]);
+    expect(fake.volumes.has(restoredId)).toBe(false);
+    expect(fake.volumes.has(volumeId)).toBe(true);
+  });
+
+  it('restores in the instance AZ rather than attaching across AZs, and keeps the copy when the spec says so', async () => {
+    await catalogue();
+    const r = await run('us-east-1b', { dataset: DATASET, mountPath: '/mnt/dataset', keep: true });
+
+    await r.attach();
+
+    const attach = fake.ec2.commandCalls(AttachVolumeCommand)[0]?.args[0].input;
+    const restored = fake.volumes.get(attach?.VolumeId ?? '');
+    expect(restored).toMatchObject({ az: 'us-east-1b', tags: { 'runctl:keep': 'true' } });
+    expect(await r.release()).toMatchObject({ released: { kept: [restored?.id], deleted: [] } });
+    expect(fake.volumes.has(restored?.id ?? '')).toBe(true);
+  });
+
+  it('says which dataset is not catalogued', async () => {
+    const r = await run('us-east-1a');
+
+    await expect(r.attach()).rejects.toMatchObject({ name: 'Volume.NotCatalogued', message: expect.stringContaining('POST /volumes') });
+    expect(fake.ec2.commandCalls(AttachVolumeCommand)).toHaveLength(0);
+  });
+
+  it('refuses with Volume.AzMismatch when the only copy is a volume in another AZ', async () => {
+    await catalogue();
+    fake.snapshots.clear();
+    const r = await run('us-east-1b');
+
+    await expect(r.attach()).rejects.toMatchObject({ name: 'Volume.AzMismatch' });
+  });
+
+  it('skips a run without a volume', async () => {
+    const r = await run('us-east-1a', 'none');
+    expect(await r.attach()).toEqual({ skipped: true, done: true });
+    expect(await r.release()).toEqual({ skipped: true, done: true });
+  });
+});
