@@ -58,7 +58,7 @@ export async function submit(context: CommandContext, options: SubmitOptions): P
 async function uploadDirectory(context: CommandContext, dir: string): Promise<string> {
   const packed = await packDirectory(dir);
   try {
-    context.err(`Packed ${dir}: ${packed.files} files, ${formatBytes(packed.contentBytes)} → ${formatBytes(packed.bytes)} compressed (sha256 ${packed.sha256.slice(0, 12)})`);
+    context.err(`Packed ${dir}: ${packed.files} file${packed.files === 1 ? '' : 's'}, ${formatBytes(packed.contentBytes)} → ${formatBytes(packed.bytes)} compressed (sha256 ${packed.sha256.slice(0, 12)})`);
     if (packed.bytes > MAX_BUNDLE_BYTES) {
       throw new CliError(
         `The code bundle is ${formatBytes(packed.bytes)}, over the ${formatBytes(MAX_BUNDLE_BYTES)} limit. List data, checkpoints, ` +
