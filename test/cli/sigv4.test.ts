@@ -2,7 +2,9 @@ import { spawnSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { SignatureV4 } from '@smithy/signature-v4';
 import type { SourceData } from '@smithy/types';
+import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { describe, expect, it } from 'vitest';
+import { ApiClient } from '../../cli/api-client';
 import { signRequest } from '../../cli/sigv4';
 
 const credentials = { accessKeyId: 'AKIDEXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY' };
@@ -101,5 +103,50 @@ describe('SigV4 signing of API requests', () => {
     expect(withToken['x-amz-security-token']).toBe('FQoGZXIvYXdzEXAMPLE');
     expect(withToken.authorization).toContain('x-amz-security-token');
     expect(otherBody.authorization).not.toBe(plain.authorization);
+  });
+
+  it('sends over the wire exactly what it signed: the server re-derives the same signature', async () => {
+    const seen: Array<{ method: string; url: string; headers: IncomingHttpHeaders; body: string }> = [];
+    const server = createServer((request, response) => {
+      let text = '';
+      request.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+      request.on('end', () => {
+        seen.push({ method: request.method ?? '', url: request.url ?? '', headers: request.headers, body: text });
+        const run = { runId: 'r-1', status: 'CANCELLING', createdAt: 'x', updatedAt: 'x', costUsd: 0, spec: { name: 'n' }, attempts: [] };
+        response.writeHead(202, { 'content-type': 'application/json' }).end(JSON.stringify(run));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const address = server.address();
+    const port = typeof address === 'object' && address !== null ? address.port : 0;
+    // A loopback endpoint marked as deployed, so the request is signed as for API Gateway.
+    const client = new ApiClient({ endpoint: new URL(`http://127.0.0.1:${port}`), local: false, region: 'us-east-1' }, async () => credentials);
+
+    await client.cancel('r-1', true);
+    server.close();
+
+    const request = seen[0];
+    expect(request).toBeDefined();
+    const headers: Record<string, string> = {};
+    for (const [name, value] of Object.entries(request?.headers ?? {})) if (typeof value === 'string') headers[name] = value;
+    const amzDate = headers['x-amz-date'] ?? '';
+    const date = new Date(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
+    const signedNames = /SignedHeaders=([^,]+)/.exec(headers.authorization ?? '')?.[1]?.split(';') ?? [];
+    const resigned = await new SignatureV4({ credentials, region: 'us-east-1', service: 'execute-api', sha256: TestSha256 }).sign(
+      {
+        method: request?.method ?? '',
+        protocol: 'http:',
+        hostname: '127.0.0.1',
+        port,
+        path: request?.url ?? '',
+        query: {},
+        headers: Object.fromEntries(signedNames.map((name) => [name, headers[name] ?? ''])),
+        body: request?.body,
+      },
+      { signingDate: date },
+    );
+    expect(signedNames).toEqual(['accept', 'content-type', 'host', 'x-amz-content-sha256', 'x-amz-date']);
+    expect(request?.body).toBe('{"force":true}');
+    expect(resigned.headers.authorization).toBe(headers.authorization);
   });
 });
