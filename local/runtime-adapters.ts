@@ -77,42 +77,77 @@ export class LocalExecutions implements Executions {
  * lives in this process, so a resumed run gets a new execution and a new LaunchTraining token,
  * while its agent (which reads its token once, at start) still holds the old one. The runtime
  * maps the old token to the new one, so the agent's heartbeats and final callback reach the
- * execution that now waits for that attempt.
+ * execution that now waits for that attempt. Until the resumed runs are known (`open`), and
+ * while a resumed wait has not issued its token yet, callbacks are held rather than answered
+ * InvalidToken, which would make the agent give up its attempt.
  */
 export class TokenAliases implements TaskCallbackHandler {
   private readonly aliases = new Map<string, string>();
-  private readonly expected = new Map<string, string>();
+  private readonly expected = new Map<string, { oldToken: string; issued: Promise<string>; resolve(token: string): void }>();
+  private opened: () => void = () => undefined;
+  private readonly ready: Promise<void>;
 
-  constructor(private readonly tokens: TaskTokens) {}
+  constructor(
+    private readonly tokens: TaskTokens,
+    /** How long a callback for a resumed attempt waits for its new token. */
+    private readonly holdMs = 30_000,
+  ) {
+    this.ready = new Promise<void>((resolve) => {
+      this.opened = resolve;
+    });
+  }
 
   /** Announces that the next token issued for (runId, attempt) replaces `oldToken`. */
   expect(runId: string, attempt: number, oldToken: string): void {
-    this.expected.set(`${runId}#${attempt}`, oldToken);
+    let resolve: (token: string) => void = () => undefined;
+    const issued = new Promise<string>((r) => {
+      resolve = r;
+    });
+    this.expected.set(`${runId}#${attempt}`, { oldToken, issued, resolve });
+  }
+
+  /** Every resumed run is announced: callbacks are served from now on. */
+  open(): void {
+    this.opened();
   }
 
   /** Called with each LaunchTraining payload: links an expected old token to the new one. */
   issued(runId: string, attempt: number, newToken: string): void {
     const key = `${runId}#${attempt}`;
-    const old = this.expected.get(key);
-    if (old === undefined) return;
+    const entry = this.expected.get(key);
+    if (entry === undefined) return;
     this.expected.delete(key);
-    this.aliases.set(old, newToken);
+    this.aliases.set(entry.oldToken, newToken);
+    entry.resolve(newToken);
   }
 
-  resolve(token: string): string {
-    return this.aliases.get(token) ?? token;
+  async resolve(token: string): Promise<string> {
+    await this.ready;
+    const alias = this.aliases.get(token);
+    if (alias !== undefined) return alias;
+    const pending = [...this.expected.values()].find((e) => e.oldToken === token);
+    if (pending === undefined) return token;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<string>((resolve) => {
+      timer = setTimeout(() => resolve(token), this.holdMs);
+    });
+    try {
+      return await Promise.race([pending.issued, timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
   }
 
-  success(token: string, output: string): void {
-    this.tokens.success(this.resolve(token), output);
+  async success(token: string, output: string): Promise<void> {
+    this.tokens.success(await this.resolve(token), output);
   }
 
-  failure(token: string, error: string | undefined, cause: string | undefined): void {
-    this.tokens.failure(this.resolve(token), error, cause);
+  async failure(token: string, error: string | undefined, cause: string | undefined): Promise<void> {
+    this.tokens.failure(await this.resolve(token), error, cause);
   }
 
-  heartbeat(token: string): void {
-    this.tokens.heartbeat(this.resolve(token));
+  async heartbeat(token: string): Promise<void> {
+    this.tokens.heartbeat(await this.resolve(token));
   }
 }
 

@@ -10,9 +10,19 @@ import type { AttemptState } from '../shared/usecases/train-run-state';
  * instance (client token runId-attempt), LaunchTraining's marker keeps one agent per attempt.
  */
 
+/** The ASL states a resumed execution can start at. */
+export const RESUME_ENTRY_STATES = [
+  'ValidateRun',
+  'ProvisionInstance',
+  'StartReadinessChecks',
+  'LaunchTraining',
+  'FinalizeArtifacts',
+  'ReleaseResources',
+] as const;
+
 export interface ResumeEntry {
-  /** The state the new execution starts at (the ASL's own states; the definition is otherwise unchanged). */
-  startAt: string;
+  /** The state the new execution starts at (one of the ASL's own states). */
+  startAt: (typeof RESUME_ENTRY_STATES)[number];
   input: unknown;
   /** CHECKPOINTING is written back to TRAINING first: LaunchTraining accepts only the phases before it. */
   rewriteStatus?: { from: 'CHECKPOINTING'; to: 'TRAINING' };

@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
+import { z } from 'zod';
 import * as checkInstance from '../functions/steps/check-instance';
 import * as decideRecovery from '../functions/steps/decide-recovery';
 import * as finalizeArtifacts from '../functions/steps/finalize-artifacts';
@@ -25,14 +26,14 @@ import { cancelRun } from '../shared/usecases/cancel-run';
 import { LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
 import { submitRun } from '../shared/usecases/submit-run';
-import { loadAsl, localLambdaArn } from './asl';
+import { loadAsl, localLambdaArn, type AslDefinition } from './asl';
 import { LocalCompute } from './compute';
 import { EC2_DETAIL_TYPE, EventRouter } from './event-router';
 import type { LocalApiDeps } from './http-api';
 import { LocalImds } from './imds';
 import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
 import { startStableEndpoints } from './runtime-endpoints';
-import { resumeEntry } from './runtime-resume';
+import { RESUME_ENTRY_STATES, resumeEntry } from './runtime-resume';
 import { startLocalServices, type LocalServices } from './services';
 import { LocalStateMachine, type LocalExecution, type LocalLambda } from './state-machine-runner';
 import { startTaskCallbackServer } from './task-callback-server';
@@ -212,25 +213,20 @@ async function assemble(
     FinishRunLambdaFunction: finishRun.createHandler(stepDeps),
   };
   const definition = loadAsl('train-run', localLambdaArn);
-  const machines = new Map<string, LocalStateMachine>();
-  const machineFrom = (startAt: string): LocalStateMachine => {
-    let machine = machines.get(startAt);
-    if (machine === undefined) {
-      machine = new LocalStateMachine({
-        definition: { ...definition, StartAt: startAt },
-        lambdas,
-        tokens,
-        stateMachineName: 'train-run',
-        region: services.region,
-        // Boot and copies take milliseconds here, not minutes: poll accordingly.
-        waitOverridesMs: { WaitForInstance: 250, WaitForPrefetch: 500, WaitForCapacity: 2000 },
-        heartbeatOverridesMs: { LaunchTraining: options.heartbeatTimeoutMs ?? 60_000 },
-      });
-      machines.set(startAt, machine);
-    }
-    return machine;
-  };
-  const executions = new LocalExecutions((runId, input) => machineFrom('ValidateRun').start(input, runId), aliases);
+  const machine = (startAt: 'fresh' | 'resume') =>
+    new LocalStateMachine({
+      definition: startAt === 'fresh' ? definition : resumableDefinition(definition),
+      lambdas,
+      tokens,
+      stateMachineName: 'train-run',
+      region: services.region,
+      // Boot and copies take milliseconds here, not minutes: poll accordingly.
+      waitOverridesMs: { WaitForInstance: 250, WaitForPrefetch: 500, WaitForCapacity: 2000 },
+      heartbeatOverridesMs: { LaunchTraining: options.heartbeatTimeoutMs ?? 60_000 },
+    });
+  const fresh = machine('fresh');
+  let resumable: LocalStateMachine | undefined;
+  const executions = new LocalExecutions((runId, input) => fresh.start(input, runId), aliases);
 
   const checkpointDeps = {
     instances: tags,
@@ -263,10 +259,12 @@ async function assemble(
         });
       }
       if (entry.agentToken !== undefined) aliases.expect(record.runId, entry.agentToken.attempt, entry.agentToken.token);
-      executions.track(machineFrom(entry.startAt).start(entry.input, record.runId));
+      resumable ??= machine('resume');
+      executions.track(resumable.start({ resumeAt: entry.startAt, state: entry.input }, record.runId));
       resumed.push(record.runId);
     }
   }
+  aliases.open();
 
   const reclaimTimers = new Set<NodeJS.Timeout>();
   let stopped = false;
@@ -337,6 +335,30 @@ async function assemble(
     },
   };
   return backend;
+}
+
+/**
+ * The train-run definition with one state in front: a Choice that enters the machine at the
+ * state a resumed run was in (`{resumeAt, state}` → `state` at `resumeAt`). Everything after it
+ * is the ASL file unchanged; the extra state costs one transition per resume.
+ */
+function resumableDefinition(definition: AslDefinition): AslDefinition {
+  const parsed = z.looseObject({ StartAt: z.string(), States: z.record(z.string(), z.unknown()) }).parse(definition);
+  const entry = 'ResumeAfterRestart';
+  return {
+    ...parsed,
+    StartAt: entry,
+    States: {
+      [entry]: {
+        Type: 'Choice',
+        Comment: 'Local backend only: re-enters the machine where the run was when the control plane stopped.',
+        Choices: RESUME_ENTRY_STATES.map((state) => ({ Variable: '$.resumeAt', StringEquals: state, Next: state })),
+        Default: parsed.StartAt,
+        OutputPath: '$.state',
+      },
+      ...parsed.States,
+    },
+  };
 }
 
 /** Every run in a live status. */
