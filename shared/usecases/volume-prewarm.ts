@@ -108,6 +108,8 @@ export async function createPrewarmVolume(
     clientToken: `prewarm-${event.prewarmId}`,
     tags: {
       Name: `runctl-dataset-${event.prewarmId}`,
+      // The tag every runctl volume and instance carries, which the Lambda permissions are scoped to.
+      'runctl:run': event.prewarmId,
       [VOLUME_TAG]: `prewarm:${event.prewarmId}`,
       [PREWARM_TAG]: event.prewarmId,
       [DATASET_TAG]: request.dataset,

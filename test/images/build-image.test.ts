@@ -3,9 +3,9 @@ import { CreateRepositoryCommand, GetAuthorizationTokenCommand } from '@aws-sdk/
 import { SendCommandCommand } from '@aws-sdk/client-ssm';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as buildImage from '../../functions/images/build-image';
-import * as cleanupBuild from '../../functions/images/cleanup-build';
-import * as prepareBuild from '../../functions/images/prepare-build';
-import * as recordImage from '../../functions/images/record-image';
+import * as cleanupBuild from '../../functions/images/build-cleanup';
+import * as prepareBuild from '../../functions/images/build-prepare';
+import * as recordImage from '../../functions/images/build-record-image';
 import * as helperInstance from '../../functions/volumes/helper-instance';
 import { loadAsl, localLambdaArn } from '../../local/asl';
 import { LocalStateMachine } from '../../local/state-machine-runner';

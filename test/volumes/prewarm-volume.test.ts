@@ -9,13 +9,13 @@ import {
   TerminateInstancesCommand,
 } from '@aws-sdk/client-ec2';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import * as attachment from '../../functions/volumes/attachment';
-import * as cleanup from '../../functions/volumes/cleanup-prewarm';
-import * as createVolume from '../../functions/volumes/create-volume';
-import * as fillVolume from '../../functions/volumes/fill-volume';
+import * as attachment from '../../functions/volumes/prewarm-attachment';
+import * as cleanup from '../../functions/volumes/prewarm-cleanup';
+import * as createVolume from '../../functions/volumes/prewarm-create-volume';
+import * as fillVolume from '../../functions/volumes/prewarm-fill-volume';
 import * as helperInstance from '../../functions/volumes/helper-instance';
-import * as recordVolume from '../../functions/volumes/record-volume';
-import * as snapshotVolume from '../../functions/volumes/snapshot-volume';
+import * as recordVolume from '../../functions/volumes/prewarm-record-volume';
+import * as snapshotVolume from '../../functions/volumes/prewarm-snapshot-volume';
 import { loadAsl, localLambdaArn } from '../../local/asl';
 import { LocalStateMachine } from '../../local/state-machine-runner';
 import { VOLUME_EXIT } from '../../shared/agent/volume-commands';
@@ -87,7 +87,7 @@ describe('prewarm-volume state machine', () => {
     const [snapshot] = [...fake.snapshots.values()];
     expect(fake.volumes.size).toBe(1);
     expect(volume).toMatchObject({ az: 'us-east-1a', state: 'available', attachment: undefined, size: 200 });
-    expect(volume?.tags).toMatchObject({ 'runctl:volume': `prewarm:${name}`, 'runctl:dataset': DATASET, 'runctl:keep': 'true' });
+    expect(volume?.tags).toMatchObject({ 'runctl:run': name, 'runctl:volume': `prewarm:${name}`, 'runctl:dataset': DATASET, 'runctl:keep': 'true' });
     expect(snapshot).toMatchObject({ state: 'completed', tags: { 'runctl:prewarm': name } });
     expect(await deps.catalog.getVolume(DATASET)).toMatchObject({ volumeId: volume?.id, snapshotId: snapshot?.id, files: 3, bytes: 1234 });
 
