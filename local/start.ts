@@ -1,0 +1,111 @@
+/**
+ * `npm start`: the README's first command. Starts the embedded local backend under `.runctl/`,
+ * uploads the linear example and its dataset to the local S3, submits a run, shows its phase,
+ * attempt and live metrics, interrupts it once like a spot reclaim (unless `--no-interrupt`),
+ * and prints the summary. Exits non-zero unless the run SUCCEEDED.
+ *
+ *   npm start [-- --no-interrupt] [--epochs 12] [--root .runctl]
+ */
+import { parseArgs } from 'node:util';
+import { preflight } from './preflight';
+import { registerRawImports } from './runtime-raw-imports';
+
+const USAGE = 'usage: npm start -- [--no-interrupt] [--epochs N] [--root DIR]';
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      'no-interrupt': { type: 'boolean', default: false },
+      epochs: { type: 'string', default: '12' },
+      root: { type: 'string', default: '.runctl' },
+      help: { type: 'boolean', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  const epochs = Number(values.epochs);
+  if (!Number.isInteger(epochs) || epochs < 2) {
+    console.error(`--epochs must be a whole number of at least 2, got ${values.epochs}\n${USAGE}`);
+    return 2;
+  }
+  const problems = preflight();
+  if (problems.length > 0) {
+    console.error('runctl needs a few tools to run training locally:');
+    for (const problem of problems) console.error(`  - ${problem.message}`);
+    return 1;
+  }
+
+  // The handlers log JSON lines for CloudWatch; here the terminal shows the run instead.
+  process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
+  registerRawImports();
+  const { startLocalBackend } = await import('./runtime');
+  const { prepareExample, exampleSpec } = await import('../examples/linear/prepare');
+  const { progressLine, readMetrics, renderSummary, summarize } = await import('./summary');
+
+  const started = Date.now();
+  console.log(`Starting the local backend under ${values.root}/ (S3, DynamoDB, Step Functions, EventBridge, compute) …`);
+  const backend = await startLocalBackend({ root: values.root, persist: true });
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nStopping: terminating local instances …');
+    await backend.stop({ terminateInstances: true });
+    process.exit(code);
+  };
+  process.once('SIGINT', () => void stop(130));
+  try {
+    if (backend.resumed.length > 0) console.log(`Resumed ${backend.resumed.length} run(s) left live by an earlier start: ${backend.resumed.join(', ')}`);
+    const example = await prepareExample(backend.s3, backend.services.bucket, { dataset: { rows: 20_000 } });
+    console.log(`Code bundle ${example.bundle}\nDataset     ${example.dataset} → /data\nScript      ${example.entrypoint}`);
+    const submitted = await backend.submit({
+      spec: exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32 }),
+    });
+    const runId = submitted.runId;
+    console.log(`Submitted run ${runId}\n`);
+
+    let interrupted = values['no-interrupt'];
+    let lastLine = '';
+    const outcome = backend.waitForRun(runId);
+    let done = false;
+    void outcome.finally(() => {
+      done = true;
+    });
+    while (!done) {
+      const record = await backend.store.get(runId);
+      if (record !== undefined) {
+        const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
+        const line = progressLine(record, metrics, Date.now() - started);
+        if (line.slice(8) !== lastLine) console.log(line);
+        lastLine = line.slice(8);
+        // One simulated spot reclaim, once a checkpoint is safe in S3, so the resume shows.
+        if (!interrupted && record.status === 'TRAINING' && (await backend.artifacts.latestCheckpoint(runId)) !== undefined) {
+          interrupted = true;
+          const result = await backend.interrupt(runId);
+          console.log(`  ⚡ spot interruption warning for ${result.instanceId} (attempt ${result.attempt}); reclaimed at ${result.reclaimAt}`);
+        }
+      }
+      await Promise.race([outcome.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
+    }
+    const record = await outcome;
+    const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
+    const latest = await backend.artifacts.latestCheckpoint(runId);
+    console.log(renderSummary(summarize(record, metrics, Date.now() - started, latest?.uri)));
+    return record.status === 'SUCCEEDED' ? 0 : 1;
+  } finally {
+    if (!stopping) {
+      stopping = true;
+      await backend.stop({ terminateInstances: true });
+    }
+  }
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: unknown) => {
+    console.error(error instanceof Error ? (error.stack ?? error.message) : error);
+    process.exit(1);
+  },
+);
