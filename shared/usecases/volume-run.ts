@@ -16,6 +16,7 @@ import {
   KEEP_TAG,
   SnapshotMissingError,
   VOLUME_TAG,
+  VOLUME_TYPES,
   VolumeAzMismatchError,
   VolumeFailedError,
   VolumeInUseError,
@@ -83,7 +84,7 @@ export async function prepareRunVolume(run: RunRecord, az: string, deps: VolumeD
   const volume = await deps.volumes.create({
     availabilityZone: az,
     sizeGiB: entry.sizeGiB,
-    type: entry.volumeType === 'gp3' || entry.volumeType === 'gp2' || entry.volumeType === 'io1' || entry.volumeType === 'io2' ? entry.volumeType : 'gp3',
+    type: VOLUME_TYPES.find((t) => t === entry.volumeType) ?? 'gp3',
     snapshotId: placement.snapshotId,
     // One volume per run and AZ: a retried step, or a later attempt in the same AZ, finds it again.
     clientToken: `run-${run.runId}-${az}`,
