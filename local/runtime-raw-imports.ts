@@ -7,7 +7,11 @@ import { registerHooks } from 'node:module';
  * tsx, so it teaches Node the same suffix: the module's default export is the file's text.
  * Call once, before importing anything that reaches the agent's command builders.
  */
+let registered = false;
+
 export function registerRawImports(): void {
+  if (registered) return;
+  registered = true;
   registerHooks({
     resolve(specifier, context, nextResolve) {
       if (!specifier.endsWith('?raw')) return nextResolve(specifier, context);
