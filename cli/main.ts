@@ -6,6 +6,7 @@ import { CliError, UsageError } from './errors';
 import { showLogs } from './commands/logs';
 import { showCheckpoints, showMetrics } from './commands/metrics';
 import { cancelRun, listRuns, showStatus } from './commands/runs';
+import { runDev, runLocal } from './commands/local';
 import { submit } from './commands/submit';
 
 const HELP = `runctl — run ML training on EC2 spot instances, through interruptions, to a finished model
@@ -31,6 +32,8 @@ Usage: runctl <command> [options]
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
+  dev [--port 4567]                      serve the API on localhost over the embedded local backend
+  local interrupt RUN                    simulate a spot interruption of RUN on runctl dev
 
 Options for every command:
   --endpoint URL    the runctl API (or RUNCTL_ENDPOINT, or "endpoint" in ~/.runctl/config.json)
@@ -101,6 +104,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     console.log(HELP);
     return command === undefined ? 2 : 0;
   }
+  if (command === 'dev') return runDev(rest);
+  if (command === 'local') return runLocal(rest);
   if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
 
   let parsed;
