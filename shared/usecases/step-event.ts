@@ -25,6 +25,19 @@ export async function requireRun(store: RunStore, runId: string): Promise<RunRec
 }
 
 /** A Step Functions error `Cause` in words: a Lambda error's message, or the agent's cause JSON. */
+/** Lines the agent itself writes into the training log: `2026-11-25T06:00:00Z [runctl] …`. */
+const AGENT_LINE = /^\S+ \[runctl\] /;
+
+/**
+ * The last lines the training script printed (the agent's own lines dropped), joined with
+ * " | " and capped, so the status reason shows the traceback rather than "checkpoint uploaded".
+ */
+export function scriptTail(logTail: string, lines = 6, maxChars = 800): string {
+  const own = logTail.split('\n').map((l) => l.trimEnd()).filter((l) => l !== '' && !AGENT_LINE.test(l));
+  const joined = own.slice(-lines).join(' | ');
+  return joined.length > maxChars ? `…${joined.slice(-maxChars)}` : joined;
+}
+
 export function describeCause(cause: string | undefined): string | undefined {
   if (cause === undefined || cause === '') return undefined;
   let parsed: unknown;
@@ -37,8 +50,8 @@ export function describeCause(cause: string | undefined): string | undefined {
   const fields: Record<string, unknown> = { ...parsed };
   if (typeof fields.errorMessage === 'string') return fields.errorMessage.slice(0, 500);
   if (typeof fields.exitCode === 'number') {
-    const tail = typeof fields.logTail === 'string' ? fields.logTail.trim().split('\n').at(-1) : undefined;
-    return `exit code ${fields.exitCode}${tail ? ` (${tail.slice(0, 300)})` : ''}`;
+    const tail = typeof fields.logTail === 'string' ? scriptTail(fields.logTail) : '';
+    return `exit code ${fields.exitCode}${tail ? `; log tail: ${tail}` : ''}`;
   }
   if (typeof fields.reason === 'string') return fields.reason;
   if (typeof fields.message === 'string') return fields.message.slice(0, 500);
