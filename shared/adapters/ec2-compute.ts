@@ -280,6 +280,7 @@ export class Ec2Compute implements Compute {
           launchedAt: (instance.LaunchTime ?? this.now()).toISOString(),
           instanceType: instance.InstanceType ?? 'unknown',
           spot: instance.InstanceLifecycle === 'spot',
+          helper: tagValue(instance.Tags, HELPER_TAG),
         },
       ];
     });
@@ -470,6 +471,9 @@ function knownInstanceTypes(requested: readonly string[]): _InstanceType[] {
   }
   return requested.filter(isInstanceType);
 }
+
+/** Tag of prewarm and image-build helper instances (see shared/usecases/volume-helper.ts). */
+const HELPER_TAG = 'runctl:helper';
 
 function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
   return tags?.find((tag) => tag.Key === key)?.Value;

@@ -82,6 +82,8 @@ export interface TaggedInstance {
   launchedAt: string;
   instanceType: string;
   spot: boolean;
+  /** `runctl:helper` tag: a prewarm or image-build helper, not a training attempt. */
+  helper?: string;
 }
 
 export interface Compute {

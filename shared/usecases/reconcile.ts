@@ -70,6 +70,11 @@ export interface ReconcileDeps {
 export interface ReconcileOptions {
   /** An instance younger than this is never terminated: its attempt may not be recorded yet. */
   orphanGraceSeconds: number;
+  /**
+   * Prewarm and image-build helpers are not training attempts: their own machines terminate
+   * them. One still alive after this long has leaked (its execution died) and is terminated.
+   */
+  helperMaxAgeSeconds: number;
   /** A CANCELLING run still waiting on its agent after this long has its task failed. */
   stopDeadlineSeconds: number;
   /** An unattached volume younger than this is not reported (a prewarm may be snapshotting it). */
@@ -82,6 +87,7 @@ export interface ReconcileOptions {
 
 export const DEFAULT_RECONCILE_OPTIONS: ReconcileOptions = {
   orphanGraceSeconds: 15 * 60,
+  helperMaxAgeSeconds: 12 * 3600,
   // Spot's 120 s warning bounds a checkpoint; three times that, plus two passes of slack.
   stopDeadlineSeconds: 15 * 60,
   storageGraceSeconds: 60 * 60,
@@ -209,8 +215,19 @@ async function terminateOrphans(
   report: ReconcileReport,
 ): Promise<void> {
   for (const instance of instances) {
-    if (instance.state === 'shutting-down' || ownsInstance(runs.get(instance.runId), instance)) continue;
+    if (instance.state === 'shutting-down') continue;
     const ageSeconds = (now.getTime() - new Date(instance.launchedAt).getTime()) / 1000;
+    if (instance.helper !== undefined) {
+      if (ageSeconds < options.helperMaxAgeSeconds) continue;
+      await guarded(report, deps, 'terminate-orphan', instance.runId, async () => {
+        const reason = `${instance.helper} helper still running after ${Math.round(ageSeconds / 3600)} h`;
+        await deps.compute.terminate(instance.instanceId);
+        report.terminated.push({ instanceId: instance.instanceId, runId: instance.runId, reason });
+        deps.logger?.warn('Terminated a leaked helper instance', { instanceId: instance.instanceId, reason });
+      });
+      continue;
+    }
+    if (ownsInstance(runs.get(instance.runId), instance)) continue;
     if (!(ageSeconds >= options.orphanGraceSeconds)) {
       report.spared.push({ instanceId: instance.instanceId, runId: instance.runId });
       continue;

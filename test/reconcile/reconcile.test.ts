@@ -112,6 +112,19 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
     expect(report.terminated).toEqual([{ instanceId: 'i-orphan', runId: 'r-0000000000000001', reason: 'no run r-0000000000000001 exists' }]);
   });
 
+  it('leaves prewarm and image-build helpers to their own machines, and terminates one that leaked', async () => {
+    const helper = (id: string, minutes: number): Instance => {
+      const base = instance(id, `prewarm-${id}`, 1, minutes);
+      return { ...base, Tags: [...(base.Tags ?? []), { Key: 'runctl:helper', Value: 'prewarm-volume' }] };
+    };
+    fleet = [helper('i-filling', 90), helper('i-leaked', 13 * 60)];
+
+    const report = await reconcile(deps);
+
+    expect(terminatedIds()).toEqual(['i-leaked']);
+    expect(report.terminated).toEqual([{ instanceId: 'i-leaked', runId: 'prewarm-i-leaked', reason: 'prewarm-volume helper still running after 13 h' }]);
+  });
+
   it('terminates the instance a finished run left behind, and one of a superseded attempt', async () => {
     const done = await stored(runRecord({ status: 'SUCCEEDED', attempts: [attemptOn('i-done', 120)] }));
     const live = await stored(
