@@ -1,8 +1,9 @@
 /**
  * The reconciler against moto_server: EC2 instances, tags, volumes and snapshots and the DynamoDB
  * runs table speak the real wire protocols; only Step Functions is mocked (moto cannot hold a task
- * token). moto keeps one state per account, and takes a 12-digit access key as the account id:
- * this file uses its own account, so its passes never see (or terminate) the instances of other tests.
+ * token). moto keeps one state per region, and the other suites that launch instances on the same
+ * moto_server use us-east-1: this file works in its own region, so its passes never see (or
+ * terminate) their instances. (moto 5.2 does not separate accounts by access key.)
  */
 import { randomInt } from 'node:crypto';
 import {
@@ -28,9 +29,10 @@ import { createRunsTable } from '../support/aws-clients';
 import { attemptOn, runRecord } from './fixtures';
 
 const account = `4${String(randomInt(10_000_000_000, 99_999_999_999))}`;
+const REGION = 'eu-west-1';
 const config = () => ({
   endpoint: inject('motoEndpoint'),
-  region: 'us-east-1',
+  region: REGION,
   credentials: { accessKeyId: account, secretAccessKey: 'test' },
   maxAttempts: 1,
 });
@@ -77,7 +79,7 @@ function depsAt(offsetMinutes: number): ReconcileDeps {
     store: new DynamoRunStore(runsDocumentClient(dynamo), table),
     compute: new Ec2Compute({ ec2, ssm, throttleRetry: retry }),
     executions: new SfnExecutions(sfnClient, 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-moto'),
-    pricing: new Ec2Pricing(ec2, 'us-east-1', { throttleRetry: retry }),
+    pricing: new Ec2Pricing(ec2, REGION, { throttleRetry: retry }),
     storage: new Ec2StorageInventory(ec2, { throttleRetry: retry }),
     clock: () => new Date(Date.now() + offsetMinutes * 60_000),
     awsRequests: () => counter.count,
@@ -139,7 +141,7 @@ describe('reconcile on moto_server', () => {
   it('reports an unattached volume and a snapshot of a run that is gone', async () => {
     const volume = await ec2.send(
       new CreateVolumeCommand({
-        AvailabilityZone: 'us-east-1a',
+        AvailabilityZone: `${REGION}a`,
         Size: 50,
         TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'runctl:volume', Value: 'run:r-00000000000000bb' }] }],
       }),
