@@ -25,6 +25,32 @@ const SignalSchema = z
   .regex(/^(SIG)?[A-Z0-9+-]+$/, 'a signal name such as SIGTERM or SIGINT')
   .transform((signal) => (signal.startsWith('SIG') ? signal.slice(3) : signal));
 
+/** A path mounted into the training container at the same place: docker's `-v` splits at ":" and ",". */
+const MountPathSchema = InstancePathSchema.refine((path) => !/[:,]/.test(path), 'no ":" or "," (docker -v separators)');
+
+/**
+ * Train inside a container. The agent logs in to `registry` (ECR, with the instance role's
+ * password piped to `docker login --password-stdin`), pulls `image`, and runs the training
+ * through `docker run --init --gpus …` (the layout of `dockerRunArgv` in docker.ts) with the
+ * code, checkpoint, output and resume dirs and `mounts` bound at the same paths as on the
+ * instance, so RUNCTL_* paths mean the same place inside and outside.
+ */
+export const AgentDockerSchema = z.object({
+  /** Pulled and run by digest when it came from a build (`<repo>@sha256:…`). */
+  image: z.string().regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'an image reference like registry/repository@sha256:…'),
+  /** ECR registry host to log in to; absent for a public image. */
+  registry: z
+    .string()
+    .regex(/^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/, 'an ECR registry host like 123456789012.dkr.ecr.us-east-1.amazonaws.com')
+    .optional(),
+  /** Region of the registry; default: the run's region. */
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'a region like us-east-1').optional(),
+  /** `all` GPUs, a count, or `none` (CPU-only). */
+  gpus: z.union([z.literal('all'), z.literal('none'), z.number().int().min(1)]).default('all'),
+  /** Data targets (read-write) and the dataset volume (read-only), besides the agent's own dirs. */
+  mounts: z.array(z.object({ path: MountPathSchema, readOnly: z.boolean().default(false) })).default([]),
+});
+
 export const MetricDefinitionSchema = z.object({
   name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_.:/-]{0,127}$/, 'a metric name'),
   /** A Python regular expression; its first group (or the whole match) is the value. */
@@ -60,6 +86,8 @@ export const AgentConfigSchema = z.object({
   outputDir: InstancePathSchema.default('/opt/runctl/output'),
   workDir: InstancePathSchema.default('/opt/runctl/work'),
   metricDefinitions: z.array(MetricDefinitionSchema).default([]),
+  /** Run the training in this container instead of directly on the instance. */
+  docker: AgentDockerSchema.optional(),
   heartbeatSeconds: z.number().positive().default(60),
   /** AWS advises polling the spot instance-action every 5 seconds. */
   imdsPollSeconds: z.number().positive().default(5),

@@ -29,6 +29,8 @@ SNAPSHOT_DIR="$STATE_DIR/snapshot"
 UPLOAD_DIR="$STATE_DIR/upload"
 TRAIN_PID=""
 SYNC_PID=""
+DOCKER_IMAGE=""
+DOCKER_ARGV=()
 
 write_python_helper() {
   cat >"$PY" <<'PY'
@@ -76,6 +78,12 @@ def config(path, argv_out, env_out):
         'TOKEN_TABLE': c['tokenSource']['table'], 'TOKEN_RUN_ID': c['tokenSource']['runId'],
         'TOKEN_WAIT_MS': ms(c['tokenSource'].get('waitSeconds', 300)),
     }
+    docker = c.get('docker') or {}
+    values.update({
+        'DOCKER_IMAGE': docker.get('image', ''), 'DOCKER_REGISTRY': docker.get('registry', ''),
+        'DOCKER_REGION': docker.get('region') or c['region'],
+        'CONTAINER': 'runctl-%s-%s' % (c['runId'], c['attempt']) if docker else '',
+    })
     for key, value in values.items():
         print('%s=%s' % (key, shlex.quote(value)))
     # NUL-separated, so newlines and quotes inside an argument survive untouched.
@@ -83,6 +91,40 @@ def config(path, argv_out, env_out):
         f.write(''.join(arg + '\0' for arg in c['argv']))
     with open(env_out, 'w') as f:
         f.write(''.join('%s=%s\0' % kv for kv in (c.get('env') or {}).items()))
+
+MOUNT_PATH = re.compile(r'^/[^:,\0\n]*$')
+
+def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_dir, out):
+    # The layout of dockerRunArgv (shared/agent/docker.ts): --init forwards the stop signal to
+    # the training process; every path is mounted at the same place inside, so RUNCTL_* paths
+    # mean the same to the script and to the agent that syncs them.
+    c = read_json(config_path)
+    docker = c['docker']
+    ck = c.get('checkpoint', {})
+    mounts = [(root + m['path'], bool(m.get('readOnly'))) for m in docker.get('mounts', [])]
+    mounts += [(checkpoint_dir, False), (output_dir, False), (code_dir, False)]
+    if resume_dir:
+        mounts.append((resume_dir, True))
+    argv = ['docker', 'run', '--rm', '--init', '--name', 'runctl-%s-%s' % (c['runId'], c['attempt'])]
+    gpus = docker.get('gpus', 'all')
+    if gpus != 'none':
+        argv += ['--gpus', str(gpus)]
+    argv += ['--stop-signal', 'SIG' + ck.get('stopSignal', 'TERM'),
+             '--stop-timeout', str(int(math.ceil(float(ck.get('graceSeconds', 90))))),
+             '--network', 'host', '--ipc', 'host']
+    for path, read_only in mounts:
+        if not MOUNT_PATH.match(path):
+            sys.exit('runctl agent: %r cannot be mounted into the container (":" and "," are docker separators)' % path)
+        argv += ['-v', '%s:%s%s' % (path, path, ':ro' if read_only else '')]
+    env = dict(c.get('env') or {})
+    env.update({'RUNCTL_RUN_ID': c['runId'], 'RUNCTL_ATTEMPT': str(c['attempt']),
+                'RUNCTL_CHECKPOINT_DIR': checkpoint_dir, 'RUNCTL_RESUME_FROM': resume_dir,
+                'RUNCTL_OUTPUT_DIR': output_dir})
+    for key, value in env.items():
+        argv += ['-e', '%s=%s' % (key, value)]
+    argv += ['-w', code_dir, docker['image']] + c['argv']
+    with open(out, 'w') as f:
+        f.write(''.join(arg + '\0' for arg in argv))
 
 def token(item_path, attempt, out):
     item = (read_json(item_path, {}) or {}).get('Item') or {}
@@ -325,10 +367,46 @@ prepare() {
     >/dev/null 2>&1 && mv "$LATEST_FILE.prev" "$LATEST_FILE"
   aws s3 cp "$S3_RUN/metrics.jsonl" "$METRICS_FILE" --only-show-errors --region "$REGION" >/dev/null 2>&1
   echo 0 >"$SEQ_FILE"
+  if [ -n "$DOCKER_IMAGE" ]; then prepare_container || return 1; fi
   return 0
 }
 
+# Docker path: log in (ECR), pull, and write the `docker run` argv. The registry password is
+# fetched here by the instance role and only ever travels through the pipe to --password-stdin.
+prepare_container() {
+  local resume=""
+  if [ -n "$DOCKER_REGISTRY" ]; then
+    note "logging in to $DOCKER_REGISTRY"
+    if ! aws ecr get-login-password --region "$DOCKER_REGION" 2>"$STATE_DIR/ecr.err" |
+      docker login --username AWS --password-stdin "$DOCKER_REGISTRY" >/dev/null 2>>"$STATE_DIR/ecr.err"; then
+      SETUP_ERROR="docker login to $DOCKER_REGISTRY failed: $(tail -n 2 "$STATE_DIR/ecr.err" | tr '\n' ' ')"
+      return 1
+    fi
+  fi
+  note "pulling $DOCKER_IMAGE"
+  if ! docker pull --quiet "$DOCKER_IMAGE" >>"$TRAIN_LOG" 2>&1; then
+    SETUP_ERROR="docker pull $DOCKER_IMAGE failed (see the attempt log)"
+    return 1
+  fi
+  if [ -n "$RESUME_FROM" ]; then resume="$RESUME_DIR"; fi
+  if ! py docker-argv "$STATE_DIR/config.json" "$ROOT" "$CODE_DIR" "$CHECKPOINT_DIR" "$OUTPUT_DIR" "$resume" \
+    "$STATE_DIR/docker-argv" 2>"$STATE_DIR/docker.err"; then
+    SETUP_ERROR=$(tail -n 1 "$STATE_DIR/docker.err")
+    return 1
+  fi
+  DOCKER_ARGV=()
+  while IFS= read -r -d '' arg; do DOCKER_ARGV+=("$arg"); done <"$STATE_DIR/docker-argv"
+}
+
 start_training() {
+  if [ -n "$DOCKER_IMAGE" ]; then
+    # The docker CLI stays attached: its exit code is the container's, and its pid (a process
+    # group of its own) is what the supervision loop watches.
+    (exec setsid "${DOCKER_ARGV[@]}") >>"$TRAIN_LOG" 2>&1 </dev/null &
+    TRAIN_PID=$!
+    note "training started in container $CONTAINER from $DOCKER_IMAGE (pid $TRAIN_PID)"
+    return
+  fi
   (
     cd "$CODE_DIR" || exit 127
     while IFS= read -r -d '' kv; do export "$kv"; done <"$STATE_DIR/env"
@@ -385,11 +463,18 @@ group_alive() { [ -n "$TRAIN_PID" ] && kill -0 -- "-$TRAIN_PID" 2>/dev/null; }
 stop_training() {
   local deadline
   group_alive || return 0
-  kill "-$STOP_SIGNAL" -- "-$TRAIN_PID" 2>/dev/null
+  if [ -n "$DOCKER_IMAGE" ]; then
+    # Through the daemon: --init inside the container hands the signal to the training process.
+    docker kill --signal "SIG$STOP_SIGNAL" "$CONTAINER" >/dev/null 2>&1 ||
+      note "docker kill --signal SIG$STOP_SIGNAL $CONTAINER failed"
+  else
+    kill "-$STOP_SIGNAL" -- "-$TRAIN_PID" 2>/dev/null
+  fi
   deadline=$(($(now_ms) + GRACE_MS))
   while group_alive && (($(now_ms) < deadline)); do sleep 0.2; done
   if group_alive; then
     note "training did not stop within the grace period; killing it"
+    if [ -n "$DOCKER_IMAGE" ]; then docker kill "$CONTAINER" >/dev/null 2>&1; fi
     kill -KILL -- "-$TRAIN_PID" 2>/dev/null
   fi
   wait "$TRAIN_PID" 2>/dev/null
@@ -483,7 +568,10 @@ supervise() {
 }
 
 cleanup() {
-  if group_alive; then kill -KILL -- "-$TRAIN_PID" 2>/dev/null; fi
+  if group_alive; then
+    if [ -n "${DOCKER_IMAGE:-}" ]; then docker kill "$CONTAINER" >/dev/null 2>&1; fi
+    kill -KILL -- "-$TRAIN_PID" 2>/dev/null
+  fi
   if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
   rm -f "$TOKEN_FILE" "$STATE_DIR"/request.*
 }

@@ -60,6 +60,8 @@ export interface LaunchOptions {
   resumeFrom?: string;
   imdsEndpoint?: string;
   config?: Partial<AgentConfigInput>;
+  /** More instance environment for the agent (e.g. a PATH with a fake docker first). */
+  instanceEnv?: Record<string, string>;
 }
 
 function parseJson(text: string | undefined): unknown {
@@ -188,9 +190,11 @@ export class AgentWorld {
     root: string,
     script: string,
     imdsEndpoint?: string,
+    extraEnv: Record<string, string> = {},
   ): Promise<{ code: number | null; stdout: string; stderr: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn('bash', ['-s'], { env: this.instanceEnv(root, imdsEndpoint), stdio: ['pipe', 'pipe', 'pipe'] });
+      const env = { ...this.instanceEnv(root, imdsEndpoint), ...extraEnv };
+      const child = spawn('bash', ['-s'], { env, stdio: ['pipe', 'pipe', 'pipe'] });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
@@ -247,7 +251,7 @@ export class AgentWorld {
     });
     const stateDir = join(root, 'opt/runctl/attempts', runId, String(attempt));
     const run = async () => {
-      const result = await this.runOnInstance(root, command, options.imdsEndpoint);
+      const result = await this.runOnInstance(root, command, options.imdsEndpoint, options.instanceEnv);
       if (result.code !== 0) throw new Error(`launch command failed (${result.code}): ${result.stderr}`);
       return result.stdout;
     };

@@ -1,0 +1,154 @@
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
+import { z } from 'zod';
+import { checkpointNowCommand } from '../../shared/agent/commands';
+import { dockerKillArgv, dockerRunArgv } from '../../shared/agent/docker';
+import { AgentWorld, BUCKET, waitFor, type Launched } from './agent-harness';
+
+// Real bash and AWS CLI processes, a fake docker CLI: slow on a loaded machine, never timing-based.
+vi.setConfig({ testTimeout: 120_000 });
+
+const REGISTRY = '123456789012.dkr.ecr.us-east-1.amazonaws.com';
+const IMAGE = `${REGISTRY}/runctl/training@sha256:${'5e2b'.repeat(16)}`;
+const FAKE_DOCKER = fileURLToPath(new URL('./fake-docker.sh', import.meta.url));
+
+const world = new AgentWorld();
+const dirs: string[] = [];
+beforeAll(() => world.start());
+afterAll(async () => {
+  await world.stop();
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+});
+
+/** A bin dir whose `docker` is the fake, and the dir it records calls in. */
+function fakeDocker(): { env: Record<string, string>; calls: () => string[][]; dir: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'runctl-fake-docker-'));
+  dirs.push(dir);
+  const bin = join(dir, 'bin');
+  mkdirSync(bin);
+  copyFileSync(FAKE_DOCKER, join(bin, 'docker'));
+  chmodSync(join(bin, 'docker'), 0o755);
+  return {
+    dir,
+    env: {
+      PATH: `${bin}:${process.env.PATH ?? ''}`,
+      FAKE_DOCKER_DIR: dir,
+      // The registry password comes from ECR (moto here), fetched by the agent on the instance.
+      AWS_ENDPOINT_URL_ECR: inject('motoEndpoint'),
+    },
+    calls: () =>
+      existsSync(join(dir, 'calls.jsonl'))
+        ? readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => z.array(z.string()).parse(JSON.parse(line)))
+        : [],
+  };
+}
+
+const dockerConfig = {
+  image: IMAGE,
+  registry: REGISTRY,
+  region: 'us-east-1',
+  mounts: [
+    { path: '/data', readOnly: false },
+    { path: '/mnt/dataset', readOnly: true },
+  ],
+};
+
+/** The argv dockerRunArgv gives for this run, with the instance paths under the test's root. */
+function expectedRun(run: Launched, grace: number, argv: string[], env: Record<string, string>, resume = '') {
+  const at = (path: string) => `${run.root}${path}`;
+  return dockerRunArgv({
+    image: IMAGE,
+    name: `runctl-${run.runId}-${run.attempt}`,
+    gpus: 'all',
+    mounts: [
+      { source: at('/data'), target: at('/data'), readOnly: false },
+      { source: at('/mnt/dataset'), target: at('/mnt/dataset'), readOnly: true },
+      { source: at('/opt/runctl/checkpoints'), target: at('/opt/runctl/checkpoints'), readOnly: false },
+      { source: at('/opt/runctl/output'), target: at('/opt/runctl/output'), readOnly: false },
+      { source: at('/opt/runctl/work/code'), target: at('/opt/runctl/work/code'), readOnly: false },
+      ...(resume ? [{ source: resume, target: resume, readOnly: true }] : []),
+    ],
+    userEnv: env,
+    env: {
+      RUNCTL_RUN_ID: run.runId,
+      RUNCTL_ATTEMPT: String(run.attempt),
+      RUNCTL_CHECKPOINT_DIR: at('/opt/runctl/checkpoints'),
+      RUNCTL_RESUME_FROM: resume,
+      RUNCTL_OUTPUT_DIR: at('/opt/runctl/output'),
+    },
+    argv,
+    stopSignal: 'SIGTERM',
+    stopTimeoutSeconds: grace,
+    workdir: at('/opt/runctl/work/code'),
+  });
+}
+
+describe('agent: training in a docker image', () => {
+  it('logs in to ECR through stdin, pulls, runs dockerRunArgv, and reports success with checkpoints and outputs', async () => {
+    const docker = fakeDocker();
+    const env = { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '1', FIXTURE_CUSTOM: 'two words $(not run)' };
+    const argv = ['python3', 'train.py', '--epochs', '2'];
+
+    const run = await world.launch({
+      env,
+      argv,
+      config: { docker: dockerConfig, checkpoint: { intervalSeconds: 5, graceSeconds: 2 } },
+      instanceEnv: docker.env,
+    });
+    const outcome = await run.outcome;
+
+    expect(outcome).toMatchObject({ kind: 'success', output: { exitCode: 0 } });
+    const calls = docker.calls();
+    expect(calls[0]).toEqual(['login', '--username', 'AWS', '--password-stdin', REGISTRY]);
+    const password = readFileSync(join(docker.dir, 'login-stdin'), 'utf8');
+    expect(password.length).toBeGreaterThan(0);
+    for (const call of calls) expect(call.join(' ')).not.toContain(password.trim());
+    expect(calls[1]).toEqual(['pull', '--quiet', IMAGE]);
+    const runCall = calls.find((c) => c[0] === 'run');
+    expect(['docker', ...(runCall ?? [])]).toEqual(expectedRun(run, 2, argv, env));
+    expect(runCall).toEqual(expect.arrayContaining(['--init', '--gpus', 'all', '-v', `${run.root}/mnt/dataset:${run.root}/mnt/dataset:ro`]));
+    // The script saw the environment only through -e, with the RUNCTL_* contract and the user's value intact.
+    const received = JSON.parse(readFileSync(join(run.root, 'opt/runctl/output/received.json'), 'utf8'));
+    expect(received).toMatchObject({ argv: ['--epochs', '2'], runId: run.runId, attempt: '1', custom: 'two words $(not run)' });
+    expect(await world.keys(`runs/${run.runId}/outputs/`)).toContain(`runs/${run.runId}/outputs/_manifest.json`);
+    expect(await world.text(`runs/${run.runId}/checkpoints/latest.json`)).toBeDefined();
+    const log = await world.text(`runs/${run.runId}/logs/attempt-1.log`);
+    expect(log).toContain(`training started in container runctl-${run.runId}-1`);
+    expect(log).not.toContain(password.trim());
+  });
+
+  it('delivers the stop signal through docker kill, then uploads the checkpoint the script saved', async () => {
+    const docker = fakeDocker();
+    const run = await world.launch({
+      env: { FIXTURE_MODE: 'save-on-term' },
+      config: { docker: { ...dockerConfig, mounts: [] }, checkpoint: { intervalSeconds: 60, graceSeconds: 10 } },
+      instanceEnv: docker.env,
+    });
+    await waitFor(() => existsSync(join(run.root, 'opt/runctl/output/received.json')), 'the training to start');
+
+    await world.runOnInstance(run.root, checkpointNowCommand(run.runId, 1));
+    const outcome = await run.outcome;
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Spot.Interrupted' });
+    const kills = docker.calls().filter((c) => c[0] === 'kill');
+    expect(kills[0]).toEqual(dockerKillArgv(`runctl-${run.runId}-1`, 'SIGTERM').slice(1));
+    const cause = z.object({ checkpoint: z.object({ uri: z.string() }) }).parse(outcome.kind === 'failure' ? outcome.cause : undefined);
+    const key = cause.checkpoint.uri.replace(`s3://${BUCKET}/`, '');
+    expect(await world.text(`${key}final.ckpt`)).toMatch(/"step": \d+/);
+  });
+
+  it('fails the prechecks when the image cannot be pulled, without starting anything', async () => {
+    const docker = fakeDocker();
+    const run = await world.launch({
+      config: { docker: dockerConfig },
+      instanceEnv: { ...docker.env, FAKE_DOCKER_PULL_FAILS: '1' },
+    });
+    const outcome = await run.outcome;
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Run.PrecheckFailed', cause: { reason: expect.stringContaining(`docker pull ${IMAGE} failed`) } });
+    expect(docker.calls().some((c) => c[0] === 'run')).toBe(false);
+  });
+});
