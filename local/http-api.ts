@@ -16,13 +16,14 @@ import { createHandler as getRun } from '../functions/api/get-run';
 import { createHandler as listCheckpoints } from '../functions/api/list-checkpoints';
 import { createHandler as listRuns } from '../functions/api/list-runs';
 import type { ApiDeps } from '../shared/composition/api';
+import type { Compute } from '../shared/ports/compute';
 import type { ApiEvent } from '../shared/http/responses';
 import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
 
 /** A Lambda handler of an HTTP API route, as `createHandler(deps)` returns it. */
 export type RouteHandler = (event: ApiEvent, context: Context) => Promise<APIGatewayProxyResultV2>;
 
-export type LocalApiDeps = ApiDeps & RunsBucketDeps;
+export type LocalApiDeps = ApiDeps & RunsBucketDeps & { compute: Compute };
 
 /** Every route of the API (serverless.yml `httpApi` events), bound to the given dependencies. */
 export function apiRoutes(deps: LocalApiDeps): Record<string, RouteHandler> {

@@ -1,23 +1,19 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { EC2Client } from '@aws-sdk/client-ec2';
+import { S3Client } from '@aws-sdk/client-s3';
 import { SFNClient } from '@aws-sdk/client-sfn';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
-import { Ec2Compute } from '../adapters/ec2-compute';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { requireEnv } from '../config';
-import type { Compute } from '../ports/compute';
 import type { Executions } from '../ports/executions';
 import type { RunStore } from '../ports/run-store';
+import type { RunsBucketDeps } from '../usecases/run-artifacts';
 
 /** What the API handlers need. */
 export interface ApiDeps {
   store: RunStore;
   executions: Executions;
-  /** Reaches a live attempt's agent (cancel). */
-  compute: Compute;
   clock: () => Date;
   logger: Logger;
 }
@@ -35,9 +31,16 @@ export function awsApiDeps(): ApiDeps {
   built ??= {
     store: new DynamoRunStore(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), requireEnv('RUNS_TABLE')),
     executions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
-    compute: new Ec2Compute({ ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG), ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG) }),
     clock: () => new Date(),
     logger: apiLogger,
   };
   return built;
+}
+
+let builtBucket: RunsBucketDeps | undefined;
+
+/** The API dependencies plus the runs bucket (RUNS_BUCKET), for the artifact and upload routes. */
+export function awsBucketApiDeps(): ApiDeps & RunsBucketDeps {
+  builtBucket ??= { s3: new S3Client(AWS_CLIENT_RETRY_CONFIG), runsBucket: requireEnv('RUNS_BUCKET') };
+  return { ...awsApiDeps(), ...builtBucket };
 }

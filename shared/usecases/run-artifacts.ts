@@ -1,8 +1,7 @@
-import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
-import { AWS_CLIENT_RETRY_CONFIG, awsErrorCode, awsHttpStatus, translateAwsError } from '../adapters/aws-errors';
+import { awsErrorCode, awsHttpStatus, translateAwsError } from '../adapters/aws-errors';
 import { S3Artifacts } from '../adapters/s3-artifacts';
-import { requireEnv } from '../config';
 import type { RunRecord } from '../domain/run-record';
 import { toFieldIssues } from '../domain/run-spec';
 import { RunInvalidError } from '../errors';
@@ -20,17 +19,6 @@ import { getOwnedRun } from './query-runs';
 export interface RunsBucketDeps {
   s3: S3Client;
   runsBucket: string;
-}
-
-let builtBucket: RunsBucketDeps | undefined;
-
-/**
- * The runs bucket from RUNS_BUCKET, built once per container. (To be folded into `ApiDeps` in
- * shared/composition/api.ts, which builds the other API clients the same way.)
- */
-export function awsRunsBucketDeps(): RunsBucketDeps {
-  builtBucket ??= { s3: new S3Client(AWS_CLIENT_RETRY_CONFIG), runsBucket: requireEnv('RUNS_BUCKET') };
-  return builtBucket;
 }
 
 export type ArtifactReadDeps = RunsBucketDeps & { store: RunStore };

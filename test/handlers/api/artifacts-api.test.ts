@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto';
-import { EC2Client } from '@aws-sdk/client-ec2';
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createHandler as createCreateRun } from '../../../functions/api/create-run';
@@ -11,7 +9,6 @@ import { createHandler as createGetLogs } from '../../../functions/api/get-logs'
 import { createHandler as createGetMetrics } from '../../../functions/api/get-metrics';
 import { createHandler as createListCheckpoints } from '../../../functions/api/list-checkpoints';
 import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
-import { Ec2Compute } from '../../../shared/adapters/ec2-compute';
 import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
 import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
 import type { RunsBucketDeps } from '../../../shared/usecases/run-artifacts';
@@ -71,7 +68,6 @@ describe('artifact API handlers (dynalite + s3rver)', () => {
     deps = {
       store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
       executions: new SfnExecutions(sfnClient, STATE_MACHINE),
-      compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: new SSMClient({ region: 'us-east-1' }) }),
       clock: () => new Date(),
       logger: apiLogger,
       s3,

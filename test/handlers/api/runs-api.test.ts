@@ -10,7 +10,8 @@ import { createHandler as createListRuns } from '../../../functions/api/list-run
 import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
 import { Ec2Compute } from '../../../shared/adapters/ec2-compute';
 import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
-import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
+import { apiLogger } from '../../../shared/composition/api';
+import type { CancelApiDeps } from '../../../shared/composition/api-cancel';
 import { ALICE, BOB, apiEvent, lambdaContext } from '../../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
@@ -34,7 +35,7 @@ function body(result: { body?: string }): Body {
 
 describe('runs API handlers', () => {
   let dynalite: RunningDynalite;
-  let deps: ApiDeps;
+  let deps: CancelApiDeps;
   const sfnClient = new SFNClient({ region: 'us-east-1' });
   const sfn = mockClient(sfnClient);
   const ssmClient = new SSMClient({ region: 'us-east-1' });
