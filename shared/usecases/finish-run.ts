@@ -14,6 +14,19 @@ export interface FinishResult {
   recorded: boolean;
 }
 
+/**
+ * Errors the user fixes before the run can start: the spec, the code bundle, the data, or the
+ * dataset volume it names (not pre-warmed, only copy in another AZ or in use, snapshot gone).
+ */
+const PRECHECK_ERRORS: ReadonlySet<string> = new Set([
+  'Run.Invalid',
+  'Run.PrecheckFailed',
+  'Volume.NotCatalogued',
+  'Volume.AzMismatch',
+  'Volume.InUse',
+  'Snapshot.Missing',
+]);
+
 const TERMINAL_BY_RECOVERY: ReadonlySet<string> = new Set(['FAILED_USER', 'FAILED_NO_CAPACITY', 'FAILED_CONTROLLER', 'CANCELLED', 'STOPPED_BUDGET']);
 
 /** The terminal status and reason that the execution state ended with. */
@@ -25,7 +38,7 @@ export function outcomeOf(state: ExecutionState): { status: TerminalStatus; reas
   } else if (state.error !== undefined) {
     const { Error: name } = state.error;
     const cause = describeCause(state.error.Cause) ?? name;
-    if (name === 'Run.Invalid' || name === 'Run.PrecheckFailed') outcome = { status: 'FAILED_PRECHECKS', reason: cause };
+    if (PRECHECK_ERRORS.has(name)) outcome = { status: 'FAILED_PRECHECKS', reason: cause };
     else if (name === 'Capacity.Unavailable') outcome = { status: 'FAILED_NO_CAPACITY', reason: cause };
     else if (name === 'Run.Cancelled') outcome = { status: 'CANCELLED', reason: cause };
     else outcome = { status: 'FAILED_CONTROLLER', reason: `${name}: ${cause}` };

@@ -1,7 +1,12 @@
 import { z } from 'zod';
+import { AgentDockerSchema } from '../agent/agent-config';
 import { buildAgentLaunchCommand } from '../agent/commands';
+import { ecrRegistryOf } from '../agent/docker';
 import { buildTrainingArgv } from '../domain/hyperparameters';
+import type { RunSpec } from '../domain/run-spec';
+import { PrecheckFailedError } from '../errors';
 import { runPrefix } from '../ports/artifacts';
+import type { Catalog } from '../ports/catalog';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
@@ -16,17 +21,74 @@ export const LaunchTrainingEventSchema = z.object({
 });
 export type LaunchTrainingEvent = z.infer<typeof LaunchTrainingEventSchema>;
 
+/** The catalog lookup a `docker: "auto"` or `docker.build` run needs (the image built for its bundle). */
+export interface ImageLookupDeps {
+  catalog?: Pick<Catalog, 'getImage'>;
+}
+
+/** `runctl submit` uploads bundles content-addressed: `…/<sha256>.tar.gz`, the key build-image catalogues under. */
+const CONTENT_ADDRESSED = /\/([0-9a-f]{64})\.tar\.gz$/;
+
+/** The image to train in: the spec's own, or the one build-image recorded for this code bundle. */
+async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<string | undefined> {
+  const docker = spec.docker;
+  if (docker === undefined) return undefined;
+  if (docker !== 'auto' && docker.image !== undefined) return docker.image;
+  const buildFirst = `build it first with \`runctl images build\` (POST /images {"bundle": "${spec.code.bundle}"}), then submit again`;
+  const bundleSha = CONTENT_ADDRESSED.exec(spec.code.bundle)?.[1];
+  if (bundleSha === undefined) {
+    throw new PrecheckFailedError(`docker needs an image built from the code bundle, but ${spec.code.bundle} is not named <sha256>.tar.gz; set docker.image, or ${buildFirst}`);
+  }
+  if (deps.catalog === undefined) throw new PrecheckFailedError(`No image catalog is configured for this step; set docker.image, or ${buildFirst}`);
+  const entry = await deps.catalog.getImage(bundleSha);
+  if (entry === undefined) throw new PrecheckFailedError(`No image has been built for code bundle ${bundleSha} yet: ${buildFirst}`);
+  const dockerfile = docker === 'auto' ? undefined : docker.build?.dockerfile;
+  if (dockerfile !== undefined && entry.dockerfile !== dockerfile) {
+    throw new PrecheckFailedError(
+      `The image of code bundle ${bundleSha} was built from ${entry.dockerfile}, not ${dockerfile}: rebuild with \`runctl images build --dockerfile ${dockerfile} --rebuild\``,
+    );
+  }
+  return entry.imageUri;
+}
+
+/**
+ * The agent's `docker` settings: the image, the ECR registry to log in to, and the run's data
+ * targets (read-write) and dataset volume (read-only) to mount. Undefined for a run on the host.
+ */
+export async function agentDockerConfig(spec: RunSpec, region: string, deps: ImageLookupDeps): Promise<z.infer<typeof AgentDockerSchema> | undefined> {
+  const image = await resolveImage(spec, deps);
+  if (image === undefined) return undefined;
+  const registry = ecrRegistryOf(image);
+  const mounts = [
+    ...spec.data.map((d) => ({ path: d.target, readOnly: false })),
+    ...(spec.volume === undefined ? [] : [{ path: spec.volume.mountPath, readOnly: true }]),
+  ];
+  const parsed = AgentDockerSchema.safeParse({
+    image,
+    registry,
+    region: registry === undefined ? undefined : (/\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/.exec(registry)?.[1] ?? region),
+    mounts,
+  });
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new PrecheckFailedError(`docker: ${issue?.path.join('.') ?? ''} ${issue?.message ?? 'is not usable'}`.trim());
+  }
+  return parsed.data;
+}
+
 /**
  * LaunchTraining: stores the task token on the run record (the agent reads it there, so it never
  * appears in the command text, a log or a tag), then starts the agent detached through SSM and
  * returns. The execution waits for the agent's callback at no cost per hour.
  */
-export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps): Promise<{ commandId: string }> {
+export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps & ImageLookupDeps): Promise<{ commandId: string }> {
   const { runId, attempt, instanceId } = event;
   const record = await requireRun(deps.store, runId);
   const spec = record.spec;
-  await deps.store.transition(runId, ['STARTING', 'PREFETCHING', 'TRAINING'], 'TRAINING', {
-    statusReason: `Training on ${instanceId} (attempt ${attempt}${event.resumeFrom ? `, resuming from ${event.resumeFrom}` : ''})`,
+  // Before the token is stored: a run whose image is missing fails its prechecks, not its training.
+  const docker = await agentDockerConfig(spec, deps.config.region, deps);
+  await deps.store.transition(runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING', 'TRAINING'], 'TRAINING', {
+    statusReason: `Training on ${instanceId} (attempt ${attempt}${docker ? ` in ${docker.image}` : ''}${event.resumeFrom ? `, resuming from ${event.resumeFrom}` : ''})`,
   });
   // Before the command: the agent waits for the token of its own attempt on the record.
   await deps.store.setTaskToken(runId, attempt, event.taskToken);
@@ -42,6 +104,7 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps)
     env: spec.env,
     checkpoint: spec.checkpoint,
     metricDefinitions: spec.metricDefinitions,
+    docker,
     heartbeatSeconds: deps.config.heartbeatSeconds,
     tokenSource: { table: deps.config.table, runId },
   });

@@ -1,5 +1,10 @@
 import { z } from 'zod';
-import { CapacityUnavailableError } from '../errors';
+import type { RunSpec } from '../domain/run-spec';
+import { preferredAzForVolume } from '../domain/volume-placement';
+import { CapacityUnavailableError, PrecheckFailedError } from '../errors';
+import type { Catalog } from '../ports/catalog';
+import type { LaunchRequest } from '../ports/compute';
+import type { Volumes } from '../ports/volumes';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { PlacementSchema, RunIdSchema } from './train-run-state';
@@ -24,12 +29,42 @@ export type ProvisionResult =
   | { launched: true; instance: LaunchedInstanceState; waitingSince: null }
   | { launched: false; retryInSeconds: number; waitingSince: string; nextTryAt: string };
 
+/** What ProvisionInstance reads to start a volume run next to its catalogued dataset volume. */
+export interface VolumeAzDeps {
+  catalog?: Pick<Catalog, 'getVolume'>;
+  volumes?: Pick<Volumes, 'describe'>;
+}
+
+/**
+ * The AZ to pin the launch to: that of the run's catalogued dataset volume when it is free (so
+ * AttachVolume claims it instead of restoring a copy from the snapshot). Only on the first try
+ * of an attempt: once the run waits for capacity, any AZ will do, and AttachVolume restores.
+ */
+async function volumeAz(spec: RunSpec, allowedAzs: readonly string[], event: ProvisionInstanceEvent, deps: VolumeAzDeps): Promise<string | undefined> {
+  if (spec.volume === undefined || event.waitingSince !== null) return undefined;
+  if (deps.catalog === undefined || deps.volumes === undefined) return undefined;
+  const entry = await deps.catalog.getVolume(spec.volume.dataset);
+  // Nothing catalogued: AttachVolume refuses the run with Volume.NotCatalogued.
+  if (entry === undefined) return undefined;
+  const volume = await deps.volumes.describe(entry.volumeId);
+  return preferredAzForVolume(
+    {
+      datasetUri: entry.datasetUri,
+      volume:
+        volume === undefined
+          ? undefined
+          : { volumeId: volume.volumeId, az: volume.availabilityZone, available: volume.state === 'available', claimedBy: entry.claimedBy },
+    },
+    allowedAzs,
+  );
+}
+
 /**
  * ProvisionInstance: launches attempt n's instance (the compute adapter walks the type and
  * subnet lists). When nothing has capacity the run says so (WAITING_FOR_CAPACITY, with the next
  * try) and the machine waits and comes back, until `recovery.maxWaitForCapacity` has passed.
  */
-export async function provisionInstance(event: ProvisionInstanceEvent, deps: StepDeps): Promise<ProvisionResult> {
+export async function provisionInstance(event: ProvisionInstanceEvent, deps: StepDeps & VolumeAzDeps): Promise<ProvisionResult> {
   const { runId, attempt } = event;
   const record = await requireRun(deps.store, runId);
   const known = record.attempts.find((a) => a.attempt === attempt);
@@ -43,13 +78,16 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     availabilityZones: spec.instance.availabilityZones,
     spot: spec.instance.spot,
   };
+  const pinnedAz = await volumeAz(spec, placement.availabilityZones, event, deps);
   await deps.store.transition(runId, ['VALIDATING', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
-    statusReason: `Launching attempt ${attempt} (${placement.instanceTypes.join(', ')}${placement.spot ? ', spot' : ''})`,
+    statusReason:
+      `Launching attempt ${attempt} (${placement.instanceTypes.join(', ')}${placement.spot ? ', spot' : ''}` +
+      `${pinnedAz === undefined ? '' : `, in ${pinnedAz} with the dataset volume`})`,
   });
 
   let launched;
   try {
-    launched = await deps.compute.launch({
+    const request: LaunchRequest = {
       runId,
       attempt,
       instanceTypes: placement.instanceTypes,
@@ -62,7 +100,14 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
       rootVolumeGiB: spec.instance.rootVolumeGiB,
       // runctl:owner lets the spot-warning handler write the status index in one call.
       tags: { ...spec.tags, 'runctl:owner': record.owner },
-    });
+    };
+    try {
+      launched = await deps.compute.launch({ ...request, availabilityZone: pinnedAz });
+    } catch (error) {
+      // No usable subnet in the volume's AZ: launch anywhere; AttachVolume restores a copy there.
+      if (pinnedAz === undefined || !(error instanceof PrecheckFailedError)) throw error;
+      launched = await deps.compute.launch(request);
+    }
   } catch (error) {
     if (!(error instanceof CapacityUnavailableError)) throw error;
     const now = deps.clock();
