@@ -1,10 +1,11 @@
-import { awsVolumeApiDeps, volumeApiHandler, type VolumeApiDeps } from '../../shared/composition/volumes';
+import { awsVolumeApiDeps, type VolumeApiDeps } from '../../shared/composition/volumes';
+import { apiHandler } from '../../shared/http/api-handler';
 import { callerIdentity, json } from '../../shared/http/responses';
 import { startBuild } from '../../shared/usecases/image-api';
 
 /** POST /images — 200 with the image when the bundle was built before, else 202 with the build execution. */
 export const createHandler = (deps: () => VolumeApiDeps) =>
-  volumeApiHandler(
+  apiHandler(
     deps,
     async (event, d) => {
       const result = await startBuild({ owner: callerIdentity(event), body: event.body }, d);

@@ -1,10 +1,11 @@
-import { awsScheduleApiDeps, scheduleRouteHandler } from '../../shared/composition/reconcile';
+import { awsScheduleApiDeps } from '../../shared/composition/reconcile';
+import { apiHandler } from '../../shared/http/api-handler';
 import { callerIdentity, json } from '../../shared/http/responses';
 import { listSchedules, type ScheduleApiDeps } from '../../shared/usecases/schedules';
 
 /** GET /schedules?limit&nextToken — the caller's schedules, newest first. */
 export const createHandler = (deps: () => ScheduleApiDeps) =>
-  scheduleRouteHandler(deps, async (event, d) =>
+  apiHandler(deps, async (event, d) =>
     json(200, await listSchedules({ owner: callerIdentity(event), query: event.queryStringParameters }, d)),
   );
 

@@ -1,8 +1,4 @@
 import { Logger } from '@aws-lambda-powertools/logger';
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
-import middy from '@middy/core';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
-import type { Context } from 'aws-lambda';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SchedulerClient } from '@aws-sdk/client-scheduler';
@@ -18,9 +14,6 @@ import { SfnExecutions } from '../adapters/sfn-executions';
 import { optionalEnv, requireEnv } from '../config';
 import type { ReconcileDeps } from '../usecases/reconcile';
 import type { ScheduleApiDeps, StartScheduledRunDeps } from '../usecases/schedules';
-import { apiLogger } from './api';
-import { httpErrors } from '../http/error-handler';
-import type { ApiEvent, ApiResult } from '../http/responses';
 
 /**
  * Composition roots of the reconciler and of user schedules (the schedule API routes reuse the
@@ -110,19 +103,3 @@ export function awsStartScheduledRunDeps(env: NodeJS.ProcessEnv = process.env): 
   return startDeps;
 }
 
-/**
- * Wraps a schedule route like shared/http/api-handler.ts wraps a run route (logger context, JSON
- * body, error mapping), with the schedule dependencies resolved on the first invocation.
- */
-export function scheduleRouteHandler(
-  deps: () => ScheduleApiDeps,
-  route: (event: ApiEvent, deps: ScheduleApiDeps) => Promise<ApiResult>,
-  options: { jsonBody?: boolean } = {},
-): middy.MiddyfiedHandler<ApiEvent, ApiResult, Error, Context> {
-  let resolved: ScheduleApiDeps | undefined;
-  const handler = middy<ApiEvent, ApiResult, Error, Context>().handler(async (event) => route(event, (resolved ??= deps())));
-  handler.use(injectLambdaContext(apiLogger));
-  if (options.jsonBody === true) handler.use(httpJsonBodyParser());
-  handler.use(httpErrors(apiLogger));
-  return handler;
-}

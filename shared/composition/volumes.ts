@@ -10,7 +10,6 @@ import { ECRClient } from '@aws-sdk/client-ecr';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import middy from '@middy/core';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
@@ -21,8 +20,6 @@ import { Ec2Volumes } from '../adapters/ec2-volumes';
 import { EcrImages } from '../adapters/ecr-images';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { optionalEnv, requireEnv } from '../config';
-import { httpErrors } from '../http/error-handler';
-import type { ApiEvent, ApiResult } from '../http/responses';
 import { logger } from '../logger';
 import type { Catalog } from '../ports/catalog';
 import type { Compute } from '../ports/compute';
@@ -30,7 +27,6 @@ import type { Executions } from '../ports/executions';
 import type { ImageRegistry } from '../ports/images';
 import type { RunStore } from '../ports/run-store';
 import type { Volumes } from '../ports/volumes';
-import { apiLogger } from './api';
 import { parseStepEvent } from '../usecases/step-event';
 
 /** Settings of the prewarm, build and run-volume steps. */
@@ -172,16 +168,3 @@ export function volumeStepHandler<S extends z.ZodType, R>(
     });
 }
 
-/** An API route of the volume and image functions: logger, JSON body (when asked), error mapping. */
-export function volumeApiHandler(
-  deps: () => VolumeApiDeps,
-  route: (event: ApiEvent, deps: VolumeApiDeps) => Promise<ApiResult>,
-  options: { jsonBody?: boolean } = {},
-): middy.MiddyfiedHandler<ApiEvent, ApiResult, Error, Context> {
-  let resolved: VolumeApiDeps | undefined;
-  const handler = middy<ApiEvent, ApiResult, Error, Context>().handler(async (event) => route(event, (resolved ??= deps())));
-  handler.use(injectLambdaContext(apiLogger));
-  if (options.jsonBody === true) handler.use(httpJsonBodyParser());
-  handler.use(httpErrors(apiLogger));
-  return handler;
-}
