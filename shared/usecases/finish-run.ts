@@ -3,7 +3,7 @@ import { isTerminal, type TerminalStatus } from '../domain/run-status';
 import { StatusConflictError } from '../errors';
 import type { StepDeps } from './step-deps';
 import { describeCause } from './step-event';
-import type { ExecutionState } from './train-run-state';
+import { CaughtErrorSchema, type ExecutionState } from './train-run-state';
 
 export interface FinishResult {
   status: TerminalStatus;
@@ -50,6 +50,12 @@ export function outcomeOf(state: ExecutionState): { status: TerminalStatus; reas
   if (state.releaseError !== undefined) {
     const cause = describeCause(state.releaseError.Cause) ?? state.releaseError.Error;
     outcome.reason += `; releasing resources failed (${cause}), the reconciler will terminate what is left`;
+  }
+  // ReleaseVolume's Catch: the field is not part of the shared state schema, so it is read here.
+  const volumeError = CaughtErrorSchema.safeParse(state.volumeReleaseError);
+  if (volumeError.success) {
+    const cause = describeCause(volumeError.data.Cause) ?? volumeError.data.Error;
+    outcome.reason += `; releasing the dataset volume failed (${cause}), the reconciler reports what is left`;
   }
   return outcome;
 }

@@ -25,9 +25,10 @@ export interface LaunchedInstanceState {
   spot: boolean;
 }
 
+/** `usesVolume`: the spec names a dataset volume, so the machine attaches it and releases it at the end. */
 export type ProvisionResult =
-  | { launched: true; instance: LaunchedInstanceState; waitingSince: null }
-  | { launched: false; retryInSeconds: number; waitingSince: string; nextTryAt: string };
+  | { launched: true; instance: LaunchedInstanceState; waitingSince: null; usesVolume: boolean }
+  | { launched: false; retryInSeconds: number; waitingSince: string; nextTryAt: string; usesVolume: boolean };
 
 /** What ProvisionInstance reads to start a volume run next to its catalogued dataset volume. */
 export interface VolumeAzDeps {
@@ -70,9 +71,10 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
   const known = record.attempts.find((a) => a.attempt === attempt);
   if (record.status === 'STARTING' && known?.instanceId !== undefined) {
     // A retried invocation whose first run got this far: report the same instance.
-    return { launched: true, instance: instanceState(known.instanceId, known), waitingSince: null };
+    return { launched: true, instance: instanceState(known.instanceId, known), waitingSince: null, usesVolume: record.spec.volume !== undefined };
   }
   const spec = record.spec;
+  const usesVolume = spec.volume !== undefined;
   const placement = event.placement ?? {
     instanceTypes: spec.instance.types,
     availabilityZones: spec.instance.availabilityZones,
@@ -125,7 +127,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     await deps.store.transition(runId, ['PROVISIONING', 'WAITING_FOR_CAPACITY'], 'WAITING_FOR_CAPACITY', {
       statusReason: `${error.message}; next try at ${nextTryAt}`,
     });
-    return { launched: false, retryInSeconds, waitingSince: since.toISOString(), nextTryAt };
+    return { launched: false, retryInSeconds, waitingSince: since.toISOString(), nextTryAt, usesVolume };
   }
 
   await deps.store.appendAttempt(runId, {
@@ -140,7 +142,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
   await deps.store.transition(runId, 'PROVISIONING', 'STARTING', {
     statusReason: `Instance ${launched.instanceId} (${launched.instanceType} in ${launched.availabilityZone}${launched.spot ? ', spot' : ''}) is starting`,
   });
-  return { launched: true, instance: instanceState(launched.instanceId, launched), waitingSince: null };
+  return { launched: true, instance: instanceState(launched.instanceId, launched), waitingSince: null, usesVolume };
 }
 
 function instanceState(

@@ -1,11 +1,20 @@
 import {
+  AttachVolumeCommand,
+  CreateVolumeCommand,
+  DeleteVolumeCommand,
   DescribeImagesCommand,
   DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand,
+  DetachVolumeCommand,
   EC2Client,
   RunInstancesCommand,
   TerminateInstancesCommand,
   type Instance,
+  type Tag,
 } from '@aws-sdk/client-ec2';
+import { ECRClient } from '@aws-sdk/client-ecr';
 import { CreateBucketCommand, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import {
   DescribeInstanceInformationCommand,
@@ -14,8 +23,13 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
 import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
+import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
+import { EcrImages } from '../../shared/adapters/ecr-images';
+import { DEFAULT_VOLUME_TUNING, type VolumeDeps } from '../../shared/composition/volumes';
+import type { Catalog } from '../../shared/ports/catalog';
 import { S3Artifacts } from '../../shared/adapters/s3-artifacts';
 import type { RunStore } from '../../shared/ports/run-store';
 import type { StepDeps } from '../../shared/usecases/step-deps';
@@ -35,6 +49,25 @@ export type AgentBehaviour =
   | { kind: 'interrupt' }
   /** Never calls back (the heartbeat timeout ends the wait). */
   | { kind: 'silent' };
+
+/** An EBS volume as EC2 reports it; `history` is every instance it was ever attached to. */
+export interface SimVolume {
+  id: string;
+  az: string;
+  state: string;
+  size: number;
+  snapshotId?: string;
+  tags: Record<string, string>;
+  attachment?: string;
+  history: string[];
+  deleted: boolean;
+}
+
+const SUBNET_AZ: Record<string, string> = { 'subnet-0aaa1111': 'us-east-1a', 'subnet-0bbb2222': 'us-east-1b' };
+
+function tagsOf(tags: Tag[] | undefined): Record<string, string> {
+  return Object.fromEntries((tags ?? []).map((t) => [t.Key ?? '', t.Value ?? '']));
+}
 
 interface SimInstance {
   id: string;
@@ -63,6 +96,11 @@ export class SimulatedAccount {
   readonly ssm = new SSMClient(localClientConfig('http://127.0.0.1:9'));
   readonly s3: S3Client;
   readonly store: RunStore;
+  readonly catalog: Catalog;
+  readonly volumes = new Map<string, SimVolume>();
+  readonly snapshots = new Set<string>();
+  /** Scripts of the mount commands, in order. */
+  readonly mountScripts: Array<{ instanceId: string; script: string }> = [];
   readonly instances = new Map<string, SimInstance>();
   readonly terminated: string[] = [];
   readonly launchScripts: Array<{ instanceId: string; script: string; comment?: string }> = [];
@@ -81,6 +119,7 @@ export class SimulatedAccount {
   constructor(private readonly options: WorldOptions) {
     this.s3 = new S3Client({ ...localClientConfig(options.motoEndpoint), forcePathStyle: true });
     this.store = new DynamoRunStore(dynamoDocumentClient(options.dynamoEndpoint), options.table);
+    this.catalog = new DynamoCatalog(dynamoDocumentClient(options.dynamoEndpoint), options.table);
     this.mockEc2();
     this.mockSsm();
   }
@@ -111,6 +150,37 @@ export class SimulatedAccount {
         prefetchMaxPolls: 5,
       },
     };
+  }
+
+  /** The run-volume handler's dependencies over the same simulated account. */
+  volumeDeps(): VolumeDeps {
+    const once = { attempts: 1, baseMs: 1, sleep: async () => undefined };
+    return {
+      volumes: new Ec2Volumes({ ec2: this.ec2, throttleRetry: once, waiterDelay: { min: 1, max: 1 } }),
+      compute: new Ec2Compute({ ec2: this.ec2, ssm: this.ssm, throttleRetry: once }),
+      catalog: this.catalog,
+      registry: new EcrImages(new ECRClient(localClientConfig('http://127.0.0.1:9'))),
+      store: this.store,
+      clock: () => new Date(),
+      config: { ...DEFAULT_VOLUME_TUNING, region: 'us-east-1', waiterSeconds: 5 },
+    };
+  }
+
+  /** Catalogues a pre-warmed dataset: its volume (free, in `az`) and a completed snapshot. */
+  async catalogue(datasetUri: string, az: string): Promise<SimVolume> {
+    this.seq += 1;
+    const volume: SimVolume = {
+      id: `vol-0${String(this.seq).padStart(16, '0')}`, az, state: 'available', size: 200,
+      tags: { 'runctl:volume': 'prewarm:p1' }, history: [], deleted: false,
+    };
+    const snapshotId = `snap-0${String(this.seq).padStart(16, '0')}`;
+    this.volumes.set(volume.id, volume);
+    this.snapshots.add(snapshotId);
+    await this.catalog.putVolume({
+      datasetUri, sizeGiB: 200, az, volumeId: volume.id, snapshotId, volumeType: 'gp3', bytes: 1234, files: 3,
+      createdAt: new Date().toISOString(), prewarmId: 'p1',
+    });
+    return volume;
   }
 
   /** Live (not terminated) instances. */
@@ -189,7 +259,7 @@ export class SimulatedAccount {
         id,
         type,
         subnetId: input.SubnetId,
-        az: input.SubnetId === 'subnet-0aaa1111' ? 'us-east-1a' : 'us-east-1b',
+        az: SUBNET_AZ[input.SubnetId] ?? 'us-east-1b',
         state: 'running',
         tags,
         spot: input.InstanceMarketOptions?.MarketType === 'spot',
@@ -203,8 +273,75 @@ export class SimulatedAccount {
         if (!instance) throw awsError('InvalidInstanceID.NotFound', `The instance ID '${id}' does not exist`);
         instance.state = 'terminated';
         this.terminated.push(id);
+        // EC2 detaches the volumes of a terminated instance.
+        for (const v of this.volumes.values()) if (v.attachment === id) { v.attachment = undefined; v.state = 'available'; }
       }
       return { TerminatingInstances: [] };
+    });
+    ec2.on(DescribeSubnetsCommand).callsFake((input) => ({
+      Subnets: (input.SubnetIds ?? Object.keys(SUBNET_AZ)).map((SubnetId: string) => ({ SubnetId, AvailabilityZone: SUBNET_AZ[SubnetId] })),
+    }));
+    const describeVolume = (v: SimVolume) => ({
+      VolumeId: v.id, AvailabilityZone: v.az, State: v.state, Size: v.size, VolumeType: 'gp3', SnapshotId: v.snapshotId ?? '',
+      Tags: Object.entries(v.tags).map(([Key, Value]) => ({ Key, Value })),
+      Attachments: v.attachment === undefined ? [] : [{ InstanceId: v.attachment, Device: '/dev/sdf', State: 'attached', VolumeId: v.id }],
+    });
+    const live = () => [...this.volumes.values()].filter((v) => !v.deleted);
+    ec2.on(CreateVolumeCommand).callsFake((input) => {
+      if (input.SnapshotId !== undefined && !this.snapshots.has(input.SnapshotId)) throw awsError('InvalidSnapshot.NotFound', 'no such snapshot');
+      this.seq += 1;
+      const volume: SimVolume = {
+        id: `vol-0${String(this.seq).padStart(16, '0')}`, az: input.AvailabilityZone, state: 'available', size: input.Size ?? 1,
+        snapshotId: input.SnapshotId, tags: tagsOf(input.TagSpecifications?.[0]?.Tags), history: [], deleted: false,
+      };
+      this.volumes.set(volume.id, volume);
+      return { ...describeVolume(volume), State: 'creating' };
+    });
+    ec2.on(DescribeVolumesCommand).callsFake((input) => {
+      if (input.VolumeIds !== undefined) {
+        const found = input.VolumeIds.map((id: string) => this.volumes.get(id));
+        if (found.some((v: SimVolume | undefined) => v === undefined || v.deleted)) throw awsError('InvalidVolume.NotFound', 'no such volume');
+        return { Volumes: found.map((v: SimVolume) => describeVolume(v)) };
+      }
+      let found = live();
+      for (const filter of input.Filters ?? []) {
+        const values: string[] = filter.Values ?? [];
+        if (filter.Name?.startsWith('tag:')) found = found.filter((v) => values.includes(v.tags[filter.Name.slice(4)] ?? ''));
+      }
+      return { Volumes: found.map(describeVolume) };
+    });
+    ec2.on(DescribeSnapshotsCommand).callsFake((input) => {
+      const ids: string[] = input.SnapshotIds ?? [...this.snapshots];
+      if (ids.some((id) => !this.snapshots.has(id))) throw awsError('InvalidSnapshot.NotFound', 'no such snapshot');
+      return { Snapshots: ids.map((SnapshotId) => ({ SnapshotId, State: 'completed', Progress: '100%', VolumeSize: 200, Tags: [] })) };
+    });
+    ec2.on(AttachVolumeCommand).callsFake((input) => {
+      const volume = this.volumes.get(input.VolumeId);
+      const instance = this.instances.get(input.InstanceId);
+      if (volume === undefined || volume.deleted) throw awsError('InvalidVolume.NotFound', 'no such volume');
+      if (instance === undefined) throw awsError('InvalidInstanceID.NotFound', 'no such instance');
+      if (volume.attachment !== undefined) throw awsError('VolumeInUse', `${volume.id} is already attached`);
+      if (volume.az !== instance.az) throw awsError('InvalidVolume.ZoneMismatch', 'zone mismatch');
+      volume.attachment = instance.id;
+      volume.history.push(instance.id);
+      volume.state = 'in-use';
+      return { State: 'attaching' };
+    });
+    ec2.on(DetachVolumeCommand).callsFake((input) => {
+      const volume = this.volumes.get(input.VolumeId);
+      if (volume === undefined || volume.deleted) throw awsError('InvalidVolume.NotFound', 'no such volume');
+      if (volume.attachment === undefined) throw awsError('IncorrectState', 'not attached');
+      volume.attachment = undefined;
+      volume.state = 'available';
+      return { State: 'detaching' };
+    });
+    ec2.on(DeleteVolumeCommand).callsFake((input) => {
+      const volume = this.volumes.get(input.VolumeId);
+      if (volume === undefined || volume.deleted) throw awsError('InvalidVolume.NotFound', 'no such volume');
+      if (volume.attachment !== undefined) throw awsError('VolumeInUse', 'attached');
+      volume.deleted = true;
+      volume.state = 'deleted';
+      return {};
     });
   }
 
@@ -224,7 +361,10 @@ export class SimulatedAccount {
       const commandId = `cmd-${this.seq}`;
       const script: string = input.Parameters.commands[0];
       const comment: string | undefined = input.Comment;
-      if (comment?.startsWith('runctl prefetch')) {
+      if (comment?.startsWith('runctl mount')) {
+        this.mountScripts.push({ instanceId, script });
+        this.commands.set(commandId, { status: 'Success', exitCode: 0, stdout: '{"device":"/dev/nvme1n1","mountPath":"/mnt/dataset","initialized":false}\n', stderr: '' });
+      } else if (comment?.startsWith('runctl prefetch')) {
         const p = this.prefetch;
         const stdout = p.status === 'Success' ? '{"source":"s3://datasets/mnist/","target":"/data","bytes":1048576,"seconds":3}\n' : '';
         this.commands.set(commandId, { status: p.status, exitCode: p.exitCode, stdout, stderr: p.stderr });

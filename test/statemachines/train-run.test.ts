@@ -11,6 +11,7 @@ import * as prefetchData from '../../functions/steps/prefetch-data';
 import * as provisionInstance from '../../functions/steps/provision-instance';
 import * as releaseResources from '../../functions/steps/release-resources';
 import * as validateRun from '../../functions/steps/validate-run';
+import * as runVolume from '../../functions/volumes/run-volume';
 import type { RunSpecInput } from '../../shared/domain/run-spec';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import type { RunStatus } from '../../shared/domain/run-status';
@@ -47,6 +48,7 @@ function lambdas(deps: StepDeps): Record<string, LocalLambda> {
     ReleaseResourcesLambdaFunction: releaseResources.createHandler(deps),
     DecideRecoveryLambdaFunction: decideRecovery.createHandler(deps),
     FinishRunLambdaFunction: finishRun.createHandler(deps),
+    RunVolumeLambdaFunction: runVolume.createHandler(world.volumeDeps()),
   };
 }
 
@@ -85,7 +87,8 @@ async function runScenario(scenario: Scenario = {}) {
     statuses.push(args[2]);
     return updated;
   };
-  const runDeps: StepDeps = { ...deps, store: recordingStore };
+  // ProvisionInstance reads the catalog and EC2 volumes to start next to a free dataset volume.
+  const runDeps = { ...deps, store: recordingStore, catalog: world.catalog, volumes: world.volumeDeps().volumes };
   const rawSpec = scenario.spec ?? spec();
   let input: unknown = rawSpec;
   if (scenario.viaApi !== false) {
@@ -368,5 +371,114 @@ describe('train-run state machine', () => {
     expect(record?.status).toBe('STOPPED_BUDGET');
     expect(record?.statusReason).toMatch(/^Budget exceeded: cost \$21.40/);
     expect(terminated).toEqual(launched.map((i) => i.id));
+  });
+
+  describe('with a dataset volume', () => {
+    let datasets = 0;
+    /** A dataset URI of its own per test: the catalog lives in the shared table. */
+    const dataset = () => `s3://datasets-bucket/imagenet-${++datasets}-${Date.now().toString(36)}/`;
+    const volumeSpec = (uri: string) => spec({ volume: { dataset: uri, mountPath: '/mnt/dataset' }, data: ['s3://datasets/mnist/:/data'] });
+    const restoredFor = (runId: string) => [...world.volumes.values()].filter((v) => v.tags['runctl:run'] === runId);
+
+    it('launches in the free volume\'s AZ, attaches and mounts it before prefetch and training, and releases it at the end', async () => {
+      const uri = dataset();
+      const volume = await world.catalogue(uri, 'us-east-1b');
+
+      const { outcome, launched, terminated, execution, statuses, runId } = await runScenario({ spec: volumeSpec(uri) });
+
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(launched.map((i) => i.az)).toEqual(['us-east-1b']);
+      const states = execution.statesEntered();
+      const at = (name: string) => states.indexOf(name);
+      expect(at('AttachVolume')).toBeGreaterThan(at('IsInstanceReady'));
+      expect(at('PrefetchData')).toBeGreaterThan(at('AttachVolume'));
+      expect(at('LaunchTraining')).toBeGreaterThan(at('PrefetchData'));
+      expect(at('ReleaseVolume')).toBeGreaterThan(at('ReleaseResources'));
+      expect(at('FinishRun')).toBeGreaterThan(at('ReleaseVolume'));
+      expect(statuses).toContain('PREFETCHING');
+      expect(volume.history).toEqual([launched[0]?.id]);
+      expect(volume.attachment).toBeUndefined();
+      expect(volume.deleted).toBe(false);
+      expect(world.mountScripts.filter((m) => m.instanceId === launched[0]?.id)).toHaveLength(1);
+      expect((await world.catalog.getVolume(uri))?.claimedBy).toBeUndefined();
+      expect(restoredFor(runId)).toEqual([]);
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    });
+
+    it('restores a copy when the catalogued volume is taken, and deletes the copy when the script fails', async () => {
+      const uri = dataset();
+      const volume = await world.catalogue(uri, 'us-east-1a');
+      expect(await world.catalog.claimVolume(uri, volume.id, 'another-run')).toBe(true);
+
+      const { outcome, record, launched, runId, terminated } = await runScenario({ spec: volumeSpec(uri), agent: [{ kind: 'fail', exitCode: 3 }] });
+
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_USER' });
+      expect(record?.status).toBe('FAILED_USER');
+      const copies = restoredFor(runId);
+      expect(copies).toHaveLength(1);
+      expect(copies[0]).toMatchObject({ az: launched[0]?.az, history: [launched[0]?.id], deleted: true });
+      expect(volume.history).toEqual([]);
+      expect((await world.catalog.getVolume(uri))?.claimedBy).toBe('another-run');
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    });
+
+    it('releases the interrupted attempt\'s volume before the next attempt attaches it again', async () => {
+      const uri = dataset();
+      const volume = await world.catalogue(uri, 'us-east-1b');
+
+      const { outcome, launched, execution, terminated } = await runScenario({ spec: volumeSpec(uri), agent: [{ kind: 'interrupt' }, { kind: 'succeed' }] });
+
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(launched).toHaveLength(2);
+      // Released in between, so the second attempt could start next to it and claim it again.
+      expect(launched.map((i) => i.az)).toEqual(['us-east-1b', 'us-east-1b']);
+      expect(volume.history).toEqual(launched.map((i) => i.id));
+      const states = execution.statesEntered();
+      const attaches = states.flatMap((name, i) => (name === 'AttachVolume' ? [i] : []));
+      const releases = states.flatMap((name, i) => (name === 'ReleaseVolume' ? [i] : []));
+      expect(attaches).toHaveLength(2);
+      expect(releases).toHaveLength(2);
+      expect(releases[0]).toBeGreaterThan(attaches[0] ?? Infinity);
+      expect(releases[0]).toBeLessThan(attaches[1] ?? -1);
+      expect(volume.attachment).toBeUndefined();
+      expect((await world.catalog.getVolume(uri))?.claimedBy).toBeUndefined();
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    });
+
+    it('ends FAILED_PRECHECKS when the dataset was never pre-warmed, and releases the instance', async () => {
+      const { outcome, record, launched, terminated, execution } = await runScenario({ spec: volumeSpec(dataset()) });
+
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
+      expect(record?.status).toBe('FAILED_PRECHECKS');
+      expect(record?.statusReason).toContain('POST /volumes');
+      expect(execution.statesEntered()).toContain('ReleaseVolume');
+      expect(execution.statesEntered()).not.toContain('LaunchTraining');
+      expect(launched).toHaveLength(1);
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    });
+
+    it.each(['AttachVolume', 'CheckVolume'])('a failure in %s still releases the instance and the volume', async (stateName) => {
+      const uri = dataset();
+      const volume = await world.catalogue(uri, 'us-east-1a');
+      const failing: LocalLambda = async () => {
+        throw Object.assign(new Error(`injected failure in ${stateName}`), { name: 'Injected.Failure' });
+      };
+      const overrides: Record<string, LocalLambda> = { [stateName]: failing };
+      if (stateName === 'CheckVolume') {
+        // The attach happened; the check fails.
+        const real = runVolume.createHandler(world.volumeDeps());
+        overrides.AttachVolume = real;
+      }
+
+      const { outcome, record, launched, terminated, runId } = await runScenario({ spec: volumeSpec(uri), stateOverrides: overrides });
+
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_CONTROLLER' });
+      expect(record?.statusReason).toContain('Injected.Failure');
+      expect(terminated).toEqual(launched.map((i) => i.id));
+      expect(volume.attachment).toBeUndefined();
+      expect((await world.catalog.getVolume(uri))?.claimedBy).toBeUndefined();
+      expect(restoredFor(runId).filter((v) => !v.deleted)).toEqual([]);
+      if (stateName === 'CheckVolume') expect(volume.history).toEqual(launched.map((i) => i.id));
+    });
   });
 });
