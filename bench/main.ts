@@ -1,5 +1,16 @@
-import { resolve } from 'node:path';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { registerRawImports } from '../local/runtime-raw-imports';
 import { measureBundles } from './bundles';
+
+/**
+ * `npm run bench`: every figure of DESIGN.md §9 (see docs/performance.md). The local backend and
+ * the handlers reach the agent script through a `?raw` import, so the hook goes in first and the
+ * sections that need it are imported after.
+ */
+registerRawImports();
+process.env.POWERTOOLS_LOG_LEVEL ??= 'SILENT';
 
 const root = resolve(import.meta.dirname, '..');
 
@@ -7,7 +18,7 @@ function kib(bytes: number): string {
   return `${(bytes / 1024).toFixed(1)} KiB`;
 }
 
-async function main(): Promise<void> {
+async function bundles(): Promise<void> {
   const { empty, handlers } = await measureBundles(root, resolve(root, '.runctl/bench'));
   console.log('\nHandler bundles (esbuild, minified ESM, node22) and module load time (median of 5 fresh processes)');
   console.log(`${'handler'.padEnd(32)} ${'size'.padStart(11)} ${'× empty'.padStart(9)} ${'load ms'.padStart(9)} ${'× empty'.padStart(9)}`);
@@ -18,4 +29,66 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+async function transitions(): Promise<void> {
+  const { measureTransitions } = await import('./transitions');
+  const figures = await measureTransitions();
+  console.log('\nStep Functions state transitions per run (train-run ASL on the local backend, real handlers and agent)');
+  console.log(`${'run'.padEnd(34)} ${'epochs'.padStart(6)} ${'status'.padStart(10)} ${'attempts'.padStart(8)} ${'transitions'.padStart(11)} ${'of which polls'.padStart(14)} ${'wall s'.padStart(7)}`);
+  for (const f of figures) {
+    console.log(
+      `${f.run.padEnd(34)} ${String(f.epochs).padStart(6)} ${f.status.padStart(10)} ${String(f.attempts).padStart(8)} ${String(f.transitions).padStart(11)} ${String(f.pollTransitions).padStart(14)} ${f.wallSeconds.toFixed(1).padStart(7)}`,
+    );
+  }
+  const [one, fifty, interrupted] = figures;
+  if (one === undefined || fifty === undefined || interrupted === undefined) return;
+  const fixed = (f: typeof one) => f.transitions - f.pollTransitions;
+  const equal = fixed(one) === fixed(fifty);
+  console.log(
+    `1 epoch vs 50 epochs: ${one.transitions} vs ${fifty.transitions} transitions (${fixed(one)} vs ${fixed(fifty)} without extra polls): ${equal ? 'EQUAL — training time costs no transitions' : 'NOT EQUAL'}`,
+  );
+  console.log(`transitions per interruption: ${fixed(interrupted)} - ${fixed(fifty)} = ${fixed(interrupted) - fixed(fifty)} (without extra polls)`);
+  if (!equal) process.exitCode = 1;
+}
+
+async function spotPath(): Promise<void> {
+  const { measureSpotPath } = await import('./spot-path');
+  const dir = await mkdtemp(join(tmpdir(), 'runctl-bench-spot-'));
+  try {
+    const cases = await measureSpotPath(dir);
+    console.log('\nAWS calls on the spot-warning path (real handler; dynalite, counted EC2 and SSM clients)');
+    console.log(`${'case'.padEnd(40)} ${'action'.padEnd(22)} ${'ec2'.padStart(4)} ${'dynamodb'.padStart(9)} ${'ssm'.padStart(4)} ${'total'.padStart(6)}`);
+    for (const c of cases) {
+      console.log(
+        `${c.case.padEnd(40)} ${c.action.padEnd(22)} ${String(c.calls.ec2).padStart(4)} ${String(c.calls.dynamodb).padStart(9)} ${String(c.calls.ssm).padStart(4)} ${String(c.total).padStart(6)}`,
+      );
+    }
+    const main = cases[0];
+    if (main !== undefined) console.log(`warning → "checkpoint now": ${main.total} AWS calls (must be ≤ 3): ${main.total <= 3 ? 'holds' : 'DOES NOT HOLD'}`);
+    if (main !== undefined && main.total > 3) process.exitCode = 1;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+async function reconcilePass(): Promise<void> {
+  const { measureReconcile } = await import('./reconcile');
+  const dir = await mkdtemp(join(tmpdir(), 'runctl-bench-reconcile-'));
+  try {
+    const passes = await measureReconcile(dir, 200);
+    console.log('\nReconciler: AWS calls of one pass over 200 TRAINING runs (dynalite, mocked EC2/SSM/Step Functions)');
+    passes.forEach((p, i) => {
+      const commands = Object.entries(p.byCommand).map(([k, v]) => `${k}×${v}`).join(', ');
+      console.log(
+        `pass ${i + 1}: ${p.awsRequests} requests (dynamodb ${p.byService.dynamodb}, ec2 ${p.byService.ec2}, ssm ${p.byService.ssm}, sfn ${p.byService.sfn}); costs written ${p.costsUpdated}, errors ${p.errors}, ${p.ms.toFixed(0)} ms`,
+      );
+      console.log(`        ${commands}`);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await bundles();
+await spotPath();
+await reconcilePass();
+await transitions();

@@ -1,4 +1,11 @@
-import { DescribeInstancesCommand, DescribeSnapshotsCommand, DescribeSpotPriceHistoryCommand, DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  DescribeInstancesCommand,
+  DescribeSnapshotsCommand,
+  DescribeSpotPriceHistoryCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+  type Instance,
+} from '@aws-sdk/client-ec2';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
@@ -45,7 +52,7 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
     const store = new DynamoRunStore(runsDocumentClient(dynamo), services.table);
     const now = new Date();
     const startedAt = new Date(now.getTime() - 3 * 3600_000);
-    const instances = [];
+    const instances: Instance[] = [];
     for (let i = 0; i < runs; i += 1) {
       const runId = `r-bench${String(i).padStart(9, '0')}`;
       const instanceId = `i-0bench${String(i).padStart(10, '0')}`;
@@ -69,10 +76,10 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
       await store.create(record);
       instances.push({
         InstanceId: instanceId,
-        InstanceType: instanceType,
-        InstanceLifecycle: 'spot' as const,
+        InstanceType: isBenchType(instanceType) ? instanceType : undefined,
+        InstanceLifecycle: 'spot',
         LaunchTime: startedAt,
-        State: { Name: 'running' as const, Code: 16 },
+        State: { Name: 'running', Code: 16 },
         Placement: { AvailabilityZone: availabilityZone },
         Tags: [
           { Key: 'runctl:run', Value: runId },
@@ -150,4 +157,8 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
   } finally {
     await services.close();
   }
+}
+
+function isBenchType(type: string): type is 'g5.xlarge' | 'g6.xlarge' {
+  return type === 'g5.xlarge' || type === 'g6.xlarge';
 }
