@@ -45,7 +45,7 @@ async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<strin
   const dockerfile = docker === 'auto' ? undefined : docker.build?.dockerfile;
   if (dockerfile !== undefined && entry.dockerfile !== dockerfile) {
     throw new PrecheckFailedError(
-      `The image of code bundle ${bundleSha} was built from ${entry.dockerfile}, not ${dockerfile}: rebuild with \`runctl images build --dockerfile ${dockerfile} --rebuild\``,
+      `The image of code bundle ${bundleSha} was built from ${entry.dockerfile}, not ${dockerfile}: rebuild it with POST /images {"bundle": "${spec.code.bundle}", "dockerfile": "${dockerfile}", "rebuild": true}`,
     );
   }
   return entry.imageUri;

@@ -481,4 +481,52 @@ describe('train-run state machine', () => {
       if (stateName === 'CheckVolume') expect(volume.history).toEqual(launched.map((i) => i.id));
     });
   });
+
+  describe('with a docker image', () => {
+    const sha = 'ab'.repeat(32);
+    const bundle = `s3://${BUCKET}/bundles/${sha}.tar.gz`;
+    const IMAGE = `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${'5e'.repeat(32)}`;
+
+    /** The agent config shipped in the launch command of the run's first attempt. */
+    function agentConfig(runId: string): unknown {
+      const launch = world.launchScripts.find((l) => l.comment === `runctl train ${runId} attempt 1`);
+      const encoded = /printf '%s' '([A-Za-z0-9+/=]+)' \| base64 -d > "\$dir\/config.json"/.exec(launch?.script ?? '')?.[1];
+      return JSON.parse(Buffer.from(encoded ?? '', 'base64').toString('utf8'));
+    }
+
+    it('fails the prechecks of a docker: auto run whose bundle has no image yet, saying to build it', async () => {
+      await world.put(`bundles/${sha}.tar.gz`, 'tarball');
+
+      const { outcome, record, launched, terminated } = await runScenario({
+        spec: spec({ code: { bundle, entrypoint: 'train.py' }, docker: 'auto' }),
+      });
+
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
+      expect(record?.statusReason).toContain('runctl images build');
+      expect(record?.taskToken).toBeUndefined();
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    });
+
+    it('trains a docker: auto run in the image built for its bundle, with the data and volume mounts', async () => {
+      await world.put(`bundles/${sha}.tar.gz`, 'tarball');
+      await world.catalog.putImage({ bundleSha: sha, repository: 'runctl/training', imageUri: IMAGE, digest: `sha256:${'5e'.repeat(32)}`, dockerfile: 'Dockerfile', createdAt: new Date().toISOString() });
+      const uri = `s3://datasets-bucket/docker-${Date.now().toString(36)}/`;
+      await world.catalogue(uri, 'us-east-1a');
+
+      const { outcome, runId } = await runScenario({
+        spec: spec({ code: { bundle, entrypoint: 'train.py' }, docker: 'auto', data: ['s3://datasets/mnist/:/data'], volume: { dataset: uri, mountPath: '/mnt/dataset' } }),
+      });
+
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(agentConfig(runId)).toMatchObject({
+        docker: {
+          image: IMAGE,
+          registry: '123456789012.dkr.ecr.us-east-1.amazonaws.com',
+          region: 'us-east-1',
+          gpus: 'all',
+          mounts: [{ path: '/data', readOnly: false }, { path: '/mnt/dataset', readOnly: true }],
+        },
+      });
+    });
+  });
 });
