@@ -30,6 +30,7 @@ import { loadAsl, localLambdaArn, type AslDefinition } from './asl';
 import { LocalCompute } from './compute';
 import { EC2_DETAIL_TYPE, EventRouter } from './event-router';
 import type { LocalApiDeps } from './http-api';
+import { VolumeNotCataloguedError } from '../shared/ports/volumes';
 import { LocalImds } from './imds';
 import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
 import { startStableEndpoints } from './runtime-endpoints';
@@ -211,6 +212,13 @@ async function assemble(
     ReleaseResourcesLambdaFunction: releaseResources.createHandler(stepDeps),
     DecideRecoveryLambdaFunction: decideRecovery.createHandler(stepDeps),
     FinishRunLambdaFunction: finishRun.createHandler(stepDeps),
+    // Dataset volumes are EBS: the local backend has none. The machine only reaches this state
+    // for a spec with `volume`, which is refused with a precheck failure that says what to use.
+    RunVolumeLambdaFunction: async () => {
+      throw new VolumeNotCataloguedError(
+        'Dataset volumes (spec.volume) need EBS, which the local backend does not have: copy the dataset with spec.data instead',
+      );
+    },
   };
   const definition = loadAsl('train-run', localLambdaArn);
   const machine = (startAt: 'fresh' | 'resume') =>

@@ -1,3 +1,4 @@
+import { exampleSpec } from '../../examples/linear/prepare';
 import { afterEach, describe, expect, it } from 'vitest';
 import { metricsOf, objectText, processesOf, runKeys, startWorld, submitExample, type E2eWorld } from './support';
 
@@ -42,6 +43,18 @@ describe('local backend: the example run', () => {
     expect(record.attempts).toMatchObject([{ attempt: 1, endReason: 'TRAINING_FAILED' }]);
     const log = await objectText(world, `runs/${submitted.runId}/logs/attempt-1.log`);
     expect(log).toContain('ValueError: fail-at-epoch 2');
+    expect(await processesOf(record)).toEqual([]);
+  }, 90_000);
+
+  it('refuses a dataset volume, which needs EBS, as a precheck failure that says what to use instead', async () => {
+    world = await startWorld();
+    const spec = { ...exampleSpec(world.example, { epochs: 1 }), volume: { dataset: 's3://datasets/imagenet/' } };
+
+    const submitted = await world.backend.submit({ spec });
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('FAILED_PRECHECKS');
+    expect(record.statusReason).toMatch(/need EBS.*spec\.data instead/);
     expect(await processesOf(record)).toEqual([]);
   }, 90_000);
 });
