@@ -445,10 +445,22 @@ snapshot_checkpoint() {
   note "checkpoint $id uploaded"
 }
 
+# Log and metrics to S3. The log is tagged runctl:kind=log after each upload: the bucket's
+# lifecycle rule expires logs by that tag (a prefix filter cannot match runs/*/logs/), and each
+# upload writes a new untagged object. A failed tagging only keeps the log longer.
+upload_logs() {
+  aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >&2 || return 1
+  if [ -f "$TRAIN_LOG" ]; then
+    aws s3api put-object-tagging --bucket "$BUCKET" --key "$RUN_PREFIX/logs/attempt-$ATTEMPT.log" \
+      --tagging 'TagSet=[{Key=runctl:kind,Value=log}]' --region "$REGION" >/dev/null 2>&1 \
+      || note "tagging the log for expiry failed; it is kept until deleted"
+  fi
+}
+
 sync_all() {
   py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/metrics-offset" "$METRICS_FILE" \
     "$STATE_DIR/metrics-last.json" "$ATTEMPT"
-  aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >&2
+  upload_logs
   snapshot_checkpoint
 }
 
@@ -587,7 +599,7 @@ main() {
   SETUP_ERROR="setting up the attempt failed"
   if ! prepare; then
     note "$SETUP_ERROR"
-    aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >&2
+    upload_logs
     py message-cause "$SETUP_ERROR" "$STATE_DIR/cause.json"
     report_failure Run.PrecheckFailed "$STATE_DIR/cause.json"
     exit 1

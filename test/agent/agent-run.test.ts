@@ -1,3 +1,4 @@
+import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,6 +95,9 @@ describe('agent: a training script that exits 0', () => {
     const log = (await world.text(`${prefix}/logs/attempt-1.log`)) ?? '';
     expect(log).toContain('starting in mode periodic');
     expect(log).toContain('training exited with code 0');
+    // The bucket's lifecycle rule expires logs by this tag.
+    const tagging = await world.s3Client.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: `${prefix}/logs/attempt-1.log` }));
+    expect(tagging.TagSet).toEqual([{ Key: 'runctl:kind', Value: 'log' }]);
 
     const env = received(run.root);
     expect(env).toMatchObject({ runId: run.runId, attempt: '1', resumeFrom: '', custom: 'from-env' });
