@@ -7,8 +7,10 @@ import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
+import { DynamoCatalog } from '../adapters/dynamo-catalog';
 import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
+import { Ec2Volumes } from '../adapters/ec2-volumes';
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import { optionalEnv, requireEnv } from '../config';
 import { RunCancelledError, StatusConflictError } from '../errors';
@@ -32,10 +34,13 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
   const table = requireEnv('RUNS_TABLE', env);
   const bucket = requireEnv('RUNS_BUCKET', env);
   const securityGroup = optionalEnv('TRAINING_SECURITY_GROUP_ID', env) ?? optionalEnv('SECURITY_GROUP_ID', env);
+  // One client per service: the catalog lives in the runs table, the volumes are EC2's.
+  const documents = runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG));
+  const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
   return {
-    store: new DynamoRunStore(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), table),
+    store: new DynamoRunStore(documents, table),
     compute: new Ec2Compute({
-      ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG),
+      ec2,
       ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
       defaultSubnets: list(optionalEnv('TRAINING_SUBNET_IDS', env) ?? optionalEnv('DEFAULT_SUBNETS', env)),
       defaultInstanceProfile: profileName(
@@ -44,6 +49,8 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
       securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],
     }),
     artifacts: new S3Artifacts(new S3Client(AWS_CLIENT_RETRY_CONFIG), bucket),
+    catalog: new DynamoCatalog(documents, table),
+    volumes: new Ec2Volumes({ ec2 }),
     clock: () => new Date(),
     config: { bucket, table, region, ...DEFAULT_STEP_TUNING },
   };

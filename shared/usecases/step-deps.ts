@@ -1,6 +1,8 @@
 import type { Artifacts } from '../ports/artifacts';
+import type { Catalog } from '../ports/catalog';
 import type { Compute } from '../ports/compute';
 import type { RunStore } from '../ports/run-store';
+import type { Volumes } from '../ports/volumes';
 
 /** Settings of the train-run steps; the AWS composition root reads them from the environment. */
 export interface StepConfig {
@@ -24,6 +26,15 @@ export interface StepDeps {
   store: RunStore;
   compute: Compute;
   artifacts: Artifacts;
+  /**
+   * Pre-warmed volumes and built images: ProvisionInstance pins a volume run to its free
+   * volume's AZ, LaunchTraining finds the image of a `docker: "auto"`/`build` run. Optional so
+   * the local backend and tests that need neither can leave them out; the AWS composition
+   * always sets both (without them no run is pinned and every such docker run fails its prechecks).
+   */
+  catalog?: Catalog;
+  /** EBS volumes: ProvisionInstance reads where the catalogued volume is and whether it is free. */
+  volumes?: Volumes;
   clock: () => Date;
   config: StepConfig;
 }

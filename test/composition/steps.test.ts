@@ -1,0 +1,85 @@
+import { DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
+import { mockClient } from 'aws-sdk-client-mock';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
+import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
+import { awsStepDeps, buildAwsStepDeps } from '../../shared/composition/steps';
+import { parseRunSpec } from '../../shared/domain/run-spec';
+import { agentDockerConfig } from '../../shared/usecases/launch-training';
+
+/** What the deployed step functions get (serverless.yml); dummy values, no client is really called. */
+const ENV = {
+  AWS_REGION: 'us-east-1',
+  RUNS_TABLE: 'runctl-test-runs',
+  RUNS_BUCKET: 'runctl-test-bucket',
+  TRAINING_SUBNET_IDS: 'subnet-0aaa1111,subnet-0bbb2222',
+  TRAINING_SECURITY_GROUP_ID: 'sg-0abc',
+  TRAINING_INSTANCE_PROFILE_ARN: 'arn:aws:iam::123456789012:instance-profile/runctl/training',
+};
+
+const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
+
+describe('the AWS composition of the train-run steps', () => {
+  afterEach(() => {
+    vi.unstubAllEnvs();
+  });
+
+  it('builds the image and volume catalog and the EBS volumes adapter', () => {
+    const deps = buildAwsStepDeps(ENV);
+
+    expect(deps.catalog).toBeInstanceOf(DynamoCatalog);
+    expect(deps.volumes).toBeInstanceOf(Ec2Volumes);
+  });
+
+  it('awsStepDeps (what the handlers use) has both, built once per container', () => {
+    // Nothing else in this file calls awsStepDeps, so this first call builds from the environment.
+    for (const [name, value] of Object.entries(ENV)) vi.stubEnv(name, value);
+
+    const deps = awsStepDeps();
+
+    expect(deps.catalog).toBeInstanceOf(DynamoCatalog);
+    expect(deps.volumes).toBeInstanceOf(Ec2Volumes);
+    expect(awsStepDeps()).toBe(deps);
+  });
+
+  it('reads the catalog from the runs table and volumes from EC2', async () => {
+    const documents = mockClient(DynamoDBDocumentClient);
+    const ec2 = mockClient(EC2Client);
+    try {
+      documents.on(GetCommand).resolves({});
+      ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: 'vol-0abc', AvailabilityZone: 'us-east-1b', State: 'available', Size: 200 }] });
+      const deps = buildAwsStepDeps(ENV);
+
+      expect(await deps.catalog?.getVolume('s3://datasets-bucket/imagenet/')).toBeUndefined();
+      expect(await deps.volumes?.describe('vol-0abc')).toMatchObject({ volumeId: 'vol-0abc', availabilityZone: 'us-east-1b', state: 'available' });
+      expect(documents.commandCalls(GetCommand)[0]?.args[0].input.TableName).toBe(ENV.RUNS_TABLE);
+      expect(ec2.commandCalls(DescribeVolumesCommand)[0]?.args[0].input.VolumeIds).toEqual(['vol-0abc']);
+    } finally {
+      documents.restore();
+      ec2.restore();
+    }
+  });
+
+  it('lets LaunchTraining find the image built for a docker: "auto" run\'s bundle', async () => {
+    const documents = mockClient(DynamoDBDocumentClient);
+    try {
+      const imageUri = `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${'5e'.repeat(32)}`;
+      documents.on(GetCommand).resolves({
+        Item: { bundleSha: SHA, repository: 'runctl/training', imageUri, digest: `sha256:${'5e'.repeat(32)}`, dockerfile: 'Dockerfile', createdAt: '2026-11-25T12:00:00.000Z' },
+      });
+      const spec = parseRunSpec({
+        name: 'resnet50',
+        code: { bundle: `s3://runctl-runs/bundles/${SHA}.tar.gz`, entrypoint: 'train.py' },
+        instance: { types: ['g5.xlarge'] },
+        docker: 'auto',
+      });
+
+      const docker = await agentDockerConfig(spec, ENV.AWS_REGION, buildAwsStepDeps(ENV));
+
+      expect(docker?.image).toBe(imageUri);
+    } finally {
+      documents.restore();
+    }
+  });
+});
