@@ -42,7 +42,7 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
   if (event.action === 'start') {
     const record = await requireRun(deps.store, event.runId);
     if (record.spec.data.length === 0) return { skipped: true, done: true };
-    await deps.store.transition(event.runId, ['STARTING', 'PREFETCHING'], 'PREFETCHING', {
+    await deps.store.transition(event.runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING'], 'PREFETCHING', {
       statusReason: `Copying ${record.spec.data.length} data source(s) to ${event.instanceId}`,
     });
     const commandId = await deps.compute.sendCommand(event.instanceId, prefetchCommand(record.spec.data), {

@@ -4,11 +4,13 @@
  * attaches it and mounts it read-only; release at the end of the run frees the catalogued
  * volume and deletes the volumes made for the run, unless the spec keeps them.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { ATTACH_DEVICE, mountVolumeCommand, VOLUME_EXIT } from '../agent/volume-commands';
 import type { VolumeDeps } from '../composition/volumes';
 import type { RunRecord } from '../domain/run-record';
 import { decideVolumePlacement, type VolumeObservation } from '../domain/volume-placement';
+import { RunCancelledError, StatusConflictError } from '../errors';
 import { logger } from '../logger';
 import type { VolumeEntry } from '../ports/catalog';
 import {
@@ -27,6 +29,25 @@ import { finished, lastErrorLine, lastJsonLine } from './volume-helper';
 
 /** Tag of the run a volume was made for (the tag the release permissions are scoped to). */
 const RUN_TAG = 'runctl:run';
+
+/** EC2's limit on a CreateVolume ClientToken. */
+const MAX_CLIENT_TOKEN = 64;
+
+/**
+ * Client token of the copy restored for attempt `attempt` of a run in `az`: a retried step finds
+ * the same volume. The attempt is part of it because release deletes the copy between attempts,
+ * and EC2 answers a token repeated within its idempotency window with the first volume, deleted
+ * or not: the next attempt in the same AZ needs a new one.
+ */
+export function restoredVolumeToken(runId: string, attempt: number, az: string): string {
+  const token = `run-${runId}-${attempt}-${az}`;
+  return token.length <= MAX_CLIENT_TOKEN ? token : createHash('sha256').update(token).digest('hex');
+}
+
+/** The attempt that launched `instanceId` (the newest attempt when the record does not name it). */
+function attemptOf(run: RunRecord, instanceId: string): number {
+  return run.attempts.find((a) => a.instanceId === instanceId)?.attempt ?? run.attempts.at(-1)?.attempt ?? 1;
+}
 
 export interface PreparedRunVolume {
   volumeId: string;
@@ -62,7 +83,7 @@ const REFUSALS = {
  * one (claimed for the run, conditionally, so two runs cannot both take it) or a fresh restore
  * of its snapshot. Undefined when the spec asks for no volume. Safe to repeat.
  */
-export async function prepareRunVolume(run: RunRecord, az: string, deps: VolumeDeps): Promise<PreparedRunVolume | undefined> {
+export async function prepareRunVolume(run: RunRecord, attempt: number, az: string, deps: VolumeDeps): Promise<PreparedRunVolume | undefined> {
   const wanted = run.spec.volume;
   if (wanted === undefined) return undefined;
   const entry = await deps.catalog.getVolume(wanted.dataset);
@@ -86,8 +107,7 @@ export async function prepareRunVolume(run: RunRecord, az: string, deps: VolumeD
     sizeGiB: entry.sizeGiB,
     type: VOLUME_TYPES.find((t) => t === entry.volumeType) ?? 'gp3',
     snapshotId: placement.snapshotId,
-    // One volume per run and AZ: a retried step, or a later attempt in the same AZ, finds it again.
-    clientToken: `run-${run.runId}-${az}`,
+    clientToken: restoredVolumeToken(run.runId, attempt, az),
     tags: {
       Name: `runctl-${run.runId}-dataset`,
       [RUN_TAG]: run.runId,
@@ -164,6 +184,23 @@ const MountOutputSchema = z.object({ device: z.string(), mountPath: z.string(), 
 const MOUNT_TIMEOUT_SECONDS = 12 * 3600;
 
 /**
+ * STARTING → ATTACHING_VOLUME. Conditional on the status, and a run already ATTACHING_VOLUME (a
+ * retried step) stays there. A run cancelled meanwhile ends its attempt as a cancel does.
+ */
+async function markAttaching(run: RunRecord, deps: VolumeDeps): Promise<void> {
+  try {
+    await deps.store.transition(run.runId, ['STARTING', 'ATTACHING_VOLUME'], 'ATTACHING_VOLUME', {
+      statusReason: `Attaching the dataset volume of ${run.spec.volume?.dataset ?? 'the run'}`,
+    });
+  } catch (error) {
+    if (error instanceof StatusConflictError && error.actual === 'CANCELLING') {
+      throw new RunCancelledError('Run was cancelled during AttachVolume', { cause: error });
+    }
+    throw error;
+  }
+}
+
+/**
  * The train-run machine's AttachVolume task (attach, then check in a Wait loop) and the
  * release of the run's volumes (from ReleaseResources at the end of the run).
  */
@@ -175,7 +212,9 @@ export async function runVolume(event: z.infer<typeof RunVolumeEventSchema>, dep
   }
   if (event.action === 'attach') {
     const run = await requireRun(deps.store, event.runId);
-    const prepared = await prepareRunVolume(run, event.availabilityZone, deps);
+    if (run.spec.volume === undefined) return { skipped: true, done: true };
+    await markAttaching(run, deps);
+    const prepared = await prepareRunVolume(run, attemptOf(run, event.instanceId), event.availabilityZone, deps);
     if (prepared === undefined) return { skipped: true, done: true };
     await deps.volumes.attach(prepared.volumeId, event.instanceId, ATTACH_DEVICE);
     await deps.volumes.waitAttached(prepared.volumeId, deps.config.waiterSeconds);

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import * as runVolume from '../../functions/volumes/run-volume';
 import type { VolumeDeps } from '../../shared/composition/volumes';
 import { parseRunSpec, type RunSpecInput } from '../../shared/domain/run-spec';
+import { restoredVolumeToken } from '../../shared/usecases/volume-run';
 import { lambdaContext } from '../support/api-events';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { FakeAws } from './fake-aws';
@@ -133,5 +134,80 @@ describe('run dataset volumes', () => {
     const r = await run('us-east-1a', 'none');
     expect(await r.attach()).toEqual({ skipped: true, done: true });
     expect(await r.release()).toEqual({ skipped: true, done: true });
+  });
+});
+
+describe('a run\'s status and attempts while its volume is attached', () => {
+  const volumeOf = (result: unknown) => (typeof result === 'object' && result !== null && 'volumeId' in result ? String(result.volumeId) : '');
+
+  it('moves the run STARTING → ATTACHING_VOLUME, and a retried attach leaves it there', async () => {
+    await catalogue();
+    const r = await run('us-east-1a');
+
+    await r.attach();
+    expect((await deps.store.get(r.runId))?.status).toBe('ATTACHING_VOLUME');
+    await r.attach();
+
+    expect((await deps.store.get(r.runId))?.status).toBe('ATTACHING_VOLUME');
+  });
+
+  it('ends the attempt as a cancel when the run was cancelled before the attach, touching no volume', async () => {
+    await catalogue();
+    const r = await run('us-east-1a');
+    await deps.store.transition(r.runId, 'STARTING', 'CANCELLING');
+
+    await expect(r.attach()).rejects.toMatchObject({ name: 'Run.Cancelled' });
+    expect(fake.ec2.commandCalls(AttachVolumeCommand)).toHaveLength(0);
+    expect((await deps.catalog.getVolume(DATASET))?.claimedBy).toBeUndefined();
+  });
+
+  it('restores the next attempt\'s copy in the same AZ under a new client token, after the first copy was deleted', async () => {
+    await catalogue();
+    const r = await run('us-east-1b');
+    const firstCopy = volumeOf(await r.attach());
+    await r.release();
+    expect(fake.volumes.has(firstCopy)).toBe(false);
+    // The recovery path: the next attempt gets an instance in the same AZ.
+    const next = 'i-0000000000000beef';
+    fake.instances.set(next, { id: next, az: 'us-east-1b', state: 'running', type: 'g5.xlarge', tags: { 'runctl:run': r.runId } });
+    await deps.store.transition(r.runId, 'ATTACHING_VOLUME', 'RECOVERING');
+    await deps.store.transition(r.runId, 'RECOVERING', 'PROVISIONING');
+    await deps.store.appendAttempt(r.runId, { attempt: 2, instanceId: next, availabilityZone: 'us-east-1b', spot: true, startedAt: new Date().toISOString() });
+    await deps.store.transition(r.runId, 'PROVISIONING', 'STARTING');
+
+    const secondCopy = volumeOf(await runVolume.createHandler(deps)({ action: 'attach', runId: r.runId, instanceId: next, availabilityZone: 'us-east-1b' }, lambdaContext()));
+
+    const tokens = fake.ec2.commandCalls(CreateVolumeCommand).map((c) => c.args[0].input.ClientToken);
+    expect(tokens).toEqual([restoredVolumeToken(r.runId, 1, 'us-east-1b'), restoredVolumeToken(r.runId, 2, 'us-east-1b')]);
+    expect(secondCopy).not.toBe(firstCopy);
+    expect(fake.volumes.get(secondCopy)?.attachment?.instanceId).toBe(next);
+  });
+});
+
+describe('restoredVolumeToken', () => {
+  const long = `r-${'x'.repeat(78)}`;
+
+  it.each([
+    ['r-1a2b3c4d5e6f7a8b', 1, 'us-east-1a', 'run-r-1a2b3c4d5e6f7a8b-1-us-east-1a'],
+    ['r-1a2b3c4d5e6f7a8b', 2, 'us-east-1a', 'run-r-1a2b3c4d5e6f7a8b-2-us-east-1a'],
+    ['r-1a2b3c4d5e6f7a8b', 2, 'us-east-1b', 'run-r-1a2b3c4d5e6f7a8b-2-us-east-1b'],
+    ['r-1a2b3c4d5e6f7a8b', 12, 'ap-southeast-2c', 'run-r-1a2b3c4d5e6f7a8b-12-ap-southeast-2c'],
+  ])('run %s, attempt %i, %s → %s', (runId, attempt, az, token) => {
+    expect(restoredVolumeToken(runId, attempt, az)).toBe(token);
+  });
+
+  it.each([
+    ['attempts', restoredVolumeToken('r-1', 1, 'us-east-1a'), restoredVolumeToken('r-1', 2, 'us-east-1a')],
+    ['AZs', restoredVolumeToken('r-1', 1, 'us-east-1a'), restoredVolumeToken('r-1', 1, 'us-east-1b')],
+    ['runs whose id ends in a digit', restoredVolumeToken('r-1', 11, 'us-east-1a'), restoredVolumeToken('r-11', 1, 'us-east-1a')],
+    ['long run ids', restoredVolumeToken(long, 1, 'us-east-1a'), restoredVolumeToken(long, 2, 'us-east-1a')],
+  ])('differs between %s', (_, a, b) => {
+    expect(a).not.toBe(b);
+  });
+
+  it('stays within EC2\'s 64 characters and is stable for a long run id', () => {
+    const token = restoredVolumeToken(long, 3, 'us-east-1a');
+    expect(token.length).toBeLessThanOrEqual(64);
+    expect(restoredVolumeToken(long, 3, 'us-east-1a')).toBe(token);
   });
 });
