@@ -2,12 +2,15 @@ import type { AwsCredentialIdentity } from '@smithy/types';
 import type { z } from 'zod';
 import {
   CheckpointListSchema,
+  BuildAnswerSchema,
   ErrorBodySchema,
   LogChunkSchema,
   MetricsPageSchema,
   RunSchema,
   RunsPageSchema,
+  StartedPrewarmSchema,
   UploadTicketSchema,
+  VolumesPageSchema,
 } from './api-types';
 import type { CliConfig } from './config';
 import { CliError } from './errors';
@@ -70,6 +73,15 @@ export class ApiClient {
   }
   createUpload(body: { sha256: string; bytes: number }) {
     return this.call('POST', '/uploads', UploadTicketSchema, { body });
+  }
+  prewarmVolume(body: Record<string, unknown>) {
+    return this.callWithStatus('POST', '/volumes', StartedPrewarmSchema, { body });
+  }
+  listVolumes(query: Query) {
+    return this.call('GET', '/volumes', VolumesPageSchema, { query });
+  }
+  buildImage(body: Record<string, unknown>) {
+    return this.callWithStatus('POST', '/images', BuildAnswerSchema, { body });
   }
 
   async call<S extends z.ZodType>(method: string, path: string, schema: S, options: { query?: Query; body?: unknown } = {}): Promise<z.output<S>> {

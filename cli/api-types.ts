@@ -85,6 +85,49 @@ export const CheckpointListSchema = z.looseObject({
   latest: z.string().optional(),
 });
 
+export const VolumeSchema = z.looseObject({
+  datasetUri: z.string(),
+  az: z.string(),
+  sizeGiB: z.number(),
+  volumeId: z.string(),
+  snapshotId: z.string(),
+  volumeType: z.string().optional(),
+  bytes: z.number(),
+  files: z.number(),
+  createdAt: z.string(),
+  prewarmId: z.string().optional(),
+  claimedBy: z.string().optional(),
+});
+export type Volume = z.infer<typeof VolumeSchema>;
+export const VolumesPageSchema = z.looseObject({ volumes: z.array(VolumeSchema), nextToken: z.string().optional() });
+
+export const StartedPrewarmSchema = z.looseObject({
+  prewarmId: z.string(),
+  executionArn: z.string(),
+  alreadyStarted: z.boolean(),
+});
+
+export const ImageSchema = z.looseObject({
+  bundleSha: z.string(),
+  repository: z.string(),
+  imageUri: z.string(),
+  digest: z.string(),
+  dockerfile: z.string(),
+  createdAt: z.string(),
+});
+/** POST /images: the image already built for the bundle, or the build execution started. */
+export const BuildAnswerSchema = z.discriminatedUnion('status', [
+  z.looseObject({ status: z.literal('built'), image: ImageSchema }),
+  z.looseObject({
+    status: z.literal('building'),
+    buildId: z.string(),
+    executionArn: z.string(),
+    alreadyStarted: z.boolean(),
+    bundleSha: z.string(),
+  }),
+]);
+export type BuildAnswer = z.infer<typeof BuildAnswerSchema>;
+
 /** An error answer: `{message, issues?}` from the handlers, `{message}` from API Gateway. */
 export const ErrorBodySchema = z.object({
   message: z.string().optional(),

@@ -7,7 +7,9 @@ import { showLogs } from './commands/logs';
 import { showCheckpoints, showMetrics } from './commands/metrics';
 import { cancelRun, listRuns, showStatus } from './commands/runs';
 import { runDev, runLocal } from './commands/local';
+import { buildImage } from './commands/images';
 import { submit } from './commands/submit';
+import { listVolumes, prewarmVolume } from './commands/volumes';
 
 const HELP = `runctl — run ML training on EC2 spot instances, through interruptions, to a finished model
 
@@ -32,6 +34,17 @@ Usage: runctl <command> [options]
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
+  volumes prewarm --dataset s3://bucket/prefix/ --az us-east-1a --size GiB
+                             fill an EBS volume with a dataset and snapshot it, for runs to mount
+      --type gp3                 gp3 (default), gp2, io1, io2, st1, sc1
+      --iops N, --throughput N   gp3 and io1/io2 IOPS; gp3 MiB/s
+      --from-snapshot snap-…     restore this snapshot and sync the dataset onto it
+      --client-token TOKEN       idempotency token (default: derived from the request)
+  volumes ls                             the pre-warmed volumes (dataset, AZ, size, volume, snapshot)
+  images build [DIR]          pack DIR (default .) as submit does and build its Docker image in ECR
+      --dockerfile PATH          Dockerfile inside DIR (default Dockerfile, docker/ or .docker/Dockerfile)
+      --repository NAME          ECR repository under runctl/ (default training)
+      --rebuild                  build again even when this code has an image
   dev [--port 4567]                      serve the API on localhost over the embedded local backend
   local interrupt RUN                    simulate a spot interruption of RUN on runctl dev
 
@@ -39,7 +52,7 @@ Options for every command:
   --endpoint URL    the runctl API (or RUNCTL_ENDPOINT, or "endpoint" in ~/.runctl/config.json)
   --profile NAME    AWS profile for signing (or AWS_PROFILE)
   --region REGION   AWS region of the API (or AWS_REGION)
-  --json            machine-readable output (read commands and submit)
+  --json            machine-readable output (read commands, submit, volumes, images)
 
 Local endpoints (127.0.0.1, localhost) are called unsigned; deployed ones with SigV4.
 Docs: docs/cli.md`;
@@ -76,6 +89,22 @@ const COMMAND_OPTIONS = {
   metrics: { metric: { type: 'string' }, last: { type: 'string' } },
   checkpoints: {},
   cancel: { force: { type: 'boolean', default: false } },
+  'volumes prewarm': {
+    dataset: { type: 'string' },
+    az: { type: 'string' },
+    size: { type: 'string' },
+    type: { type: 'string' },
+    iops: { type: 'string' },
+    throughput: { type: 'string' },
+    'from-snapshot': { type: 'string' },
+    'client-token': { type: 'string' },
+  },
+  'volumes ls': {},
+  'images build': {
+    dockerfile: { type: 'string' },
+    repository: { type: 'string' },
+    rebuild: { type: 'boolean', default: false },
+  },
 } satisfies Record<string, ParseArgsConfig['options']>;
 
 type CommandName = keyof typeof COMMAND_OPTIONS;
@@ -97,15 +126,31 @@ function onlyRun(command: string, positionals: string[]): string {
   return runId;
 }
 
+/** Commands with subcommands, and the subcommands they have. */
+const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'] };
+
+/** `volumes prewarm …` → the command `volumes prewarm` and the rest of the line. */
+function commandOf(argv: string[]): { command: string; rest: string[] } {
+  const [first = '', second, ...rest] = argv;
+  const subcommands = GROUPS[first];
+  if (subcommands === undefined) return { command: first, rest: argv.slice(1) };
+  if (second === '--help' || second === '-h') return { command: `${first} ${subcommands[0] ?? ''}`, rest: ['--help'] };
+  if (second === undefined || !subcommands.includes(second)) {
+    const got = second === undefined ? '' : ` (got "${second}")`;
+    throw new UsageError(`runctl ${first} needs one of: ${subcommands.map((s) => `${first} ${s}`).join(', ')}${got}`);
+  }
+  return { command: `${first} ${second}`, rest };
+}
+
 /** Runs one command line; returns the exit code. */
 export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
-  const [command, ...rest] = argv;
-  if (command === undefined || command === 'help' || command === '--help' || command === '-h') {
+  if (argv[0] === undefined || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
     console.log(HELP);
-    return command === undefined ? 2 : 0;
+    return argv[0] === undefined ? 2 : 0;
   }
-  if (command === 'dev') return runDev(rest);
-  if (command === 'local') return runLocal(rest);
+  if (argv[0] === 'dev') return runDev(argv.slice(1));
+  if (argv[0] === 'local') return runLocal(argv.slice(1));
+  const { command, rest } = commandOf(argv);
   if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
 
   let parsed;
@@ -126,7 +171,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
   const flag = (name: string): boolean => pick(name) === true;
 
-  if (command !== 'submit' && command !== 'ls') onlyRun(command, positionals);
+  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build'].includes(command);
+  if (takesRun) onlyRun(command, positionals);
   const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
   const client = new ApiClient(config, config.local ? undefined : await defaultCredentials(config.profile));
   const pollMs = positiveInt('poll', env.RUNCTL_POLL_INTERVAL_MS) ?? 2000;
@@ -171,6 +217,30 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return showCheckpoints(context, onlyRun(command, positionals));
     case 'cancel':
       return cancelRun(context, onlyRun(command, positionals), { force: flag('force') });
+    case 'volumes prewarm': {
+      // The dataset may be given as --dataset or as the one positional argument (docs/volumes.md).
+      const [dataset, ...extra] = positionals;
+      if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+      if (dataset !== undefined && text('dataset') !== undefined) throw new UsageError('Give the dataset once: --dataset s3://… or as the argument');
+      return prewarmVolume(context, {
+        dataset: text('dataset') ?? dataset,
+        az: text('az'),
+        size: text('size'),
+        type: text('type'),
+        iops: text('iops'),
+        throughput: text('throughput'),
+        fromSnapshot: text('from-snapshot'),
+        clientToken: text('client-token'),
+      });
+    }
+    case 'volumes ls':
+      if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
+      return listVolumes(context);
+    case 'images build': {
+      const [dir, ...extra] = positionals;
+      if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+      return buildImage(context, { dir, dockerfile: text('dockerfile'), repository: text('repository'), rebuild: flag('rebuild') });
+    }
   }
 }
 
