@@ -8,14 +8,18 @@ import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { createHandler as cancelRun } from '../functions/api/cancel-run';
+import { createHandler as createImage } from '../functions/api/create-image';
 import { createHandler as createRun } from '../functions/api/create-run';
 import { createHandler as createUpload } from '../functions/api/create-upload';
+import { createHandler as createVolume } from '../functions/api/create-volume';
 import { createHandler as getLogs } from '../functions/api/get-logs';
 import { createHandler as getMetrics } from '../functions/api/get-metrics';
 import { createHandler as getRun } from '../functions/api/get-run';
 import { createHandler as listCheckpoints } from '../functions/api/list-checkpoints';
 import { createHandler as listRuns } from '../functions/api/list-runs';
+import { createHandler as listVolumes } from '../functions/api/list-volumes';
 import type { ApiDeps } from '../shared/composition/api';
+import type { VolumeApiDeps } from '../shared/composition/volumes';
 import type { Compute } from '../shared/ports/compute';
 import type { ApiEvent } from '../shared/http/responses';
 import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
@@ -40,6 +44,16 @@ export function apiRoutes(deps: LocalApiDeps): Record<string, RouteHandler> {
   };
 }
 
+/** The volume and image routes, served when their dependencies (catalog, prewarm and build executions) are given. */
+export function volumeRoutes(deps: VolumeApiDeps): Record<string, RouteHandler> {
+  const get = () => deps;
+  return {
+    'POST /volumes': createVolume(get),
+    'GET /volumes': listVolumes(get),
+    'POST /images': createImage(get),
+  };
+}
+
 /** The signed-in caller, as the IAM authorizer would describe it. */
 export interface LocalIdentity {
   userArn: string;
@@ -50,6 +64,8 @@ export interface HttpApiOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
   deps: LocalApiDeps;
+  /** Dependencies of POST/GET /volumes and POST /images; without them those routes answer 404. */
+  volumes?: VolumeApiDeps;
   /** Whose runs these are: an IAM ARN, e.g. `arn:aws:iam::000000000000:user/local`. */
   identity: string | LocalIdentity;
   /** More routes (`"POST /schedules"` → handler) beside the built-in ones. */
@@ -68,7 +84,11 @@ const MAX_BODY_BYTES = 10 * 1024 * 1024;
 
 /** Starts the API on 127.0.0.1. */
 export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttpApi> {
-  const routes = compileRoutes({ ...apiRoutes(options.deps), ...options.extraRoutes });
+  const routes = compileRoutes({
+    ...apiRoutes(options.deps),
+    ...(options.volumes === undefined ? {} : volumeRoutes(options.volumes)),
+    ...options.extraRoutes,
+  });
   const identity = typeof options.identity === 'string' ? { userArn: options.identity } : options.identity;
   const server = createServer((request, response) => {
     serve(request, response, routes, identity).catch((error: unknown) => {
