@@ -78,15 +78,32 @@ const REFUSALS = {
   'Volume.NotCatalogued': VolumeNotCataloguedError,
 } as const;
 
+/** Where the run's volume goes: the attempt's instance and its AZ. */
+export interface VolumeTarget {
+  attempt: number;
+  instanceId: string;
+  az: string;
+}
+
 /**
- * Gives the run a volume with its dataset in `az`, available and not attached: the catalogued
- * one (claimed for the run, conditionally, so two runs cannot both take it) or a fresh restore
- * of its snapshot. Undefined when the spec asks for no volume. Safe to repeat.
+ * Gives the run a volume with its dataset in the target's AZ, available (or already attached to
+ * the target instance, by an earlier try of the same step): the catalogued one (claimed for the
+ * run, conditionally, so two runs cannot both take it) or a fresh restore of its snapshot.
+ * Undefined when the spec asks for no volume. Safe to repeat.
  */
-export async function prepareRunVolume(run: RunRecord, attempt: number, az: string, deps: VolumeDeps): Promise<PreparedRunVolume | undefined> {
+export async function prepareRunVolume(run: RunRecord, target: VolumeTarget, deps: VolumeDeps): Promise<PreparedRunVolume | undefined> {
   const wanted = run.spec.volume;
   if (wanted === undefined) return undefined;
+  const { attempt, instanceId, az } = target;
   const entry = await deps.catalog.getVolume(wanted.dataset);
+  if (entry?.claimedBy === run.runId) {
+    // A retried step whose first try attached the catalogued volume: it is not `available`
+    // any more, and restoring a copy beside it would be wasted.
+    const held = await deps.volumes.describe(entry.volumeId);
+    if (held?.attachments.some((a) => a.instanceId === instanceId)) {
+      return { volumeId: entry.volumeId, created: false, initialize: false, mountPath: wanted.mountPath, datasetUri: wanted.dataset };
+    }
+  }
   const request = { runId: run.runId, instanceAz: az, allowedAzs: run.spec.instance.availabilityZones, initialize: wanted.initialize };
   let placement = decideVolumePlacement(await observe(entry, deps), request);
   if (placement.action === 'use-catalogued' && entry !== undefined) {
@@ -116,7 +133,8 @@ export async function prepareRunVolume(run: RunRecord, attempt: number, az: stri
       ...(wanted.keep ? { [KEEP_TAG]: 'true' } : {}),
     },
   });
-  await deps.volumes.waitAvailable(volume.volumeId, deps.config.waiterSeconds);
+  // The same token finds the copy an earlier try of this step may already have attached.
+  if (!volume.attachments.some((a) => a.instanceId === instanceId)) await deps.volumes.waitAvailable(volume.volumeId, deps.config.waiterSeconds);
   logger.info('restored a dataset volume for the run', { runId: run.runId, volumeId: volume.volumeId, reason: placement.reason });
   return { volumeId: volume.volumeId, created: true, initialize: placement.initialize, mountPath: wanted.mountPath, datasetUri: wanted.dataset };
 }
@@ -214,7 +232,8 @@ export async function runVolume(event: z.infer<typeof RunVolumeEventSchema>, dep
     const run = await requireRun(deps.store, event.runId);
     if (run.spec.volume === undefined) return { skipped: true, done: true };
     await markAttaching(run, deps);
-    const prepared = await prepareRunVolume(run, attemptOf(run, event.instanceId), event.availabilityZone, deps);
+    const target = { attempt: attemptOf(run, event.instanceId), instanceId: event.instanceId, az: event.availabilityZone };
+    const prepared = await prepareRunVolume(run, target, deps);
     if (prepared === undefined) return { skipped: true, done: true };
     await deps.volumes.attach(prepared.volumeId, event.instanceId, ATTACH_DEVICE);
     await deps.volumes.waitAttached(prepared.volumeId, deps.config.waiterSeconds);

@@ -151,6 +151,21 @@ describe('a run\'s status and attempts while its volume is attached', () => {
     expect((await deps.store.get(r.runId))?.status).toBe('ATTACHING_VOLUME');
   });
 
+  it.each([
+    ['the catalogued volume', 'us-east-1a'],
+    ['a restored copy', 'us-east-1b'],
+  ])('a retried attach finds %s it already attached, and restores nothing more', async (_, az) => {
+    await catalogue();
+    const r = await run(az);
+    const first = volumeOf(await r.attach());
+
+    const retried = volumeOf(await r.attach());
+
+    expect(retried).toBe(first);
+    expect(fake.volumes.get(first)?.attachment?.instanceId).toBe(r.instanceId);
+    expect(fake.ec2.commandCalls(CreateVolumeCommand)).toHaveLength(az === 'us-east-1a' ? 0 : 1);
+  });
+
   it('ends the attempt as a cancel when the run was cancelled before the attach, touching no volume', async () => {
     await catalogue();
     const r = await run('us-east-1a');
