@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VolumeEntry } from '../../shared/ports/catalog';
+import { startHttpApi } from '../../local/http-api';
 import { BUILD_MACHINE, PREWARM_MACHINE, startLocalStack, type LocalStack } from './local-stack';
 import { runCli } from './run-cli';
 
@@ -162,6 +163,18 @@ describe('runctl volumes and images against the local HTTP API (dynalite + s3rve
         ['s3://datasets-bucket/imagenet/', 'us-east-1a', '500 GiB gp3', 'vol-0123456789abcdef0', 'snap-0123456789abcdef0', '144.2 GiB', '1281167', '2026-11-25 12:00:00Z', '-'],
       ]);
       expect(JSON.parse(json.stdout).volumes.map((v: VolumeEntry) => v.volumeId)).toEqual(['vol-0fedcba9876543210', 'vol-0123456789abcdef0']);
+    });
+
+    it('against an API without the volume routes, says the endpoint does not serve them', async () => {
+      const runsOnly = await startHttpApi({ deps: stack.deps, identity: 'arn:aws:iam::000000000000:user/local' });
+      try {
+        const result = await runCli(['volumes', 'ls'], { ...env, RUNCTL_ENDPOINT: runsOnly.url });
+
+        expect(result.code).toBe(1);
+        expect(result.stderr).toContain(`${runsOnly.url} does not serve GET /volumes`);
+      } finally {
+        await runsOnly.close();
+      }
     });
 
     it('takes no arguments', async () => {
