@@ -3,14 +3,12 @@
  * (so its bundle carries no other SDK), built on its first invocation and reused after: importing
  * a handler has no side effect, and a missing variable fails that cold start loudly.
  */
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { taskHandler, type TaskHandler } from './task-handler';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoAttemptSignals } from '../adapters/dynamo-attempt-signals';
@@ -20,7 +18,6 @@ import { Ec2InstanceTags } from '../adapters/ec2-instance-tags';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { requireEnv } from '../config';
 import { parseEc2Event } from '../events/ec2-events';
-import { logger } from '../logger';
 import type { InstanceEventOutcome } from '../usecases/instance-event';
 import type { InstanceStateDeps } from '../usecases/on-instance-state';
 import type { RebalanceDeps } from '../usecases/on-rebalance';
@@ -62,12 +59,11 @@ export function once<T>(build: () => T): () => T {
 export const awsCheckpointDeps = /* @__PURE__ */ once(() => buildAwsCheckpointDeps());
 export const awsInstanceStateDeps = /* @__PURE__ */ once(() => buildAwsInstanceStateDeps());
 
-export type EventHandler = middy.MiddyfiedHandler<unknown, InstanceEventOutcome, Error, Context>;
+export type EventHandler = TaskHandler<InstanceEventOutcome>;
 
 /**
- * An EventBridge handler: Powertools logger context, the event parsed with `schema` (a malformed
- * event fails with Event.Invalid naming each field), then one use case. `deps` is the
- * dependencies or a function that builds them on first use.
+ * An EventBridge handler: the event parsed with `schema` (a malformed event fails with
+ * Event.Invalid naming each field), then one use case.
  */
 export function eventHandler<S extends z.ZodType, D>(
   what: string,
@@ -75,16 +71,6 @@ export function eventHandler<S extends z.ZodType, D>(
   deps: D | (() => D),
   useCase: (event: z.output<S>, deps: D) => Promise<InstanceEventOutcome>,
 ): EventHandler {
-  let resolved: D | undefined = typeof deps === 'function' ? undefined : deps;
-  return middy<unknown, InstanceEventOutcome, Error, Context>()
-    .use(injectLambdaContext(logger))
-    .handler(async (event) => {
-      const input = parseEc2Event(schema, event, what);
-      resolved ??= isBuilder(deps) ? deps() : deps;
-      return useCase(input, resolved);
-    });
+  return taskHandler((event) => parseEc2Event(schema, event, what), deps, useCase);
 }
 
-function isBuilder<D>(deps: D | (() => D)): deps is () => D {
-  return typeof deps === 'function';
-}

@@ -1,10 +1,7 @@
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
@@ -13,10 +10,9 @@ import { Ec2Compute } from '../adapters/ec2-compute';
 import { Ec2Volumes } from '../adapters/ec2-volumes';
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import { optionalEnv, requireEnv } from '../config';
-import { RunCancelledError, StatusConflictError } from '../errors';
-import { logger } from '../logger';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../usecases/step-deps';
 import { parseStepEvent } from '../usecases/step-event';
+import { cancelledDuring, taskHandler, type TaskHandler } from './task-handler';
 
 /** `a,b , c` → ['a', 'b', 'c']; unset → []. */
 function list(value: string | undefined): string[] {
@@ -68,12 +64,11 @@ export function awsStepDeps(): StepDeps {
   return built;
 }
 
-export type StepHandler = middy.MiddyfiedHandler<unknown, unknown, Error, Context>;
+export type StepHandler = TaskHandler<unknown>;
 
 /**
- * A Step Functions task handler: Powertools logger context, the event parsed with `schema`
- * (a malformed event fails with Step.InputInvalid naming each field), then one use case.
- * `deps` is the dependencies or a function that builds them on first use.
+ * A Step Functions task handler: the event parsed with `schema` (a malformed event fails with
+ * Step.InputInvalid naming each field), then one use case; a cancel under the step is Run.Cancelled.
  */
 export function stepHandler<S extends z.ZodType, R>(
   step: string,
@@ -81,21 +76,5 @@ export function stepHandler<S extends z.ZodType, R>(
   deps: StepDeps | (() => StepDeps),
   useCase: (event: z.output<S>, deps: StepDeps) => Promise<R>,
 ): StepHandler {
-  let resolved: StepDeps | undefined = typeof deps === 'function' ? undefined : deps;
-  return middy<unknown, unknown, Error, Context>()
-    .use(injectLambdaContext(logger))
-    .handler(async (event) => {
-      const input = parseStepEvent(step, schema, event);
-      resolved ??= typeof deps === 'function' ? deps() : deps;
-      try {
-        return await useCase(input, resolved);
-      } catch (error) {
-        // A cancel moved the run to CANCELLING under this step: end the attempt the way a
-        // cancel ends it (through DecideRecovery and ReleaseResources), not as a controller failure.
-        if (error instanceof StatusConflictError && error.actual === 'CANCELLING') {
-          throw new RunCancelledError(`Run was cancelled during ${step}`, { cause: error });
-        }
-        throw error;
-      }
-    });
+  return taskHandler<z.output<S>, StepDeps, unknown>((event) => parseStepEvent(step, schema, event), deps, useCase, cancelledDuring(step));
 }

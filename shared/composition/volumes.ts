@@ -3,14 +3,12 @@
  * handlers, the run-volume steps, and POST/GET /volumes, POST /images). Clients are built once
  * per container, on first use, so importing a handler has no side effect.
  */
-import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import { cancelledDuring, taskHandler, type TaskHandler } from './task-handler';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import middy from '@middy/core';
-import type { Context } from 'aws-lambda';
 import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
@@ -20,7 +18,6 @@ import { Ec2Volumes } from '../adapters/ec2-volumes';
 import { EcrImages } from '../adapters/ecr-images';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { optionalEnv, requireEnv } from '../config';
-import { logger } from '../logger';
 import type { Catalog } from '../ports/catalog';
 import type { Compute } from '../ports/compute';
 import type { Executions } from '../ports/executions';
@@ -149,7 +146,7 @@ export function awsVolumeApiDeps(): VolumeApiDeps {
   return builtApi;
 }
 
-export type VolumeStepHandler = middy.MiddyfiedHandler<unknown, unknown, Error, Context>;
+export type VolumeStepHandler = TaskHandler<unknown>;
 
 /** A task handler of prewarm-volume, build-image or the run-volume steps: parse, then one use case. */
 export function volumeStepHandler<S extends z.ZodType, R>(
@@ -158,13 +155,6 @@ export function volumeStepHandler<S extends z.ZodType, R>(
   deps: VolumeDeps | (() => VolumeDeps),
   useCase: (event: z.output<S>, deps: VolumeDeps) => Promise<R>,
 ): VolumeStepHandler {
-  let resolved: VolumeDeps | undefined = typeof deps === 'function' ? undefined : deps;
-  return middy<unknown, unknown, Error, Context>()
-    .use(injectLambdaContext(logger))
-    .handler(async (event) => {
-      const input = parseStepEvent(step, schema, event);
-      resolved ??= typeof deps === 'function' ? deps() : deps;
-      return useCase(input, resolved);
-    });
+  return taskHandler<z.output<S>, VolumeDeps, unknown>((event) => parseStepEvent(step, schema, event), deps, useCase, cancelledDuring(step));
 }
 

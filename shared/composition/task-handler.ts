@@ -1,0 +1,48 @@
+import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
+import middy from '@middy/core';
+import type { Context } from 'aws-lambda';
+import { RunCancelledError, StatusConflictError } from '../errors';
+import { logger } from '../logger';
+
+export type TaskHandler<R> = middy.MiddyfiedHandler<unknown, R, Error, Context>;
+
+function isBuilder<D>(deps: D | (() => D)): deps is () => D {
+  return typeof deps === 'function';
+}
+
+/**
+ * A non-HTTP Lambda (a state machine task, an EventBridge target): Powertools logger context,
+ * the event parsed by `parse` (which throws a named error naming each bad field), then one use
+ * case. `deps` is the dependencies or a function that builds them on first use, so importing a
+ * handler has no side effect; `mapError` may rename what the use case throws.
+ */
+export function taskHandler<I, D, R>(
+  parse: (event: unknown) => I,
+  deps: D | (() => D),
+  useCase: (input: I, deps: D) => Promise<R>,
+  mapError: (error: unknown) => unknown = (error) => error,
+): TaskHandler<R> {
+  let resolved: D | undefined = isBuilder(deps) ? undefined : deps;
+  return middy<unknown, R, Error, Context>()
+    .use(injectLambdaContext(logger))
+    .handler(async (event) => {
+      const input = parse(event);
+      resolved ??= isBuilder(deps) ? deps() : deps;
+      try {
+        return await useCase(input, resolved);
+      } catch (error) {
+        throw mapError(error);
+      }
+    });
+}
+
+/**
+ * For train-run steps: a cancel that moved the run to CANCELLING under the step ends the attempt
+ * the way a cancel ends it (through DecideRecovery and ReleaseResources), not as a controller failure.
+ */
+export function cancelledDuring(step: string): (error: unknown) => unknown {
+  return (error) =>
+    error instanceof StatusConflictError && error.actual === 'CANCELLING'
+      ? new RunCancelledError(`Run was cancelled during ${step}`, { cause: error })
+      : error;
+}
