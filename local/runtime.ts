@@ -102,6 +102,8 @@ export interface LocalBackend {
   stop(options?: { terminateInstances?: boolean }): Promise<void>;
 }
 
+/** Retry pauses of the local machine: 50 ms per second the ASL asks for (a throttled call waits 250 ms, not 5 s). */
+const RETRY_INTERVAL_SCALE = 0.05;
 const EVENT_STATES: ReadonlySet<string> = new Set(INSTANCE_STATES);
 function isEventState(state: string): state is InstanceState {
   return EVENT_STATES.has(state);
@@ -230,6 +232,8 @@ async function assemble(
       region: services.region,
       // Boot and copies take milliseconds here, not minutes: poll accordingly.
       waitOverridesMs: { WaitForInstance: 250, WaitForPrefetch: 500, WaitForCapacity: 2000 },
+      // Retry pauses likewise, so a throttled call is not retried seconds later.
+      retryIntervalScale: RETRY_INTERVAL_SCALE,
       heartbeatOverridesMs: { LaunchTraining: options.heartbeatTimeoutMs ?? 60_000 },
     });
   const fresh = machine('fresh');

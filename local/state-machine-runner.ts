@@ -39,6 +39,12 @@ export interface StateMachineRunnerOptions {
   fastWaits?: boolean;
   /** Wait state durations in ms, by state name (win over `fastWaits`). */
   waitOverridesMs?: Readonly<Record<string, number>>;
+  /**
+   * Shortens every Retry pause to `IntervalSeconds × retryIntervalScale` (no backoff, no jitter),
+   * as `waitOverridesMs` shortens the Wait states: the local backend polls in milliseconds, so a
+   * throttled call must not pause for the ASL's seconds. `fastWaits` wins (0 ms).
+   */
+  retryIntervalScale?: number;
   /** HeartbeatSeconds of waitForTaskToken states, in ms, by state name. */
   heartbeatOverridesMs?: Readonly<Record<string, number>>;
   /** Region and account of the execution ARNs. */
@@ -83,10 +89,13 @@ const TaskStateSchema = z.looseObject({
   TimeoutSeconds: z.number().int().positive().optional(),
   TimeoutSecondsPath: z.string().optional(),
 });
+const RetrierSchema = z.looseObject({ IntervalSeconds: z.number().positive().optional() });
 const DefinitionSchema = z.looseObject({
   StartAt: z.string(),
-  States: z.record(z.string(), z.looseObject({ Type: z.string(), Retry: z.array(z.unknown()).optional() })),
+  States: z.record(z.string(), z.looseObject({ Type: z.string(), Retry: z.array(RetrierSchema).optional() })),
 });
+/** The ASL's default IntervalSeconds of a retrier. */
+const DEFAULT_RETRY_INTERVAL_SECONDS = 1;
 const InvokeInputSchema = z.looseObject({ FunctionName: z.string(), Payload: z.unknown().optional() });
 const TimeoutCarrierSchema = z.looseObject({ [TIMEOUT_KEY]: z.number().int().positive().optional() });
 
@@ -137,14 +146,20 @@ export class LocalStateMachine {
   private readonly bindings = new Map<string, TaskBinding>();
   private readonly handlers = new Map<string, { arn: string; handler: LocalLambda }>();
   private readonly waitStates: string[] = [];
-  private readonly retryStates: string[] = [];
+  /** IntervalSeconds of each retrier, by state name. */
+  private readonly retryIntervals = new Map<string, number[]>();
 
   constructor(private readonly options: StateMachineRunnerOptions) {
     this.tokens = options.tokens ?? new TaskTokens();
     const definition = DefinitionSchema.parse(structuredClone(options.definition));
     for (const [stateName, raw] of Object.entries(definition.States)) {
       if (raw.Type === 'Wait') this.waitStates.push(stateName);
-      if (raw.Retry !== undefined) this.retryStates.push(stateName);
+      if (raw.Retry !== undefined) {
+        this.retryIntervals.set(
+          stateName,
+          raw.Retry.map((retrier) => retrier.IntervalSeconds ?? DEFAULT_RETRY_INTERVAL_SECONDS),
+        );
+      }
       if (raw.Type !== 'Task') continue;
       const state = TaskStateSchema.parse(raw);
       this.bindTask(stateName, state, definition.States);
@@ -274,8 +289,13 @@ export class LocalStateMachine {
     const waitTimeOverrides: Record<string, number> = {};
     if (this.options.fastWaits) for (const name of this.waitStates) waitTimeOverrides[name] = 0;
     Object.assign(waitTimeOverrides, this.options.waitOverridesMs);
-    const retryIntervalOverrides: Record<string, number> = {};
-    if (this.options.fastWaits) for (const name of this.retryStates) retryIntervalOverrides[name] = 0;
+    const retryIntervalOverrides: Record<string, number | number[]> = {};
+    const scale = this.options.fastWaits ? 0 : this.options.retryIntervalScale;
+    if (scale !== undefined) {
+      for (const [name, intervals] of this.retryIntervals) {
+        retryIntervalOverrides[name] = intervals.map((seconds) => Math.round(seconds * 1000 * scale));
+      }
+    }
     return { taskResourceLocalHandlers, waitTimeOverrides, retryIntervalOverrides };
   }
 }

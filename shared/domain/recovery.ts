@@ -92,6 +92,18 @@ export function isInterruption(reason: AttemptEndReason | undefined): boolean {
   return reason === 'SPOT_INTERRUPTED' || reason === 'INSTANCE_LOST' || reason === 'HEARTBEAT_TIMEOUT' || reason === 'NOT_READY';
 }
 
+/**
+ * The run record's counters, from the attempts' end reasons: each attempt ends once with one
+ * reason, so an interruption is counted exactly once whichever path recorded it (the warning's
+ * write, DecideRecovery, ReleaseResources) and however often a step is retried.
+ */
+export function countEndReasons(reasons: ReadonlyArray<AttemptEndReason | undefined>): { interruptions: number; userFailures: number } {
+  return {
+    interruptions: reasons.filter(isInterruption).length,
+    userFailures: reasons.filter((r) => r === 'TRAINING_FAILED').length,
+  };
+}
+
 /** Moves `value` to the back of `list` (no-op when absent). */
 function demote(list: readonly string[], value: string | undefined): string[] {
   if (value === undefined || !list.includes(value)) return [...list];

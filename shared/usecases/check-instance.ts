@@ -21,6 +21,20 @@ export interface CheckInstanceResult {
 const GONE: ReadonlySet<InstanceLifecycleState> = new Set(['shutting-down', 'terminated', 'stopping', 'stopped', 'gone']);
 
 /**
+ * For a step whose SSM command failed: one look at the instance, so that a command that failed
+ * because its instance died (or dropped out of SSM) ends in Instance.Lost / Instance.NotReady,
+ * which recovery treats like an interruption, rather than as the command's own failure. Returns
+ * when the instance is running with its agent online: then the failure was the command's.
+ */
+export async function failIfInstanceGone(deps: Pick<StepDeps, 'compute'>, instanceId: string, during: string): Promise<void> {
+  const readiness = await deps.compute.readiness(instanceId);
+  if (GONE.has(readiness.state)) throw new InstanceLostError(`Instance ${instanceId} is ${readiness.state} ${during}`);
+  if (!readiness.agentOnline) {
+    throw new InstanceNotReadyError(`Instance ${instanceId} is ${readiness.state} with its SSM agent offline ${during}`);
+  }
+}
+
+/**
  * CheckInstance: one look at the instance in the bounded WaitForInstance loop. Ready means EC2
  * `running` and the SSM agent online. The loop's bound lives here, so the machine cannot spin.
  */

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { decideRecovery as decide, endReasonFor, isInterruption, type RecoveryDecision } from '../domain/recovery';
+import { countEndReasons, decideRecovery as decide, endReasonFor, type RecoveryDecision } from '../domain/recovery';
 import { LIVE_STATUSES } from '../domain/run-status';
 import type { StepDeps } from './step-deps';
 import { describeCause, requireRun } from './step-event';
@@ -27,8 +27,7 @@ export async function decideRecovery(event: DecideRecoveryEvent, deps: StepDeps)
   }
   const reasons = record.attempts.map((a) => (a.attempt === attempt ? endReason : a.endReason));
   if (current === undefined) reasons.push(endReason);
-  const interruptions = reasons.filter(isInterruption).length;
-  const userFailures = reasons.filter((r) => r === 'TRAINING_FAILED').length;
+  const { interruptions, userFailures } = countEndReasons(reasons);
   const latest = await deps.artifacts.latestCheckpoint(runId);
   const spec = record.spec;
 

@@ -33,6 +33,13 @@ export async function finalizeArtifacts(event: FinalizeArtifactsEvent, deps: Ste
     throw new ArtifactsMissingError(`Training exited 0 but runs/${runId}/outputs/_manifest.json is not in S3`);
   }
   const checkpoint = await deps.artifacts.latestCheckpoint(runId);
+  // A spot warning that came as the script was finishing marked the attempt SPOT_INTERRUPTED
+  // before the agent could act on it; training completed all the same, so the attempt did not
+  // end in an interruption and must not count as one.
+  const attempt = (await deps.store.get(runId))?.attempts.find((a) => a.attempt === event.attempt);
+  if (attempt !== undefined && attempt.endedAt === undefined && attempt.endReason !== 'SUCCEEDED') {
+    await deps.store.updateAttempt(runId, event.attempt, { endReason: 'SUCCEEDED' });
+  }
   await deps.store.transition(runId, ['TRAINING', 'CHECKPOINTING', 'FINALIZING'], 'FINALIZING', {
     statusReason: `Outputs verified: ${manifest.files} file(s), ${manifest.bytes} bytes`,
     latestCheckpoint: checkpoint

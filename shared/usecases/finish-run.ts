@@ -1,4 +1,5 @@
 import { isBudgetStop } from '../domain/cost';
+import { countEndReasons } from '../domain/recovery';
 import { isTerminal, type TerminalStatus } from '../domain/run-status';
 import { StatusConflictError } from '../errors';
 import type { StepDeps } from './step-deps';
@@ -95,7 +96,12 @@ export async function finishRun(state: ExecutionState & { runId: string }, deps:
         ? { status: 'STOPPED_BUDGET' as const, reason: record.statusReason ?? outcome.reason }
         : outcome;
     try {
-      await deps.store.transition(state.runId, record.status, final.status, { statusReason: final.reason });
+      // The counters from the attempts as they ended, so they hold on every path: a stop for an
+      // exhausted budget, a failure caught before DecideRecovery, a warning that came too late.
+      await deps.store.transition(state.runId, record.status, final.status, {
+        statusReason: final.reason,
+        ...countEndReasons(record.attempts.map((a) => a.endReason)),
+      });
       return result(final.status, final.reason, true);
     } catch (error) {
       // Another writer (cancel, an event handler) moved the run between the read and the write.

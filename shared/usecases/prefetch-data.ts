@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { PREFETCH_EXIT, prefetchCommand } from '../agent/commands';
 import { PrecheckFailedError, RunctlError } from '../errors';
 import { logger } from '../logger';
+import { failIfInstanceGone } from './check-instance';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
@@ -57,6 +58,7 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
   const base = { skipped: false as const, commandId: event.commandId, polls };
   if (result.status === 'Pending' || result.status === 'InProgress' || result.status === 'Delayed') {
     if (polls >= deps.config.prefetchMaxPolls) {
+      await failIfInstanceGone(deps, event.instanceId, 'during the prefetch');
       throw new PrefetchFailedError(`Prefetch command ${event.commandId} still ${result.status} after ${polls} polls`);
     }
     return { ...base, done: false };
@@ -66,6 +68,8 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
     if (result.exitCode === PREFETCH_EXIT.sourceMissing || result.exitCode === PREFETCH_EXIT.accessDenied) {
       throw new PrecheckFailedError(message || `A data source is missing or denied (exit ${result.exitCode})`);
     }
+    // A command cut short by its instance's death is an interruption, not a failed prefetch.
+    await failIfInstanceGone(deps, event.instanceId, 'during the prefetch');
     throw new PrefetchFailedError(`Prefetch ${result.status}${result.exitCode === undefined ? '' : ` (exit ${result.exitCode})`}: ${message}`);
   }
   let bytes = 0;
