@@ -1,11 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import {
-  denied,
-  finish,
-  startChaosWorld,
-  submitPaced,
-  throttled,
-} from './support';
+import { denied, finish, retriedStates, startChaosWorld, submitPaced, throttled } from './support';
 
 /**
  * The next AWS call of a phase fails, the way the adapters report it: `Aws.Throttled`
@@ -27,6 +21,43 @@ describe('chaos: the next AWS call fails', () => {
       expect(record.status).not.toBe('SUCCEEDED');
       expect(record.statusReason).toContain('UnauthorizedOperation');
       expect(await chaos.world.backend.compute.listTaggedInstances()).toEqual([]);
+    } finally {
+      await chaos.close();
+    }
+  }, 60_000);
+
+  it('RunInstances throttled once: ProvisionInstance retried in place, SUCCEEDED on the first attempt', async () => {
+    const chaos = await startChaosWorld();
+    try {
+      chaos.faults.next('launch', () => {
+        throw throttled('RunInstances');
+      });
+      const run = await submitPaced(chaos.world, EPOCHS, 0.1);
+      const { record } = await finish(chaos.world, run.runId);
+      expect(chaos.faults.allFired()).toBe(true);
+      expect(record.status).toBe('SUCCEEDED');
+      expect(retriedStates(chaos.world, run.runId)).toEqual(['ProvisionInstance']);
+      expect(record.attempts).toMatchObject([{ attempt: 1, endReason: 'SUCCEEDED' }]);
+      // One instance: the retry launched with the same client token, nothing was leaked.
+      expect(chaos.faults.calls.filter((c) => c.startsWith('launched '))).toHaveLength(1);
+    } finally {
+      await chaos.close();
+    }
+  }, 60_000);
+
+  it('the readiness check throttled once: CheckInstance retried, not a new attempt', async () => {
+    const chaos = await startChaosWorld();
+    try {
+      chaos.faults.next('readiness', () => {
+        throw throttled('DescribeInstanceStatus');
+      });
+      const run = await submitPaced(chaos.world, EPOCHS, 0.1);
+      const { record } = await finish(chaos.world, run.runId);
+      expect(chaos.faults.allFired()).toBe(true);
+      expect(record.status).toBe('SUCCEEDED');
+      expect(retriedStates(chaos.world, run.runId)).toEqual(['CheckInstance']);
+      expect(record.attempts).toMatchObject([{ attempt: 1, endReason: 'SUCCEEDED' }]);
+      expect(record.interruptions).toBe(0);
     } finally {
       await chaos.close();
     }

@@ -5,6 +5,7 @@ import { INSTANCE_MARKER } from '../../local/compute';
 import { findProcessesByEnv } from '../../local/process-tree';
 import type { ExecutionOutcome } from '../../local/state-machine-runner';
 import type { RunRecord } from '../../shared/domain/run-record';
+import { countEndReasons } from '../../shared/domain/recovery';
 import { isTerminal } from '../../shared/domain/run-status';
 import { AwsCallFailedError, ThrottledError } from '../../shared/errors';
 import type { LaunchRequest } from '../../shared/ports/compute';
@@ -20,8 +21,12 @@ import { metricsOf, startWorld, waitFor, type E2eWorld } from '../e2e/support';
  * transient failure, `Aws.CallFailed` for a fatal one) or kill the instance.
  */
 
-/** Short everything: a fault test must not wait minutes for a heartbeat timeout. */
-export const CHAOS_OPTIONS = { heartbeatSeconds: 1, heartbeatTimeoutMs: 10_000, interruptGraceMs: 4_000, bootMs: 100 } as const;
+/**
+ * Short everything: a fault test must not wait minutes for a heartbeat timeout. The agent sends
+ * no heartbeat while it uploads the final checkpoint and outputs, which takes several seconds of
+ * AWS CLI calls on two loaded cores: the timeout leaves room for that.
+ */
+export const CHAOS_OPTIONS = { heartbeatSeconds: 1, heartbeatTimeoutMs: 20_000, interruptGraceMs: 4_000, bootMs: 100 } as const;
 
 /** Where a fault can be injected. `detail` says which call it is (run id, instance id, command comment). */
 export type FaultPoint = 'launch' | 'launched' | 'readiness' | 'sendCommand' | 'commandSent' | 'terminate' | 'latestCheckpoint';
@@ -32,6 +37,8 @@ export class Faults {
   private readonly hooks: Array<{ point: FaultPoint; match: (detail: string) => boolean; run: Hook; fired: boolean }> = [];
   /** Every fault that fired, as `point detail`. */
   readonly fired: string[] = [];
+  /** Every call through a fault point, fault or not, as `point detail`. */
+  readonly calls: string[] = [];
 
   constructor(private readonly world: E2eWorld) {
     const compute = world.backend.compute;
@@ -87,6 +94,7 @@ export class Faults {
   }
 
   private async fire(point: FaultPoint, detail: string): Promise<void> {
+    this.calls.push(`${point} ${detail}`);
     const hook = this.hooks.find((h) => !h.fired && h.point === point && h.match(detail));
     if (hook === undefined) return;
     hook.fired = true;
@@ -147,6 +155,20 @@ export function waitForCheckpointEpoch(world: E2eWorld, runId: string, epoch = 1
     if (record?.status !== 'TRAINING') return undefined;
     const done = await checkpointedEpoch(world, runId);
     return done >= epoch ? done : undefined;
+  });
+}
+
+/** The states that were retried in the run's execution, in order. */
+export function retriedStates(world: E2eWorld, runId: string): string[] {
+  const history = world.backend.executions.execution(runId)?.history ?? [];
+  return history.flatMap((e) => (e.type === 'StateRetried' ? [e.state.name] : []));
+}
+
+/** Waits until the run's newest attempt is `attempt` and it trains. */
+export function waitForTrainingAttempt(world: E2eWorld, runId: string, attempt: number): Promise<RunRecord> {
+  return waitFor(`attempt ${attempt} of ${runId} to train`, async () => {
+    const record = await world.backend.store.get(runId);
+    return record?.status === 'TRAINING' && record.attempts.at(-1)?.attempt === attempt ? record : undefined;
   });
 }
 
@@ -217,6 +239,10 @@ export async function finish(world: E2eWorld, runId: string): Promise<Verdict> {
   }
   expect(record.taskToken).toBeUndefined();
   expect(record.attempts.filter((a) => a.endedAt === undefined)).toEqual([]);
+  // The counters agree with the attempts: each interruption counted once, whatever the path.
+  expect({ interruptions: record.interruptions, userFailures: record.userFailures }).toEqual(
+    countEndReasons(record.attempts.map((a) => a.endReason)),
+  );
 
   const live = (await world.backend.compute.listTaggedInstances()).filter((i) => i.runId === runId);
   expect(live).toEqual([]);

@@ -195,6 +195,8 @@ describe('train-run state machine', () => {
       expect(launched).toHaveLength(2);
       expect(new Set(terminated)).toEqual(new Set(launched.map((i) => i.id)));
       expect(record?.attempts.map((a) => a.endReason)).toEqual(['NOT_READY', 'NOT_READY']);
+      // Both counted, though the second ended the run instead of starting another attempt.
+      expect(record?.interruptions).toBe(2);
       expect(world.live().filter((i) => i.tags['runctl:run'] === record?.runId)).toEqual([]);
     } finally {
       world.ssmOnline = true;
@@ -278,6 +280,13 @@ describe('train-run state machine', () => {
     // The second attempt's agent was started with the checkpoint to resume from.
     const second = world.launchScripts.find((s) => s.comment === `runctl train ${runId} attempt 2`);
     expect(second).toBeDefined();
+  });
+
+  it('counts an interruption that used up recovery.maxInterruptions on the record it ends', async () => {
+    const { outcome, record } = await runScenario({ spec: spec({ recovery: { maxInterruptions: 0 } }), agent: [{ kind: 'interrupt' }] });
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_NO_CAPACITY' });
+    expect(record?.attempts.map((a) => a.endReason)).toEqual(['SPOT_INTERRUPTED']);
+    expect(record).toMatchObject({ status: 'FAILED_NO_CAPACITY', interruptions: 1, userFailures: 0 });
   });
 
   it('treats a silent agent as lost after HeartbeatSeconds and recovers', async () => {
