@@ -39,6 +39,9 @@ async function run(backend: LocalBackend, prepared: Awaited<ReturnType<typeof pr
     await backend.interrupt(record.runId, { graceMs: 5_000 });
   }
   const final = await backend.waitForRun(record.runId);
+  if (interrupt && final.attempts.length < 2) {
+    throw new Error(`${name}: the interruption did not lead to a second attempt (${final.attempts.map((a) => a.endReason).join(', ')})`);
+  }
   const execution = backend.executions.execution(record.runId);
   if (execution === undefined) throw new Error(`no execution of ${record.runId}`);
   const entered = execution.statesEntered();
@@ -64,7 +67,7 @@ export async function measureTransitions(): Promise<TransitionFigure[]> {
     const figures: TransitionFigure[] = [];
     figures.push(await run(backend, prepared, 'bench-1-epoch', 1, false));
     figures.push(await run(backend, prepared, 'bench-50-epochs', 50, false));
-    figures.push(await run(backend, prepared, 'bench-12-epochs-1-interruption', 12, true));
+    figures.push(await run(backend, prepared, 'bench-24-epochs-1-interruption', 24, true));
     return figures;
   } finally {
     await backend.stop({ terminateInstances: true });
