@@ -1,18 +1,16 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
-import { S3Client } from '@aws-sdk/client-s3';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
-import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
+import { runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
 import { Ec2Volumes } from '../adapters/ec2-volumes';
-import { S3Artifacts } from '../adapters/s3-artifacts';
-import { optionalEnv, requireEnv } from '../config';
-import { DEFAULT_STEP_TUNING, type StepDeps } from '../usecases/step-deps';
-import { parseStepEvent } from '../usecases/step-event';
-import { cancelledDuring, taskHandler, type TaskHandler } from './task-handler';
+import { optionalEnv } from '../config';
+import type { StepDeps } from '../usecases/step-deps';
+import { buildAwsRecordStepDeps } from './record-steps';
+
+export { stepHandler } from './task-handler';
 
 /** `a,b , c` → ['a', 'b', 'c']; unset → []. */
 function list(value: string | undefined): string[] {
@@ -26,15 +24,13 @@ function profileName(value: string | undefined): string | undefined {
 
 /** Builds the real AWS dependencies of the step handlers from the environment. */
 export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps {
-  const region = requireEnv('AWS_REGION', env);
-  const table = requireEnv('RUNS_TABLE', env);
-  const bucket = requireEnv('RUNS_BUCKET', env);
   const securityGroup = optionalEnv('TRAINING_SECURITY_GROUP_ID', env) ?? optionalEnv('SECURITY_GROUP_ID', env);
   // One client per service: the catalog lives in the runs table, the volumes are EC2's.
   const documents = runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG));
   const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
+  const core = buildAwsRecordStepDeps(env, documents);
   return {
-    store: new DynamoRunStore(documents, table),
+    ...core,
     compute: new Ec2Compute({
       ec2,
       ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
@@ -44,11 +40,8 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
       ),
       securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],
     }),
-    artifacts: new S3Artifacts(new S3Client(AWS_CLIENT_RETRY_CONFIG), bucket),
-    catalog: new DynamoCatalog(documents, table),
+    catalog: new DynamoCatalog(documents, core.config.table),
     volumes: new Ec2Volumes({ ec2 }),
-    clock: () => new Date(),
-    config: { bucket, table, region, ...DEFAULT_STEP_TUNING },
   };
 }
 
@@ -64,17 +57,4 @@ export function awsStepDeps(): StepDeps {
   return built;
 }
 
-export type StepHandler = TaskHandler<unknown>;
 
-/**
- * A Step Functions task handler: the event parsed with `schema` (a malformed event fails with
- * Step.InputInvalid naming each field), then one use case; a cancel under the step is Run.Cancelled.
- */
-export function stepHandler<S extends z.ZodType, R>(
-  step: string,
-  schema: S,
-  deps: StepDeps | (() => StepDeps),
-  useCase: (event: z.output<S>, deps: StepDeps) => Promise<R>,
-): StepHandler {
-  return taskHandler<z.output<S>, StepDeps, unknown>((event) => parseStepEvent(step, schema, event), deps, useCase, cancelledDuring(step));
-}

@@ -1,8 +1,10 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
 import type { Context } from 'aws-lambda';
+import type { z } from 'zod';
 import { RunCancelledError, StatusConflictError } from '../errors';
 import { logger } from '../logger';
+import { parseStepEvent } from '../usecases/step-event';
 
 export type TaskHandler<R> = middy.MiddyfiedHandler<unknown, R, Error, Context>;
 
@@ -45,4 +47,17 @@ export function cancelledDuring(step: string): (error: unknown) => unknown {
     error instanceof StatusConflictError && error.actual === 'CANCELLING'
       ? new RunCancelledError(`Run was cancelled during ${step}`, { cause: error })
       : error;
+}
+
+/**
+ * A Step Functions task handler: the event parsed with `schema` (a malformed event fails with
+ * Step.InputInvalid naming each field), then one use case; a cancel under the step is Run.Cancelled.
+ */
+export function stepHandler<S extends z.ZodType, D, R>(
+  step: string,
+  schema: S,
+  deps: D | (() => D),
+  useCase: (event: z.output<S>, deps: D) => Promise<R>,
+): TaskHandler<R> {
+  return taskHandler((event) => parseStepEvent(step, schema, event), deps, useCase, cancelledDuring(step));
 }

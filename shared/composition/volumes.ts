@@ -3,13 +3,12 @@
  * handlers, the run-volume steps, and POST/GET /volumes, POST /images). Clients are built once
  * per container, on first use, so importing a handler has no side effect.
  */
-import { cancelledDuring, taskHandler, type TaskHandler } from './task-handler';
+import { stepHandler } from './task-handler';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
-import type { z } from 'zod';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
 import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
@@ -24,7 +23,6 @@ import type { Executions } from '../ports/executions';
 import type { ImageRegistry } from '../ports/images';
 import type { RunStore } from '../ports/run-store';
 import type { Volumes } from '../ports/volumes';
-import { parseStepEvent } from '../usecases/step-event';
 
 /** Settings of the prewarm, build and run-volume steps. */
 export interface VolumeConfig {
@@ -146,15 +144,6 @@ export function awsVolumeApiDeps(): VolumeApiDeps {
   return builtApi;
 }
 
-export type VolumeStepHandler = TaskHandler<unknown>;
-
 /** A task handler of prewarm-volume, build-image or the run-volume steps: parse, then one use case. */
-export function volumeStepHandler<S extends z.ZodType, R>(
-  step: string,
-  schema: S,
-  deps: VolumeDeps | (() => VolumeDeps),
-  useCase: (event: z.output<S>, deps: VolumeDeps) => Promise<R>,
-): VolumeStepHandler {
-  return taskHandler<z.output<S>, VolumeDeps, unknown>((event) => parseStepEvent(step, schema, event), deps, useCase, cancelledDuring(step));
-}
+export const volumeStepHandler = stepHandler;
 

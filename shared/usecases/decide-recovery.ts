@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { countEndReasons, decideRecovery as decide, endReasonFor, type RecoveryDecision } from '../domain/recovery';
 import { LIVE_STATUSES } from '../domain/run-status';
-import type { StepDeps } from './step-deps';
+import type { RecordStepDeps } from './step-deps';
 import { describeCause, requireRun } from './step-event';
 import { CaughtErrorSchema, RunIdSchema } from './train-run-state';
 
@@ -17,7 +17,7 @@ export type DecideRecoveryEvent = z.infer<typeof DecideRecoveryEventSchema>;
  * failures from the attempts (so a retried call cannot count one twice), and asks the pure
  * policy whether and where the run resumes — from the newest complete checkpoint in S3.
  */
-export async function decideRecovery(event: DecideRecoveryEvent, deps: StepDeps): Promise<RecoveryDecision> {
+export async function decideRecovery(event: DecideRecoveryEvent, deps: RecordStepDeps): Promise<RecoveryDecision> {
   const { runId, attempt } = event;
   const record = await requireRun(deps.store, runId);
   const endReason = endReasonFor(event.error.Error);

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { RunctlError } from '../errors';
-import type { StepDeps } from './step-deps';
+import type { RecordStepDeps } from './step-deps';
 import { RunIdSchema } from './train-run-state';
 
 /** Training exited 0 but its outputs are not in S3: the agent's upload did not complete. */
@@ -26,7 +26,7 @@ export interface FinalizeResult {
  * FinalizeArtifacts: the script exited 0; verifies in S3 (not in the agent's word) that the
  * outputs manifest and the newest complete checkpoint are there before anything is released.
  */
-export async function finalizeArtifacts(event: FinalizeArtifactsEvent, deps: StepDeps): Promise<FinalizeResult> {
+export async function finalizeArtifacts(event: FinalizeArtifactsEvent, deps: RecordStepDeps): Promise<FinalizeResult> {
   const { runId } = event;
   const manifest = await deps.artifacts.outputsManifest(runId);
   if (manifest === undefined) {

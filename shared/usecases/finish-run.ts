@@ -2,7 +2,7 @@ import { isBudgetStop } from '../domain/cost';
 import { countEndReasons } from '../domain/recovery';
 import { isTerminal, type TerminalStatus } from '../domain/run-status';
 import { StatusConflictError } from '../errors';
-import type { StepDeps } from './step-deps';
+import type { RecordStepDeps } from './step-deps';
 import { describeCause } from './step-event';
 import { CaughtErrorSchema, type ExecutionState } from './train-run-state';
 
@@ -77,7 +77,7 @@ function toTerminal(status: string): TerminalStatus {
  * FinishRun: writes the terminal status and its reason, conditional on the status it read, so
  * a retried call or a racing writer can never move a run out of a terminal status.
  */
-export async function finishRun(state: ExecutionState & { runId: string }, deps: StepDeps): Promise<FinishResult> {
+export async function finishRun(state: ExecutionState & { runId: string }, deps: RecordStepDeps): Promise<FinishResult> {
   const outcome = outcomeOf(state);
   const result = (status: TerminalStatus, reason: string, recorded: boolean): FinishResult => ({
     status,

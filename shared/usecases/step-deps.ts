@@ -39,6 +39,9 @@ export interface StepDeps {
   config: StepConfig;
 }
 
+/** What the steps that never touch an instance take (ValidateRun, FinalizeArtifacts, DecideRecovery, FinishRun). */
+export type RecordStepDeps = Pick<StepDeps, 'store' | 'artifacts' | 'clock' | 'config'>;
+
 /** Defaults for the step settings that are not deployment-specific. */
 export const DEFAULT_STEP_TUNING = {
   heartbeatSeconds: 60,

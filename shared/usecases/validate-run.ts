@@ -3,7 +3,7 @@ import { ConflictError, PrecheckFailedError } from '../errors';
 import type { RunRecord } from '../domain/run-record';
 import { specHash } from '../domain/run-identity';
 import { parseRunSpec } from '../domain/run-spec';
-import type { StepDeps } from './step-deps';
+import type { RecordStepDeps } from './step-deps';
 import { RunIdSchema, type AttemptState } from './train-run-state';
 
 export const ValidateRunEventSchema = z.object({
@@ -29,7 +29,7 @@ export const CONSOLE_OWNER = 'console';
  * ValidateRun: parses the input with the API's schema (the machine never trusts that the API
  * did), writes the record keyed by the execution name, and checks that the code bundle exists.
  */
-export async function validateRun(event: ValidateRunEvent, deps: StepDeps): Promise<AttemptState> {
+export async function validateRun(event: ValidateRunEvent, deps: RecordStepDeps): Promise<AttemptState> {
   const api = ApiInputSchema.safeParse(event.input);
   const runId = api.success ? api.data.runId : RunIdSchema.parse(event.executionName);
   const spec = parseRunSpec(api.success ? api.data.spec : event.input);

@@ -4,6 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
 import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
+import { buildAwsRecordStepDeps } from '../../shared/composition/record-steps';
 import { awsStepDeps, buildAwsStepDeps } from '../../shared/composition/steps';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import { agentDockerConfig } from '../../shared/usecases/launch-training';
@@ -23,6 +24,14 @@ const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
 describe('the AWS composition of the train-run steps', () => {
   afterEach(() => {
     vi.unstubAllEnvs();
+  });
+
+  it('gives the steps that never touch an instance the store, artifacts and config only', () => {
+    const deps = buildAwsRecordStepDeps(ENV);
+
+    expect(Object.keys(deps).sort()).toEqual(['artifacts', 'clock', 'config', 'store']);
+    expect(deps.config).toMatchObject({ table: 'runctl-test-runs', bucket: 'runctl-test-bucket', region: 'us-east-1' });
+    expect(() => buildAwsRecordStepDeps({ ...ENV, RUNS_BUCKET: '' })).toThrow('Environment variable RUNS_BUCKET is required');
   });
 
   it('builds the image and volume catalog and the EBS volumes adapter', () => {
