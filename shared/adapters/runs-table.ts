@@ -1,8 +1,7 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import { z } from 'zod';
-import { RunSpecSchema } from '../domain/run-spec';
-import type { RunRecord } from '../domain/run-record';
-import { RUN_STATUSES, type RunStatus } from '../domain/run-status';
+import { RunRecordSchema, type RunRecord } from '../domain/run-record';
+import type { RunStatus } from '../domain/run-status';
 import { RunctlError, RunInvalidError } from '../errors';
 
 /**
@@ -110,69 +109,11 @@ export function toRunItem(record: RunRecord): Record<string, unknown> {
   };
 }
 
-const AttemptSchema = z.object({
-  attempt: z.number().int().positive(),
-  instanceId: z.string().optional(),
-  instanceType: z.string().optional(),
-  availabilityZone: z.string().optional(),
-  spot: z.boolean(),
-  pricePerHourUsd: z.number().optional(),
-  startedAt: z.string(),
-  endedAt: z.string().optional(),
-  endReason: z
-    .enum([
-      'SUCCEEDED',
-      'SPOT_INTERRUPTED',
-      'INSTANCE_LOST',
-      'HEARTBEAT_TIMEOUT',
-      'NOT_READY',
-      'TRAINING_FAILED',
-      'CANCELLED',
-      'BUDGET',
-      'CONTROLLER_ERROR',
-    ])
-    .optional(),
-  resumeFrom: z.string().optional(),
-});
-
-const CheckpointRefSchema = z.object({
-  uri: z.string(),
-  attempt: z.number().int().positive(),
-  createdAt: z.string(),
-  step: z.number().optional(),
-  epoch: z.number().optional(),
-});
-
-/** The run record as stored; unknown attributes (the keys, `lastAttempt`) are stripped. */
-const StoredRunSchema = z.object({
-  runId: z.string().min(1),
-  owner: z.string().min(1),
-  spec: RunSpecSchema,
-  specHash: z.string(),
-  clientToken: z.string().optional(),
-  status: z.enum(RUN_STATUSES),
-  statusReason: z.string().optional(),
-  createdAt: z.string(),
-  updatedAt: z.string(),
-  executionArn: z.string().optional(),
-  attempts: z.array(AttemptSchema),
-  taskToken: z.string().optional(),
-  taskTokenAttempt: z.number().int().positive().optional(),
-  latestCheckpoint: CheckpointRefSchema.optional(),
-  costUsd: z.number(),
-  interruptions: z.number().int().min(0),
-  userFailures: z.number().int().min(0),
-  scheduleId: z.string().optional(),
-  cancelRequested: z.object({ at: z.string(), force: z.boolean() }).optional(),
-});
-
-// Every record the store writes must be readable back: fails to compile if the two drift apart.
-const writtenRecordsAreReadable: (record: RunRecord) => z.input<typeof StoredRunSchema> = (record) => record;
-void writtenRecordsAreReadable;
 
 /** Reads a stored run item back into a record; a malformed item is a controller bug, not user input. */
 export function fromRunItem(item: Record<string, unknown>): RunRecord {
-  const parsed = StoredRunSchema.safeParse(item);
+  // Unknown attributes (the keys, `lastAttempt`) are stripped by the schema.
+  const parsed = RunRecordSchema.safeParse(item);
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
   throw new RunctlError(`Stored run item ${String(item[TABLE_KEY.partition])} is malformed: ${problems}`);

@@ -1,73 +1,84 @@
-import type { RunSpec } from './run-spec';
-import type { RunStatus } from './run-status';
+import { z } from 'zod';
+import { RunSpecSchema } from './run-spec';
+import { RUN_STATUSES } from './run-status';
+
+/**
+ * The run record and its parts, as zod schemas with the types inferred from them: the store
+ * reads every item back through `RunRecordSchema`, so a stored record and the type cannot drift.
+ */
 
 /** Why an attempt ended. */
-export type AttemptEndReason =
-  | 'SUCCEEDED'
-  | 'SPOT_INTERRUPTED'
-  | 'INSTANCE_LOST'
-  | 'HEARTBEAT_TIMEOUT'
-  | 'NOT_READY'
-  | 'TRAINING_FAILED'
-  | 'CANCELLED'
-  | 'BUDGET'
-  | 'CONTROLLER_ERROR';
+export const ATTEMPT_END_REASONS = [
+  'SUCCEEDED',
+  'SPOT_INTERRUPTED',
+  'INSTANCE_LOST',
+  'HEARTBEAT_TIMEOUT',
+  'NOT_READY',
+  'TRAINING_FAILED',
+  'CANCELLED',
+  'BUDGET',
+  'CONTROLLER_ERROR',
+] as const;
+export type AttemptEndReason = (typeof ATTEMPT_END_REASONS)[number];
 
 /** One attempt: one instance, from launch to release. */
-export interface Attempt {
+export const AttemptSchema = z.object({
   /** 1-based attempt number; also the suffix of the RunInstances ClientToken. */
-  attempt: number;
-  instanceId?: string;
-  instanceType?: string;
-  availabilityZone?: string;
-  spot: boolean;
+  attempt: z.number().int().positive(),
+  instanceId: z.string().optional(),
+  instanceType: z.string().optional(),
+  availabilityZone: z.string().optional(),
+  spot: z.boolean(),
   /** USD per hour the attempt is billed at (spot price or on-demand price). */
-  pricePerHourUsd?: number;
-  startedAt: string;
-  endedAt?: string;
-  endReason?: AttemptEndReason;
+  pricePerHourUsd: z.number().optional(),
+  startedAt: z.string(),
+  endedAt: z.string().optional(),
+  endReason: z.enum(ATTEMPT_END_REASONS).optional(),
   /** S3 URI of the checkpoint this attempt resumed from. */
-  resumeFrom?: string;
-}
+  resumeFrom: z.string().optional(),
+});
+export type Attempt = z.infer<typeof AttemptSchema>;
 
 /** Pointer to a complete checkpoint in S3. */
-export interface CheckpointRef {
-  uri: string;
-  attempt: number;
-  createdAt: string;
-  step?: number;
-  epoch?: number;
-}
+export const CheckpointRefSchema = z.object({
+  uri: z.string(),
+  attempt: z.number().int().positive(),
+  createdAt: z.string(),
+  step: z.number().optional(),
+  epoch: z.number().optional(),
+});
+export type CheckpointRef = z.infer<typeof CheckpointRefSchema>;
 
 /** The run record: the index of a run that the API, event handlers and reconciler read. */
-export interface RunRecord {
-  runId: string;
+export const RunRecordSchema = z.object({
+  runId: z.string().min(1),
   /** IAM identity (ARN) of the submitter; only it can see the run. */
-  owner: string;
-  spec: RunSpec;
+  owner: z.string().min(1),
+  spec: RunSpecSchema,
   /** sha256 of the normalised spec, to detect a client token reused with another spec. */
-  specHash: string;
-  clientToken?: string;
-  status: RunStatus;
+  specHash: z.string(),
+  clientToken: z.string().optional(),
+  status: z.enum(RUN_STATUSES),
   /** Why the run is in its status, in words a user can act on. */
-  statusReason?: string;
-  createdAt: string;
-  updatedAt: string;
-  executionArn?: string;
-  attempts: Attempt[];
+  statusReason: z.string().optional(),
+  createdAt: z.string(),
+  updatedAt: z.string(),
+  executionArn: z.string().optional(),
+  attempts: z.array(AttemptSchema),
   /** Step Functions task token of the live LaunchTraining wait, with the attempt it belongs to. */
-  taskToken?: string;
-  taskTokenAttempt?: number;
-  latestCheckpoint?: CheckpointRef;
-  costUsd: number;
+  taskToken: z.string().optional(),
+  taskTokenAttempt: z.number().int().positive().optional(),
+  latestCheckpoint: CheckpointRefSchema.optional(),
+  costUsd: z.number(),
   /** Interruptions and user failures counted against the spec's recovery budgets. */
-  interruptions: number;
-  userFailures: number;
+  interruptions: z.number().int().min(0),
+  userFailures: z.number().int().min(0),
   /** Schedule that started the run, if any. */
-  scheduleId?: string;
+  scheduleId: z.string().optional(),
   /** A cancel was asked for; `force` skips the checkpoint. */
-  cancelRequested?: { at: string; force: boolean };
-}
+  cancelRequested: z.object({ at: z.string(), force: z.boolean() }).optional(),
+});
+export type RunRecord = z.infer<typeof RunRecordSchema>;
 
 /** The fields `GET /runs` returns for each run. */
 export type RunSummary = Pick<
