@@ -61,7 +61,9 @@ async function main(): Promise<number> {
     const example = await prepareExample(backend.s3, backend.services.bucket, { dataset: { rows: 20_000 } });
     console.log(`Code bundle ${example.bundle}\nDataset     ${example.dataset} → /data\nScript      ${example.entrypoint}`);
     const submitted = await backend.submit({
-      spec: exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32 }),
+      // Epochs last at least a second (PyTorch trains this MLP far faster), so the simulated
+      // spot reclaim lands mid-training, after a checkpoint, and the resume shows.
+      spec: exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1 }),
     });
     const runId = submitted.runId;
     console.log(`Submitted run ${runId}\n`);
