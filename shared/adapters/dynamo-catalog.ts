@@ -10,7 +10,7 @@ import { RunctlError } from '../errors';
 import type { Catalog, ImageEntry, VolumeEntry } from '../ports/catalog';
 import type { Page } from '../ports/run-store';
 import { translateAwsError } from './aws-errors';
-import { decodePageToken, encodePageToken, pageSize, RUNS_INDEX, TABLE_KEY } from './runs-table';
+import { indexPageQuery, pageOf, RUNS_INDEX, TABLE_KEY } from './runs-table';
 
 export const CATALOG_PREFIX = { volume: 'VOLUME#', image: 'IMAGE#' } as const;
 const VOLUME_SORT_KEY = 'VOLUME';
@@ -86,26 +86,9 @@ export class DynamoCatalog implements Catalog {
   }
 
   async listVolumes(options: { limit?: number; nextToken?: string } = {}): Promise<Page<VolumeEntry>> {
-    const index = RUNS_INDEX.byOwner;
-    const output = await this.call('Query volumes', () =>
-      this.documents.send(
-        new QueryCommand({
-          TableName: this.table,
-          IndexName: index.name,
-          KeyConditionExpression: '#pk = :pk',
-          ExpressionAttributeNames: { '#pk': index.partition },
-          ExpressionAttributeValues: { ':pk': VOLUMES_LIST_PARTITION },
-          ScanIndexForward: false,
-          Limit: pageSize(options.limit),
-          ExclusiveStartKey:
-            options.nextToken === undefined ? undefined : decodePageToken(options.nextToken, index, VOLUMES_LIST_PARTITION),
-        }),
-      ),
-    );
-    return {
-      items: (output.Items ?? []).map((item) => parseItem(VolumeEntrySchema, item)),
-      nextToken: output.LastEvaluatedKey === undefined ? undefined : encodePageToken(output.LastEvaluatedKey),
-    };
+    const input = indexPageQuery(this.table, RUNS_INDEX.byOwner, VOLUMES_LIST_PARTITION, options);
+    const output = await this.call('Query volumes', () => this.documents.send(new QueryCommand(input)));
+    return pageOf(output, (item) => parseItem(VolumeEntrySchema, item));
   }
 
   async claimVolume(datasetUri: string, volumeId: string, runId: string): Promise<boolean> {

@@ -12,13 +12,12 @@ import {
 import type { ListOptions, Page, RunStore, TransitionPatch } from '../ports/run-store';
 import { translateAwsError } from './aws-errors';
 import {
-  decodePageToken,
-  encodePageToken,
   fromRunItem,
+  indexPageQuery,
   LAST_ATTEMPT_ATTRIBUTE,
   ownerPartition,
   ownerStatusPartition,
-  pageSize,
+  pageOf,
   RUNS_INDEX,
   type RunsIndex,
   runKey,
@@ -347,24 +346,9 @@ export class DynamoRunStore implements RunStore {
     oldestFirst: boolean,
     options: ListOptions,
   ): Promise<Page<RunRecord>> {
-    const limit = pageSize(options.limit);
-    const startKey = options.nextToken === undefined ? undefined : decodePageToken(options.nextToken, index, partition);
-    const output = await this.call(`list runs by ${index.name}`, () =>
-      this.documentClient.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: index.name,
-          KeyConditionExpression: '#partition = :partition',
-          ExpressionAttributeNames: { '#partition': index.partition },
-          ExpressionAttributeValues: { ':partition': partition },
-          ScanIndexForward: oldestFirst,
-          Limit: limit,
-          ExclusiveStartKey: startKey,
-        }),
-      ),
-    );
-    const items = (output.Items ?? []).map(fromRunItem);
-    return output.LastEvaluatedKey === undefined ? { items } : { items, nextToken: encodePageToken(output.LastEvaluatedKey) };
+    const input = indexPageQuery(this.tableName, index, partition, { ...options, oldestFirst });
+    const output = await this.call(`list runs by ${index.name}`, () => this.documentClient.send(new QueryCommand(input)));
+    return pageOf(output, fromRunItem);
   }
 
   /**

@@ -1,11 +1,11 @@
 import { DeleteCommand, GetCommand, PutCommand, QueryCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { RunSpecSchema } from '../domain/run-spec';
-import { ConflictError, RunctlError, RunInvalidError } from '../errors';
+import { ConflictError, RunctlError } from '../errors';
 import type { ListOptions, Page } from '../ports/run-store';
 import type { ScheduleRecord, ScheduleStore } from '../ports/schedules';
 import { translateAwsError } from './aws-errors';
-import { pageSize, RUNS_INDEX, TABLE_KEY } from './runs-table';
+import { indexPageQuery, pageOf, RUNS_INDEX, TABLE_KEY } from './runs-table';
 
 /**
  * Schedule records in the runs table (single-table design, see runs-table.ts):
@@ -49,8 +49,6 @@ function fromItem(item: Record<string, unknown>): ScheduleRecord {
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
   throw new RunctlError(`Stored schedule item ${String(item[TABLE_KEY.partition])} is malformed: ${problems}`);
 }
-
-const PageTokenSchema = z.record(z.string(), z.string());
 
 /** ScheduleStore on the runs table. */
 export class DynamoScheduleStore implements ScheduleStore {
@@ -111,25 +109,9 @@ export class DynamoScheduleStore implements ScheduleStore {
   }
 
   async listByOwner(owner: string, options: ListOptions = {}): Promise<Page<ScheduleRecord>> {
-    const partition = ownerPartition(owner);
-    const startKey = options.nextToken === undefined ? undefined : decodeToken(options.nextToken, partition);
+    const input = indexPageQuery(this.tableName, INDEX, ownerPartition(owner), options);
     try {
-      const output = await this.documentClient.send(
-        new QueryCommand({
-          TableName: this.tableName,
-          IndexName: INDEX.name,
-          KeyConditionExpression: '#partition = :partition',
-          ExpressionAttributeNames: { '#partition': INDEX.partition },
-          ExpressionAttributeValues: { ':partition': partition },
-          ScanIndexForward: false,
-          Limit: pageSize(options.limit),
-          ExclusiveStartKey: startKey,
-        }),
-      );
-      const items = (output.Items ?? []).map(fromItem);
-      return output.LastEvaluatedKey === undefined
-        ? { items }
-        : { items, nextToken: Buffer.from(JSON.stringify(output.LastEvaluatedKey), 'utf8').toString('base64url') };
+      return pageOf(await this.documentClient.send(new QueryCommand(input)), fromItem);
     } catch (error) {
       throw translateAwsError(error, 'DynamoDB: list schedules');
     }
@@ -144,22 +126,6 @@ export class DynamoScheduleStore implements ScheduleStore {
   }
 }
 
-/** A page token of the owner's schedule listing; any other token is a 400, not a DynamoDB error. */
-function decodeToken(token: string, partition: string): Record<string, string> {
-  let decoded: unknown;
-  try {
-    decoded = JSON.parse(Buffer.from(token, 'base64url').toString('utf8'));
-  } catch {
-    decoded = undefined;
-  }
-  const key = PageTokenSchema.safeParse(decoded);
-  if (!key.success || key.data[INDEX.partition] !== partition) {
-    throw new RunInvalidError('nextToken is invalid: pass the nextToken of the previous page unchanged', [
-      { path: 'nextToken', message: 'is not a token returned by this listing' },
-    ]);
-  }
-  return key.data;
-}
 
 function isConditionFailed(error: unknown): boolean {
   return error instanceof Error && error.name === 'ConditionalCheckFailedException';

@@ -1,4 +1,5 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
+import type { QueryCommandInput, QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { RunRecordSchema, type RunRecord } from '../domain/run-record';
 import type { RunStatus } from '../domain/run-status';
@@ -166,4 +167,33 @@ export function decodePageToken(token: string, index: RunsIndex, partition: stri
     ]);
   }
   return key.data;
+}
+
+/**
+ * One page of a partition of an index, newest first unless `oldestFirst`: the Query input, with
+ * the caller's page token checked to belong to this very listing. Runs, schedules and the volume
+ * catalog all list this way.
+ */
+export function indexPageQuery(
+  tableName: string,
+  index: RunsIndex,
+  partition: string,
+  options: { limit?: number; nextToken?: string; oldestFirst?: boolean },
+): QueryCommandInput {
+  return {
+    TableName: tableName,
+    IndexName: index.name,
+    KeyConditionExpression: '#partition = :partition',
+    ExpressionAttributeNames: { '#partition': index.partition },
+    ExpressionAttributeValues: { ':partition': partition },
+    ScanIndexForward: options.oldestFirst ?? false,
+    Limit: pageSize(options.limit),
+    ExclusiveStartKey: options.nextToken === undefined ? undefined : decodePageToken(options.nextToken, index, partition),
+  };
+}
+
+/** The items of a Query answer, parsed, with the token of the next page when there is one. */
+export function pageOf<T>(output: Pick<QueryCommandOutput, 'Items' | 'LastEvaluatedKey'>, parse: (item: Record<string, unknown>) => T): { items: T[]; nextToken?: string } {
+  const items = (output.Items ?? []).map(parse);
+  return output.LastEvaluatedKey === undefined ? { items } : { items, nextToken: encodePageToken(output.LastEvaluatedKey) };
 }
