@@ -6,7 +6,7 @@ import { buildTrainingArgv } from '../domain/hyperparameters';
 import type { RunSpec } from '../domain/run-spec';
 import { PrecheckFailedError } from '../errors';
 import { runPrefix } from '../ports/artifacts';
-import type { Catalog } from '../ports/catalog';
+import type { Catalog, ImageEntry } from '../ports/catalog';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
@@ -29,21 +29,51 @@ export interface ImageLookupDeps {
 /** `runctl submit` uploads bundles content-addressed: `…/<sha256>.tar.gz`, the key build-image catalogues under. */
 const CONTENT_ADDRESSED = /\/([0-9a-f]{64})\.tar\.gz$/;
 
-/** The image to train in: the spec's own, or the one build-image recorded for this code bundle. */
+/** What a `docker: "auto"`/`docker.build` run needs built: its bundle's image, from this Dockerfile when named. */
+export interface ImageRequirement {
+  bundleSha: string;
+  /** The spec's `docker.build.dockerfile`; undefined for `docker: "auto"` (any Dockerfile found). */
+  dockerfile?: string;
+}
+
+/**
+ * The image a run needs built, or undefined when it trains on the host or in the image it names.
+ * A bundle that is not content-addressed cannot be matched to an image: Run.PrecheckFailed.
+ */
+export function imageRequirement(spec: RunSpec): ImageRequirement | undefined {
+  const docker = spec.docker;
+  if (docker === undefined || (docker !== 'auto' && docker.image !== undefined)) return undefined;
+  const bundleSha = CONTENT_ADDRESSED.exec(spec.code.bundle)?.[1];
+  if (bundleSha === undefined) {
+    throw new PrecheckFailedError(
+      `docker needs an image built from the code bundle, but ${spec.code.bundle} is not named <sha256>.tar.gz (as \`runctl submit\` uploads it); set docker.image instead`,
+    );
+  }
+  return { bundleSha, dockerfile: docker === 'auto' ? undefined : docker.build?.dockerfile };
+}
+
+/** Whether a catalogued image was built the way the run asks (from its Dockerfile, when it names one). */
+export function satisfies(entry: ImageEntry, requirement: ImageRequirement): boolean {
+  return requirement.dockerfile === undefined || entry.dockerfile === requirement.dockerfile;
+}
+
+/**
+ * The image to train in: the spec's own, or the one build-image recorded for this code bundle
+ * (EnsureImage built it before the instance was provisioned, so a miss here is a catalog that
+ * changed under the run).
+ */
 async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<string | undefined> {
   const docker = spec.docker;
   if (docker === undefined) return undefined;
   if (docker !== 'auto' && docker.image !== undefined) return docker.image;
-  const buildFirst = `build it first with \`runctl images build\` (POST /images {"bundle": "${spec.code.bundle}"}), then submit again`;
-  const bundleSha = CONTENT_ADDRESSED.exec(spec.code.bundle)?.[1];
-  if (bundleSha === undefined) {
-    throw new PrecheckFailedError(`docker needs an image built from the code bundle, but ${spec.code.bundle} is not named <sha256>.tar.gz; set docker.image, or ${buildFirst}`);
-  }
+  const requirement = imageRequirement(spec);
+  if (requirement === undefined) return undefined;
+  const { bundleSha, dockerfile } = requirement;
+  const buildFirst = `build it with \`runctl images build\` (POST /images {"bundle": "${spec.code.bundle}"}), then submit again`;
   if (deps.catalog === undefined) throw new PrecheckFailedError(`No image catalog is configured for this step; set docker.image, or ${buildFirst}`);
   const entry = await deps.catalog.getImage(bundleSha);
-  if (entry === undefined) throw new PrecheckFailedError(`No image has been built for code bundle ${bundleSha} yet: ${buildFirst}`);
-  const dockerfile = docker === 'auto' ? undefined : docker.build?.dockerfile;
-  if (dockerfile !== undefined && entry.dockerfile !== dockerfile) {
+  if (entry === undefined) throw new PrecheckFailedError(`No image has been built for code bundle ${bundleSha}: ${buildFirst}`);
+  if (!satisfies(entry, requirement)) {
     throw new PrecheckFailedError(
       `The image of code bundle ${bundleSha} was built from ${entry.dockerfile}, not ${dockerfile}: rebuild it with POST /images {"bundle": "${spec.code.bundle}", "dockerfile": "${dockerfile}", "rebuild": true}`,
     );
