@@ -1,9 +1,11 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { z } from 'zod';
 import { loadAsl, localLambdaArn } from '../../local/asl';
 import { LocalStateMachine, type LocalLambda } from '../../local/state-machine-runner';
 import { TaskTokens } from '../../local/task-tokens';
 import * as checkInstance from '../../functions/steps/check-instance';
 import * as decideRecovery from '../../functions/steps/decide-recovery';
+import * as ensureImage from '../../functions/steps/ensure-image';
 import * as finalizeArtifacts from '../../functions/steps/finalize-artifacts';
 import * as finishRun from '../../functions/steps/finish-run';
 import * as launchTraining from '../../functions/steps/launch-training';
@@ -37,9 +39,43 @@ afterAll(async () => {
   await dynalite?.close();
 });
 
+/** The task of train-run that runs build-image as a nested execution (bound by its resource ARN). */
+const START_BUILD = 'arn:aws:states:::states:startExecution.sync:2';
+
+/** What BuildImage hands the nested execution: the build-image machine, its name and its input. */
+const NestedBuildSchema = z.object({
+  StateMachineArn: z.string(),
+  Name: z.string(),
+  Input: z.object({ bundle: z.string(), bundleSha: z.string(), dockerfile: z.string().optional() }).loose(),
+});
+
+/**
+ * Stands in for `startExecution.sync:2` of build-image: records the catalog entry as RecordImage
+ * does and answers as Step Functions does (the execution's description, its output as JSON).
+ */
+function successfulBuild(calls: Array<z.infer<typeof NestedBuildSchema>> = []): LocalLambda {
+  return async (event) => {
+    const request = NestedBuildSchema.parse(event);
+    calls.push(request);
+    const digest = `sha256:${request.Input.bundleSha}`;
+    const image = {
+      bundleSha: request.Input.bundleSha,
+      repository: 'runctl/training',
+      imageUri: `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@${digest}`,
+      digest,
+      dockerfile: request.Input.dockerfile ?? 'Dockerfile',
+      createdAt: new Date().toISOString(),
+    };
+    await world.catalog.putImage(image);
+    return { ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:build-image:${request.Name}`, Status: 'SUCCEEDED', Output: image };
+  };
+}
+
 function lambdas(deps: StepDeps): Record<string, LocalLambda> {
   return {
     ValidateRunLambdaFunction: validateRun.createHandler(deps),
+    EnsureImageLambdaFunction: ensureImage.createHandler(deps),
+    [START_BUILD]: successfulBuild(),
     ProvisionInstanceLambdaFunction: provisionInstance.createHandler(deps),
     CheckInstanceLambdaFunction: checkInstance.createHandler(deps),
     PrefetchDataLambdaFunction: prefetchData.createHandler(deps),
@@ -504,17 +540,76 @@ describe('train-run state machine', () => {
       return JSON.parse(Buffer.from(encoded ?? '', 'base64').toString('utf8'));
     }
 
-    it('fails the prechecks of a docker: auto run whose bundle has no image yet, saying to build it', async () => {
-      await world.put(`bundles/${sha}.tar.gz`, 'tarball');
+    it('builds the image of a docker: auto run whose bundle has none yet, then trains in it', async () => {
+      const built = 'cd'.repeat(32);
+      await world.put(`bundles/${built}.tar.gz`, 'tarball');
+      const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
 
-      const { outcome, record, launched, terminated } = await runScenario({
-        spec: spec({ code: { bundle, entrypoint: 'train.py' }, docker: 'auto' }),
+      const { outcome, runId, execution, record } = await runScenario({
+        spec: spec({ code: { bundle: `s3://${BUCKET}/bundles/${built}.tar.gz`, entrypoint: 'train.py' }, docker: 'auto' }),
+        stateOverrides: { BuildImage: successfulBuild(calls) },
+      });
+
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(calls).toEqual([
+        {
+          StateMachineArn: localLambdaArn('BuildImageStateMachine'),
+          Name: expect.stringMatching(/^build-[0-9a-f]{16}$/),
+          Input: { bundle: `s3://${BUCKET}/bundles/${built}.tar.gz`, bundleSha: built, repository: 'training', rebuild: false },
+        },
+      ]);
+      const states = execution.statesEntered();
+      expect(states.slice(0, 5)).toEqual(['ValidateRun', 'EnsureImage', 'IsImageMissing', 'BuildImage', 'ProvisionInstance']);
+      expect(agentConfig(runId)).toMatchObject({
+        docker: { image: `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${built}` },
+      });
+      expect(record?.statusReason).toContain(`runs/${runId}/outputs/_manifest.json`);
+    });
+
+    it('builds again when the catalogued image of the bundle came from another Dockerfile', async () => {
+      const other = 'ce'.repeat(32);
+      await world.put(`bundles/${other}.tar.gz`, 'tarball');
+      await world.catalog.putImage({ bundleSha: other, repository: 'runctl/training', imageUri: IMAGE, digest: `sha256:${'5e'.repeat(32)}`, dockerfile: 'Dockerfile', createdAt: new Date().toISOString() });
+      const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
+
+      const { outcome, runId } = await runScenario({
+        spec: spec({ code: { bundle: `s3://${BUCKET}/bundles/${other}.tar.gz`, entrypoint: 'train.py' }, docker: { build: { dockerfile: 'docker/Dockerfile.gpu' } } }),
+        stateOverrides: { BuildImage: successfulBuild(calls) },
+      });
+
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(calls.map((c) => c.Input)).toEqual([{ bundle: `s3://${BUCKET}/bundles/${other}.tar.gz`, bundleSha: other, dockerfile: 'docker/Dockerfile.gpu', repository: 'training', rebuild: true }]);
+      expect(agentConfig(runId)).toMatchObject({ docker: { image: `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${other}` } });
+    });
+
+    it('ends FAILED_PRECHECKS with the build\'s error when the image build fails, and launches nothing', async () => {
+      const broken = 'ef'.repeat(32);
+      await world.put(`bundles/${broken}.tar.gz`, 'tarball');
+      // As Step Functions fails a .sync task: States.TaskFailed, the nested execution's description as the cause.
+      const failedBuild: LocalLambda = async (event) => {
+        const request = NestedBuildSchema.parse(event);
+        const description = {
+          ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:build-image:${request.Name}`,
+          Status: 'FAILED',
+          Error: 'Image.BuildFailed',
+          Cause: JSON.stringify({ errorType: 'Image.BuildFailed', errorMessage: 'Image build Failed (exit 1): ERROR: failed to solve: pip install torch' }),
+        };
+        throw Object.assign(new Error(JSON.stringify(description)), { name: 'States.TaskFailed' });
+      };
+
+      const { outcome, record, launched, execution, runId } = await runScenario({
+        spec: spec({ code: { bundle: `s3://${BUCKET}/bundles/${broken}.tar.gz`, entrypoint: 'train.py' }, docker: 'auto' }),
+        stateOverrides: { BuildImage: failedBuild },
       });
 
       expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
-      expect(record?.statusReason).toContain('runctl images build');
-      expect(record?.taskToken).toBeUndefined();
-      expect(terminated).toEqual(launched.map((i) => i.id));
+      expect(record?.status).toBe('FAILED_PRECHECKS');
+      expect(record?.statusReason).toContain('Image.BuildFailed');
+      expect(record?.statusReason).toContain('failed to solve: pip install torch');
+      expect(launched).toEqual([]);
+      expect(execution.statesEntered()).not.toContain('ProvisionInstance');
+      expect(world.launchScripts.filter((l) => l.comment?.includes(runId))).toEqual([]);
+      expect(await world.catalog.getImage(broken)).toBeUndefined();
     });
 
     it('trains a docker: auto run in the image built for its bundle, with the data and volume mounts', async () => {
@@ -523,11 +618,18 @@ describe('train-run state machine', () => {
       const uri = `s3://datasets-bucket/docker-${Date.now().toString(36)}/`;
       await world.catalogue(uri, 'us-east-1a');
 
-      const { outcome, runId } = await runScenario({
+      const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
+
+      const { outcome, runId, execution } = await runScenario({
         spec: spec({ code: { bundle, entrypoint: 'train.py' }, docker: 'auto', data: ['s3://datasets/mnist/:/data'], volume: { dataset: uri, mountPath: '/mnt/dataset' } }),
+        stateOverrides: { BuildImage: successfulBuild(calls) },
       });
 
       expect(outcome.status).toBe('SUCCEEDED');
+      // The image of the bundle is catalogued: no nested build.
+      expect(execution.statesEntered()).toContain('EnsureImage');
+      expect(execution.statesEntered()).not.toContain('BuildImage');
+      expect(calls).toEqual([]);
       expect(agentConfig(runId)).toMatchObject({
         docker: {
           image: IMAGE,
