@@ -4,6 +4,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import * as checkInstance from '../functions/steps/check-instance';
 import * as decideRecovery from '../functions/steps/decide-recovery';
+import * as ensureImage from '../functions/steps/ensure-image';
 import * as finalizeArtifacts from '../functions/steps/finalize-artifacts';
 import * as finishRun from '../functions/steps/finish-run';
 import * as launchTraining from '../functions/steps/launch-training';
@@ -20,7 +21,7 @@ import { S3Artifacts } from '../shared/adapters/s3-artifacts';
 import { apiLogger } from '../shared/composition/api';
 import type { RunRecord } from '../shared/domain/run-record';
 import { isTerminal, LIVE_STATUSES } from '../shared/domain/run-status';
-import { NotFoundError } from '../shared/errors';
+import { NotFoundError, PrecheckFailedError } from '../shared/errors';
 import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events';
 import { cancelRun } from '../shared/usecases/cancel-run';
 import { LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
@@ -201,6 +202,14 @@ async function assemble(
   const launch = launchTraining.createHandler(stepDeps);
   const lambdas: Record<string, LocalLambda> = {
     ValidateRunLambdaFunction: validateRun.createHandler(stepDeps),
+    // No image catalog here: a docker auto/build run always reaches BuildImage, bound below.
+    EnsureImageLambdaFunction: ensureImage.createHandler(stepDeps),
+    // BuildImage (a nested build-image execution on AWS): there is no Docker engine to build with.
+    'arn:aws:states:::states:startExecution.sync:2': async () => {
+      throw new PrecheckFailedError(
+        'Docker images are built on AWS; the local backend has no Docker engine: drop `docker` from the spec or use `docker.image`',
+      );
+    },
     ProvisionInstanceLambdaFunction: provisionInstance.createHandler(stepDeps),
     CheckInstanceLambdaFunction: checkInstance.createHandler(stepDeps),
     PrefetchDataLambdaFunction: prefetchData.createHandler(stepDeps),

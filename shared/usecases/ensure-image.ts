@@ -65,10 +65,8 @@ async function checkImage(runId: string, deps: EnsureImageDeps): Promise<EnsureI
   const spec = record.spec;
   const requirement = imageRequirement(spec);
   if (requirement === undefined) return { needsBuild: false };
-  if (deps.catalog === undefined) {
-    throw new PrecheckFailedError('No image catalog is configured for this step; set docker.image to train in an image you built');
-  }
-  const entry: ImageEntry | undefined = await deps.catalog.getImage(requirement.bundleSha);
+  // Without a catalog (the local backend) no image can be reused: the build step says what to do.
+  const entry: ImageEntry | undefined = await deps.catalog?.getImage(requirement.bundleSha);
   if (entry !== undefined && satisfies(entry, requirement)) return { needsBuild: false, image: entry.imageUri };
   // Validated here with the machine's own schema, so a request it would refuse fails this run's prechecks now.
   const build = parseBuildRequest({
