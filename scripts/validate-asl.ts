@@ -41,12 +41,19 @@ export function functionLogicalId(functionKey: string): string {
   return `${normalized.charAt(0).toUpperCase()}${normalized.slice(1)}LambdaFunction`;
 }
 
-const ServerlessFunctionsSchema = z.object({ functions: z.record(z.string(), z.unknown()) });
+const ServerlessFunctionsSchema = z.object({
+  functions: z.record(z.string(), z.unknown()),
+  stepFunctions: z.object({ stateMachines: z.record(z.string(), z.object({ id: z.string().optional() }).loose()) }).optional(),
+});
 
-/** Logical ids of the Lambda functions serverless.yml defines. */
+/**
+ * Logical ids an ASL file may reference: the Lambda functions serverless.yml defines, and its
+ * state machines (a `.sync` task starts another machine by `Ref`).
+ */
 export function definedFunctionLogicalIds(path: string = SERVERLESS_YML): Set<string> {
   const parsed = ServerlessFunctionsSchema.parse(readServerlessYml(path));
-  return new Set(Object.keys(parsed.functions).map(functionLogicalId));
+  const machines = Object.values(parsed.stepFunctions?.stateMachines ?? {}).flatMap((m) => (m.id === undefined ? [] : [m.id]));
+  return new Set([...Object.keys(parsed.functions).map(functionLogicalId), ...machines]);
 }
 
 const ValidatorResultSchema = z.object({
@@ -94,7 +101,7 @@ export function validateStateMachines(
     }
     for (const logicalId of new Set(referenced)) {
       if (!defined.has(logicalId)) {
-        errors.push(`${logicalId} is not a function in serverless.yml (defined: ${[...defined].sort().join(', ')})`);
+        errors.push(`${logicalId} is not a function or state machine in serverless.yml (defined: ${[...defined].sort().join(', ')})`);
       }
     }
     const result = aslValidate(definition);

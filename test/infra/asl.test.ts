@@ -88,7 +88,7 @@ describe('validateStateMachines', () => {
     expect(reports.map((r) => r.name)).toEqual(['bad', 'good']);
     expect(reports[1]?.errors).toEqual([]);
     const badErrors = reports[0]?.errors.join('\n') ?? '';
-    expect(badErrors).toMatch(/NoSuchStepLambdaFunction is not a function in serverless.yml/);
+    expect(badErrors).toMatch(/NoSuchStepLambdaFunction is not a function or state machine in serverless.yml/);
     expect(badErrors).toMatch(/MISSING_TRANSITION_TARGET/);
   });
 
