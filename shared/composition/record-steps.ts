@@ -2,10 +2,11 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import type { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
+import { DynamoCatalog } from '../adapters/dynamo-catalog';
 import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import { requireEnv } from '../config';
-import { DEFAULT_STEP_TUNING, type RecordStepDeps } from '../usecases/step-deps';
+import { DEFAULT_STEP_TUNING, type RecordStepDeps, type StepDeps } from '../usecases/step-deps';
 
 /**
  * Composition root of the train-run steps that never touch an instance (ValidateRun,
@@ -33,4 +34,16 @@ let built: RecordStepDeps | undefined;
 export function awsRecordStepDeps(): RecordStepDeps {
   built ??= buildAwsRecordStepDeps();
   return built;
+}
+
+let builtWithCatalog: RecordStepDeps & Pick<StepDeps, 'catalog'> | undefined;
+
+/** The same plus the image and volume catalog (EnsureImage), still without EC2 or SSM. */
+export function awsCatalogStepDeps(): RecordStepDeps & Pick<StepDeps, 'catalog'> {
+  if (builtWithCatalog === undefined) {
+    const documents = runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG));
+    const core = buildAwsRecordStepDeps(process.env, documents);
+    builtWithCatalog = { ...core, catalog: new DynamoCatalog(documents, core.config.table) };
+  }
+  return builtWithCatalog;
 }

@@ -4,7 +4,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
 import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
-import { buildAwsRecordStepDeps } from '../../shared/composition/record-steps';
+import { awsCatalogStepDeps, buildAwsRecordStepDeps } from '../../shared/composition/record-steps';
 import { awsStepDeps, buildAwsStepDeps } from '../../shared/composition/steps';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import { agentDockerConfig } from '../../shared/usecases/launch-training';
@@ -50,6 +50,16 @@ describe('the AWS composition of the train-run steps', () => {
     expect(deps.catalog).toBeInstanceOf(DynamoCatalog);
     expect(deps.volumes).toBeInstanceOf(Ec2Volumes);
     expect(awsStepDeps()).toBe(deps);
+  });
+
+  it('gives EnsureImage the catalog without compute, built once per container', () => {
+    for (const [name, value] of Object.entries(ENV)) vi.stubEnv(name, value);
+
+    const deps = awsCatalogStepDeps();
+
+    expect(deps.catalog).toBeInstanceOf(DynamoCatalog);
+    expect(deps).not.toHaveProperty('compute');
+    expect(awsCatalogStepDeps()).toBe(deps);
   });
 
   it('reads the catalog from the runs table and volumes from EC2', async () => {
