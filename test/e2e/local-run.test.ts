@@ -57,4 +57,16 @@ describe('local backend: the example run', () => {
     expect(record.statusReason).toMatch(/need EBS.*spec\.data instead/);
     expect(await processesOf(record)).toEqual([]);
   }, 90_000);
+
+  it('refuses a docker: auto run, whose image would need a Docker engine, with what to do instead', async () => {
+    world = await startWorld();
+    const spec = { ...exampleSpec(world.example, { epochs: 1 }), docker: 'auto' };
+
+    const submitted = await world.backend.submit({ spec });
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('FAILED_PRECHECKS');
+    expect(record.statusReason).toMatch(/no Docker engine/);
+    expect(record.attempts).toEqual([]);
+  }, 90_000);
 });
