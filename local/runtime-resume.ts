@@ -13,6 +13,7 @@ import type { AttemptState } from '../shared/usecases/train-run-state';
 /** The ASL states a resumed execution can start at. */
 export const RESUME_ENTRY_STATES = [
   'ValidateRun',
+  'EnsureImage',
   'ProvisionInstance',
   'StartReadinessChecks',
   'LaunchTraining',
@@ -71,6 +72,9 @@ export function resumeEntry(record: RunRecord): ResumeEntry | undefined {
         startAt: 'ValidateRun',
         input: { runId: record.runId, owner: record.owner, spec: record.spec, clientToken: record.clientToken, scheduleId: record.scheduleId },
       };
+    case 'BUILDING_IMAGE':
+      // Its image build was under way: check the image again (and build it if still missing).
+      return { startAt: 'EnsureImage', input: base };
     case 'PROVISIONING':
     case 'WAITING_FOR_CAPACITY':
     case 'STARTING':

@@ -10,6 +10,8 @@ export const LIVE_STATUSES = [
   'PENDING',
   /** ValidateRun is checking the spec and the code bundle. */
   'VALIDATING',
+  /** A `docker: auto`/`docker.build` run's image is being built (build-image), before any instance. */
+  'BUILDING_IMAGE',
   /** ProvisionInstance is asking EC2 for an instance. */
   'PROVISIONING',
   /** Every allowed type/AZ is out of capacity; the run retries later and says when. */
@@ -71,7 +73,8 @@ export function isRunStatus(value: string): value is RunStatus {
 /** Statuses reachable through the normal forward path of one attempt. */
 const FORWARD: Record<LiveStatus, readonly LiveStatus[]> = {
   PENDING: ['VALIDATING'],
-  VALIDATING: ['PROVISIONING'],
+  VALIDATING: ['BUILDING_IMAGE', 'PROVISIONING'],
+  BUILDING_IMAGE: ['PROVISIONING'],
   PROVISIONING: ['WAITING_FOR_CAPACITY', 'STARTING'],
   WAITING_FOR_CAPACITY: ['PROVISIONING', 'STARTING'],
   STARTING: ['ATTACHING_VOLUME', 'PREFETCHING', 'TRAINING'],
@@ -96,6 +99,6 @@ export function canTransition(from: RunStatus, to: RunStatus): boolean {
   if (isTerminal(to)) return true;
   if (to === 'CANCELLING') return true;
   if (from === 'CANCELLING') return false;
-  if (to === 'RECOVERING') return from !== 'PENDING' && from !== 'VALIDATING';
+  if (to === 'RECOVERING') return from !== 'PENDING' && from !== 'VALIDATING' && from !== 'BUILDING_IMAGE';
   return FORWARD[from].includes(to);
 }

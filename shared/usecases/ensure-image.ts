@@ -76,7 +76,12 @@ async function checkImage(runId: string, deps: EnsureImageDeps): Promise<EnsureI
     // An image of this bundle from another Dockerfile: build again rather than reuse it.
     rebuild: entry !== undefined,
   });
-  return { needsBuild: true, buildId: executionName('build', 'train-run', runId), build };
+  const buildId = executionName('build', 'train-run', runId);
+  // Conditional, and harmless when a retried check finds the run already building.
+  await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE'], 'BUILDING_IMAGE', {
+    statusReason: `Building the image of code bundle ${requirement.bundleSha.slice(0, 12)} (${buildId}) before the first instance`,
+  });
+  return { needsBuild: true, buildId, build };
 }
 
 /**

@@ -81,7 +81,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     spot: spec.instance.spot,
   };
   const pinnedAz = await volumeAz(spec, placement.availabilityZones, event, deps);
-  await deps.store.transition(runId, ['VALIDATING', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
+  await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     statusReason:
       `Launching attempt ${attempt} (${placement.instanceTypes.join(', ')}${placement.spot ? ', spot' : ''}` +
       `${pinnedAz === undefined ? '' : `, in ${pinnedAz} with the dataset volume`})`,

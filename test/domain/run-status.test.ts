@@ -88,6 +88,8 @@ describe('canTransition', () => {
     ['TRAINING', 'PREFETCHING'],
     ['TRAINING', 'PENDING'],
     ['FINALIZING', 'TRAINING'],
+    ['BUILDING_IMAGE', 'STARTING'],
+    ['PROVISIONING', 'BUILDING_IMAGE'],
     ['RECOVERING', 'TRAINING'],
     ['RECOVERING', 'STARTING'],
   ] satisfies [LiveStatus, LiveStatus][])('no skipping or going back: %s ↛ %s', (from, to) => {
@@ -96,7 +98,7 @@ describe('canTransition', () => {
 
   it('walks a whole interrupted run, one legal step at a time', () => {
     const path: RunStatus[] = [
-      'PENDING', 'VALIDATING', 'PROVISIONING', 'WAITING_FOR_CAPACITY', 'PROVISIONING', 'STARTING',
+      'PENDING', 'VALIDATING', 'BUILDING_IMAGE', 'PROVISIONING', 'WAITING_FOR_CAPACITY', 'PROVISIONING', 'STARTING',
       'PREFETCHING', 'TRAINING', 'CHECKPOINTING', 'RECOVERING', 'PROVISIONING', 'STARTING',
       'ATTACHING_VOLUME', 'TRAINING', 'FINALIZING', 'SUCCEEDED',
     ];
@@ -105,7 +107,7 @@ describe('canTransition', () => {
   });
 
   describe('RECOVERING', () => {
-    const beforeAnyInstance: LiveStatus[] = ['PENDING', 'VALIDATING'];
+    const beforeAnyInstance: LiveStatus[] = ['PENDING', 'VALIDATING', 'BUILDING_IMAGE'];
 
     it.each(beforeAnyInstance.map((s) => [s]))('is not reachable from %s, before any instance exists', (from) => {
       expect(canTransition(from, 'RECOVERING')).toBe(false);

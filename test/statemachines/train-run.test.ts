@@ -545,12 +545,14 @@ describe('train-run state machine', () => {
       await world.put(`bundles/${built}.tar.gz`, 'tarball');
       const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
 
-      const { outcome, runId, execution, record } = await runScenario({
+      const { outcome, runId, execution, record, statuses } = await runScenario({
         spec: spec({ code: { bundle: `s3://${BUCKET}/bundles/${built}.tar.gz`, entrypoint: 'train.py' }, docker: 'auto' }),
         stateOverrides: { BuildImage: successfulBuild(calls) },
       });
 
       expect(outcome.status).toBe('SUCCEEDED');
+      // The record says the image is being built, between validation and provisioning.
+      expect(statuses.slice(0, 3)).toEqual(['VALIDATING', 'BUILDING_IMAGE', 'PROVISIONING']);
       expect(calls).toEqual([
         {
           StateMachineArn: localLambdaArn('BuildImageStateMachine'),
@@ -620,12 +622,13 @@ describe('train-run state machine', () => {
 
       const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
 
-      const { outcome, runId, execution } = await runScenario({
+      const { outcome, runId, execution, statuses } = await runScenario({
         spec: spec({ code: { bundle, entrypoint: 'train.py' }, docker: 'auto', data: ['s3://datasets/mnist/:/data'], volume: { dataset: uri, mountPath: '/mnt/dataset' } }),
         stateOverrides: { BuildImage: successfulBuild(calls) },
       });
 
       expect(outcome.status).toBe('SUCCEEDED');
+      expect(statuses).not.toContain('BUILDING_IMAGE');
       // The image of the bundle is catalogued: no nested build.
       expect(execution.statesEntered()).toContain('EnsureImage');
       expect(execution.statesEntered()).not.toContain('BuildImage');
