@@ -51,6 +51,18 @@ describe('fillVolumeCommand', () => {
     expect(result.stderr).toContain(`volume ${VOLUME} is not attached`);
   });
 
+  it.each([
+    ['access refused', 'An error occurred (AccessDenied) when calling the ListObjectsV2 operation: Access Denied', VOLUME_EXIT.accessDenied, 'access denied to s3://datasets-bucket/imagenet/: An error occurred (AccessDenied)'],
+    ['any other failure', 'Could not connect to the endpoint URL', VOLUME_EXIT.syncFailed, 'cannot list s3://datasets-bucket/imagenet/: Could not connect'],
+  ])('names a listing that fails with %s, before touching any device', (_label, error, code, message) => {
+    writeFileSync(join(bin, 'aws'), `#!/bin/bash\necho "$@" >> "${bin}/aws-calls.txt"\necho ${JSON.stringify(error)} >&2\nexit 255\n`);
+    chmodSync(join(bin, 'aws'), 0o755);
+    const result = spawnSync('bash', ['-c', script], { encoding: 'utf8', env: { ...process.env, PATH: `${bin}:${process.env.PATH ?? ''}`, RUNCTL_INSTANCE_ROOT: bin } });
+
+    expect(result.status).toBe(code);
+    expect(result.stderr).toContain(message);
+  });
+
   it('refuses what is not a volume id or an S3 prefix', () => {
     expect(() => fillVolumeCommand({ volumeId: 'vol-x; reboot', datasetUri: 's3://b/p/', formatIfBlank: true })).toThrow();
     expect(() => fillVolumeCommand({ volumeId: VOLUME, datasetUri: '/data', formatIfBlank: true })).toThrow();
