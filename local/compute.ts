@@ -14,6 +14,7 @@ import type {
   LaunchedInstance,
   TaggedInstance,
 } from '../shared/ports/compute';
+import { latencyModel, ThrottledLink, throttlesS3, type LatencyModel } from './latency';
 import { isAlive, terminateMarked } from './process-tree';
 
 /**
@@ -52,8 +53,10 @@ export type StateListener = (instanceId: string, state: InstanceLifecycleState) 
 export interface LocalComputeOptions {
   /** Directory holding instances/ (default `.runctl`). */
   root?: string;
-  /** How long an instance stays pending (default 200 ms). */
+  /** How long an instance stays pending (default: the latency model's launchMs). */
   bootMs?: number;
+  /** Launch, SSM and S3 timings (default: the `instant` profile). See local/latency.ts. */
+  latency?: LatencyModel;
   /** How long terminate waits after SIGTERM before SIGKILL (default 2 s). */
   terminateGraceMs?: number;
   /** Simulated capacity (default: always ok). */
@@ -84,6 +87,8 @@ const InstanceRecordSchema = z.object({
   launchedAt: z.string(),
   /** When a pending instance counts as running (launch time + boot time). */
   runningAt: z.string(),
+  /** When its SSM agent counts as online (running + the latency model's ssmOnlineMs); absent: at once. */
+  onlineAt: z.string().optional(),
   state: LifecycleState,
   tags: z.record(z.string(), z.string()),
   misses: z.array(
@@ -110,11 +115,15 @@ export class LocalCompute implements Compute {
   private readonly listeners = new Set<StateListener>();
   private readonly timers = new Set<NodeJS.Timeout>();
   private readonly stopping = new Map<string, Promise<void>>();
+  /** Each instance's throttled S3 link, when the latency model throttles S3. */
+  private readonly links = new Map<string, Promise<ThrottledLink>>();
+  private readonly latency: LatencyModel;
   private registryLock: Promise<unknown> = Promise.resolve();
 
   constructor(options: LocalComputeOptions = {}) {
     this.options = options;
     this.root = resolve(options.root ?? '.runctl');
+    this.latency = options.latency ?? latencyModel('instant');
     if (options.onStateChange !== undefined) this.listeners.add(options.onStateChange);
   }
 
@@ -152,6 +161,7 @@ export class LocalCompute implements Compute {
               continue;
             }
             const now = this.now();
+            const runningAt = now.getTime() + this.bootMs();
             const record: InstanceRecord = {
               instanceId: `i-local${randomBytes(4).toString('hex')}`,
               clientToken,
@@ -161,7 +171,8 @@ export class LocalCompute implements Compute {
               availabilityZone: zone,
               spot,
               launchedAt: now.toISOString(),
-              runningAt: new Date(now.getTime() + this.bootMs()).toISOString(),
+              runningAt: new Date(runningAt).toISOString(),
+              onlineAt: new Date(runningAt + this.latency.ssmOnlineMs).toISOString(),
               state: 'pending',
               tags: { ...request.tags, 'runctl:run': request.runId, 'runctl:attempt': String(request.attempt) },
               misses,
@@ -204,7 +215,13 @@ export class LocalCompute implements Compute {
     const record = await this.currentRecord(instanceId);
     if (record === undefined) return { state: 'gone', ready: false, agentOnline: false };
     const running = record.state === 'running';
-    return { state: record.state, ready: running, agentOnline: running };
+    const online = running && this.agentOnline(record);
+    return { state: record.state, ready: online, agentOnline: online };
+  }
+
+  /** The SSM agent registers some time after EC2 says running (the latency model's ssmOnlineMs). */
+  private agentOnline(record: InstanceRecord): boolean {
+    return record.onlineAt === undefined || Date.parse(record.onlineAt) <= this.now().getTime();
   }
 
   /** Type, zone and state of an instance, or undefined when it never existed (for the metadata service). */
@@ -231,10 +248,9 @@ export class LocalCompute implements Compute {
     options: { timeoutSeconds?: number; comment?: string } = {},
   ): Promise<string> {
     const record = await this.currentRecord(instanceId);
-    if (record?.state !== 'running') {
-      throw new InstanceNotReadyError(
-        `SSM cannot reach instance ${instanceId}: it is ${record?.state ?? 'unknown'}, not running with its agent online`,
-      );
+    if (record?.state !== 'running' || !this.agentOnline(record)) {
+      const state = record?.state === 'running' ? 'running, its SSM agent not online yet' : (record?.state ?? 'unknown');
+      throw new InstanceNotReadyError(`SSM cannot reach instance ${instanceId}: it is ${state}, not running with its agent online`);
     }
     const commandId = randomUUID();
     const sandbox = this.sandbox(instanceId);
@@ -245,9 +261,10 @@ export class LocalCompute implements Compute {
     // SSM's executionTimeout: 1 hour unless asked otherwise.
     const timeoutSeconds = Math.max(1, Math.ceil(options.timeoutSeconds ?? 3600));
 
+    const s3 = await this.s3Endpoint(instanceId);
     const child = spawn('bash', ['-c', COMMAND_WRAPPER, 'runctl-command', script, dir, String(timeoutSeconds)], {
       cwd: sandbox,
-      env: this.instanceEnv(instanceId),
+      env: this.instanceEnv(instanceId, s3),
       // Its own session and process group, as SSM runs each command; the control plane can
       // restart without taking the command (or the agent it starts) down with it.
       detached: true,
@@ -303,10 +320,29 @@ export class LocalCompute implements Compute {
     );
   }
 
-  /** Stops the boot timers; instances and their processes are left as they are. */
+  /** Stops the boot timers and closes the S3 links; instances and their processes are left as they are. */
   close(): void {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    for (const link of this.links.values()) void link.then((l) => l.close()).catch(() => undefined);
+    this.links.clear();
+  }
+
+  /**
+   * The S3 endpoint an instance's commands use: the shared one, or under a throttling latency
+   * model the instance's own link (made on its first command, closed when it terminates). A
+   * link does not outlive this object: after a control-plane restart an agent started before it
+   * loses its S3 endpoint, so the throttled profiles are for benches, not for restart tests.
+   */
+  private s3Endpoint(instanceId: string): Promise<string | undefined> {
+    const shared = this.options.endpoints?.s3;
+    if (shared === undefined || !throttlesS3(this.latency)) return Promise.resolve(shared);
+    let link = this.links.get(instanceId);
+    if (link === undefined) {
+      link = ThrottledLink.open(shared, this.latency);
+      this.links.set(instanceId, link);
+    }
+    return link.then((l) => l.url);
   }
 
   private stop(instanceId: string, signal: 'SIGTERM' | 'SIGKILL'): Promise<void> {
@@ -327,6 +363,9 @@ export class LocalCompute implements Compute {
       firstSignal: signal,
     });
     const after = await this.setState(instanceId, 'terminated', (state) => state !== 'terminated');
+    const link = this.links.get(instanceId);
+    this.links.delete(instanceId);
+    if (link !== undefined) await link.then((l) => l.close()).catch(() => undefined);
     if (after?.changed) this.emit(instanceId, 'terminated');
   }
 
@@ -366,7 +405,7 @@ export class LocalCompute implements Compute {
     }
   }
 
-  private instanceEnv(instanceId: string): NodeJS.ProcessEnv {
+  private instanceEnv(instanceId: string, s3Endpoint: string | undefined): NodeJS.ProcessEnv {
     const env: NodeJS.ProcessEnv = {};
     // The developer's own AWS settings (profiles, real credentials) must never reach a local instance.
     for (const [key, value] of Object.entries(process.env)) {
@@ -389,7 +428,7 @@ export class LocalCompute implements Compute {
       AWS_SHARED_CREDENTIALS_FILE: join(sandbox, '.aws', 'credentials'),
       AWS_EC2_METADATA_DISABLED: 'true',
     });
-    if (endpoints.s3 !== undefined) env.AWS_ENDPOINT_URL_S3 = endpoints.s3;
+    if (s3Endpoint !== undefined) env.AWS_ENDPOINT_URL_S3 = s3Endpoint;
     if (endpoints.dynamodb !== undefined) env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
     if (endpoints.sfn !== undefined) env.AWS_ENDPOINT_URL_SFN = endpoints.sfn;
     return env;
@@ -405,7 +444,7 @@ export class LocalCompute implements Compute {
   }
 
   private bootMs(): number {
-    return this.options.bootMs ?? 200;
+    return this.options.bootMs ?? this.latency.launchMs;
   }
 
   private now(): Date {

@@ -33,6 +33,7 @@ import { EC2_DETAIL_TYPE, EventRouter } from './event-router';
 import type { LocalApiDeps } from './http-api';
 import { VolumeNotCataloguedError } from '../shared/ports/volumes';
 import { LocalImds } from './imds';
+import type { LatencyModel } from './latency';
 import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
 import { startStableEndpoints } from './runtime-endpoints';
 import { RESUME_ENTRY_STATES, resumeEntry } from './runtime-resume';
@@ -62,8 +63,10 @@ export interface LocalBackendOptions {
   heartbeatTimeoutMs?: number;
   /** Warning → reclaim of a simulated spot interruption (default 20 s; EC2: 120 s). */
   interruptGraceMs?: number;
-  /** How long an instance stays pending (default 200 ms). */
+  /** How long an instance stays pending (default: the latency model's launchMs). */
   bootMs?: number;
+  /** Launch, SSM and S3 timings of local instances (default: the `instant` profile; see local/latency.ts). */
+  latency?: LatencyModel;
   /** Resume the runs found live in the store (default true). */
   resume?: boolean;
 }
@@ -160,6 +163,7 @@ async function assemble(
   compute = new LocalCompute({
     root,
     bootMs: options.bootMs,
+    latency: options.latency,
     endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb, sfn: endpoints.urls.sfn },
     credentials: services.credentials,
     region: services.region,

@@ -2,6 +2,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { LATENCY_PROFILES, latencyModel } from '../../local/latency';
 import { INSTANCE_MARKER, LocalCompute, type LocalComputeOptions } from '../../local/compute';
 import { findProcessesByEnv, terminateMarked } from '../../local/process-tree';
 import { CapacityUnavailableError, InstanceNotReadyError } from '../../shared/errors';
@@ -127,6 +128,23 @@ describe('LocalCompute.readiness', () => {
     expect(booted).toEqual({ state: 'running', ready: true, agentOnline: true });
     expect(await local.readiness('i-local00000000')).toEqual({ state: 'gone', ready: false, agentOnline: false });
     await expect(local.sendCommand('i-local00000000', 'true')).rejects.toBeInstanceOf(InstanceNotReadyError);
+  });
+
+  it('under a latency model, stays not ready after running until the SSM agent is online', async () => {
+    let clock = Date.parse('2026-03-01T10:00:00Z');
+    const local = compute({ latency: latencyModel('aws'), now: () => new Date(clock) });
+    const { instanceId } = await launch(local);
+
+    clock += LATENCY_PROFILES.aws.launchMs;
+    const running = await local.readiness(instanceId);
+    const refused = await local.sendCommand(instanceId, 'true').catch((e: unknown) => e);
+    clock += LATENCY_PROFILES.aws.ssmOnlineMs;
+    const online = await local.readiness(instanceId);
+
+    expect(running).toEqual({ state: 'running', ready: false, agentOnline: false });
+    expect(refused).toBeInstanceOf(InstanceNotReadyError);
+    expect(String(refused)).toContain('SSM agent not online yet');
+    expect(online).toEqual({ state: 'running', ready: true, agentOnline: true });
   });
 
   it('refuses commands while the instance is pending', async () => {
