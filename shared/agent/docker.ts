@@ -136,10 +136,12 @@ export const IMAGE_EXIT = { bundleMissing: 40, dockerfileMissing: 41, buildFaile
 export const DOCKERFILE_CANDIDATES = ['Dockerfile', 'docker/Dockerfile', '.docker/Dockerfile'] as const;
 
 export interface BuildImageOptions {
-  /** `s3://bucket/key.tar.gz` of the code bundle. */
+  /** `s3://<runsBucket>/bundles/<bundleSha>.tar.gz`: the only bundle location the builder accepts. */
   bundleUri: string;
   /** sha256 of the bundle: checked after download, and the image tag. */
   bundleSha: string;
+  /** The stack's runs bucket, whose `bundles/` holds the content-addressed uploads. */
+  runsBucket: string;
   /** Dockerfile path relative to the bundle root; undefined: the first of DOCKERFILE_CANDIDATES. */
   dockerfile?: string;
   /** `<registry>/<name>` without tag. */
@@ -153,18 +155,32 @@ export interface BuildImageOptions {
  * Builder instance: fetch and check the code bundle, find the Dockerfile, `docker build`, log in
  * (password fetched on the instance), push, print `{"digest","dockerfile"}`. Build output goes
  * to a file (SSM keeps only 24,000 characters of stdout); its tail is printed on failure.
+ * The builder runs as root and may push to runctl's repositories, so the only bundle it takes is
+ * the content-addressed upload of the runs bucket, and every value in the text is shell-quoted.
  */
 export function buildImageCommand(options: BuildImageOptions): string {
-  if (!/^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]\/[^\0\n]+$/.test(options.bundleUri)) refuse('bundle', options.bundleUri);
+  if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(options.runsBucket)) refuse('runs bucket', options.runsBucket);
   if (!/^[0-9a-f]{64}$/.test(options.bundleSha)) refuse('bundle sha256', options.bundleSha);
+  if (options.bundleUri !== `s3://${options.runsBucket}/bundles/${options.bundleSha}.tar.gz`) refuse('bundle', options.bundleUri);
   if (!IMAGE.test(options.repositoryUri)) refuse('repository', options.repositoryUri);
+  if (!REGISTRY.test(options.registry)) refuse('registry', options.registry);
   if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$/.test(options.tag)) refuse('tag', options.tag);
   const dockerfile = options.dockerfile;
   if (dockerfile !== undefined && (!/^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(dockerfile) || dockerfile.split('/').includes('..'))) {
     refuse('dockerfile path', dockerfile);
   }
-  const candidates = dockerfile === undefined ? DOCKERFILE_CANDIDATES : [dockerfile];
+  return buildScriptText(options);
+}
+
+/**
+ * The builder's bash text. Every value that comes from a request is passed through `shellQuote`,
+ * messages included, so even a value that slipped past the checks above stays inert text (a test
+ * renders hostile values through this function directly and runs the result).
+ */
+export function buildScriptText(options: BuildImageOptions): string {
+  const candidates = options.dockerfile === undefined ? DOCKERFILE_CANDIDATES : [options.dockerfile];
   const image = `${options.repositoryUri}:${options.tag}`;
+  const q = shellQuote;
   return [
     '#!/bin/bash',
     'set -uo pipefail',
@@ -175,20 +191,24 @@ export function buildImageCommand(options: BuildImageOptions): string {
     '  { dnf install -y docker || yum install -y docker || apt-get install -y docker.io; } >>"$log" 2>&1',
     'fi',
     'systemctl start docker >>"$log" 2>&1 || true',
-    `aws s3 cp ${shellQuote(options.bundleUri)} "$work/bundle.tar.gz" --only-show-errors >>"$log" 2>&1 || fail ${IMAGE_EXIT.bundleMissing} "cannot fetch the code bundle ${options.bundleUri}"`,
+    `bundle=${q(options.bundleUri)}`,
+    `expected=${q(options.bundleSha)}`,
+    `aws s3 cp "$bundle" "$work/bundle.tar.gz" --only-show-errors >>"$log" 2>&1 || fail ${IMAGE_EXIT.bundleMissing} "cannot fetch the code bundle $bundle"`,
     `actual=$(sha256sum "$work/bundle.tar.gz" | cut -d " " -f 1)`,
-    `[ "$actual" = ${options.bundleSha} ] || fail ${IMAGE_EXIT.bundleMissing} "the code bundle's sha256 is $actual, expected ${options.bundleSha}"`,
+    `[ "$actual" = "$expected" ] || fail ${IMAGE_EXIT.bundleMissing} "the code bundle's sha256 is $actual, expected $expected"`,
     'mkdir -p "$work/src" && tar -xzf "$work/bundle.tar.gz" -C "$work/src" >>"$log" 2>&1 || fail ' +
       `${IMAGE_EXIT.bundleMissing} "the code bundle is not a readable .tar.gz"`,
     'dockerfile=""',
-    `for candidate in ${candidates.map(shellQuote).join(' ')}; do`,
+    `for candidate in ${candidates.map(q).join(' ')}; do`,
     '  if [ -f "$work/src/$candidate" ]; then dockerfile=$candidate; break; fi',
     'done',
-    `[ -n "$dockerfile" ] || fail ${IMAGE_EXIT.dockerfileMissing} ${shellQuote(`no Dockerfile in the code bundle (looked for ${candidates.join(', ')})`)}`,
-    `docker build --pull -f "$work/src/$dockerfile" -t ${shellQuote(image)} "$work/src" >>"$log" 2>&1 || fail ${IMAGE_EXIT.buildFailed} "docker build failed"`,
-    `${ecrLoginCommand(options.registry, options.region)} >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker login to ${options.registry} failed"`,
-    `docker push ${shellQuote(image)} >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker push failed"`,
-    `digest=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' ${shellQuote(image)} | grep -F ${shellQuote(`${options.repositoryUri}@`)} | head -n 1 | cut -d @ -f 2)`,
+    `[ -n "$dockerfile" ] || fail ${IMAGE_EXIT.dockerfileMissing} ${q(`no Dockerfile in the code bundle (looked for ${candidates.join(', ')})`)}`,
+    `image=${q(image)}`,
+    `registry=${q(options.registry)}`,
+    `docker build --pull -f "$work/src/$dockerfile" -t "$image" "$work/src" >>"$log" 2>&1 || fail ${IMAGE_EXIT.buildFailed} "docker build failed"`,
+    `aws ecr get-login-password --region ${q(options.region)} | docker login --username AWS --password-stdin "$registry" >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker login to $registry failed"`,
+    `docker push "$image" >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker push failed"`,
+    `digest=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image" | grep -F ${q(`${options.repositoryUri}@`)} | head -n 1 | cut -d @ -f 2)`,
     `[ -n "$digest" ] || fail ${IMAGE_EXIT.pushFailed} "the pushed image has no digest"`,
     'rm -rf "$work"',
     'printf \'{"digest":"%s","dockerfile":"%s"}\\n\' "$digest" "$dockerfile"',

@@ -27,6 +27,8 @@ import type { Volumes } from '../ports/volumes';
 /** Settings of the prewarm, build and run-volume steps. */
 export interface VolumeConfig {
   region: string;
+  /** The runs bucket: the builder fetches only content-addressed bundles (`bundles/<sha256>.tar.gz`) from it. */
+  runsBucket: string;
   /** Instance type of the prewarm helper and the image builder (CPU: no GPU is needed to copy or build). */
   helperInstanceType: string;
   builderInstanceType: string;
@@ -83,6 +85,8 @@ export interface VolumeApiDeps {
   prewarms: Executions;
   builds: Executions;
   clock: () => Date;
+  /** POST /images builds only bundles uploaded to this bucket's `bundles/`. */
+  runsBucket: string;
 }
 
 /** Amazon Linux 2023: the AWS CLI, ext4 tools and dnf-installable Docker, and a small root volume. */
@@ -114,6 +118,7 @@ export function buildAwsVolumeDeps(env: NodeJS.ProcessEnv = process.env): Volume
     config: {
       ...DEFAULT_VOLUME_TUNING,
       region: requireEnv('AWS_REGION', env),
+      runsBucket: requireEnv('RUNS_BUCKET', env),
       helperInstanceProfile: profileName(optionalEnv('HELPER_INSTANCE_PROFILE', env)),
       builderInstanceProfile: profileName(optionalEnv('BUILDER_INSTANCE_PROFILE', env)),
     },
@@ -139,6 +144,7 @@ export function awsVolumeApiDeps(): VolumeApiDeps {
       prewarms: new SfnExecutions(sfn, requireEnv('PREWARM_VOLUME_STATE_MACHINE_ARN')),
       builds: new SfnExecutions(sfn, requireEnv('BUILD_IMAGE_STATE_MACHINE_ARN')),
       clock: () => new Date(),
+      runsBucket: requireEnv('RUNS_BUCKET'),
     };
   }
   return builtApi;

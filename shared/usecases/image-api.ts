@@ -15,7 +15,7 @@ export type StartBuildResult =
  */
 export async function startBuild(request: { owner: string; body: unknown }, deps: VolumeApiDeps): Promise<StartBuildResult> {
   const { clientToken, rest } = splitClientToken(request.body);
-  const parsed = parseBuildRequest(rest);
+  const parsed = parseBuildRequest(rest, deps.runsBucket);
   if (!parsed.rebuild) {
     const image = await deps.catalog.getImage(parsed.bundleSha);
     if (image !== undefined && image.repository.endsWith(`/${parsed.repository}`)) return { status: 'built', image };

@@ -45,9 +45,36 @@ export const BuildRequestSchema = z
   });
 export type BuildRequest = z.output<typeof BuildRequestSchema>;
 
-/** Validates a build request; RunInvalidError names each bad field. */
-export function parseBuildRequest(input: unknown): BuildRequest {
-  const parsed = BuildRequestSchema.safeParse(input, { reportInput: true });
+/**
+ * The build request as the stack accepts it: the bundle must be `s3://<runs bucket>/bundles/<sha256>.tar.gz`,
+ * the content-addressed key `runctl submit` uploads to (and whose sha256 the builder checks), never
+ * another key of the runs bucket (a run's outputs or logs) nor another bucket.
+ */
+function buildRequestSchemaFor(runsBucket: string) {
+  return BuildRequestSchema.superRefine((r, ctx) => {
+    const expected = bundleUriOf(runsBucket, r.bundleSha);
+    if (r.bundle !== expected) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['bundle'],
+        message: `must be a code bundle uploaded through POST /uploads: s3://${runsBucket}/bundles/<sha256>.tar.gz (here ${expected})`,
+      });
+    }
+  });
+}
+
+/** `s3://<runs bucket>/bundles/<sha256>.tar.gz`: where POST /uploads stores a code bundle. */
+export function bundleUriOf(runsBucket: string, sha256: string): string {
+  return `s3://${runsBucket}/bundles/${sha256}.tar.gz`;
+}
+
+/**
+ * Validates a build request; RunInvalidError names each bad field. With `runsBucket`, the bundle
+ * must be a content-addressed upload of that bucket (the API and the machine pass it).
+ */
+export function parseBuildRequest(input: unknown, runsBucket?: string): BuildRequest {
+  const schema = runsBucket === undefined ? BuildRequestSchema : buildRequestSchemaFor(runsBucket);
+  const parsed = schema.safeParse(input, { reportInput: true });
   if (parsed.success) return parsed.data;
   const issues = toFieldIssues(parsed.error);
   throw new RunInvalidError(`Invalid image request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
@@ -76,7 +103,7 @@ export type PrepareBuildResult = { reuse: true; image: ImageEntry } | { reuse: f
 
 /** PrepareBuild: reuse the image of this bundle when it still exists in ECR, else plan a build. */
 export async function prepareBuild(event: z.infer<typeof PrepareBuildEventSchema>, deps: VolumeDeps): Promise<PrepareBuildResult> {
-  const request = parseBuildRequest(event.input);
+  const request = parseBuildRequest(event.input, deps.config.runsBucket);
   const repositoryName = `${deps.config.repositoryPrefix}${request.repository}`;
   const tag = bundleTag(request.bundleSha);
   if (!request.rebuild) {
@@ -139,6 +166,7 @@ export async function buildImage(event: z.infer<typeof BuildImageEventSchema>, d
       buildImageCommand({
         bundleUri: build.bundle,
         bundleSha: build.bundleSha,
+        runsBucket: deps.config.runsBucket,
         dockerfile: build.dockerfile,
         repositoryUri: build.repositoryUri,
         registry: build.registry,

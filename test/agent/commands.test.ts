@@ -1,6 +1,6 @@
 import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +41,9 @@ afterAll(async () => {
 
 function runBash(script: string, credentials = s3.credentials): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
+    // cwd is the sandbox root, where a canary of an injected command would land.
     const child = spawn('bash', ['-s'], {
+      cwd: root,
       env: {
         PATH: process.env.PATH,
         HOME: process.env.HOME,
@@ -121,7 +123,11 @@ describe('prefetchCommand', () => {
     const result = await runBash(script);
 
     expect(result.code).toBe(PREFETCH_EXIT.sourceMissing);
-    expect(() => readFileSync(join(root, 'pwned'))).toThrow();
+    expect(existsSync(join(root, 'pwned'))).toBe(false);
+    expect(existsSync(join(root, 'pwned2'))).toBe(false);
+    // The canary check itself works: the same text unquoted does create it.
+    await runBash(`true $(touch canary-check)`);
+    expect(existsSync(join(root, 'canary-check'))).toBe(true);
     expect(() => prefetchCommand([{ source: 'https://example.com/x', target: '/data' }])).toThrow(/s3:\/\//);
     expect(() => prefetchCommand([{ source: 's3://b/x', target: '/data/../etc' }])).toThrow(/absolute path/);
   });

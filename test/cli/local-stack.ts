@@ -78,6 +78,7 @@ export async function startLocalStack(options: { bucket?: string; identity?: str
     prewarms: new SfnExecutions(machinesClient, PREWARM_MACHINE),
     builds: new SfnExecutions(machinesClient, BUILD_MACHINE),
     clock: () => new Date(),
+    runsBucket: bucket,
   };
   const api = await startHttpApi({ deps, volumes, identity: options.identity ?? LOCAL_OWNER });
   return {

@@ -76,8 +76,11 @@ describe('build-image state machine', () => {
     expect(liveInstances()).toEqual([]);
 
     const script = fake.ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.[0] ?? '';
-    expect(script).toContain(`docker push ${REGISTRY}/runctl/training:bundle-${SHA}`);
-    expect(script).toContain(`aws ecr get-login-password --region us-east-1 | docker login --username AWS --password-stdin ${REGISTRY}`);
+    expect(script).toContain(`image=${REGISTRY}/runctl/training:bundle-${SHA}\n`);
+    expect(script).toContain('docker push "$image"');
+    expect(script).toContain(`registry=${REGISTRY}\n`);
+    expect(script).toContain('aws ecr get-login-password --region us-east-1 | docker login --username AWS --password-stdin "$registry"');
+    expect(script).toContain(`bundle=${BUNDLE}\n`);
     // The authorization token GetAuthorizationToken returned never reaches the instance.
     expect(script).not.toContain('QVdTOnNlY3JldA==');
     expect(script).toContain("for candidate in Dockerfile docker/Dockerfile .docker/Dockerfile; do");
@@ -120,6 +123,13 @@ describe('build-image state machine', () => {
     const { outcome } = await build({ bundle: 's3://runctl-runs/bundles/latest.tar.gz' });
 
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.Invalid', cause: expect.stringContaining('bundleSha') });
+    expect(fake.ec2.commandCalls(RunInstancesCommand)).toHaveLength(0);
+  });
+
+  it('refuses, before any builder exists, a bundle outside the runs bucket\'s bundles/ (another run\'s files)', async () => {
+    const { outcome } = await build({ bundle: 's3://runctl-runs/runs/r-victim/outputs/model.tar.gz', bundleSha: SHA });
+
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.Invalid', cause: expect.stringContaining('bundle: must be a code bundle uploaded through POST /uploads') });
     expect(fake.ec2.commandCalls(RunInstancesCommand)).toHaveLength(0);
   });
 });

@@ -1,7 +1,12 @@
 import { spawnSync } from 'node:child_process';
+import { chmodSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   buildImageCommand,
+  buildScriptText,
+  type BuildImageOptions,
   dockerKillArgv,
   dockerRunArgv,
   dockerStopArgv,
@@ -121,12 +126,69 @@ describe('signals and ECR', () => {
     const script = buildImageCommand({
       bundleUri: `s3://runctl-runs/bundles/${'a'.repeat(64)}.tar.gz`,
       bundleSha: 'a'.repeat(64),
+      runsBucket: 'runctl-runs',
       repositoryUri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training',
       registry: '123456789012.dkr.ecr.us-east-1.amazonaws.com',
       region: 'us-east-1',
       tag: `bundle-${'a'.repeat(64)}`,
     });
     expect(spawnSync('bash', ['-n'], { input: script }).status).toBe(0);
-    expect(() => buildImageCommand({ bundleUri: 's3://b/x.tar.gz', bundleSha: 'a'.repeat(64), repositoryUri: 'r', registry: 'r', region: 'us-east-1', tag: 't', dockerfile: '../etc/passwd' })).toThrow();
+    expect(() => buildImageCommand({ bundleUri: `s3://b-1/bundles/${'a'.repeat(64)}.tar.gz`, bundleSha: 'a'.repeat(64), runsBucket: 'b-1', repositoryUri: 'r', registry: 'r', region: 'us-east-1', tag: 't', dockerfile: '../etc/passwd' })).toThrow();
+  });
+});
+
+describe('the image builder command', () => {
+  const SHA = 'c'.repeat(64);
+  const good: BuildImageOptions = {
+    bundleUri: `s3://runctl-runs/bundles/${SHA}.tar.gz`,
+    bundleSha: SHA,
+    runsBucket: 'runctl-runs',
+    repositoryUri: '123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training',
+    registry: '123456789012.dkr.ecr.us-east-1.amazonaws.com',
+    region: 'us-east-1',
+    tag: `bundle-${SHA}`,
+  };
+
+  /** Runs the builder text with `aws` and `docker` stubs that fail, in a fresh directory; returns its stderr and the files created there. */
+  function runBuilder(script: string): { stderr: string; created: string[] } {
+    const dir = mkdtempSync(join(tmpdir(), 'runctl-builder-'));
+    try {
+      const bin = join(dir, 'bin');
+      const cwd = join(dir, 'cwd');
+      for (const d of [bin, cwd]) spawnSync('mkdir', ['-p', d]);
+      for (const tool of ['aws', 'docker', 'systemctl']) {
+        writeFileSync(join(bin, tool), '#!/bin/sh\nexit 1\n');
+        chmodSync(join(bin, tool), 0o755);
+      }
+      const result = spawnSync('bash', ['-s'], { input: script, cwd, env: { PATH: `${bin}:${process.env.PATH ?? ''}`, TMPDIR: dir }, encoding: 'utf8' });
+      return { stderr: result.stderr, created: readdirSync(cwd) };
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('accepts only s3://<runs bucket>/bundles/<sha256>.tar.gz', () => {
+    expect(() => buildImageCommand(good)).not.toThrow();
+    for (const bundleUri of [
+      `s3://runctl-runs/runs/r-victim/outputs/${SHA}.tar.gz`,
+      `s3://elsewhere/bundles/${SHA}.tar.gz`,
+      `s3://runctl-runs/bundles/${'d'.repeat(64)}.tar.gz`,
+      `s3://runctl-runs/bundles/$(touch canary)/${SHA}.tar.gz`,
+    ]) {
+      expect(() => buildImageCommand({ ...good, bundleUri }), bundleUri).toThrow(/bundle/);
+    }
+  });
+
+  it('keeps hostile text inert even where no check stops it: $(touch canary) never runs', () => {
+    const hostile = '$(touch canary)`touch canary2`"; touch canary3; "';
+    const script = buildScriptText({ ...good, bundleUri: `s3://runctl-runs/bundles/${hostile}.tar.gz`, bundleSha: hostile, registry: hostile, region: hostile });
+    const { stderr, created } = runBuilder(script);
+
+    expect(created).toEqual([]);
+    // The fetch failed (the aws stub exits 1) and the message shows the URI as it was given.
+    expect(stderr).toContain(`runctl build: cannot fetch the code bundle s3://runctl-runs/bundles/${hostile}.tar.gz`);
+    // The canary check itself works: an unquoted substitution in the same harness does create it.
+    expect(runBuilder('touch canary').created).toEqual(['canary']);
+    expect(existsSync(join(tmpdir(), 'canary'))).toBe(false);
   });
 });

@@ -280,6 +280,21 @@ describe('serverless.yml', () => {
     expect(agentActions).toEqual(
       expect.arrayContaining(['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat', 'dynamodb:GetItem', 's3:PutObject']),
     );
+    // The prefix: object access only under runs/ (written) and bundles/ (read), never the whole bucket.
+    const s3Statements = allStatements().filter(
+      ({ where, statement }) => where === 'resource TrainingInstanceRole' && actionsOf(statement).some((a) => a.startsWith('s3:')),
+    );
+    const objectStatements = s3Statements.filter(({ statement }) => actionsOf(statement).some((a) => a.includes('Object')));
+    expect(objectStatements.length).toBeGreaterThan(0);
+    for (const { statement } of objectStatements) {
+      const resources = JSON.stringify(statement.Resource);
+      expect(resources, 'object resources of the training role').toMatch(/RunsBucket\.Arn\}\/(runs|bundles)\/[^"]*\*/);
+      expect(resources).not.toMatch(/RunsBucket\.Arn\}\/\*/);
+      if (actionsOf(statement).some((a) => a.startsWith('s3:Put'))) expect(resources).not.toContain('/bundles/');
+    }
+    for (const { statement } of s3Statements.filter(({ statement }) => actionsOf(statement).includes('s3:ListBucket'))) {
+      expect(JSON.stringify(statement.Condition?.StringLike?.['s3:prefix']), 'ListBucket is limited to a key prefix').toMatch(/^"runs\//);
+    }
     expect(resource('TrainingInstanceProfile', 'AWS::IAM::InstanceProfile').Roles).toEqual([{ Ref: 'TrainingInstanceRole' }]);
     const group = resource('TrainingSecurityGroup', 'AWS::EC2::SecurityGroup');
     expect(group.SecurityGroupIngress).toBeUndefined();

@@ -162,7 +162,7 @@ export class SimulatedAccount {
       registry: new EcrImages(new ECRClient(localClientConfig('http://127.0.0.1:9'))),
       store: this.store,
       clock: () => new Date(),
-      config: { ...DEFAULT_VOLUME_TUNING, region: 'us-east-1', waiterSeconds: 5 },
+      config: { ...DEFAULT_VOLUME_TUNING, region: 'us-east-1', runsBucket: this.options.bucket, waiterSeconds: 5 },
     };
   }
 

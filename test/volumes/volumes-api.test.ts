@@ -41,6 +41,7 @@ describe('volume and image API handlers', () => {
       prewarms: new SfnExecutions(sfnClient, PREWARM),
       builds: new SfnExecutions(sfnClient, BUILD),
       clock: () => new Date(),
+      runsBucket: 'runctl-runs',
     };
   });
   afterAll(async () => dynalite.close());
@@ -125,6 +126,9 @@ describe('volume and image API handlers', () => {
   it.each([
     ['a bundle that is not a .tar.gz in S3', { bundle: '/tmp/code.tar.gz' }, 'bundle'],
     ['a bundle without a sha256', { bundle: 's3://runctl-runs/bundles/latest.tar.gz' }, 'bundleSha'],
+    ['another run\'s files in the runs bucket', { bundle: 's3://runctl-runs/runs/r-victim/outputs/model.tar.gz', bundleSha: SHA }, 'bundle'],
+    ['a bundle in another bucket', { bundle: `s3://elsewhere/bundles/${SHA}.tar.gz` }, 'bundle'],
+    ['shell text in the bundle URI', { bundle: 's3://runctl-runs/bundles/$(touch canary).tar.gz', bundleSha: SHA }, 'bundle'],
     ['a Dockerfile outside the bundle', { bundle: `s3://runctl-runs/bundles/${SHA}.tar.gz`, dockerfile: '../Dockerfile' }, 'dockerfile'],
   ])('POST /images answers %s with a 400 naming the field', async (_label, payload, path) => {
     const result = await postImage(payload);

@@ -25,6 +25,7 @@ export async function volumeDeps(fake: FakeAws, endpoint: string, name: string):
     config: {
       ...DEFAULT_VOLUME_TUNING,
       region: 'us-east-1',
+      runsBucket: 'runctl-runs',
       helperInstanceProfile: 'runctl-helper',
       builderInstanceProfile: 'runctl-builder',
       helperMaxChecks: 3,
