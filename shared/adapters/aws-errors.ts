@@ -6,6 +6,7 @@
  * translate it into a named error (shared/errors.ts) that keeps the original as `cause`, so the
  * state machines match on stable names and a log still shows what AWS said.
  */
+import { isTransientError as isSdkTransientError } from '@smithy/core/retry';
 import { AwsCallFailedError, RunctlError, ThrottledError } from '../errors';
 
 /**
@@ -55,13 +56,27 @@ export function isThrottlingError(error: unknown): boolean {
   return (code !== undefined && THROTTLING_CODES.has(code)) || awsHttpStatus(error) === 429;
 }
 
-/** True for throttling and for server-side failures that a later call may not meet. */
+/**
+ * True for throttling, for server-side failures that a later call may not meet, and for the
+ * network failures the SDK itself retries (ECONNRESET / "socket hang up", EPIPE, ETIMEDOUT,
+ * TimeoutError, unreachable hosts: the SDK's own classifier decides). A connection that broke
+ * on every one of the SDK's tries is as transient as a 503 on every try: the call may have
+ * been carried out, its answer lost, and a later call (with the callers' idempotency) is right.
+ */
 export function isTransientError(error: unknown): boolean {
   if (isThrottlingError(error)) return true;
   const code = awsErrorCode(error);
   if (code !== undefined && TRANSIENT_CODES.has(code)) return true;
   const status = awsHttpStatus(error);
-  return status !== undefined && status >= 500;
+  if (status !== undefined && status >= 500) return true;
+  return isSdkErrorShaped(error) && isSdkTransientError(error);
+}
+
+type SdkErrorShape = Parameters<typeof isSdkTransientError>[0];
+
+/** What the SDK's classifier reads: an Error whose cause, if any, is an Error too. */
+function isSdkErrorShaped(error: unknown): error is SdkErrorShape {
+  return error instanceof Error && (error.cause === undefined || error.cause instanceof Error);
 }
 
 function errorMessage(error: unknown): string {
@@ -70,7 +85,7 @@ function errorMessage(error: unknown): string {
 
 /**
  * Translates an SDK error raised by `operation` into a named error with the original as `cause`.
- * Transient errors (throttling, 5xx) become `Aws.Throttled`, the name the state machines retry
+ * Transient errors (throttling, 5xx, broken connections) become `Aws.Throttled`, the name the state machines retry
  * with backoff; everything else becomes `Aws.CallFailed`. Named errors pass through unchanged.
  */
 export function translateAwsError(error: unknown, operation: string): RunctlError {

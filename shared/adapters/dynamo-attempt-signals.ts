@@ -1,4 +1,5 @@
-import { UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
+import { randomUUID } from 'node:crypto';
+import { GetCommand, UpdateCommand, type DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { canTransition } from '../domain/run-status';
 import { RunInvalidError } from '../errors';
 import type { AttemptRef, AttemptSignals, SpotInterruptionMark } from '../ports/attempt-signals';
@@ -15,6 +16,9 @@ if (!canTransition('TRAINING', 'CHECKPOINTING')) throw new Error('TRAINING → C
  */
 export const REBALANCE_ATTRIBUTE = 'rebalanceCheckpointAt';
 
+/** Attribute on an attempt's entry holding the stamp of the spot-warning write that marked it. */
+export const SPOT_WARNING_ATTRIBUTE = 'spotWarningStamp';
+
 /** AttemptSignals on the runs table, with the same document client as DynamoRunStore. */
 export class DynamoAttemptSignals implements AttemptSignals {
   constructor(
@@ -26,21 +30,34 @@ export class DynamoAttemptSignals implements AttemptSignals {
   /**
    * One UpdateItem: status, both status index keys, reason and the attempt's end reason. The
    * condition on the owner keeps a wrong `runctl:owner` tag from writing a wrong index key.
+   * The attempt keeps a stamp of this call: when the condition fails, one read tells the SDK's
+   * retry of this very write (landed, answer lost) from a duplicate or late warning.
    */
   async markSpotInterrupted(mark: SpotInterruptionMark): Promise<boolean> {
+    const stamp = randomUUID();
     const entry = attemptEntry(mark.attempt);
     const index = statusIndexKeys(mark.owner, 'CHECKPOINTING');
-    return this.update(`mark attempt ${mark.attempt} of run ${mark.runId} spot-interrupted`, mark, {
+    const what = `mark attempt ${mark.attempt} of run ${mark.runId} spot-interrupted`;
+    const marked = await this.update(what, mark, {
       set: [
         '#status = :checkpointing',
         '#gsi2pk = :gsi2pk',
         '#gsi3pk = :gsi3pk',
         '#statusReason = :reason',
         `${entry}.#endReason = :spotInterrupted`,
+        `${entry}.#warningStamp = :warningStamp`,
       ],
       condition: ['#status = :training', '#owner = :owner'],
-      names: { '#status': 'status', '#gsi2pk': 'gsi2pk', '#gsi3pk': 'gsi3pk', '#statusReason': 'statusReason', '#owner': 'owner' },
+      names: {
+        '#status': 'status',
+        '#gsi2pk': 'gsi2pk',
+        '#gsi3pk': 'gsi3pk',
+        '#statusReason': 'statusReason',
+        '#owner': 'owner',
+        '#warningStamp': SPOT_WARNING_ATTRIBUTE,
+      },
       values: {
+        ':warningStamp': stamp,
         ':checkpointing': 'CHECKPOINTING',
         ':training': 'TRAINING',
         ':gsi2pk': index.gsi2pk,
@@ -50,6 +67,29 @@ export class DynamoAttemptSignals implements AttemptSignals {
         ':reason': `Spot interruption warning (${mark.action}) for ${mark.instanceId} at ${mark.noticedAt}: checkpointing attempt ${mark.attempt}`,
       },
     });
+    return marked || (await this.markedBy(what, mark, stamp));
+  }
+
+  /** Whether the run is CHECKPOINTING with attempt `mark.attempt` marked with `stamp`. */
+  private async markedBy(what: string, mark: SpotInterruptionMark, stamp: string): Promise<boolean> {
+    const entry = attemptEntry(mark.attempt);
+    try {
+      const output = await this.documentClient.send(
+        new GetCommand({
+          TableName: this.tableName,
+          Key: runKey(mark.runId),
+          ProjectionExpression: `#status, ${entry}.#warningStamp`,
+          ExpressionAttributeNames: { '#status': 'status', '#attempts': 'attempts', '#warningStamp': SPOT_WARNING_ATTRIBUTE },
+          ConsistentRead: true,
+        }),
+      );
+      const attempts: unknown = output.Item?.['attempts'];
+      // A projected list element comes back as a one-element list.
+      const stamped = Array.isArray(attempts) && attempts.some((a: unknown) => isStampedBy(a, stamp));
+      return output.Item?.['status'] === 'CHECKPOINTING' && stamped;
+    } catch (error) {
+      throw translateAwsError(error, `DynamoDB: ${what} (reading it back)`);
+    }
   }
 
   /** One UpdateItem, conditional on the spec's own flag, so the handler need not read the spec first. */
@@ -132,6 +172,10 @@ export class DynamoAttemptSignals implements AttemptSignals {
       throw translateAwsError(error, `DynamoDB: ${what}`);
     }
   }
+}
+
+function isStampedBy(entry: unknown, stamp: string): boolean {
+  return typeof entry === 'object' && entry !== null && SPOT_WARNING_ATTRIBUTE in entry && entry[SPOT_WARNING_ATTRIBUTE] === stamp;
 }
 
 function attemptEntry(attempt: number): string {

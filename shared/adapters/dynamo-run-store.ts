@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import type { Attempt, RunRecord } from '../domain/run-record';
@@ -56,6 +57,13 @@ const transitionFieldsComplete: Missing<keyof TransitionPatch, (typeof TRANSITIO
 const attemptFieldsComplete: Missing<Exclude<keyof Attempt, 'attempt'>, (typeof ATTEMPT_FIELDS)[number]> = true;
 void transitionFieldsComplete;
 void attemptFieldsComplete;
+
+/**
+ * Attribute stamped by each status transition with a value of its own. A write that landed but
+ * whose answer was lost is sent again by the SDK's retry, and that retry fails the status
+ * condition; finding this call's stamp on the item tells the two apart.
+ */
+export const TRANSITION_STAMP_ATTRIBUTE = 'transitionStamp';
 
 type UpdateOutcome = { applied: true; item: Record<string, unknown> } | { applied: false; failure: unknown };
 
@@ -142,10 +150,16 @@ export class DynamoRunStore implements RunStore {
 
   /** Reads a run (strongly consistent), or undefined when there is none. */
   async get(runId: string): Promise<RunRecord | undefined> {
+    const item = await this.getItem(runId);
+    return item === undefined ? undefined : fromRunItem(item);
+  }
+
+  /** The stored item as it is, keys and bookkeeping attributes included. */
+  private async getItem(runId: string): Promise<Record<string, unknown> | undefined> {
     const output = await this.call(`read run ${runId}`, () =>
       this.documentClient.send(new GetCommand({ TableName: this.tableName, Key: runKey(runId), ConsistentRead: true })),
     );
-    return output.Item === undefined ? undefined : fromRunItem(output.Item);
+    return output.Item;
   }
 
   /** The owner's runs, newest first, optionally in one status only. */
@@ -166,6 +180,8 @@ export class DynamoRunStore implements RunStore {
    * (say the agent's success callback and a spot warning) cannot both win: the condition lets
    * the first through and the second gets a StatusConflictError naming the status it lost to.
    * The status reason belongs to the status, so a transition without one clears the old one.
+   * A write that landed although its answer was lost (the SDK's retry then fails the condition)
+   * is recognised by its stamp and answers as the success it was.
    */
   async transition(
     runId: string,
@@ -193,12 +209,17 @@ export class DynamoRunStore implements RunStore {
       if (value !== undefined) update.set(update.name(field), field, value);
       else if (field === 'statusReason') update.remove(update.name(field));
     }
+    const stamp = randomUUID();
+    update.set(update.name(TRANSITION_STAMP_ATTRIBUTE), 'stamp', stamp);
     const fromValues = legal.map((status, i) => update.value(`from${i}`, status));
     const condition = `${update.name('status')} IN (${fromValues.join(', ')})`;
 
     const outcome = await this.updateRun(`move run ${runId} to ${to}`, runId, update, condition);
     if (outcome.applied) return fromRunItem(outcome.item);
-    const actual = (await this.getExisting(runId)).status;
+    const item = await this.getItem(runId);
+    if (item === undefined) throw new NotFoundError(`Run ${runId} does not exist`);
+    if (item[TRANSITION_STAMP_ATTRIBUTE] === stamp) return fromRunItem(item);
+    const actual = fromRunItem(item).status;
     throw new StatusConflictError(`Run ${runId} is ${actual}, not ${legal.join(' or ')}, so it was not moved to ${to}`, {
       cause: outcome.failure,
       actual,

@@ -23,6 +23,8 @@ export interface AttemptSignals {
   /**
    * TRAINING → CHECKPOINTING and the attempt's end reason `SPOT_INTERRUPTED`, in one write.
    * False (nothing written) when the run is not TRAINING or the attempt is not live on that instance.
+   * True also when this call's own write had landed with its answer lost (the SDK's retry then
+   * fails the condition): the checkpoint command still has to go out.
    */
   markSpotInterrupted(mark: SpotInterruptionMark): Promise<boolean>;
   /**

@@ -51,6 +51,20 @@ describe('classification', () => {
     expect(isThrottlingError(ec2Error(code, status))).toBe(expected);
   });
 
+  it.each([
+    ['a reset connection', Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' })],
+    ['a hung-up socket', Object.assign(new Error('socket hang up'), { code: 'ECONNRESET' })],
+    ['a broken pipe', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' })],
+    ['a timeout', Object.assign(new Error('Connection timed out after 1000 ms'), { name: 'TimeoutError' })],
+  ])('treats %s after the SDK\'s retries as transient: Aws.Throttled', (_label, error) => {
+    expect(isTransientError(error)).toBe(true);
+    expect(translateAwsError(error, 'DynamoDB: read run r-1')).toBeInstanceOf(ThrottledError);
+  });
+
+  it('keeps a plain programming error fatal', () => {
+    expect(translateAwsError(new TypeError('x is undefined'), 'DynamoDB: read run r-1')).toBeInstanceOf(AwsCallFailedError);
+  });
+
   it('treats any 429 as throttling and any 5xx as transient', () => {
     expect(isThrottlingError(ec2Error('Whatever', 429))).toBe(true);
     expect(isTransientError(ec2Error('InternalError', 500, 'server'))).toBe(true);
