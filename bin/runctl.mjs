@@ -1,20 +1,41 @@
 #!/usr/bin/env node
-// The runctl CLI. Its TypeScript sources run through tsx, resolved from this package's own
-// node_modules, so the command works from any directory.
-import * as nodeModule from 'node:module';
+// The runctl CLI: loads the ahead-of-time bundle in dist/ (scripts/build-cli.mjs), and builds it
+// first when it is missing or older than one of its sources, so a fresh clone or an edited
+// checkout runs what its sources say.
+import { readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
-if (typeof nodeModule.registerHooks !== 'function') {
-  process.stderr.write(
-    `runctl needs Node.js 22.15 or newer (this is ${process.version}). ` +
-      'Inside the runctl checkout, `npx runctl …` uses the Node 22 the project pins.\n',
-  );
-  process.exit(1);
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+function currentEntry() {
+  let manifest;
+  try {
+    manifest = JSON.parse(readFileSync(join(root, 'dist', 'cli.json'), 'utf8'));
+  } catch {
+    return undefined;
+  }
+  for (const input of manifest.inputs) {
+    let modified;
+    try {
+      modified = statSync(join(root, input)).mtimeMs;
+    } catch {
+      return undefined; // a source was removed or renamed
+    }
+    if (modified > manifest.builtAt) return undefined;
+  }
+  return join(root, 'dist', manifest.entry);
 }
-const { register } = await import('tsx/esm/api');
 
-register();
-// `?raw` imports (the agent script) load as text, as in the bundles.
-const { registerRawImports } = await import('../local/runtime-raw-imports.ts');
-registerRawImports();
-const { run } = await import('../cli/main.ts');
+let entry = currentEntry();
+if (entry === undefined) {
+  try {
+    const { buildCli } = await import('../scripts/build-cli.mjs');
+    entry = await buildCli();
+  } catch (error) {
+    process.stderr.write(`runctl: building the CLI bundle failed (${error instanceof Error ? error.message : String(error)}); run \`npm install\` in ${root}\n`);
+    process.exit(1);
+  }
+}
+const { run } = await import(pathToFileURL(entry).href);
 await run(process.argv.slice(2));

@@ -14,6 +14,6 @@ export class CliError extends Error {
 export class UsageError extends CliError {
   override name = 'UsageError';
   constructor(message: string) {
-    super(`${message}\nRun \`runctl help\` for the commands and their options.`, 2);
+    super(`${message} (see \`runctl help\`)`, 2);
   }
 }

@@ -1,15 +1,10 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { ApiClient, defaultCredentials } from './api-client';
-import { resolveConfig } from './config';
 import type { CommandContext } from './context';
 import { CliError, UsageError } from './errors';
-import { showLogs } from './commands/logs';
-import { showCheckpoints, showMetrics } from './commands/metrics';
-import { cancelRun, listRuns, showStatus } from './commands/runs';
-import { runDev, runLocal } from './commands/local';
-import { buildImage } from './commands/images';
-import { submit } from './commands/submit';
-import { listVolumes, prewarmVolume } from './commands/volumes';
+import { runctlVersion } from './version';
+
+// Only argument parsing and help load at start; each command's code (and zod, the SDK's
+// credential chain, the local backend) is imported when that command runs.
 
 const HELP = `runctl — run ML training on EC2 spot instances, through interruptions, to a finished model
 
@@ -45,23 +40,31 @@ Usage: runctl <command> [options]
       --dockerfile PATH          Dockerfile inside DIR (default Dockerfile, docker/ or .docker/Dockerfile)
       --repository NAME          ECR repository under runctl/ (default training)
       --rebuild                  build again even when this code has an image
-  dev [--port 4567]                      serve the API on localhost over the embedded local backend
-  local interrupt RUN                    simulate a spot interruption of RUN on runctl dev
+  dev [--port 4567] [--root .runctl]     serve the API on localhost over the embedded local backend,
+                                         keeping runs, objects and instances under --root
+  local interrupt RUN [--root .runctl]   a spot interruption of RUN on runctl dev (the endpoint from
+                                         --endpoint, RUNCTL_ENDPOINT, or the dev.json under --root)
 
 Options for every command:
   --endpoint URL    the runctl API (or RUNCTL_ENDPOINT, or "endpoint" in ~/.runctl/config.json)
   --profile NAME    AWS profile for signing (or AWS_PROFILE)
   --region REGION   AWS region of the API (or AWS_REGION)
-  --json            machine-readable output (read commands, submit, volumes, images)
+  --json            exactly one JSON document on stdout (progress and warnings on stderr)
+  --debug           on an error, the stack trace and its causes too
+  --version         the runctl version
 
 Local endpoints (127.0.0.1, localhost) are called unsigned; deployed ones with SigV4.
 Docs: docs/cli.md`;
+
+/** The instance type a submit to `runctl dev` gets when it names none: the local backend has one kind. */
+const LOCAL_INSTANCE_TYPES = ['local.sandbox'];
 
 const GLOBAL = {
   endpoint: { type: 'string' },
   profile: { type: 'string' },
   region: { type: 'string' },
   json: { type: 'boolean', default: false },
+  debug: { type: 'boolean', default: false },
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies ParseArgsConfig['options'];
 
@@ -148,8 +151,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     console.log(HELP);
     return argv[0] === undefined ? 2 : 0;
   }
-  if (argv[0] === 'dev') return runDev(argv.slice(1));
-  if (argv[0] === 'local') return runLocal(argv.slice(1));
+  if (argv[0] === '--version' || argv[0] === 'version') {
+    console.log(`runctl ${runctlVersion()}`);
+    return 0;
+  }
+  if (argv[0] === 'dev') return (await import('./commands/local')).runDev(argv.slice(1));
+  if (argv[0] === 'local') return (await import('./commands/local')).runLocal(argv.slice(1), env);
   const { command, rest } = commandOf(argv);
   if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
 
@@ -173,6 +180,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build'].includes(command);
   if (takesRun) onlyRun(command, positionals);
+  const [{ resolveConfig }, { ApiClient, defaultCredentials }] = await Promise.all([import('./config'), import('./api-client')]);
   const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
   const client = new ApiClient(config, config.local ? undefined : await defaultCredentials(config.profile));
   const pollMs = positiveInt('poll', env.RUNCTL_POLL_INTERVAL_MS) ?? 2000;
@@ -184,7 +192,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
       if (flag('spot') && flag('on-demand')) throw new UsageError('Choose --spot or --on-demand, not both');
       const data = pick('data');
-      return submit(context, {
+      return (await import('./commands/submit')).submit(context, {
         file: text('file'),
         dir,
         entrypoint: text('entrypoint') ?? entrypoint,
@@ -195,6 +203,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         data: Array.isArray(data) ? data.filter((d): d is string => typeof d === 'string') : undefined,
         maxCost: text('max-cost'),
         maxRuntime: text('max-runtime'),
+        defaultInstanceTypes: config.local ? LOCAL_INSTANCE_TYPES : undefined,
         follow: flag('follow'),
         rerun: flag('rerun'),
         clientToken: text('client-token'),
@@ -202,27 +211,27 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     case 'ls':
       if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
-      return listRuns(context, { status: text('status'), limit: positiveInt('limit', text('limit')), all: flag('all') });
+      return (await import('./commands/runs')).listRuns(context, { status: text('status'), limit: positiveInt('limit', text('limit')), all: flag('all') });
     case 'status':
-      return showStatus(context, onlyRun(command, positionals), { follow: flag('follow') });
+      return (await import('./commands/runs')).showStatus(context, onlyRun(command, positionals), { follow: flag('follow') });
     case 'logs':
-      return showLogs(context, onlyRun(command, positionals), {
+      return (await import('./commands/logs')).showLogs(context, onlyRun(command, positionals), {
         follow: flag('follow'),
         attempt: positiveInt('attempt', text('attempt')),
         tail: positiveInt('tail', text('tail')),
       });
     case 'metrics':
-      return showMetrics(context, onlyRun(command, positionals), { metric: text('metric'), last: positiveInt('last', text('last')) });
+      return (await import('./commands/metrics')).showMetrics(context, onlyRun(command, positionals), { metric: text('metric'), last: positiveInt('last', text('last')) });
     case 'checkpoints':
-      return showCheckpoints(context, onlyRun(command, positionals));
+      return (await import('./commands/metrics')).showCheckpoints(context, onlyRun(command, positionals));
     case 'cancel':
-      return cancelRun(context, onlyRun(command, positionals), { force: flag('force') });
+      return (await import('./commands/runs')).cancelRun(context, onlyRun(command, positionals), { force: flag('force') });
     case 'volumes prewarm': {
       // The dataset may be given as --dataset or as the one positional argument (docs/volumes.md).
       const [dataset, ...extra] = positionals;
       if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
       if (dataset !== undefined && text('dataset') !== undefined) throw new UsageError('Give the dataset once: --dataset s3://… or as the argument');
-      return prewarmVolume(context, {
+      return (await import('./commands/volumes')).prewarmVolume(context, {
         dataset: text('dataset') ?? dataset,
         az: text('az'),
         size: text('size'),
@@ -235,27 +244,44 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     }
     case 'volumes ls':
       if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
-      return listVolumes(context);
+      return (await import('./commands/volumes')).listVolumes(context);
     case 'images build': {
       const [dir, ...extra] = positionals;
       if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
-      return buildImage(context, { dir, dockerfile: text('dockerfile'), repository: text('repository'), rebuild: flag('rebuild') });
+      return (await import('./commands/images')).buildImage(context, { dir, dockerfile: text('dockerfile'), repository: text('repository'), rebuild: flag('rebuild') });
     }
   }
 }
 
-/** Entry point: errors the user can act on are one message, anything else a short report. */
-export async function run(argv: string[]): Promise<void> {
+/**
+ * Entry point: every error is one line on stderr that says what to do; the stack trace and the
+ * causes only with --debug (or RUNCTL_DEBUG=1).
+ */
+export async function run(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<void> {
+  const debug = argv.includes('--debug') || env.RUNCTL_DEBUG === '1';
   try {
-    process.exitCode = await main(argv);
+    process.exitCode = await main(argv, env);
   } catch (error) {
-    if (error instanceof CliError) {
-      console.error(`runctl: ${error.message}`);
-      process.exitCode = error.exitCode;
-    } else {
-      console.error(`runctl: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
-      process.exitCode = 1;
-    }
+    process.exitCode = error instanceof CliError ? error.exitCode : 1;
+    console.error(`runctl: ${describeError(error)}`);
+    if (debug) console.error(debugReport(error));
   }
 }
 
+/** The message a user sees: a CliError's own, anything else named as a fault of runctl with the way to learn more. */
+export function describeError(error: unknown): string {
+  if (error instanceof CliError) return error.message;
+  const message = error instanceof Error ? error.message.split('\n')[0] : String(error);
+  return `internal error: ${message} (this is a runctl bug; run again with --debug for the details)`;
+}
+
+function debugReport(error: unknown): string {
+  const lines: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current !== undefined && depth < 5; depth += 1) {
+    lines.push(current instanceof Error ? (current.stack ?? current.message) : String(current));
+    current = current instanceof Error ? current.cause : undefined;
+    if (current !== undefined) lines.push('caused by:');
+  }
+  return lines.join('\n');
+}

@@ -25,6 +25,11 @@ export interface SubmitFlags {
   data?: string[];
   maxCost?: string;
   maxRuntime?: string;
+  /**
+   * Instance types to use when neither the flags nor the spec file name any: the local backend
+   * (`runctl dev`) has one kind of instance, so a local submit needs none.
+   */
+  defaultInstanceTypes?: string[];
 }
 
 export interface SpecDraft {
@@ -94,6 +99,7 @@ export function draftSpec(flags: SubmitFlags): SpecDraft {
   const instance = asObject(spec.instance);
   if (flags.instanceTypes !== undefined) instance.types = flags.instanceTypes;
   if (flags.spot !== undefined) instance.spot = flags.spot;
+  if (instance.types === undefined && flags.defaultInstanceTypes !== undefined) instance.types = flags.defaultInstanceTypes;
   if (instance.types === undefined) throw new UsageError('Say which instance types to use: --instance-type g5.xlarge,g4dn.xlarge');
   spec.instance = instance;
 

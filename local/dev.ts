@@ -1,7 +1,7 @@
 import { writeFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { APIGatewayProxyResultV2 } from 'aws-lambda';
-import { NotFoundError } from '../shared/errors';
+import { ConflictError, NotFoundError } from '../shared/errors';
 import type { LocalBackend, LocalBackendOptions } from './runtime';
 import { registerRawImports } from './runtime-raw-imports';
 
@@ -49,6 +49,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
             return json(202, result);
           } catch (error) {
             if (error instanceof NotFoundError) return json(404, { message: error.message });
+            if (error instanceof ConflictError) return json(409, { message: error.message });
             return json(500, { message: 'Interrupting the run failed; see the runctl dev output' });
           }
         },

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { registerHooks } from 'node:module';
+import * as nodeModule from 'node:module';
 
 /**
  * `import text from './agent.sh?raw'` (shared/agent/commands.ts) is understood by vite (tests)
@@ -12,7 +12,9 @@ let registered = false;
 export function registerRawImports(): void {
   if (registered) return;
   registered = true;
-  registerHooks({
+  // Node 20 has no registerHooks; there only the CLI bundle runs the backend, with the text inlined.
+  if (typeof nodeModule.registerHooks !== 'function') return;
+  nodeModule.registerHooks({
     resolve(specifier, context, nextResolve) {
       if (!specifier.endsWith('?raw')) return nextResolve(specifier, context);
       const resolved = nextResolve(specifier.slice(0, -'?raw'.length), context);

@@ -21,7 +21,7 @@ import { S3Artifacts } from '../shared/adapters/s3-artifacts';
 import { apiLogger } from '../shared/composition/api';
 import type { RunRecord } from '../shared/domain/run-record';
 import { isTerminal, LIVE_STATUSES } from '../shared/domain/run-status';
-import { NotFoundError, PrecheckFailedError } from '../shared/errors';
+import { ConflictError, NotFoundError, PrecheckFailedError } from '../shared/errors';
 import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events';
 import { cancelRun } from '../shared/usecases/cancel-run';
 import { LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
@@ -326,7 +326,7 @@ async function assemble(
       if (record === undefined) throw new NotFoundError(`Run ${runId} does not exist`);
       const attempt = record.attempts.at(-1);
       if (attempt?.instanceId === undefined || attempt.endedAt !== undefined) {
-        throw new NotFoundError(`Run ${runId} has no live instance to interrupt (status ${record.status})`);
+        throw new ConflictError(`Run ${runId} has no live instance to interrupt (it is ${record.status})`);
       }
       const instanceId = attempt.instanceId;
       const graceMs = interruptOptions.graceMs ?? options.interruptGraceMs ?? 20_000;
