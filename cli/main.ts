@@ -29,6 +29,9 @@ Usage: runctl <command> [options]
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
+  experiments ls                         your experiments (every run belongs to one)
+  compare EXP [--metric M] [--maximize] [--csv]
+                             hyperparameters × final and best metrics, best first, and a plot
   volumes prewarm --dataset s3://bucket/prefix/ --az us-east-1a --size GiB
                              fill an EBS volume with a dataset and snapshot it, for runs to mount
       --type gp3                 gp3 (default), gp2, io1, io2, st1, sc1
@@ -92,6 +95,8 @@ const COMMAND_OPTIONS = {
   metrics: { metric: { type: 'string' }, last: { type: 'string' } },
   checkpoints: {},
   cancel: { force: { type: 'boolean', default: false } },
+  'experiments ls': {},
+  compare: { metric: { type: 'string' }, maximize: { type: 'boolean', default: false }, csv: { type: 'boolean', default: false } },
   'volumes prewarm': {
     dataset: { type: 'string' },
     az: { type: 'string' },
@@ -130,7 +135,7 @@ function onlyRun(command: string, positionals: string[]): string {
 }
 
 /** Commands with subcommands, and the subcommands they have. */
-const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'] };
+const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'], experiments: ['ls'] };
 
 /** `volumes prewarm …` → the command `volumes prewarm` and the rest of the line. */
 function commandOf(argv: string[]): { command: string; rest: string[] } {
@@ -178,7 +183,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
   const flag = (name: string): boolean => pick(name) === true;
 
-  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build'].includes(command);
+  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare'].includes(command);
   if (takesRun) onlyRun(command, positionals);
   const [{ resolveConfig }, { ApiClient, defaultCredentials }] = await Promise.all([import('./config'), import('./api-client')]);
   const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
@@ -226,6 +231,14 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
       return (await import('./commands/metrics')).showCheckpoints(context, onlyRun(command, positionals));
     case 'cancel':
       return (await import('./commands/runs')).cancelRun(context, onlyRun(command, positionals), { force: flag('force') });
+    case 'experiments ls':
+      if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
+      return (await import('./commands/experiments')).listExperiments(context);
+    case 'compare': {
+      const [experiment, ...extra] = positionals;
+      if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+      return (await import('./commands/experiments')).compare(context, experiment, { metric: text('metric'), maximize: flag('maximize'), csv: flag('csv') });
+    }
     case 'volumes prewarm': {
       // The dataset may be given as --dataset or as the one positional argument (docs/volumes.md).
       const [dataset, ...extra] = positionals;

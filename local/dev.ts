@@ -40,6 +40,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
     api = await startHttpApi({
       port: options.port ?? 4567,
       deps: backend.apiDeps(),
+      experiments: backend.experimentDeps(),
       identity: LOCAL_OWNER,
       extraRoutes: {
         'POST /local/runs/{id}/interrupt': async (event): Promise<APIGatewayProxyResultV2> => {

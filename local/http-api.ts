@@ -16,12 +16,15 @@ import { createHandler as getLogs } from '../functions/api/get-logs';
 import { createHandler as getMetrics } from '../functions/api/get-metrics';
 import { createHandler as getRun } from '../functions/api/get-run';
 import { createHandler as listCheckpoints } from '../functions/api/list-checkpoints';
+import { createHandler as listExperimentRuns } from '../functions/api/list-experiment-runs';
+import { createHandler as listExperiments } from '../functions/api/list-experiments';
 import { createHandler as listRuns } from '../functions/api/list-runs';
 import { createHandler as listVolumes } from '../functions/api/list-volumes';
 import type { ApiDeps } from '../shared/composition/api';
 import type { VolumeApiDeps } from '../shared/composition/volumes';
 import type { Compute } from '../shared/ports/compute';
 import type { ApiEvent } from '../shared/http/responses';
+import type { ExperimentDeps } from '../shared/usecases/experiments';
 import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
 
 /** A Lambda handler of an HTTP API route, as `createHandler(deps)` returns it. */
@@ -54,6 +57,15 @@ export function volumeRoutes(deps: VolumeApiDeps): Record<string, RouteHandler> 
   };
 }
 
+/** The experiment routes (`runctl experiments ls`, `runctl compare`). */
+export function experimentRoutes(deps: ExperimentDeps): Record<string, RouteHandler> {
+  const get = () => deps;
+  return {
+    'GET /experiments': listExperiments(get),
+    'GET /experiments/{name}/runs': listExperimentRuns(get),
+  };
+}
+
 /** The signed-in caller, as the IAM authorizer would describe it. */
 export interface LocalIdentity {
   userArn: string;
@@ -66,6 +78,8 @@ export interface HttpApiOptions {
   deps: LocalApiDeps;
   /** Dependencies of POST/GET /volumes and POST /images; without them those routes answer 404. */
   volumes?: VolumeApiDeps;
+  /** Dependencies of the experiment routes; without them those routes answer 404. */
+  experiments?: ExperimentDeps;
   /** Whose runs these are: an IAM ARN, e.g. `arn:aws:iam::000000000000:user/local`. */
   identity: string | LocalIdentity;
   /** More routes (`"POST /schedules"` → handler) beside the built-in ones. */
@@ -87,6 +101,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttp
   const routes = compileRoutes({
     ...apiRoutes(options.deps),
     ...(options.volumes === undefined ? {} : volumeRoutes(options.volumes)),
+    ...(options.experiments === undefined ? {} : experimentRoutes(options.experiments)),
     ...options.extraRoutes,
   });
   const identity = typeof options.identity === 'string' ? { userArn: options.identity } : options.identity;

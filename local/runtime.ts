@@ -16,6 +16,7 @@ import * as instanceState from '../functions/events/instance-state';
 import * as rebalance from '../functions/events/rebalance';
 import * as spotWarning from '../functions/events/spot-warning';
 import { DynamoAttemptSignals } from '../shared/adapters/dynamo-attempt-signals';
+import { DynamoExperiments } from '../shared/adapters/dynamo-experiments';
 import { DynamoRunStore, runsDocumentClient } from '../shared/adapters/dynamo-run-store';
 import { S3Artifacts } from '../shared/adapters/s3-artifacts';
 import { apiLogger } from '../shared/composition/api';
@@ -24,6 +25,7 @@ import { isTerminal, LIVE_STATUSES } from '../shared/domain/run-status';
 import { ConflictError, NotFoundError, PrecheckFailedError } from '../shared/errors';
 import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events';
 import { cancelRun } from '../shared/usecases/cancel-run';
+import type { ExperimentDeps } from '../shared/usecases/experiments';
 import { LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
 import { submitRun } from '../shared/usecases/submit-run';
@@ -94,6 +96,8 @@ export interface LocalBackend {
   resumed: string[];
   /** What the HTTP API handlers need (for `runctl dev`). */
   apiDeps(): LocalApiDeps;
+  /** What the experiment routes need. */
+  experimentDeps(): ExperimentDeps;
   /** Submits a run through the real submit use case; returns the PENDING record. */
   submit(body: unknown, owner?: string): Promise<RunRecord>;
   /** Resolves with the final record once the run's execution has ended. */
@@ -273,6 +277,8 @@ async function assemble(
     runsBucket: services.bucket,
   });
 
+  const experimentDeps = (): ExperimentDeps => ({ store, experiments: new DynamoExperiments(documentClient, services.table) });
+
   const resumed: string[] = [];
   if (options.resume ?? true) {
     for (const record of await liveRuns(store)) {
@@ -307,6 +313,7 @@ async function assemble(
     tokens,
     resumed,
     apiDeps,
+    experimentDeps,
     async submit(body, owner = LOCAL_OWNER) {
       const { record } = await submitRun({ owner, body }, apiDeps());
       return record;

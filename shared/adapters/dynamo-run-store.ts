@@ -12,7 +12,10 @@ import {
 } from '../errors';
 import type { ListOptions, Page, RunStore, TransitionPatch } from '../ports/run-store';
 import { translateAwsError } from './aws-errors';
+import { experimentOf } from '../domain/experiment';
+import { DynamoExperiments } from './dynamo-experiments';
 import {
+  experimentRunsPartition,
   fromRunItem,
   indexPageQuery,
   LAST_ATTEMPT_ATTRIBUTE,
@@ -37,6 +40,7 @@ const TRANSITION_FIELDS = [
   'cancelRequested',
   'interruptions',
   'userFailures',
+  'metrics',
 ] as const satisfies readonly (keyof TransitionPatch)[];
 
 const ATTEMPT_FIELDS = [
@@ -118,11 +122,15 @@ class UpdateBuilder {
 
 /** RunStore on the DynamoDB runs table (see runs-table.ts for its layout). */
 export class DynamoRunStore implements RunStore {
+  private readonly experiments: DynamoExperiments;
+
   constructor(
     private readonly documentClient: DynamoDBDocumentClient,
     private readonly tableName: string,
     private readonly clock: () => Date = () => new Date(),
-  ) {}
+  ) {
+    this.experiments = new DynamoExperiments(documentClient, tableName);
+  }
 
   /** Creates the record; the put is conditional so a retried ValidateRun cannot overwrite a run that moved on. */
   async create(record: RunRecord): Promise<void> {
@@ -131,6 +139,8 @@ export class DynamoRunStore implements RunStore {
         throw new RunInvalidError(`Run ${record.runId}: attempts must be numbered 1, 2, 3… in order`);
       }
     });
+    const experiment = experimentOf(record.spec);
+    await this.experiments.touch(record.owner, experiment, record.createdAt);
     try {
       await this.call(`create run ${record.runId}`, () =>
         this.documentClient.send(
@@ -146,6 +156,7 @@ export class DynamoRunStore implements RunStore {
       if (isConditionFailed(error)) throw new ConflictError(`Run ${record.runId} already exists`, { cause: error });
       throw error;
     }
+    await this.experiments.countRun(record.owner, experiment);
   }
 
   /** Reads a run (strongly consistent), or undefined when there is none. */
@@ -168,6 +179,11 @@ export class DynamoRunStore implements RunStore {
       return this.query(RUNS_INDEX.byOwner, ownerPartition(owner), false, options);
     }
     return this.query(RUNS_INDEX.byOwnerStatus, ownerStatusPartition(owner, options.status), false, options);
+  }
+
+  /** The owner's runs in one experiment, oldest first. */
+  async listByExperiment(owner: string, experiment: string, options: ListOptions = {}): Promise<Page<RunRecord>> {
+    return this.query(RUNS_INDEX.byExperiment, experimentRunsPartition(owner, experiment), true, options);
   }
 
   /** Every run in a status, oldest first. */

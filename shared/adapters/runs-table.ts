@@ -1,6 +1,7 @@
 import type { CreateTableCommandInput } from '@aws-sdk/client-dynamodb';
 import type { QueryCommandInput, QueryCommandOutput } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
+import { experimentOf } from '../domain/experiment';
 import { RunRecordSchema, type RunRecord } from '../domain/run-record';
 import type { RunStatus } from '../domain/run-status';
 import { RunctlError, RunInvalidError } from '../errors';
@@ -8,7 +9,7 @@ import { RunctlError, RunInvalidError } from '../errors';
 /**
  * Layout of the runs table: one table, single-table design. Every item has a generic `pk`/`sk`
  * pair whose prefix says what it is (`RUN#…` for a run record; the volume, image and schedule
- * catalogs use their own prefixes), and the three GSIs use generic `gsiNpk`/`gsiNsk` attributes
+ * catalogs use their own prefixes), and the GSIs use generic `gsiNpk`/`gsiNsk` attributes
  * so other item types can be indexed by them later without a table migration.
  * serverless.yml declares the same table; keep the two in step.
  */
@@ -17,7 +18,10 @@ import { RunctlError, RunInvalidError } from '../errors';
 export const TABLE_KEY = { partition: 'pk', sort: 'sk' } as const;
 
 /** Prefixes of partition key values; each item type owns one. */
-export const KEY_PREFIX = { run: 'RUN#', owner: 'OWNER#', status: 'STATUS#' } as const;
+export const KEY_PREFIX = { run: 'RUN#', owner: 'OWNER#', status: 'STATUS#', experiment: 'EXP#' } as const;
+
+/** Sort key of an experiment item under its `EXP#<owner>#<name>` partition. */
+export const EXPERIMENT_SORT_KEY = 'EXPERIMENT';
 
 /** Sort key of the run record item under its `RUN#<runId>` partition. */
 export const RUN_SORT_KEY = 'RUN';
@@ -30,6 +34,11 @@ export const RUNS_INDEX = {
   byOwnerStatus: { name: 'byOwnerStatus', partition: 'gsi2pk', sort: 'gsi2sk' },
   /** Every run in one status (the reconciler): `STATUS#<status>` / `<createdAt>#<runId>`. */
   byStatus: { name: 'byStatus', partition: 'gsi3pk', sort: 'gsi3sk' },
+  /**
+   * Two listings in one index: a user's runs in one experiment (`OWNER#<owner>#EXP#<name>` /
+   * `<createdAt>#<runId>`) and a user's experiments (`OWNER#<owner>#EXPERIMENTS` / `<name>`).
+   */
+  byExperiment: { name: 'byExperiment', partition: 'gsi4pk', sort: 'gsi4sk' },
 } as const;
 
 export type RunsIndexName = keyof typeof RUNS_INDEX;
@@ -58,7 +67,22 @@ export function statusPartition(status: RunStatus): string {
   return `${KEY_PREFIX.status}${status}`;
 }
 
-/** Sort value shared by the three indexes: ISO timestamps sort as strings, the id breaks ties. */
+/** Partition value of the byExperiment index for the runs of one experiment. */
+export function experimentRunsPartition(owner: string, experiment: string): string {
+  return `${KEY_PREFIX.owner}${owner}#${KEY_PREFIX.experiment}${experiment}`;
+}
+
+/** Partition value of the byExperiment index for an owner's experiments. */
+export function experimentsPartition(owner: string): string {
+  return `${KEY_PREFIX.owner}${owner}#EXPERIMENTS`;
+}
+
+/** Primary key of an experiment item: one per owner and name. */
+export function experimentKey(owner: string, name: string): { pk: string; sk: string } {
+  return { pk: `${KEY_PREFIX.experiment}${owner}#${name}`, sk: EXPERIMENT_SORT_KEY };
+}
+
+/** Sort value shared by the run indexes: ISO timestamps sort as strings, the id breaks ties. */
 function creationSortKey(record: Pick<RunRecord, 'createdAt' | 'runId'>): string {
   return `${record.createdAt}#${record.runId}`;
 }
@@ -106,6 +130,8 @@ export function toRunItem(record: RunRecord): Record<string, unknown> {
     ...statusIndexKeys(record.owner, record.status),
     gsi2sk: sortKey,
     gsi3sk: sortKey,
+    gsi4pk: experimentRunsPartition(record.owner, experimentOf(record.spec)),
+    gsi4sk: sortKey,
     [LAST_ATTEMPT_ATTRIBUTE]: record.attempts.reduce((newest, a) => Math.max(newest, a.attempt), 0),
   };
 }

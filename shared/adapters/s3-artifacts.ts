@@ -21,6 +21,8 @@ const LatestPointerSchema = z.object({
   bytes: z.number().min(0).optional(),
 });
 
+const MetricsLineSchema = z.record(z.string(), z.unknown());
+
 const ManifestSchema = z.object({
   uri: z.string(),
   attempt: z.number().int().min(1),
@@ -131,6 +133,17 @@ export class S3Artifacts implements Artifacts {
       files: manifest.data.files.length,
       bytes: manifest.data.bytes,
     };
+  }
+
+  async readMetrics(runId: string): Promise<Array<Record<string, unknown>>> {
+    const text = await this.readText(`${runPrefix(runId)}/metrics.jsonl`);
+    if (text === undefined) return [];
+    const lines: Array<Record<string, unknown>> = [];
+    for (const line of text.split('\n')) {
+      const parsed = MetricsLineSchema.safeParse(safeJson(line));
+      if (parsed.success) lines.push(parsed.data);
+    }
+    return lines;
   }
 
   private checkpointsPrefix(runId: string): string {

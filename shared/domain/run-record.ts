@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { MetricsSummarySchema } from './experiment';
 import { RunSpecSchema } from './run-spec';
 import { RUN_STATUSES } from './run-status';
 
@@ -75,6 +76,10 @@ export const RunRecordSchema = z.object({
   userFailures: z.number().int().min(0),
   /** Schedule that started the run, if any. */
   scheduleId: z.string().optional(),
+  /** The sweep that launched the run as its `trial`-th trial (0-based), if any. */
+  sweep: z.object({ sweepId: z.string(), trial: z.number().int().min(0) }).optional(),
+  /** Final, smallest and largest value of each metric, written when the run ends. */
+  metrics: MetricsSummarySchema.optional(),
   /** A cancel was asked for; `force` skips the checkpoint. */
   cancelRequested: z.object({ at: z.string(), force: z.boolean() }).optional(),
 });

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { RunInvalidError, type FieldIssue } from '../errors';
+import { ExperimentNameSchema } from './experiment';
 import { findArgConflicts, HyperparametersSchema } from './hyperparameters';
 
 /**
@@ -219,6 +220,8 @@ export const RunSpecSchema = z
   .object({
     /** Human name of the run. */
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
+    /** Experiment the run belongs to (docs/sweeps.md); default: its sweep's, else the run's name. */
+    experiment: ExperimentNameSchema.optional(),
     code: CodeSchema,
     /** Extra script arguments, passed after the hyperparameters, verbatim. */
     args: z.array(argument).default([]),

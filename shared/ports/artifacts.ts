@@ -31,6 +31,8 @@ export interface Artifacts {
   listCheckpoints(runId: string): Promise<CheckpointInfo[]>;
   /** The outputs manifest, with its own URI; undefined when the agent wrote none. */
   outputsManifest(runId: string): Promise<(OutputsManifest & { manifestUri: string }) | undefined>;
+  /** The lines of the run's metrics.jsonl that are JSON objects, oldest first; [] when there is none. */
+  readMetrics(runId: string): Promise<Array<Record<string, unknown>>>;
 }
 
 /** Key prefix of everything a run writes. */

@@ -1,3 +1,4 @@
+import type { MetricsSummary } from '../domain/experiment';
 import type { Attempt, CheckpointRef, RunRecord } from '../domain/run-record';
 import type { RunStatus } from '../domain/run-status';
 
@@ -21,6 +22,7 @@ export interface TransitionPatch {
   cancelRequested?: { at: string; force: boolean };
   interruptions?: number;
   userFailures?: number;
+  metrics?: MetricsSummary;
 }
 
 /** Persistence of run records. Every status change is conditional on the expected status. */
@@ -30,6 +32,8 @@ export interface RunStore {
   get(runId: string): Promise<RunRecord | undefined>;
   /** The owner's runs, newest first, optionally only those in one status. */
   listByOwner(owner: string, options?: ListOptions & { status?: RunStatus }): Promise<Page<RunRecord>>;
+  /** The owner's runs in one experiment, oldest first (served by an index, never a scan). */
+  listByExperiment(owner: string, experiment: string, options?: ListOptions): Promise<Page<RunRecord>>;
   /** All runs in a status, oldest first (for the reconciler). */
   listByStatus(status: RunStatus, options?: ListOptions): Promise<Page<RunRecord>>;
   /**

@@ -1,4 +1,5 @@
 import { isBudgetStop } from '../domain/cost';
+import { summarizeMetrics, type MetricsSummary } from '../domain/experiment';
 import { countEndReasons } from '../domain/recovery';
 import { isTerminal, type TerminalStatus } from '../domain/run-status';
 import { StatusConflictError } from '../errors';
@@ -61,6 +62,18 @@ export function outcomeOf(state: ExecutionState): { status: TerminalStatus; reas
   return outcome;
 }
 
+/**
+ * The run's metrics in brief, for `compare` and the sweeps. Best effort: a metrics file that
+ * cannot be read must not keep the run from its terminal status.
+ */
+async function metricsOf(runId: string, deps: RecordStepDeps): Promise<MetricsSummary | undefined> {
+  try {
+    return summarizeMetrics(await deps.artifacts.readMetrics(runId));
+  } catch {
+    return undefined;
+  }
+}
+
 function toTerminal(status: string): TerminalStatus {
   switch (status) {
     case 'FAILED_USER':
@@ -85,6 +98,7 @@ export async function finishRun(state: ExecutionState & { runId: string }, deps:
     error: status === 'SUCCEEDED' ? undefined : `Run.${status}`,
     recorded,
   });
+  let metrics: MetricsSummary | undefined;
   for (let tries = 0; tries < 3; tries += 1) {
     const record = await deps.store.get(state.runId);
     if (record === undefined) return result(outcome.status, outcome.reason, false);
@@ -101,6 +115,7 @@ export async function finishRun(state: ExecutionState & { runId: string }, deps:
       await deps.store.transition(state.runId, record.status, final.status, {
         statusReason: final.reason,
         ...countEndReasons(record.attempts.map((a) => a.endReason)),
+        metrics: (metrics ??= await metricsOf(state.runId, deps)),
       });
       return result(final.status, final.reason, true);
     } catch (error) {

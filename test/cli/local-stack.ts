@@ -4,6 +4,7 @@ import { ExecutionAlreadyExists, SFNClient, StartExecutionCommand } from '@aws-s
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
+import { DynamoExperiments } from '../../shared/adapters/dynamo-experiments';
 import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
 import { SfnExecutions } from '../../shared/adapters/sfn-executions';
@@ -80,7 +81,8 @@ export async function startLocalStack(options: { bucket?: string; identity?: str
     clock: () => new Date(),
     runsBucket: bucket,
   };
-  const api = await startHttpApi({ deps, volumes, identity: options.identity ?? LOCAL_OWNER });
+  const experiments = { store: deps.store, experiments: new DynamoExperiments(dynamoDocumentClient(dynalite.endpoint), table) };
+  const api = await startHttpApi({ deps, volumes, experiments, identity: options.identity ?? LOCAL_OWNER });
   return {
     api,
     deps,

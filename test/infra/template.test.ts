@@ -102,6 +102,8 @@ const EXPECTED_ROUTES = [
   { method: 'GET', path: '/runs/{id}/logs', handler: 'functions/api/get-logs.handler' },
   { method: 'GET', path: '/runs/{id}/metrics', handler: 'functions/api/get-metrics.handler' },
   { method: 'GET', path: '/runs/{id}/checkpoints', handler: 'functions/api/list-checkpoints.handler' },
+  { method: 'GET', path: '/experiments', handler: 'functions/api/list-experiments.handler' },
+  { method: 'GET', path: '/experiments/{name}/runs', handler: 'functions/api/list-experiment-runs.handler' },
 ];
 
 const STEP_HANDLERS = [
@@ -236,7 +238,7 @@ describe('serverless.yml', () => {
       sortIndexes(expected.GlobalSecondaryIndexes ?? []),
     );
     expect(IndexList.parse(table.GlobalSecondaryIndexes).map((i) => i.IndexName).sort()).toEqual(
-      ['byOwner', 'byOwnerStatus', 'byStatus'],
+      ['byExperiment', 'byOwner', 'byOwnerStatus', 'byStatus'],
     );
     expect(table.BillingMode).toBe('PAY_PER_REQUEST');
     expect(table.PointInTimeRecoverySpecification).toEqual({ PointInTimeRecoveryEnabled: true });
