@@ -41,7 +41,7 @@ export interface VolumeConfig {
   repositoryPrefix: string;
   /** Images each repository keeps (ECR lifecycle policy). */
   keepLastImages: number;
-  /** Poll budgets of the machines' Wait loops (the ASL waits 15 s, 30 s, 30 s, 60 s between polls). */
+  /** Poll budgets of the machines' Wait loops (15 s, 30 s, 30 s, 60 s apart; the fill and snapshot pauses grow to span a day). */
   helperMaxChecks: number;
   fillMaxPolls: number;
   buildMaxPolls: number;
@@ -57,11 +57,13 @@ export const DEFAULT_VOLUME_TUNING = {
   repositoryPrefix: 'runctl/',
   keepLastImages: 20,
   helperMaxChecks: 40,
-  // 24 h of 30 s polls: the fill command's own SSM timeout ends it first.
-  fillMaxPolls: 2880,
+  // Polls spanning 24 h (30 s apart at first, growing): the fill command's own SSM timeout ends
+  // it first. With the snapshot's and the helper's polls, one prewarm execution stays far below
+  // its 25,000-event history (test/infra/history-budget.test.ts).
+  fillMaxPolls: 720,
   buildMaxPolls: 240,
-  // A first snapshot of a large volume can take hours: 24 h of 60 s polls.
-  snapshotMaxPolls: 1440,
+  // A first snapshot of a large volume can take hours: polls spanning 24 h, a minute apart at first.
+  snapshotMaxPolls: 720,
   waiterSeconds: 240,
 } as const;
 

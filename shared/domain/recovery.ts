@@ -130,7 +130,10 @@ export function decideRecovery(observation: RecoveryObservation, policy: Recover
   if (error === 'States.Timeout') {
     return { action: 'stop', status: 'STOPPED_BUDGET', reason: 'The run passed limits.maxRuntime' };
   }
-  const retry = (reason: string, exhausted = false): RecoveryDecision => ({
+  // Once interruptions have used up their budget the run stays on on-demand, even after a
+  // script failure: so a run makes at most maxInterruptions + maxRestartsOnError + 2 attempts
+  // (shared/domain/history-budget.ts counts on it).
+  const retry = (reason: string, exhausted = observation.interruptions > policy.maxInterruptions): RecoveryDecision => ({
     action: 'retry',
     nextAttempt: observation.attempt + 1,
     resumeFrom: observation.latestCheckpoint ?? null,

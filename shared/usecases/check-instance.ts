@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { InstanceLostError, InstanceNotReadyError } from '../errors';
 import type { InstanceLifecycleState } from '../ports/compute';
+import { pollWaitSeconds } from '../domain/history-budget';
+import { attemptLoops } from './attempt-loops';
 import type { StepDeps } from './step-deps';
+import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
 
 export const CheckInstanceEventSchema = z.object({
@@ -16,6 +19,8 @@ export interface CheckInstanceResult {
   ready: boolean;
   checks: number;
   state: InstanceLifecycleState;
+  /** WaitForInstance's pause before the next check. */
+  waitSeconds: number;
 }
 
 const GONE: ReadonlySet<InstanceLifecycleState> = new Set(['shutting-down', 'terminated', 'stopping', 'stopped', 'gone']);
@@ -36,19 +41,23 @@ export async function failIfInstanceGone(deps: Pick<StepDeps, 'compute'>, instan
 
 /**
  * CheckInstance: one look at the instance in the bounded WaitForInstance loop. Ready means EC2
- * `running` and the SSM agent online. The loop's bound lives here, so the machine cannot spin.
+ * `running` and the SSM agent online. The loop's bound lives here, so the machine cannot spin:
+ * the run's share of its execution's event budget sets the checks and their pauses.
  */
 export async function checkInstance(event: CheckInstanceEvent, deps: StepDeps): Promise<CheckInstanceResult> {
+  const record = await requireRun(deps.store, event.runId);
+  const loop = attemptLoops(record.spec, deps.config).readiness;
   const readiness = await deps.compute.readiness(event.instanceId);
   const checks = event.checks + 1;
+  const waitSeconds = pollWaitSeconds(loop, checks);
   if (GONE.has(readiness.state)) {
     throw new InstanceLostError(`Instance ${event.instanceId} is ${readiness.state} before training started`);
   }
-  if (readiness.ready) return { ready: true, checks, state: readiness.state };
-  if (checks >= deps.config.readinessMaxChecks) {
+  if (readiness.ready) return { ready: true, checks, state: readiness.state, waitSeconds };
+  if (checks >= loop.maxPolls) {
     throw new InstanceNotReadyError(
       `Instance ${event.instanceId} is ${readiness.state} with its SSM agent ${readiness.agentOnline ? 'online' : 'offline'} after ${checks} checks`,
     );
   }
-  return { ready: false, checks, state: readiness.state };
+  return { ready: false, checks, state: readiness.state, waitSeconds };
 }

@@ -3,6 +3,8 @@ import { PREFETCH_EXIT, prefetchCommand } from '../agent/commands';
 import { PrecheckFailedError, RunctlError } from '../errors';
 import { logger } from '../logger';
 import { failIfInstanceGone } from './check-instance';
+import { pollWaitSeconds } from '../domain/history-budget';
+import { attemptLoops, COMMAND_POLL_BASE_SECONDS, PREFETCH_TIMEOUT_SECONDS } from './attempt-loops';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
@@ -24,15 +26,13 @@ export const PrefetchDataEventSchema = z.discriminatedUnion('action', [
 ]);
 export type PrefetchDataEvent = z.infer<typeof PrefetchDataEventSchema>;
 
+/** `waitSeconds`: WaitForPrefetch's pause before the next poll. */
 export type PrefetchResult =
   | { skipped: true; done: true }
-  | { skipped: false; done: false; commandId: string; polls: number }
+  | { skipped: false; done: false; commandId: string; polls: number; waitSeconds: number }
   | { skipped: false; done: true; commandId: string; polls: number; bytes: number; seconds: number };
 
 const PrefetchLineSchema = z.object({ source: z.string(), bytes: z.number(), seconds: z.number() });
-
-/** SSM's default command timeout is an hour; big datasets need longer. */
-const PREFETCH_TIMEOUT_SECONDS = 6 * 3600;
 
 /**
  * PrefetchData: starts the SSM command that copies each data source onto the instance (the
@@ -50,18 +50,20 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
       comment: `runctl prefetch ${event.runId} attempt ${event.attempt}`,
       timeoutSeconds: PREFETCH_TIMEOUT_SECONDS,
     });
-    return { skipped: false, done: false, commandId, polls: 0 };
+    return { skipped: false, done: false, commandId, polls: 0, waitSeconds: COMMAND_POLL_BASE_SECONDS };
   }
 
+  // The poll budget is the run's share of its execution's history (see attempt-loops.ts).
+  const loop = attemptLoops((await requireRun(deps.store, event.runId)).spec, deps.config).prefetch;
   const result = await deps.compute.commandResult(event.instanceId, event.commandId);
   const polls = event.polls + 1;
   const base = { skipped: false as const, commandId: event.commandId, polls };
   if (result.status === 'Pending' || result.status === 'InProgress' || result.status === 'Delayed') {
-    if (polls >= deps.config.prefetchMaxPolls) {
+    if (loop === undefined || polls >= loop.maxPolls) {
       await failIfInstanceGone(deps, event.instanceId, 'during the prefetch');
       throw new PrefetchFailedError(`Prefetch command ${event.commandId} still ${result.status} after ${polls} polls`);
     }
-    return { ...base, done: false };
+    return { ...base, done: false, waitSeconds: pollWaitSeconds(loop, polls) };
   }
   const message = (result.stderr.trim().split('\n').at(-1) ?? '').slice(0, 500);
   if (result.status !== 'Success') {

@@ -5,6 +5,8 @@ import { CapacityUnavailableError, PrecheckFailedError } from '../errors';
 import type { Catalog } from '../ports/catalog';
 import type { LaunchRequest } from '../ports/compute';
 import type { Volumes } from '../ports/volumes';
+import { pauseAfterWaiting } from '../domain/history-budget';
+import { attemptLoops } from './attempt-loops';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { PlacementSchema, RunIdSchema } from './train-run-state';
@@ -122,7 +124,10 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
         { cause: error },
       );
     }
-    const retryInSeconds = Math.max(1, Math.min(deps.config.capacityRetrySeconds, Math.ceil(limit - waited)));
+    // The pause grows with the time waited when the run's event budget allows fewer tries than
+    // the capacity wait holds at the base pause (see attempt-loops.ts): the loop stays bounded.
+    const loop = attemptLoops(spec, deps.config).capacity;
+    const retryInSeconds = Math.max(1, Math.min(pauseAfterWaiting(loop, waited), Math.ceil(limit - waited)));
     const nextTryAt = new Date(now.getTime() + retryInSeconds * 1000).toISOString();
     await deps.store.transition(runId, ['PROVISIONING', 'WAITING_FOR_CAPACITY'], 'WAITING_FOR_CAPACITY', {
       statusReason: `${error.message}; next try at ${nextTryAt}`,

@@ -14,6 +14,7 @@ import type { Compute, TaggedInstance } from '../ports/compute';
 import type { Executions } from '../ports/executions';
 import type { Pricing } from '../ports/pricing';
 import type { RunStore } from '../ports/run-store';
+import { FILL_TIMEOUT_SECONDS } from './volume-prewarm';
 
 /**
  * The reconciler: one bounded pass, every five minutes, over what the event-driven paths may
@@ -72,7 +73,8 @@ export interface ReconcileOptions {
   orphanGraceSeconds: number;
   /**
    * Prewarm and image-build helpers are not training attempts: their own machines terminate
-   * them. One still alive after this long has leaked (its execution died) and is terminated.
+   * them. One still alive after this long has leaked (its execution died) and is terminated:
+   * it must exceed the longest step a helper runs (the 24 h fill), or a healthy fill is killed.
    */
   helperMaxAgeSeconds: number;
   /** A CANCELLING run still waiting on its agent after this long has its task failed. */
@@ -87,7 +89,9 @@ export interface ReconcileOptions {
 
 export const DEFAULT_RECONCILE_OPTIONS: ReconcileOptions = {
   orphanGraceSeconds: 15 * 60,
-  helperMaxAgeSeconds: 12 * 3600,
+  // Longer than any helper legitimately lives: the prewarm fill's SSM timeout (the longest
+  // step of either machine) plus boot, attach, detach and slack.
+  helperMaxAgeSeconds: FILL_TIMEOUT_SECONDS + 2 * 3600,
   // Spot's 120 s warning bounds a checkpoint; three times that, plus two passes of slack.
   stopDeadlineSeconds: 15 * 60,
   storageGraceSeconds: 60 * 60,

@@ -13,11 +13,11 @@ export interface StepConfig {
   region: string;
   /** How often the agent heartbeats; the ASL's HeartbeatSeconds allows several missed beats. */
   heartbeatSeconds: number;
-  /** CheckInstance calls before Instance.NotReady (the ASL waits ~15 s between them). */
+  /** CheckInstance calls before Instance.NotReady (15 s apart); fewer, further apart, when the run's event budget is smaller. */
   readinessMaxChecks: number;
-  /** Longest pause between capacity retries. */
+  /** Pause between capacity retries; longer when the run's event budget allows fewer tries (attempt-loops.ts). */
   capacityRetrySeconds: number;
-  /** CheckPrefetch calls before the copy is declared stalled (the ASL waits ~10 s between them). */
+  /** CheckPrefetch calls before the copy is declared stalled (10 s apart); fewer, further apart, when the run's event budget is smaller. */
   prefetchMaxPolls: number;
 }
 

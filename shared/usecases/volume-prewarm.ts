@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { fillVolumeCommand, ATTACH_DEVICE, VOLUME_EXIT } from '../agent/volume-commands';
 import type { VolumeDeps } from '../composition/volumes';
 import { toFieldIssues } from '../domain/run-spec';
+import { pollWaitSeconds, type PollLoop } from '../domain/history-budget';
 import { RunInvalidError } from '../errors';
 import type { VolumeEntry } from '../ports/catalog';
 import {
@@ -168,12 +169,32 @@ export const FillVolumeEventSchema = z.discriminatedUnion('action', [
 
 const FillOutputSchema = z.object({ files: z.number(), bytes: z.number(), sourceFiles: z.number(), sourceBytes: z.number() });
 
+/** `waitSeconds`: WaitForFill's pause before the next poll. */
 export type FillResult =
-  | { done: false; commandId: string; polls: number }
+  | { done: false; commandId: string; polls: number; waitSeconds: number }
   | { done: true; commandId: string; polls: number; files: number; bytes: number };
 
 /** Up to a day: SSM's AWS-RunShellScript allows 48 h, and a sync of terabytes takes hours. */
-const FILL_TIMEOUT_SECONDS = 24 * 3600;
+export const FILL_TIMEOUT_SECONDS = 24 * 3600;
+/** A first snapshot of a large volume can take as long. */
+export const SNAPSHOT_WINDOW_SECONDS = 24 * 3600;
+/** The first pauses of WaitForFill and WaitForSnapshot. */
+const FILL_POLL_BASE_SECONDS = 30;
+const SNAPSHOT_POLL_BASE_SECONDS = 60;
+
+/**
+ * The fill loop outlasts the fill command's own timeout (SSM ends it first) in at most
+ * `fillMaxPolls` polls: 30 s apart at first, further apart as the copy runs long, so the
+ * execution stays inside its history (shared/domain/history-budget.ts).
+ */
+export function fillLoop(config: Pick<VolumeDeps['config'], 'fillMaxPolls'>): PollLoop {
+  return { baseSeconds: FILL_POLL_BASE_SECONDS, windowSeconds: FILL_TIMEOUT_SECONDS + 600, maxPolls: config.fillMaxPolls };
+}
+
+/** The snapshot loop: at most `snapshotMaxPolls` polls over a day, a minute apart at first. */
+export function snapshotLoop(config: Pick<VolumeDeps['config'], 'snapshotMaxPolls'>): PollLoop {
+  return { baseSeconds: SNAPSHOT_POLL_BASE_SECONDS, windowSeconds: SNAPSHOT_WINDOW_SECONDS, maxPolls: config.snapshotMaxPolls };
+}
 
 /** FillVolume: starts the fill/verify command on the helper, or reads its outcome. */
 export async function fillVolume(event: z.infer<typeof FillVolumeEventSchema>, deps: VolumeDeps): Promise<FillResult> {
@@ -188,13 +209,13 @@ export async function fillVolume(event: z.infer<typeof FillVolumeEventSchema>, d
       comment: `runctl prewarm ${event.prewarm.prewarmId}`,
       timeoutSeconds: FILL_TIMEOUT_SECONDS,
     });
-    return { done: false, commandId, polls: 0 };
+    return { done: false, commandId, polls: 0, waitSeconds: FILL_POLL_BASE_SECONDS };
   }
   const polls = event.polls + 1;
   const result = finished(await deps.compute.commandResult(event.instanceId, event.commandId));
   if (result === undefined) {
     if (polls >= deps.config.fillMaxPolls) throw new VolumeFailedError(`Fill command ${event.commandId} still running after ${polls} polls`);
-    return { done: false, commandId: event.commandId, polls };
+    return { done: false, commandId: event.commandId, polls, waitSeconds: pollWaitSeconds(fillLoop(deps.config), polls) };
   }
   const reason = lastErrorLine(result);
   if (result.status !== 'Success') {
@@ -216,6 +237,8 @@ export interface SnapshotResult {
   completed: boolean;
   progress?: string;
   polls: number;
+  /** WaitForSnapshot's pause before the next poll. */
+  waitSeconds: number;
 }
 
 /** SnapshotVolume: starts the snapshot (once per prewarm, even when retried), or checks on it. */
@@ -229,7 +252,7 @@ export async function snapshotVolume(event: z.infer<typeof SnapshotVolumeEventSc
         description: `runctl dataset ${prewarm.dataset}`,
         tags: { [VOLUME_TAG]: `prewarm:${prewarm.prewarmId}`, [PREWARM_TAG]: prewarm.prewarmId, [DATASET_TAG]: prewarm.dataset },
       }));
-    return { snapshotId, completed: false, polls: 0 };
+    return { snapshotId, completed: false, polls: 0, waitSeconds: SNAPSHOT_POLL_BASE_SECONDS };
   }
   const polls = event.polls + 1;
   const snapshot = await deps.volumes.describeSnapshot(event.snapshotId);
@@ -239,7 +262,7 @@ export async function snapshotVolume(event: z.infer<typeof SnapshotVolumeEventSc
   if (!completed && polls >= deps.config.snapshotMaxPolls) {
     throw new SnapshotFailedError(`Snapshot ${event.snapshotId} still ${snapshot.state} (${snapshot.progress ?? '?'}) after ${polls} polls`);
   }
-  return { snapshotId: event.snapshotId, completed, progress: snapshot.progress, polls };
+  return { snapshotId: event.snapshotId, completed, progress: snapshot.progress, polls, waitSeconds: pollWaitSeconds(snapshotLoop(deps.config), polls) };
 }
 
 export const RecordVolumeEventSchema = z.object({

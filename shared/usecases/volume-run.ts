@@ -24,6 +24,9 @@ import {
   VolumeInUseError,
   VolumeNotCataloguedError,
 } from '../ports/volumes';
+import { pollWaitSeconds } from '../domain/history-budget';
+import { attemptLoops, COMMAND_POLL_BASE_SECONDS, MOUNT_TIMEOUT_SECONDS } from './attempt-loops';
+import { DEFAULT_STEP_TUNING } from './step-deps';
 import { requireRun } from './step-event';
 import { finished, lastErrorLine, lastJsonLine } from './volume-helper';
 
@@ -193,13 +196,11 @@ export const RunVolumeEventSchema = z.discriminatedUnion('action', [
 
 export type RunVolumeResult =
   | { skipped: true; done: true }
-  | { skipped: false; done: false; volumeId: string; commandId: string; polls: number }
+  | { skipped: false; done: false; volumeId: string; commandId: string; polls: number; waitSeconds: number }
   | { skipped: false; done: true; volumeId?: string; mountPath?: string; polls?: number; released?: ReleasedRunVolumes };
 
 const MountOutputSchema = z.object({ device: z.string(), mountPath: z.string(), initialized: z.boolean() });
 
-/** Most reads finish in minutes; reading a multi-TiB restored volume once can take hours. */
-const MOUNT_TIMEOUT_SECONDS = 12 * 3600;
 
 /**
  * STARTING → ATTACHING_VOLUME. Conditional on the status, and a run already ATTACHING_VOLUME (a
@@ -242,11 +243,18 @@ export async function runVolume(event: z.infer<typeof RunVolumeEventSchema>, dep
       mountVolumeCommand({ volumeId: prepared.volumeId, mountPath: prepared.mountPath, initialize: prepared.initialize }),
       { comment: `runctl mount ${event.runId}`, timeoutSeconds: MOUNT_TIMEOUT_SECONDS },
     );
-    return { skipped: false, done: false, volumeId: prepared.volumeId, commandId, polls: 0 };
+    return { skipped: false, done: false, volumeId: prepared.volumeId, commandId, polls: 0, waitSeconds: COMMAND_POLL_BASE_SECONDS };
   }
+  // The poll budget is the run's share of its execution's history (see attempt-loops.ts).
+  const loop = attemptLoops((await requireRun(deps.store, event.runId)).spec, DEFAULT_STEP_TUNING).volume;
   const polls = event.polls + 1;
   const result = finished(await deps.compute.commandResult(event.instanceId, event.commandId));
-  if (result === undefined) return { skipped: false, done: false, volumeId: event.volumeId, commandId: event.commandId, polls };
+  if (result === undefined) {
+    if (loop === undefined || polls >= loop.maxPolls) {
+      throw new VolumeFailedError(`Mounting the dataset volume: command ${event.commandId} still running after ${polls} polls`);
+    }
+    return { skipped: false, done: false, volumeId: event.volumeId, commandId: event.commandId, polls, waitSeconds: pollWaitSeconds(loop, polls) };
+  }
   if (result.status !== 'Success') {
     const reason = lastErrorLine(result);
     if (result.exitCode === VOLUME_EXIT.notBlank) throw new VolumeFailedError(`The dataset volume has no file system: ${reason}`);

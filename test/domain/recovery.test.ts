@@ -75,6 +75,12 @@ describe('decideRecovery', () => {
     const again = decideRecovery(observed({ interruptions: 4, spot: false }), { ...policy, onDemandFallback: true });
     expect(again).toMatchObject({ action: 'stop', status: 'FAILED_NO_CAPACITY' });
   });
+
+  it('stays on on-demand after the fallback when the script then fails: the attempts stay bounded', () => {
+    const fallback = { ...policy, onDemandFallback: true, maxRestartsOnError: 1 };
+    const decision = decideRecovery(observed({ error: 'Training.Failed', interruptions: 3, userFailures: 1, spot: false }), fallback);
+    expect(decision).toMatchObject({ action: 'retry', placement: { spot: false } });
+  });
 });
 
 describe('attempt end reasons', () => {

@@ -117,12 +117,13 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
       const base = instance(id, `prewarm-${id}`, 1, minutes);
       return { ...base, Tags: [...(base.Tags ?? []), { Key: 'runctl:helper', Value: 'prewarm-volume' }] };
     };
-    fleet = [helper('i-filling', 90), helper('i-leaked', 13 * 60)];
+    // A fill may run for a day (its SSM timeout): a helper 20 h in is still filling.
+    fleet = [helper('i-filling', 90), helper('i-day-long-fill', 20 * 60), helper('i-leaked', 27 * 60)];
 
     const report = await reconcile(deps);
 
     expect(terminatedIds()).toEqual(['i-leaked']);
-    expect(report.terminated).toEqual([{ instanceId: 'i-leaked', runId: 'prewarm-i-leaked', reason: 'prewarm-volume helper still running after 13 h' }]);
+    expect(report.terminated).toEqual([{ instanceId: 'i-leaked', runId: 'prewarm-i-leaked', reason: 'prewarm-volume helper still running after 27 h' }]);
   });
 
   it('terminates the instance a finished run left behind, and one of a superseded attempt', async () => {
