@@ -1,11 +1,11 @@
-import { awsApiDeps, type ApiDeps } from '../../shared/composition/api';
+import { awsBucketApiDeps, type ApiDeps } from '../../shared/composition/api';
 import { apiHandler } from '../../shared/http/api-handler';
 import { callerIdentity, json } from '../../shared/http/responses';
 import { toView } from '../../shared/usecases/query-runs';
 import { submitRun } from '../../shared/usecases/submit-run';
 
 /** POST /runs — 201 for a new run, 200 when the client token names an existing one. */
-export const createHandler = (deps: () => ApiDeps) =>
+export const createHandler = (deps: () => ApiDeps & { runsBucket: string }) =>
   apiHandler(
     deps,
     async (event, d) => {
@@ -15,4 +15,4 @@ export const createHandler = (deps: () => ApiDeps) =>
     { jsonBody: true },
   );
 
-export const handler = createHandler(awsApiDeps);
+export const handler = createHandler(awsBucketApiDeps);

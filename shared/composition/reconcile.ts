@@ -98,6 +98,7 @@ export function awsStartScheduledRunDeps(env: NodeJS.ProcessEnv = process.env): 
       store: new DynamoRunStore(documentClient, table),
       executions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN', env)),
       clock: () => new Date(),
+      runsBucket: requireEnv('RUNS_BUCKET', env),
     };
   }
   return startDeps;

@@ -65,11 +65,31 @@ function entriesFromMap(map: Record<string, unknown>): { entries: Entry[]; issue
   for (const [key, value] of Object.entries(map)) {
     if (typeof value === 'string') entries.push([key, value]);
     else if (typeof value === 'boolean') entries.push([key, String(value)]);
-    else if (typeof value === 'number' && Number.isFinite(value)) entries.push([key, String(value)]);
-    else if (typeof value === 'number') issues.push({ key, message: 'must be a finite number' });
+    else if (typeof value === 'number') {
+      const problem = numberProblem(value);
+      if (problem === undefined) entries.push([key, String(value)]);
+      else issues.push({ key, message: problem });
+    }
     else issues.push({ key, message: `must be a string, number or boolean, not ${value === null ? 'null' : typeof value}` });
   }
   return { entries, issues };
+}
+
+/** The smallest normal double; below it (and above zero) a number is subnormal and carries little precision. */
+const MIN_NORMAL = 2.2250738585072014e-308;
+
+/**
+ * Why a JSON number cannot be passed as written, or undefined: JSON numbers are doubles, so an
+ * integer past 2^53 has already lost digits, and a subnormal keeps few; the string form keeps
+ * exactly what was typed.
+ */
+function numberProblem(value: number): string | undefined {
+  if (!Number.isFinite(value)) return 'must be a finite number';
+  if (Number.isInteger(value) && !Number.isSafeInteger(value)) {
+    return `is past 2^53, where JSON numbers lose digits (${value} is what arrived); write it as a string, like "${BigInt(value)}"`;
+  }
+  if (value !== 0 && Math.abs(value) < MIN_NORMAL) return 'is a subnormal number with almost no precision; write it as a string';
+  return undefined;
 }
 
 function checkEntries(entries: readonly Entry[]): KeyIssue[] {

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { RunInvalidError, type FieldIssue } from '../errors';
 import { ExperimentNameSchema } from './experiment';
-import { findArgConflicts, HyperparametersSchema } from './hyperparameters';
+import { buildTrainingArgv, findArgConflicts, HyperparametersSchema } from './hyperparameters';
+import { argvEnvBytes, rawInputIssues, SPEC_LIMITS, specSizeIssue } from './spec-limits';
 
 /**
  * The run spec: everything a run needs, as submitted through the API, a schedule or the Step
@@ -32,14 +33,26 @@ function durationSeconds(text: string): number {
   return Number(match?.[1]) * (SECONDS_PER_UNIT[match?.[2] ?? ''] ?? Number.NaN);
 }
 
-/** A duration: seconds as a number, or a string like `90s`, `45m`, `12h`, `7d`. */
-export const DurationSchema = z.union([
-  z.number().int('must be a whole number of seconds').positive('must be a positive number of seconds'),
-  z
-    .string()
-    .regex(/^[1-9]\d*[smhd]$/, 'must be a duration like 90s, 45m, 12h or 7d (or a number of seconds)')
-    .transform(durationSeconds),
-]);
+/** A duration of at most `maxSeconds`: seconds as a number, or a string like `90s`, `45m`, `12h`, `7d`. */
+function durationSchema(maxSeconds: number, maxText: string) {
+  return z
+    .union([
+      z.number().int('must be a whole number of seconds').positive('must be a positive number of seconds'),
+      z
+        .string()
+        .regex(/^[1-9]\d{0,9}[smhd]$/, 'must be a duration like 90s, 45m, 12h or 7d (or a number of seconds)')
+        .transform(durationSeconds),
+    ])
+    .pipe(z.number().max(maxSeconds, `must be at most ${maxText} (${maxSeconds} s)`));
+}
+
+/** A duration: seconds as a number, or a string like `90s`, `45m`, `12h`, `7d`; at most one year. */
+export const DurationSchema = durationSchema(SPEC_LIMITS.maxRuntimeSeconds, '365d');
+
+/** `{ tags: … }` maps: at most `max` entries. */
+function atMostKeys(max: number) {
+  return (map: Readonly<Record<string, unknown>>) => Object.keys(map).length <= max;
+}
 
 const instanceTypeName = z
   .string()
@@ -57,7 +70,11 @@ const CodeSchema = z
     /** Interpreter for the entrypoint. Default `python3`. */
     interpreter: argument.min(1, 'must name a program, like python3').default('python3'),
     /** A full command (argv) instead of interpreter + entrypoint. */
-    command: z.array(argument.min(1, 'must not be empty')).min(1, 'must name a program, like ["torchrun", "train.py"]').optional(),
+    command: z
+      .array(argument.min(1, 'must not be empty'))
+      .min(1, 'must name a program, like ["torchrun", "train.py"]')
+      .max(SPEC_LIMITS.command, `must have at most ${SPEC_LIMITS.command} elements`)
+      .optional(),
   })
   .superRefine((c, ctx) => {
     if (c.entrypoint === undefined && c.command === undefined) {
@@ -77,17 +94,32 @@ const InstanceSchema = z.strictObject({
   types: z
     .union([z.string(), z.array(z.string())], { error: 'must be a list like ["g5.xlarge", "g6.xlarge"] or "g5.xlarge,g6.xlarge"' })
     .transform((v) => (typeof v === 'string' ? v.split(',').map((t) => t.trim()).filter((t) => t !== '') : v))
-    .pipe(z.array(instanceTypeName).min(1, 'list at least one instance type, like ["g5.xlarge"]')),
+    .pipe(
+      z
+        .array(instanceTypeName)
+        .min(1, 'list at least one instance type, like ["g5.xlarge"]')
+        .max(SPEC_LIMITS.instanceTypes, `list at most ${SPEC_LIMITS.instanceTypes} instance types`),
+    ),
   /** Spot (default) or on-demand. */
   spot: z.boolean().default(true),
   /** Fall back to on-demand when no spot capacity is to be had. Default false. */
   onDemandFallback: z.boolean().default(false),
   /** Highest spot price in USD per hour; default: the on-demand price (AWS's own default). */
-  maxSpotPriceUsd: z.number().positive('must be a positive price in USD per hour').optional(),
+  maxSpotPriceUsd: z
+    .number()
+    .min(SPEC_LIMITS.minUsd, `must be a price in USD per hour of at least ${SPEC_LIMITS.minUsd}`)
+    .max(SPEC_LIMITS.maxSpotPriceUsd, `must be at most ${SPEC_LIMITS.maxSpotPriceUsd} USD per hour`)
+    .optional(),
   /** Subnets to launch in, in order of preference. Default: the account's default VPC subnets. */
-  subnets: z.array(z.string().regex(/^subnet-[0-9a-f]+$/, 'must be a subnet id like subnet-0abc')).default([]),
+  subnets: z
+    .array(z.string().regex(/^subnet-[0-9a-f]{1,32}$/, 'must be a subnet id like subnet-0abc'))
+    .max(SPEC_LIMITS.subnets, `list at most ${SPEC_LIMITS.subnets} subnets`)
+    .default([]),
   /** Availability zones to prefer when no subnets are given. */
-  availabilityZones: z.array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be an AZ like us-east-1a')).default([]),
+  availabilityZones: z
+    .array(z.string().regex(/^[a-z]{2}-[a-z]+-\d[a-z]$/, 'must be an AZ like us-east-1a'))
+    .max(SPEC_LIMITS.availabilityZones, `list at most ${SPEC_LIMITS.availabilityZones} availability zones`)
+    .default([]),
   /** AMI id; default: the Deep Learning AMI (GPU PyTorch) from its public SSM parameter. */
   ami: z.string().regex(/^ami-[0-9a-f]+$/, 'must be an AMI id like ami-0abc').optional(),
   /** Instance profile name the training instance runs as. Default: the stack's profile. */
@@ -175,14 +207,18 @@ const RecoverySchema = z.strictObject({
   /** Checkpoint early on an EC2 rebalance recommendation. Default false. */
   checkpointOnRebalance: z.boolean().default(false),
   /** How long to keep trying when no capacity is to be had. Default 1 h. */
-  maxWaitForCapacity: DurationSchema.default(3600),
+  maxWaitForCapacity: durationSchema(SPEC_LIMITS.maxWaitForCapacitySeconds, '24h').default(3600),
 });
 
 const LimitsSchema = z.strictObject({
   /** Wall-clock limit for the whole run across attempts (seconds or `12h`). Default 7 days. */
   maxRuntime: DurationSchema.default(7 * 86400),
   /** Spend limit in USD (instance hours × price). Default: none. */
-  maxCostUsd: z.number().positive('must be a positive amount in USD').optional(),
+  maxCostUsd: z
+    .number()
+    .min(SPEC_LIMITS.minUsd, `must be an amount in USD of at least ${SPEC_LIMITS.minUsd}`)
+    .max(SPEC_LIMITS.maxCostUsd, `must be at most ${SPEC_LIMITS.maxCostUsd} USD`)
+    .optional(),
 });
 
 const MetricDefinitionSchema = z.strictObject({
@@ -204,7 +240,7 @@ function hasCaptureGroup(source: string): boolean {
 
 const envName = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'must be an environment variable name like WANDB_PROJECT')
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'must be an environment variable name like WANDB_PROJECT (at most 128 characters)')
   .refine((k) => !/^(RUNCTL_|AWS_)/.test(k), 'RUNCTL_ and AWS_ names are reserved for runctl and the AWS CLI');
 
 const tagKey = z
@@ -216,7 +252,7 @@ const tagKey = z
  * The top level strips unknown keys (so a caller may pass the spec beside its own fields);
  * nested objects are strict, so a misspelt option is an error rather than silently ignored.
  */
-export const RunSpecSchema = z
+const RunSpecObjectSchema = z
   .object({
     /** Human name of the run. */
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
@@ -224,30 +260,83 @@ export const RunSpecSchema = z
     experiment: ExperimentNameSchema.optional(),
     code: CodeSchema,
     /** Extra script arguments, passed after the hyperparameters, verbatim. */
-    args: z.array(argument).default([]),
+    args: z.array(argument).max(SPEC_LIMITS.args, `must have at most ${SPEC_LIMITS.args} elements`).default([]),
     /** `{ epochs: 50 }` or `"epochs=50,lr=0.001"`; become `--epochs 50 --lr 0.001`. */
     hyperparameters: HyperparametersSchema.default({}),
     instance: InstanceSchema,
-    data: z.array(dataEntry).default([]),
+    data: z.array(dataEntry).max(SPEC_LIMITS.data, `list at most ${SPEC_LIMITS.data} data sources`).default([]),
     volume: VolumeSchema.optional(),
     docker: DockerSchema.optional(),
     checkpoint: CheckpointSchema.default(CheckpointSchema.parse({})),
     recovery: RecoverySchema.default(RecoverySchema.parse({})),
     limits: LimitsSchema.default(LimitsSchema.parse({})),
     /** Environment variables for the script. Names starting with RUNCTL_ or AWS_ are reserved. */
-    env: z.record(envName, argument).default({}),
+    env: z
+      .record(envName, argument)
+      .refine(atMostKeys(SPEC_LIMITS.env), `must have at most ${SPEC_LIMITS.env} variables`)
+      .default({}),
     /** Tags for the run's instances and volumes (besides runctl's own). */
-    tags: z.record(tagKey, z.string().max(256, 'must be at most 256 characters')).default({}),
-    metricDefinitions: z.array(MetricDefinitionSchema).default([]),
+    tags: z
+      .record(tagKey, z.string().max(256, 'must be at most 256 characters'))
+      .refine(atMostKeys(SPEC_LIMITS.tags), `must have at most ${SPEC_LIMITS.tags} tags (EC2 allows 50 per resource; runctl adds its own)`)
+      .default({}),
+    metricDefinitions: z
+      .array(MetricDefinitionSchema)
+      .max(SPEC_LIMITS.metricDefinitions, `list at most ${SPEC_LIMITS.metricDefinitions} metric definitions`)
+      .default([]),
   })
   .superRefine((spec, ctx) => {
     // Caught here, at ValidateRun, rather than when the command is built on the instance.
-    for (const issue of findArgConflicts(spec.hyperparameters, spec.args)) {
+    const conflicts = findArgConflicts(spec.hyperparameters, spec.args);
+    for (const issue of conflicts) {
       ctx.addIssue({ code: 'custom', path: issue.path.split('.'), message: issue.message });
+    }
+    if (Object.keys(spec.hyperparameters).length > SPEC_LIMITS.hyperparameters) {
+      ctx.addIssue({ code: 'custom', path: ['hyperparameters'], message: `must have at most ${SPEC_LIMITS.hyperparameters} entries` });
+    }
+    // What is stored and shipped is the spec with its defaults: it must fit too.
+    const size = specSizeIssue(spec, '(root)');
+    if (size !== undefined) ctx.addIssue({ code: 'custom', path: [], message: size.message });
+    if (conflicts.length === 0) {
+      // The kernel refuses (E2BIG) an exec whose argv and environment together pass ARG_MAX.
+      const bytes = argvEnvBytes(trainingArgvOrEmpty(spec), spec.env);
+      if (bytes > SPEC_LIMITS.argvEnvBytes) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['args'],
+          message: `the training command and env come to ${bytes} bytes; at most ${SPEC_LIMITS.argvEnvBytes} fit in one exec (put large values in a file in the code bundle)`,
+        });
+      }
     }
   });
 
-export type RunSpecInput = z.input<typeof RunSpecSchema>;
+/** The training argv, or none when the spec has other issues (they are reported on their own fields). */
+function trainingArgvOrEmpty(spec: Parameters<typeof buildTrainingArgv>[0]): string[] {
+  try {
+    return buildTrainingArgv(spec);
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * The run spec schema. Raw input is checked first (forbidden keys such as `__proto__`, lone
+ * surrogates, oversized strings, nesting, the whole size) so that no later step ever reads a
+ * value that cannot be stored, shipped or exec'd; then the fields. API, schedules and ValidateRun
+ * all parse with this one schema.
+ */
+export const RunSpecSchema = z
+  .unknown()
+  .superRefine((input, ctx) => {
+    for (const issue of rawInputIssues(input)) {
+      ctx.addIssue({ code: 'custom', path: issue.path === '(root)' ? [] : issue.path.split('.'), message: issue.message });
+    }
+    const size = specSizeIssue(input, '(root)');
+    if (size !== undefined) ctx.addIssue({ code: 'custom', path: [], message: size.message });
+  })
+  .pipe(RunSpecObjectSchema);
+
+export type RunSpecInput = z.input<typeof RunSpecObjectSchema>;
 export type RunSpec = z.output<typeof RunSpecSchema>;
 
 /** A union branch whose only complaint is the input's type or value at its root was written for another form. */
@@ -276,11 +365,69 @@ export function toFieldIssues(error: z.ZodError): FieldIssue[] {
   return error.issues.flatMap((issue) => explain(issue, []));
 }
 
-/** Validates a run spec; throws RunInvalidError naming each bad field and what to fix. */
-export function parseRunSpec(input: unknown): RunSpec {
+/** What a spec is checked against besides its own fields: the stack it runs in. */
+export interface SpecContext {
+  /** The stack's runs bucket: its `runs/` prefix holds every run's files, `bundles/` the code uploads. */
+  runsBucket: string;
+}
+
+/** `s3://bucket/key` → [bucket, key]. */
+function splitS3Uri(uri: string): [bucket: string, key: string] {
+  const rest = uri.slice('s3://'.length);
+  const slash = rest.indexOf('/');
+  return slash === -1 ? [rest, ''] : [rest.slice(0, slash), rest.slice(slash + 1)];
+}
+
+/** A prefix or object of the runs bucket that reaches into `runs/` (the bucket's root included). */
+function reachesRuns(key: string): boolean {
+  const trimmed = key.replace(/\/+$/, '');
+  return trimmed === '' || trimmed === 'runs' || key.startsWith('runs/');
+}
+
+/**
+ * Where the spec points inside the runs bucket. A run's instance may read what the spec names,
+ * so naming `runs/<another run>/…` would copy another run's checkpoints, logs or outputs in:
+ * code comes only from the content-addressed uploads (`bundles/<sha256>.tar.gz`), and data and
+ * dataset volumes never from `runs/`. Other buckets are the owner's own to grant.
+ */
+export function runsBucketIssues(spec: Pick<RunSpec, 'code' | 'data' | 'volume'>, context: SpecContext): FieldIssue[] {
+  const issues: FieldIssue[] = [];
+  const { runsBucket } = context;
+  const [bundleBucket, bundleKey] = splitS3Uri(spec.code.bundle);
+  if (bundleBucket === runsBucket && !/^bundles\/[0-9a-f]{64}\.tar\.gz$/.test(bundleKey)) {
+    issues.push({
+      path: 'code.bundle',
+      message: `must be a code bundle uploaded through POST /uploads (s3://${runsBucket}/bundles/<sha256>.tar.gz, as runctl submit does), not another key of the runs bucket`,
+    });
+  }
+  spec.data.forEach((entry, index) => {
+    const [bucket, key] = splitS3Uri(entry.source);
+    if (bucket === runsBucket && reachesRuns(key)) {
+      issues.push({ path: `data.${index}.source`, message: `must not point into s3://${runsBucket}/runs/, where every run's files live; copy the data you need to its own prefix or bucket` });
+    }
+  });
+  if (spec.volume !== undefined) {
+    const [bucket, key] = splitS3Uri(spec.volume.dataset);
+    if (bucket === runsBucket && reachesRuns(key)) {
+      issues.push({ path: 'volume.dataset', message: `must not point into s3://${runsBucket}/runs/, where every run's files live` });
+    }
+  }
+  return issues;
+}
+
+/**
+ * Validates a run spec; throws RunInvalidError naming each bad field and what to fix. With a
+ * context (the API, schedules and ValidateRun pass the stack's), it also refuses locations that
+ * reach into other runs' files.
+ */
+export function parseRunSpec(input: unknown, context?: SpecContext): RunSpec {
   // reportInput lets a missing field read "is required"; the inputs never leave this function.
   const result = RunSpecSchema.safeParse(input, { reportInput: true });
-  if (result.success) return result.data;
+  if (result.success) {
+    const located = context === undefined ? [] : runsBucketIssues(result.data, context);
+    if (located.length === 0) return result.data;
+    throw new RunInvalidError(`Invalid run spec: ${located.map((i) => `${i.path}: ${i.message}`).join('; ')}`, located);
+  }
   const issues = toFieldIssues(result.error);
   throw new RunInvalidError(
     `Invalid run spec: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`,

@@ -1,9 +1,9 @@
 import { injectLambdaContext } from '@aws-lambda-powertools/logger/middleware';
 import middy from '@middy/core';
-import httpJsonBodyParser from '@middy/http-json-body-parser';
 import type { Context } from 'aws-lambda';
 import { apiLogger, type ApiDeps } from '../composition/api';
 import { httpErrors } from './error-handler';
+import { jsonBody } from './json-body';
 import type { ApiEvent, ApiResult } from './responses';
 
 /**
@@ -19,7 +19,7 @@ export function apiHandler<D = ApiDeps>(
   let resolved: D | undefined;
   const handler = middy<ApiEvent, ApiResult, Error, Context>().handler(async (event) => route(event, (resolved ??= deps())));
   handler.use(injectLambdaContext(apiLogger));
-  if (options.jsonBody === true) handler.use(httpJsonBodyParser());
+  if (options.jsonBody === true) handler.use(jsonBody());
   handler.use(httpErrors(apiLogger));
   return handler;
 }

@@ -19,6 +19,8 @@ export interface SubmitRunDeps {
   store: RunStore;
   executions: Executions;
   clock: () => Date;
+  /** The stack's runs bucket: a spec may not point into its `runs/` (other runs' files). */
+  runsBucket: string;
 }
 
 export interface SubmitRunResult {
@@ -46,7 +48,7 @@ export async function submitRun(
     const issues = toFieldIssues(body.error);
     throw new RunInvalidError(`Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
   }
-  const spec = prefixIssues('spec', () => parseRunSpec(body.data.spec));
+  const spec = prefixIssues('spec', () => parseRunSpec(body.data.spec, { runsBucket: deps.runsBucket }));
   const { clientToken } = body.data;
   const now = deps.clock().toISOString();
   const record: RunRecord = {

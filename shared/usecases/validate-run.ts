@@ -32,7 +32,7 @@ export const CONSOLE_OWNER = 'console';
 export async function validateRun(event: ValidateRunEvent, deps: RecordStepDeps): Promise<AttemptState> {
   const api = ApiInputSchema.safeParse(event.input);
   const runId = api.success ? api.data.runId : RunIdSchema.parse(event.executionName);
-  const spec = parseRunSpec(api.success ? api.data.spec : event.input);
+  const spec = parseRunSpec(api.success ? api.data.spec : event.input, { runsBucket: deps.config.bucket });
   const now = deps.clock().toISOString();
 
   const existing = await deps.store.get(runId);

@@ -5,7 +5,7 @@ import { LOCAL_OWNER, startLocalStack, type LocalStack } from '../cli/local-stac
 
 const spec = {
   name: 'mnist',
-  code: { bundle: 's3://runctl-local-runs/bundles/abc.tar.gz', entrypoint: 'train.py' },
+  code: { bundle: 's3://runctl-local-runs/bundles/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.tar.gz', entrypoint: 'train.py' },
   instance: { types: ['g5.xlarge'] },
 };
 

@@ -45,6 +45,7 @@ describe('start-scheduled-run', () => {
       store: new DynamoRunStore(documentClient, table),
       executions: new SfnExecutions(sfnClient, STATE_MACHINE),
       clock: () => new Date('2026-03-01T03:00:27.000Z'),
+      runsBucket: 'runctl-runs',
     };
     const schedule: ScheduleRecord = {
       scheduleId: ID,
@@ -53,7 +54,7 @@ describe('start-scheduled-run', () => {
       expression: 'cron(0 3 * * ? *)',
       spec: parseRunSpec({
         name: 'nightly-resnet',
-        code: { bundle: 's3://runctl-runs/bundles/abc.tar.gz', entrypoint: 'train.py' },
+        code: { bundle: `s3://runctl-runs/bundles/${'a'.repeat(64)}.tar.gz`, entrypoint: 'train.py' },
         instance: { types: 'g5.xlarge' },
         limits: { maxCostUsd: 20 },
       }),

@@ -92,7 +92,7 @@ function lambdas(deps: StepDeps): Record<string, LocalLambda> {
 function spec(overrides: Partial<RunSpecInput> = {}): RunSpecInput {
   return {
     name: 'mnist',
-    code: { bundle: `s3://${BUCKET}/code/bundle.tar.gz`, entrypoint: 'train.py' },
+    code: { bundle: `s3://${BUCKET}/bundles/${'a'.repeat(64)}.tar.gz`, entrypoint: 'train.py' },
     hyperparameters: { epochs: 2 },
     instance: { types: ['g5.xlarge', 'g6.xlarge'], ami: 'ami-0abc1234' },
     ...overrides,
@@ -114,7 +114,7 @@ async function runScenario(scenario: Scenario = {}) {
   sequence += 1;
   const runId = `r-test-${sequence}-${Date.now().toString(36)}`;
   world.agent = scenario.agent ?? [{ kind: 'succeed' }];
-  await world.put('code/bundle.tar.gz', 'tarball');
+  await world.put(`bundles/${'a'.repeat(64)}.tar.gz`, 'tarball');
   const deps = world.deps(scenario.clock);
   const statuses: RunStatus[] = [];
   const store = deps.store;
@@ -264,10 +264,22 @@ describe('train-run state machine', () => {
 
   it('fails with FAILED_PRECHECKS when the code bundle is missing', async () => {
     const { outcome, record, launched } = await runScenario({
-      spec: spec({ code: { bundle: `s3://${BUCKET}/code/missing.tar.gz`, entrypoint: 'train.py' } }),
+      spec: spec({ code: { bundle: `s3://${BUCKET}/bundles/${'b'.repeat(64)}.tar.gz`, entrypoint: 'train.py' } }),
     });
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
-    expect(record?.statusReason).toContain('missing.tar.gz does not exist');
+    expect(record?.statusReason).toContain(`${'b'.repeat(64)}.tar.gz does not exist`);
+    expect(launched).toEqual([]);
+  });
+
+  it.each([
+    ['a code bundle under another run', { code: { bundle: `s3://${BUCKET}/runs/r-victim/outputs/model.tar.gz`, entrypoint: 'train.py' } }, 'code.bundle'],
+    ['a data source under another run', { data: [`s3://${BUCKET}/runs/r-victim/:/data`] }, 'data.0.source'],
+    ['a lone surrogate in an env value', { env: { MSG: '\ud800' } }, 'env.MSG'],
+    ['an argument the kernel would refuse', { args: ['x'.repeat(200_000)] }, 'args.0'],
+  ])('ValidateRun refuses %s started from the console: FAILED_PRECHECKS, nothing launched', async (_label, change, path) => {
+    const { outcome, launched } = await runScenario({ spec: { ...spec(), ...change }, viaApi: false });
+
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS', cause: expect.stringContaining(path) });
     expect(launched).toEqual([]);
   });
 

@@ -23,7 +23,7 @@ const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl
 
 const spec = {
   name: 'resnet',
-  code: { bundle: `s3://${BUCKET}/bundles/abc.tar.gz`, entrypoint: 'train.py' },
+  code: { bundle: `s3://${BUCKET}/bundles/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa.tar.gz`, entrypoint: 'train.py' },
   instance: { types: 'g5.xlarge' },
 };
 

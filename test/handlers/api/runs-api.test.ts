@@ -20,7 +20,7 @@ const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl
 
 const spec = {
   name: 'resnet',
-  code: { bundle: 's3://runctl-runs/bundles/abc.tar.gz', entrypoint: 'train.py' },
+  code: { bundle: `s3://runctl-runs/bundles/${'a'.repeat(64)}.tar.gz`, entrypoint: 'train.py' },
   hyperparameters: 'epochs=50,lr=0.001,batch_size=32',
   instance: { types: 'g5.xlarge,g6.xlarge' },
 };
@@ -35,7 +35,7 @@ function body(result: { body?: string }): Body {
 
 describe('runs API handlers', () => {
   let dynalite: RunningDynalite;
-  let deps: CancelApiDeps;
+  let deps: CancelApiDeps & { runsBucket: string };
   const sfnClient = new SFNClient({ region: 'us-east-1' });
   const sfn = mockClient(sfnClient);
   const ssmClient = new SSMClient({ region: 'us-east-1' });
@@ -57,6 +57,7 @@ describe('runs API handlers', () => {
       compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: ssmClient, throttleRetry: { attempts: 1, baseMs: 1 } }),
       clock: () => new Date(),
       logger: apiLogger,
+      runsBucket: 'runctl-runs',
     };
   });
   afterAll(async () => dynalite.close());
