@@ -207,7 +207,7 @@ const RecoverySchema = z.strictObject({
   /** Checkpoint early on an EC2 rebalance recommendation. Default false. */
   checkpointOnRebalance: z.boolean().default(false),
   /** How long to keep trying when no capacity is to be had. Default 1 h. */
-  maxWaitForCapacity: durationSchema(SPEC_LIMITS.maxWaitForCapacitySeconds, '24h').default(3600),
+  maxWaitForCapacity: durationSchema(SPEC_LIMITS.maxWaitForCapacitySeconds, '365d').default(3600),
 });
 
 const LimitsSchema = z.strictObject({
@@ -252,7 +252,8 @@ const tagKey = z
  * The top level strips unknown keys (so a caller may pass the spec beside its own fields);
  * nested objects are strict, so a misspelt option is an error rather than silently ignored.
  */
-const RunSpecObjectSchema = z
+/** The spec's fields (what `RunSpecSchema` parses once the raw input passed its checks); its `shape` names each field's schema. */
+export const RunSpecFieldsSchema = z
   .object({
     /** Human name of the run. */
     name: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/, 'must be 1-63 letters, digits, ".", "_" or "-"'),
@@ -334,9 +335,9 @@ export const RunSpecSchema = z
     const size = specSizeIssue(input, '(root)');
     if (size !== undefined) ctx.addIssue({ code: 'custom', path: [], message: size.message });
   })
-  .pipe(RunSpecObjectSchema);
+  .pipe(RunSpecFieldsSchema);
 
-export type RunSpecInput = z.input<typeof RunSpecObjectSchema>;
+export type RunSpecInput = z.input<typeof RunSpecFieldsSchema>;
 export type RunSpec = z.output<typeof RunSpecSchema>;
 
 /** A union branch whose only complaint is the input's type or value at its root was written for another form. */

@@ -33,10 +33,10 @@ export const SPEC_LIMITS = {
   /** One year: `limits.maxRuntime`. */
   maxRuntimeSeconds: 365 * 86400,
   /**
-   * One day of capacity retries (every 2 minutes, about ten history events each) stays well
-   * inside an execution's 25,000-event history.
+   * One year, as `maxRuntime`: the capacity loop's pauses grow with the window so that its
+   * polls stay inside the run's share of the 25,000-event history (shared/domain/history-budget.ts).
    */
-  maxWaitForCapacitySeconds: 86400,
+  maxWaitForCapacitySeconds: 365 * 86400,
   maxCostUsd: 1_000_000,
   /** The dearest EC2 instance is well under 1,000 USD per hour. */
   maxSpotPriceUsd: 1000,

@@ -13,7 +13,7 @@ import {
   TRAIN_RUN_FIXED_EVENTS,
   type PollLoop,
 } from '../../shared/domain/history-budget';
-import { parseRunSpec, RunSpecSchema } from '../../shared/domain/run-spec';
+import { parseRunSpec, RunSpecFieldsSchema } from '../../shared/domain/run-spec';
 import { attemptLoops, PREFETCH_TIMEOUT_SECONDS, MOUNT_TIMEOUT_SECONDS } from '../../shared/usecases/attempt-loops';
 import { DEFAULT_RECONCILE_OPTIONS } from '../../shared/usecases/reconcile';
 import { DEFAULT_STEP_TUNING } from '../../shared/usecases/step-deps';
@@ -74,7 +74,7 @@ function spanOf(loop: PollLoop): number {
   return total;
 }
 
-const recovery = RunSpecSchema.shape.recovery.unwrap().shape;
+const recovery = RunSpecFieldsSchema.shape.recovery.unwrap().shape;
 const MAX_INTERRUPTIONS = recovery.maxInterruptions.unwrap().maxValue ?? Number.POSITIVE_INFINITY;
 const MAX_RESTARTS = recovery.maxRestartsOnError.unwrap().maxValue ?? Number.POSITIVE_INFINITY;
 

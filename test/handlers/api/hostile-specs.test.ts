@@ -91,7 +91,7 @@ describe('POST /runs refuses hostile specs, naming the field', () => {
     ['maxRuntime of 1e308 seconds', { limits: { maxRuntime: 1e308 } }, 'spec.limits.maxRuntime'],
     ['maxRuntime of 99999999999999d', { limits: { maxRuntime: '99999999999999d' } }, 'spec.limits.maxRuntime'],
     ['maxRuntime over a year', { limits: { maxRuntime: '366d' } }, 'spec.limits.maxRuntime'],
-    ['maxWaitForCapacity over a day', { recovery: { maxWaitForCapacity: '2d' } }, 'spec.recovery.maxWaitForCapacity'],
+    ['maxWaitForCapacity over a year', { recovery: { maxWaitForCapacity: 366 * 86400 } }, 'spec.recovery.maxWaitForCapacity'],
     // Sizes that break DynamoDB, Step Functions, SSM or exec.
     ['a 1 MB env value', { env: { BIG: 'x'.repeat(1_000_000) } }, 'spec.env.BIG'],
     ['a 200 KB argument', { args: ['y'.repeat(200_000)] }, 'spec.args.0'],
