@@ -88,7 +88,21 @@ async function reconcilePass(): Promise<void> {
   }
 }
 
+async function cli(): Promise<void> {
+  const { measureCli, percentile } = await import('./cli');
+  const f = await measureCli();
+  const ms = (v: number | undefined) => (v === undefined ? 'n/a' : `${v.toFixed(0)} ms`);
+  console.log('\nCLI start (wall time, median of 7 fresh processes, this machine now)');
+  console.log(`node -e 0 ${ms(f.node)} · aws --version ${ms(f.aws)} · runctl --version ${ms(f.version)} · runctl --help ${ms(f.help)} (target ≤ 150 ms) · runctl status RUN against runctl dev ${ms(f.status)} (target ≤ 400 ms)`);
+  console.log(`runctl --help ${f.help <= 150 ? 'holds' : 'misses'} 150 ms; runctl status ${f.status <= 400 ? 'holds' : 'misses'} 400 ms; --help is ${(f.help - f.node).toFixed(0)} ms over bare node`);
+  console.log('Live output: delay from the script printing a line to seeing it (local backend; target ≤ 2 s)');
+  for (const [what, delays] of [['runctl logs -f', f.logDelays], ['metrics API, polled every 1 s', f.metricDelays]] as const) {
+    console.log(`${what.padEnd(32)} ${String(delays.length).padStart(3)} lines  p50 ${ms(percentile(delays, 50))}  p95 ${ms(percentile(delays, 95))}  max ${ms(Math.max(...delays))}`);
+  }
+}
+
 await bundles();
+await cli();
 await spotPath();
 await reconcilePass();
 await transitions();

@@ -84,6 +84,6 @@ export function resolveConfig(flags: ConfigFlags, env: NodeJS.ProcessEnv = proce
   }
   const local = LOOPBACK.has(endpoint.hostname);
   const region = flags.region ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? file.region ?? regionOfEndpoint(endpoint);
-  const profile = flags.profile ?? env.AWS_PROFILE ?? file.profile;
+  const profile = flags.profile ?? (env.AWS_PROFILE || undefined) ?? file.profile;
   return { endpoint, local, region, profile };
 }

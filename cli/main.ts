@@ -25,7 +25,7 @@ Usage: runctl <command> [options]
       --client-token TOKEN       idempotency token (default: derived from spec + code hash)
   ls [--status S] [--limit N] [--all]    your runs, newest first
   status RUN [--follow]                  phase, attempts, cost so far, newest checkpoint
-  logs RUN [-f] [--attempt N] [--tail N] the log of the newest (or given) attempt
+  logs RUN [-f] [--attempt N] [--tail N] every attempt's log (or one), live with -f
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
@@ -188,7 +188,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   const [{ resolveConfig }, { ApiClient, defaultCredentials }] = await Promise.all([import('./config'), import('./api-client')]);
   const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
   const client = new ApiClient(config, config.local ? undefined : await defaultCredentials(config.profile));
-  const pollMs = positiveInt('poll', env.RUNCTL_POLL_INTERVAL_MS) ?? 2000;
+  const pollMs = positiveInt('poll', env.RUNCTL_POLL_INTERVAL_MS) ?? 1000;
   const context: CommandContext = { client, json: values.json, out: (t) => console.log(t), err: (t) => console.error(t), pollMs };
 
   switch (command) {
@@ -220,6 +220,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     case 'status':
       return (await import('./commands/runs')).showStatus(context, onlyRun(command, positionals), { follow: flag('follow') });
     case 'logs':
+      if (values.json && flag('follow')) throw new UsageError('--json prints one document and cannot follow; drop -f (runctl logs RUN --json gives the log so far)');
       return (await import('./commands/logs')).showLogs(context, onlyRun(command, positionals), {
         follow: flag('follow'),
         attempt: positiveInt('attempt', text('attempt')),

@@ -48,6 +48,8 @@ export async function followRun(context: CommandContext, runId: string): Promise
     process.exit(130);
   };
   process.once('SIGINT', onInterrupt);
+  // With --json the progress goes to stderr; the caller prints the final run as the one document.
+  const progress = context.json ? context.err : context.out;
   try {
     let lastPhase = '';
     let lastMetrics = '';
@@ -56,7 +58,7 @@ export async function followRun(context: CommandContext, runId: string): Promise
       const run = await context.client.getRun(runId);
       const phase = phaseLine(run);
       if (phase !== lastPhase) {
-        context.out(`${shortTime(new Date().toISOString())}  ${phase}`);
+        progress(`${shortTime(new Date().toISOString())}  ${phase}`);
         lastPhase = phase;
       }
       const page = await context.client.metrics(runId, { nextToken: token, limit: 5000 });
@@ -64,11 +66,11 @@ export async function followRun(context: CommandContext, runId: string): Promise
       const newest = page.metrics.at(-1);
       if (newest !== undefined) {
         const line = metricsLine(newest, run);
-        if (line !== '' && line !== lastMetrics) context.out(`    ${line}`);
+        if (line !== '' && line !== lastMetrics) progress(`    ${line}`);
         lastMetrics = line;
       }
       if (TERMINAL.has(run.status)) {
-        context.out(`Run ${runId} ended ${run.status} · cost ${usd(run.costUsd)}${run.latestCheckpoint === undefined ? '' : ` · last checkpoint ${run.latestCheckpoint.uri}`}`);
+        progress(`Run ${runId} ended ${run.status} · cost ${usd(run.costUsd)}${run.latestCheckpoint === undefined ? '' : ` · last checkpoint ${run.latestCheckpoint.uri}`}`);
         return run;
       }
       if (interrupted) return undefined;

@@ -63,7 +63,7 @@ export async function runLocal(args: string[], env: NodeJS.ProcessEnv): Promise<
   if (runId === undefined) throw new UsageError('runctl local interrupt needs a run id, e.g. runctl local interrupt r-0123abcd (see runctl ls)');
   if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
   const root = typeof values.root === 'string' ? values.root : '.runctl';
-  const endpoint = (values.endpoint ?? env.RUNCTL_ENDPOINT ?? (await devEndpoint(root))).replace(/\/$/, '');
+  const endpoint = (values.endpoint ?? (env.RUNCTL_ENDPOINT || undefined) ?? (await devEndpoint(root))).replace(/\/$/, '');
 
   let response: Response;
   try {
@@ -74,7 +74,7 @@ export async function runLocal(args: string[], env: NodeJS.ProcessEnv): Promise<
   const body: unknown = await response.json().catch(() => undefined);
   if (!response.ok) {
     const message = z.object({ message: z.string() }).safeParse(body);
-    if (response.status === 404 && !message.success) {
+    if (response.status === 404 && (!message.success || message.data.message === 'Not Found')) {
       throw new CliError(`${endpoint} does not simulate interruptions: \`runctl local interrupt\` works only against \`runctl dev\``);
     }
     const text = message.success ? message.data.message : `runctl dev answered HTTP ${response.status}`;

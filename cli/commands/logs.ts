@@ -1,33 +1,69 @@
 import { TERMINAL } from '../api-types';
 import { printJson, sleep, type CommandContext } from '../context';
 
+/** How often `logs -f` asks for more: the agent ships what the script prints within a second. */
+const FOLLOW_POLL_MS = 500;
+
 /**
- * `runctl logs RUN [-f] [--attempt N] [--tail N]`: the tail of the newest attempt's log (or of
- * the one asked for); with -f, keeps polling from where it left off, moves on to the next
- * attempt after a resume, and stops when the run has ended and the log is read to its end.
+ * `runctl logs RUN [-f] [--attempt N] [--tail N]`: every attempt's log, oldest first, each after
+ * a `--- attempt N ---` header on stderr (stdout stays the log itself), the last N lines of each;
+ * or only the attempt asked for. With -f, keeps reading from where it left off, moves on to each
+ * new attempt, and stops when the run has ended and its log is read to the end.
  */
 export async function showLogs(context: CommandContext, runId: string, options: { follow: boolean; attempt?: number; tail?: number }): Promise<number> {
-  const first = await context.client.logs(runId, { attempt: options.attempt, tail: options.tail ?? 200 });
-  if (context.json && !options.follow) {
-    printJson(context, first);
-    return 0;
-  }
+  const tail = options.tail ?? 200;
+  const first = await context.client.logs(runId, { attempt: options.attempt, tail });
   const write = (text: string) => {
     if (text !== '') process.stdout.write(text);
   };
-  write(first.text);
-  if (!options.follow) return 0;
+  const header = (attempt: number) => context.err(`--- attempt ${attempt} ---`);
 
-  let attempt = first.attempt;
-  let offset = first.nextOffset;
+  if (options.attempt !== undefined || first.attempts.length <= 1) {
+    if (context.json) {
+      printJson(context, first);
+      return 0;
+    }
+    if (options.attempt === undefined && first.attempts.length === 1) header(first.attempt);
+    write(first.text);
+    if (!options.follow) return 0;
+    return follow(context, runId, first.attempt, first.nextOffset, options.attempt !== undefined, write, header);
+  }
+
+  // Every attempt, oldest first: the newest one's chunk is the one already read.
+  const earlier = first.attempts.filter((a) => a < first.attempt);
+  const chunks = [...(await Promise.all(earlier.map((attempt) => context.client.logs(runId, { attempt, tail })))), first];
+  if (context.json) {
+    printJson(context, { runId, attempts: chunks });
+    return 0;
+  }
+  for (const chunk of chunks) {
+    header(chunk.attempt);
+    write(chunk.text);
+  }
+  if (!options.follow) return 0;
+  return follow(context, runId, first.attempt, first.nextOffset, false, write, header);
+}
+
+async function follow(
+  context: CommandContext,
+  runId: string,
+  from: number,
+  fromOffset: number,
+  onlyThisAttempt: boolean,
+  write: (text: string) => void,
+  header: (attempt: number) => void,
+): Promise<number> {
+  const pollMs = Math.min(context.pollMs, FOLLOW_POLL_MS);
+  let attempt = from;
+  let offset = fromOffset;
   for (;;) {
     const chunk = await context.client.logs(runId, { attempt, offset });
     write(chunk.text);
     offset = chunk.nextOffset;
     if (offset < chunk.size) continue; // more is stored already
-    const newer = options.attempt === undefined ? chunk.attempts.find((a) => a > attempt) : undefined;
+    const newer = onlyThisAttempt ? undefined : chunk.attempts.find((a) => a > attempt);
     if (newer !== undefined) {
-      context.err(`--- attempt ${newer} ---`);
+      header(newer);
       attempt = newer;
       offset = 0;
       continue;
@@ -37,13 +73,13 @@ export async function showLogs(context: CommandContext, runId: string, options: 
       // The agent uploads the log last on exit: one more read after the end picks up its final lines.
       const last = await context.client.logs(runId, { attempt, offset });
       write(last.text);
-      if (last.attempts.every((a) => a <= attempt) || options.attempt !== undefined) {
+      if (last.attempts.every((a) => a <= attempt) || onlyThisAttempt) {
         context.err(`--- run ${runId} ended ${run.status} ---`);
         return 0;
       }
       offset = last.nextOffset;
       continue;
     }
-    await sleep(context.pollMs);
+    await sleep(pollMs);
   }
 }

@@ -29,7 +29,7 @@ export async function showMetrics(context: CommandContext, runId: string, option
     return 0;
   }
   if (points.length === 0) {
-    context.out(`No metrics yet for ${runId}. The agent uploads metrics.jsonl every checkpoint interval; print JSON lines like {"step": 10, "loss": 0.5} from the script, or set metricDefinitions in the spec.`);
+    context.out(`No metrics yet for ${runId}. The agent ships them within a second of the print; print JSON lines like {"step": 10, "loss": 0.5} from the script, or set metricDefinitions in the spec.`);
     return 0;
   }
   const names = metricNames(points);
@@ -61,8 +61,16 @@ export async function showCheckpoints(context: CommandContext, runId: string): P
   }
   context.out(
     table(
-      ['', 'CHECKPOINT', 'ATTEMPT', 'STEP', 'CREATED', 'URI'],
-      list.checkpoints.map((c) => [c.latest === true ? '*' : '', c.id ?? '-', String(c.attempt), c.step === undefined ? '-' : String(c.step), shortTime(c.createdAt), c.uri]),
+      ['', 'CHECKPOINT', 'ATTEMPT', 'STEP', 'EPOCH', 'CREATED', 'URI'],
+      list.checkpoints.map((c) => [
+        c.latest === true ? '*' : '',
+        c.id ?? '-',
+        String(c.attempt),
+        c.step === undefined ? '-' : String(c.step),
+        c.epoch === undefined ? '-' : String(c.epoch),
+        shortTime(c.createdAt),
+        c.uri,
+      ]),
     ),
   );
   return 0;

@@ -17,7 +17,7 @@ export async function listRuns(context: CommandContext, options: { status?: stri
     return 0;
   }
   if (runs.length === 0) {
-    context.out('No runs yet. Start one with: runctl submit ./my-project --entrypoint train.py --instance-type g5.xlarge');
+    context.err('No runs yet. Start one with: runctl submit ./my-project --entrypoint train.py --instance-type g5.xlarge');
     return 0;
   }
   context.out(
@@ -36,7 +36,7 @@ export function describeRun(run: Run, newestCheckpoint: string | undefined, now:
     `Status      ${run.status}${run.statusReason === undefined ? '' : ` — ${run.statusReason}`}`,
     `Created     ${shortTime(run.createdAt)} (${duration((now.getTime() - Date.parse(run.createdAt)) / 1000)} ago)`,
     `Cost so far ${usd(run.costUsd)}`,
-    `Checkpoint  ${newestCheckpoint ?? 'none yet'}`,
+    `Checkpoint  ${newestCheckpoint ?? (run.status === 'CHECKPOINTING' ? 'none complete yet — the agent is uploading one now' : 'none yet')}`,
   ];
   if (run.attempts.length === 0) return [...lines, 'Attempts    none yet'].join('\n');
   const rows = run.attempts.map((a) => [
@@ -50,13 +50,33 @@ export function describeRun(run: Run, newestCheckpoint: string | undefined, now:
     shortTime(a.endedAt),
     a.endReason ?? (a.endedAt === undefined ? 'running' : '-'),
   ]);
-  return [...lines, '', table(['#', 'INSTANCE', 'TYPE', 'AZ', 'MARKET', '$/HOUR', 'STARTED', 'ENDED', 'WHY ENDED'], rows)].join('\n');
+  const resumes = run.attempts.filter((a) => a.attempt > 1).map((a) => resumeLine(a, run.attempts.find((p) => p.attempt === a.attempt - 1)));
+  return [...lines, '', table(['#', 'INSTANCE', 'TYPE', 'AZ', 'MARKET', '$/HOUR', 'STARTED', 'ENDED', 'WHY ENDED'], rows), ...(resumes.length > 0 ? ['', ...resumes] : [])].join('\n');
+}
+
+type AttemptView = Run['attempts'][number];
+
+/** Which checkpoint an attempt resumed from, and why that one: what became of the attempt before it. */
+export function resumeLine(attempt: AttemptView, previous: AttemptView | undefined): string {
+  if (attempt.resumeFrom === undefined) return `Attempt ${attempt.attempt} started from scratch: no complete checkpoint existed yet`;
+  const id = attempt.resumeFrom.replace(/\/$/, '').split('/').at(-1) ?? attempt.resumeFrom;
+  const before = previous === undefined ? 'the attempt before' : `attempt ${previous.attempt}`;
+  const why: Record<string, string> = {
+    SPOT_INTERRUPTED: `the checkpoint ${before} uploaded and reported on its spot interruption warning`,
+    LOST_DURING_CHECKPOINT: `the newest complete one: ${before}'s instance was reclaimed before the checkpoint it started on the spot warning was reported`,
+    INSTANCE_LOST: `the newest complete one: ${before}'s instance was lost, so work since that checkpoint is done again`,
+    HEARTBEAT_TIMEOUT: `the newest complete one: ${before}'s agent stopped answering, so work since that checkpoint is done again`,
+    NOT_READY: `the newest complete one: ${before}'s instance never became ready`,
+    TRAINING_FAILED: `the newest complete one: the script failed in ${before} and is restarted (recovery.maxRestartsOnError)`,
+  };
+  return `Attempt ${attempt.attempt} resumed from ${id}: ${why[previous?.endReason ?? ''] ?? 'the newest complete checkpoint'}`;
 }
 
 /** `runctl status RUN [--follow]`. */
 export async function showStatus(context: CommandContext, runId: string, options: { follow: boolean }): Promise<number> {
   if (options.follow) {
     const final = await followRun(context, runId);
+    if (context.json && final !== undefined) printJson(context, final);
     return final?.status === 'SUCCEEDED' ? 0 : 1;
   }
   const [run, checkpoints] = await Promise.all([context.client.getRun(runId), context.client.checkpoints(runId)]);

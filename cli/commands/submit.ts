@@ -30,8 +30,10 @@ export async function submit(context: CommandContext, options: SubmitOptions): P
   const clientToken = options.clientToken ?? clientTokenFor(normalised, options.rerun ? new Date().toISOString() : undefined);
   const { status, data: run } = await context.client.submit({ clientToken, spec });
 
-  if (context.json) printJson(context, run);
-  else if (status === 201) context.err(`Submitted run ${run.runId} (${run.spec.name}): ${run.status}`);
+  if (context.json) {
+    // One JSON document: the run as submitted, or as it ended when followed.
+    if (!options.follow) printJson(context, run);
+  } else if (status === 201) context.err(`Submitted run ${run.runId} (${run.spec.name}): ${run.status}`);
   else {
     context.err(
       `This exact submission already exists as run ${run.runId} (${run.status}); no second run was started. ` +
@@ -43,7 +45,7 @@ export async function submit(context: CommandContext, options: SubmitOptions): P
     if (!context.json) context.err(`Follow it with: runctl status ${run.runId} --follow`);
     return 0;
   }
-  if (TERMINAL.has(run.status) && status !== 201) return run.status === 'SUCCEEDED' ? 0 : 1;
-  const final = await followRun(context, run.runId);
+  const final = TERMINAL.has(run.status) && status !== 201 ? run : await followRun(context, run.runId);
+  if (context.json && final !== undefined) printJson(context, final);
   return final?.status === 'SUCCEEDED' ? 0 : 1;
 }

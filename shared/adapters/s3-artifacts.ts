@@ -16,6 +16,9 @@ const LatestPointerSchema = z.object({
   uri: z.string().startsWith('s3://'),
   attempt: z.number().int().min(1),
   seq: z.number().int().min(0).optional(),
+  /** The training step and epoch the script last reported before the snapshot. */
+  step: z.number().optional(),
+  epoch: z.number().optional(),
   createdAt: z.string(),
   files: z.number().int().min(0).optional(),
   bytes: z.number().min(0).optional(),
@@ -83,7 +86,8 @@ export class S3Artifacts implements Artifacts {
             uri,
             attempt: pointer.data.attempt,
             createdAt: pointer.data.createdAt,
-            step: pointer.data.seq,
+            step: pointer.data.step,
+            epoch: pointer.data.epoch,
             files: pointer.data.files,
             bytes: pointer.data.bytes,
           };

@@ -28,7 +28,9 @@ FINGERPRINT_FILE="$STATE_DIR/checkpoint-fingerprint"
 SNAPSHOT_DIR="$STATE_DIR/snapshot"
 UPLOAD_DIR="$STATE_DIR/upload"
 TRAIN_PID=""
+TRAIN_EXIT=0
 SYNC_PID=""
+LIVE_PID=""
 DOCKER_IMAGE=""
 DOCKER_ARGV=()
 
@@ -156,26 +158,14 @@ def scrub(token_path):
         pass
     sys.stdout.write(text)
 
-def metrics(config_path, log_path, offset_path, jsonl_path, last_path, attempt):
-    defs = [(d['name'], re.compile(d['regex'])) for d in (read_json(config_path) or {}).get('metricDefinitions', [])]
-    offset = int(read_json(offset_path, 0) or 0)
-    try:
-        with open(log_path, 'rb') as f:
-            f.seek(offset)
-            data = f.read()
-    except OSError:
-        return
-    end = data.rfind(b'\n')
-    if end < 0:
-        return
-    last = read_json(last_path, {}) or {}
+def metric_records(defs, text, attempt, stamp):
     records = []
-    for line in data[:end + 1].decode('utf-8', 'replace').splitlines():
+    for line in text.splitlines():
         values = {}
-        text = line.strip()
-        if text.startswith('{') and text.endswith('}'):
+        stripped = line.strip()
+        if stripped.startswith('{') and stripped.endswith('}'):
             try:
-                obj = json.loads(text)
+                obj = json.loads(stripped)
             except ValueError:
                 obj = None
             if isinstance(obj, dict):
@@ -192,15 +182,183 @@ def metrics(config_path, log_path, offset_path, jsonl_path, last_path, attempt):
         values.pop('ts', None)
         values.pop('attempt', None)
         if values:
-            record = {'ts': now_iso(), 'attempt': int(attempt)}
+            record = {'ts': stamp, 'attempt': int(attempt)}
             record.update(values)
             records.append(record)
-            last.update(values)
+    return records
+
+def metric_defs(config_path):
+    return [(d['name'], re.compile(d['regex'])) for d in (read_json(config_path) or {}).get('metricDefinitions', [])]
+
+# --- live shipping: the log and the metric rows reach S3 within a second of the print ---
+# One long-lived process per attempt (started by the agent beside the training): every 0.25 s
+# it reads what the script printed since the last tick, stamps the metric rows with that time,
+# and PUTs the new bytes as objects of their own under runs/<id>/live/attempt-<n>/, named by
+# their byte offset (log-<offset>, metrics-<offset>), so a reader puts them in order and
+# a retried PUT is harmless. It signs with SigV4 itself (no AWS CLI start-up per chunk), with
+# the credentials the AWS CLI would use: environment, shared credentials file, or the
+# instance role through IMDSv2.
+import hmac, time, urllib.parse, urllib.request, signal, configparser
+
+LIVE_TICK = 0.25
+LIVE_MAX_CHUNK = 1024 * 1024
+
+class Credentials:
+    def __init__(self, imds):
+        self.imds = imds
+        self.cached = None
+        self.expires = 0
+
+    def get(self):
+        env = os.environ
+        if env.get('AWS_ACCESS_KEY_ID') and env.get('AWS_SECRET_ACCESS_KEY'):
+            return env['AWS_ACCESS_KEY_ID'], env['AWS_SECRET_ACCESS_KEY'], env.get('AWS_SESSION_TOKEN') or ''
+        path = env.get('AWS_SHARED_CREDENTIALS_FILE') or os.path.expanduser('~/.aws/credentials')
+        parser = configparser.ConfigParser()
+        if parser.read(path):
+            section = env.get('AWS_PROFILE') or 'default'
+            if parser.has_option(section, 'aws_access_key_id'):
+                return (parser.get(section, 'aws_access_key_id'), parser.get(section, 'aws_secret_access_key'),
+                        parser.get(section, 'aws_session_token', fallback=''))
+        if self.cached and time.time() < self.expires - 300:
+            return self.cached
+        if self.imds == 'off':
+            raise RuntimeError('no AWS credentials in the environment, the credentials file or the instance metadata')
+        put = urllib.request.Request(self.imds + '/latest/api/token', method='PUT',
+                                     headers={'X-aws-ec2-metadata-token-ttl-seconds': '300'})
+        token = urllib.request.urlopen(put, timeout=2).read().decode()
+        base = self.imds + '/latest/meta-data/iam/security-credentials/'
+        get = lambda url: urllib.request.urlopen(urllib.request.Request(url, headers={'X-aws-ec2-metadata-token': token}), timeout=2).read().decode()
+        role = get(base).strip().splitlines()[0]
+        doc = json.loads(get(base + role))
+        self.cached = (doc['AccessKeyId'], doc['SecretAccessKey'], doc.get('Token', ''))
+        expiration = datetime.datetime.strptime(doc['Expiration'], '%Y-%m-%dT%H:%M:%SZ').replace(tzinfo=datetime.timezone.utc)
+        self.expires = expiration.timestamp()
+        return self.cached
+
+def s3_put(creds, region, bucket, key, body):
+    endpoint = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
+    quoted = urllib.parse.quote(key, safe='/-_.~')
+    if endpoint:
+        parts = urllib.parse.urlsplit(endpoint)
+        host, path = parts.netloc, (parts.path.rstrip('/') + '/' + bucket + '/' + quoted)
+        url = '%s://%s%s' % (parts.scheme, host, path)
+    else:
+        host, path = '%s.s3.%s.amazonaws.com' % (bucket, region), '/' + quoted
+        url = 'https://' + host + path
+    access, secret, session = creds.get()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime('%Y%m%dT%H%M%SZ'), now.strftime('%Y%m%d')
+    payload = hashlib.sha256(body).hexdigest()
+    headers = {'host': host, 'x-amz-content-sha256': payload, 'x-amz-date': amz_date}
+    if session:
+        headers['x-amz-security-token'] = session
+    names = sorted(headers)
+    canonical = '\n'.join(['PUT', path, '', ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload])
+    scope = '%s/%s/s3/aws4_request' % (day, region)
+    to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key_bytes = ('AWS4' + secret).encode()
+    for part in (day, region, 's3', 'aws4_request'):
+        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers['authorization'] = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (access, scope, ';'.join(names), signature)
+    del headers['host']
+    request = urllib.request.Request(url, data=body, method='PUT', headers=headers)
+    urllib.request.urlopen(request, timeout=10).read()
+
+def live(config_path, log_path, jsonl_path, last_path, state_dir):
+    c = read_json(config_path)
+    region, bucket, attempt = c['region'], c['bucket'], int(c['attempt'])
+    prefix = '%s/live/attempt-%d/' % (c['runPrefix'], attempt)
+    defs = metric_defs(config_path)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    offset_path = os.path.join(state_dir, 'live-offsets.json')
+    offsets = read_json(offset_path, {}) or {}
+    log_off = int(offsets.get('log', 0))
+    # A fresh attempt's rows follow the earlier attempts' rows already in metrics.jsonl.
+    metrics_off = int(offsets.get('metrics', os.path.getsize(jsonl_path) if os.path.exists(jsonl_path) else 0))
+    last = read_json(last_path, {}) or {}
+    pending = []  # (key, bytes) not yet accepted by S3, in order
+    stopping = []
+    signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
+    failures = 0
+    partial_since = None
+    while True:
+        final = bool(stopping)
+        try:
+            with open(log_path, 'rb') as f:
+                f.seek(log_off)
+                data = f.read(LIVE_MAX_CHUNK)
+        except OSError:
+            data = b''
+        end = data.rfind(b'\n') + 1
+        # A line still being written waits for its newline, at most a second (a progress bar).
+        if end == 0 and data:
+            partial_since = partial_since or time.time()
+            if final or time.time() - partial_since >= 1:
+                end = len(data)
+        if end > 0:
+            partial_since = None
+            chunk = data[:end]
+            stamp = now_iso()
+            pending.append(('%slog-%012d' % (prefix, log_off), chunk))
+            log_off += end
+            records = metric_records(defs, chunk.decode('utf-8', 'replace'), attempt, stamp)
+            if records:
+                rows = ''.join(json.dumps(r) + '\n' for r in records).encode()
+                with open(jsonl_path, 'ab') as f:
+                    f.write(rows)
+                for r in records:
+                    last.update({k: v for k, v in r.items() if k not in ('ts', 'attempt')})
+                write_private(last_path, json.dumps(last))
+                pending.append(('%smetrics-%012d' % (prefix, metrics_off), rows))
+                metrics_off += len(rows)
+            write_private(offset_path, json.dumps({'log': log_off, 'metrics': metrics_off}))
+            if len(data) == LIVE_MAX_CHUNK:
+                continue
+        while pending and (failures == 0 or final or time.time() >= retry_at):
+            key, body = pending[0]
+            try:
+                s3_put(creds, region, bucket, key, body)
+                pending.pop(0)
+                failures = 0
+            except Exception as error:
+                failures += 1
+                retry_at = time.time() + min(30, 0.5 * 2 ** min(failures, 6))
+                if failures in (1, 5) or failures % 50 == 0:
+                    sys.stderr.write('%s [runctl] live log upload failed (%s); the periodic upload still carries the log\n' % (now_iso(), error))
+                    sys.stderr.flush()
+                if final and failures >= 3:
+                    return
+                break
+        if final and not pending:
+            return
+        time.sleep(LIVE_TICK)
+
+def metrics(config_path, log_path, offset_path, jsonl_path, last_path, attempt):
+    # Metric rows of log lines the live shipper has not read (it did not run, or stopped early).
+    defs = metric_defs(config_path)
+    offset = int((read_json(offset_path, {}) or {}).get('log', 0))
+    try:
+        with open(log_path, 'rb') as f:
+            f.seek(offset)
+            data = f.read()
+    except OSError:
+        return
+    end = data.rfind(b'\n')
+    if end < 0:
+        return
+    last = read_json(last_path, {}) or {}
+    records = metric_records(defs, data[:end + 1].decode('utf-8', 'replace'), attempt, now_iso())
+    for r in records:
+        last.update({k: v for k, v in r.items() if k not in ('ts', 'attempt')})
     if records:
         with open(jsonl_path, 'a') as f:
             f.write(''.join(json.dumps(r) + '\n' for r in records))
         write_private(last_path, json.dumps(last))
-    write_private(offset_path, str(offset + end + 1))
+    offsets = read_json(offset_path, {}) or {}
+    offsets['log'] = offset + end + 1
+    write_private(offset_path, json.dumps(offsets))
 
 def fingerprint(root):
     digest = hashlib.sha256()
@@ -211,12 +369,17 @@ def fingerprint(root):
         found = True
     print(digest.hexdigest() if found else '')
 
-def complete(snapshot, attempt, seq, uri, complete_out, latest_out):
+def complete(snapshot, attempt, seq, uri, complete_out, latest_out, last_path=''):
     files = files_of(snapshot)
     size = sum(os.path.getsize(full) for _, full in files)
     created = now_iso()
     pointer = {'uri': uri, 'attempt': int(attempt), 'seq': int(seq), 'createdAt': created,
                'files': len(files), 'bytes': size}
+    # The training step and epoch the script last reported before the snapshot, when it reports them.
+    last = read_json(last_path, {}) or {} if last_path else {}
+    for key in ('step', 'epoch'):
+        if isinstance(last.get(key), (int, float)):
+            pointer[key] = last[key]
     write_private(complete_out, json.dumps(dict(pointer, id='%04d-%06d' % (int(attempt), int(seq)))))
     write_private(latest_out, json.dumps(pointer))
 
@@ -240,6 +403,10 @@ def failure_cause(log_path, exit_code, out):
 
 def interrupt_cause(latest_path, reason, out):
     write_private(out, json.dumps({'checkpoint': read_json(latest_path), 'reason': reason}))
+
+def checkpoint_id(latest_path):
+    p = read_json(latest_path) or {}
+    print('%04d-%06d' % (int(p['attempt']), int(p['seq'])) if 'seq' in p else 'none')
 
 def message_cause(message, out):
     write_private(out, json.dumps({'reason': message}))
@@ -437,7 +604,8 @@ snapshot_checkpoint() {
   id=$(printf '%04d-%06d' "$ATTEMPT" "$seq")
   uri="$S3_RUN/checkpoints/$id/"
   aws s3 cp --recursive "$SNAPSHOT_DIR" "$uri" --only-show-errors --region "$REGION" >&2 || return 1
-  py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" || return 1
+  py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" \
+    "$STATE_DIR/metrics-last.json" || return 1
   aws s3 cp "$STATE_DIR/complete.json" "${uri}_COMPLETE.json" --only-show-errors --region "$REGION" >&2 || return 1
   aws s3 cp "$STATE_DIR/latest.next" "$S3_RUN/checkpoints/latest.json" --only-show-errors --region "$REGION" >&2 || return 1
   mv "$STATE_DIR/latest.next" "$LATEST_FILE"
@@ -458,8 +626,11 @@ upload_logs() {
 }
 
 sync_all() {
-  py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/metrics-offset" "$METRICS_FILE" \
-    "$STATE_DIR/metrics-last.json" "$ATTEMPT"
+  # The live shipper parses the metric rows while it runs; without it, this does.
+  if ! live_alive; then
+    py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/live-offsets.json" "$METRICS_FILE" \
+      "$STATE_DIR/metrics-last.json" "$ATTEMPT"
+  fi
   upload_logs
   snapshot_checkpoint
 }
@@ -468,13 +639,34 @@ wait_sync() {
   if [ -n "$SYNC_PID" ]; then wait "$SYNC_PID" 2>/dev/null; SYNC_PID=""; fi
 }
 
+# The live shipper (agent.py `live`): the log and metric rows to S3 within a second of the print.
+start_live() {
+  py live "$STATE_DIR/config.json" "$TRAIN_LOG" "$METRICS_FILE" "$STATE_DIR/metrics-last.json" "$STATE_DIR" \
+    2>>"$TRAIN_LOG" &
+  LIVE_PID=$!
+}
+live_alive() { [ -n "$LIVE_PID" ] && kill -0 "$LIVE_PID" 2>/dev/null; }
+
+# Lets the shipper send what is left (bounded: it gives up after a few failed tries), then waits.
+stop_live() {
+  local deadline
+  live_alive || { LIVE_PID=""; return 0; }
+  kill -TERM "$LIVE_PID" 2>/dev/null
+  deadline=$(($(now_ms) + 15000))
+  while live_alive && (($(now_ms) < deadline)); do sleep 0.1; done
+  kill -KILL "$LIVE_PID" 2>/dev/null
+  wait "$LIVE_PID" 2>/dev/null
+  LIVE_PID=""
+}
+
 training_alive() { [ -n "$TRAIN_PID" ] && kill -0 "$TRAIN_PID" 2>/dev/null; }
 group_alive() { [ -n "$TRAIN_PID" ] && kill -0 -- "-$TRAIN_PID" 2>/dev/null; }
 
 # Stop signal to the whole process group, up to the grace period to save, then SIGKILL.
 stop_training() {
   local deadline
-  group_alive || return 0
+  TRAIN_EXIT=0
+  group_alive || { wait "$TRAIN_PID" 2>/dev/null; TRAIN_EXIT=$?; return 0; }
   if [ -n "$DOCKER_IMAGE" ]; then
     # Through the daemon: --init inside the container hands the signal to the training process.
     docker kill --signal "SIG$STOP_SIGNAL" "$CONTAINER" >/dev/null 2>&1 ||
@@ -490,13 +682,23 @@ stop_training() {
     kill -KILL -- "-$TRAIN_PID" 2>/dev/null
   fi
   wait "$TRAIN_PID" 2>/dev/null
+  TRAIN_EXIT=$?
 }
 
 interrupt() { # error name, reason
+  local code
   note "checkpoint requested ($2): sending SIG$STOP_SIGNAL to the training"
   stop_training
+  code=$TRAIN_EXIT
+  note "training exited with code $code after SIG$STOP_SIGNAL; uploading its checkpoint"
+  stop_live
   wait_sync
-  sync_all || note "final checkpoint upload failed; the previous checkpoint stays the latest"
+  if sync_all; then
+    note "checkpoint $(py checkpoint-id "$LATEST_FILE") is in S3 and is the one the next attempt resumes from; reporting $1"
+  else
+    note "final checkpoint upload failed; the previous checkpoint $(py checkpoint-id "$LATEST_FILE") stays the latest; reporting $1"
+  fi
+  upload_logs
   py interrupt-cause "$LATEST_FILE" "$2" "$STATE_DIR/cause.json"
   report_failure "$1" "$STATE_DIR/cause.json"
 }
@@ -504,6 +706,7 @@ interrupt() { # error name, reason
 finish() { # exit code
   local code=$1 manifest_uri="$S3_RUN/outputs/_manifest.json"
   note "training exited with code $code"
+  stop_live
   wait_sync
   if [ "$code" -ne 0 ]; then
     sync_all
@@ -585,6 +788,7 @@ cleanup() {
     kill -KILL -- "-$TRAIN_PID" 2>/dev/null
   fi
   if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
+  if [ -n "$LIVE_PID" ]; then kill "$LIVE_PID" 2>/dev/null; fi
   rm -f "$TOKEN_FILE" "$STATE_DIR"/request.*
 }
 
@@ -605,6 +809,7 @@ main() {
     exit 1
   fi
   start_training
+  start_live
   supervise
   echo "runctl agent: done" >&2
 }

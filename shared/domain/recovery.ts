@@ -89,7 +89,7 @@ export function endReasonFor(error: string | undefined): AttemptEndReason {
 
 /** True for the end reasons that count against `recovery.maxInterruptions`. */
 export function isInterruption(reason: AttemptEndReason | undefined): boolean {
-  return reason === 'SPOT_INTERRUPTED' || reason === 'INSTANCE_LOST' || reason === 'HEARTBEAT_TIMEOUT' || reason === 'NOT_READY';
+  return reason === 'SPOT_INTERRUPTED' || reason === 'LOST_DURING_CHECKPOINT' || reason === 'INSTANCE_LOST' || reason === 'HEARTBEAT_TIMEOUT' || reason === 'NOT_READY';
 }
 
 /**

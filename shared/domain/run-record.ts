@@ -11,7 +11,10 @@ import { RUN_STATUSES } from './run-status';
 /** Why an attempt ended. */
 export const ATTEMPT_END_REASONS = [
   'SUCCEEDED',
+  /** The agent checkpointed on the spot warning and reported it (Spot.Interrupted). */
   'SPOT_INTERRUPTED',
+  /** A spot warning asked for a checkpoint, but the instance was gone before the agent reported one. */
+  'LOST_DURING_CHECKPOINT',
   'INSTANCE_LOST',
   'HEARTBEAT_TIMEOUT',
   'NOT_READY',

@@ -20,9 +20,13 @@ export type DecideRecoveryEvent = z.infer<typeof DecideRecoveryEventSchema>;
 export async function decideRecovery(event: DecideRecoveryEvent, deps: RecordStepDeps): Promise<RecoveryDecision> {
   const { runId, attempt } = event;
   const record = await requireRun(deps.store, runId);
-  const endReason = endReasonFor(event.error.Error);
   const current = record.attempts.find((a) => a.attempt === attempt);
-  if (current !== undefined && current.endReason === undefined) {
+  // The spot-warning handler marks the attempt SPOT_INTERRUPTED when it asks for the checkpoint;
+  // only the agent's own Spot.Interrupted callback says the checkpoint went up and was reported.
+  const lostMidCheckpoint =
+    current?.endReason === 'SPOT_INTERRUPTED' && ['Instance.Lost', 'States.HeartbeatTimeout', 'Instance.NotReady'].includes(event.error.Error);
+  const endReason = lostMidCheckpoint ? 'LOST_DURING_CHECKPOINT' : endReasonFor(event.error.Error);
+  if (current !== undefined && (current.endReason === undefined || lostMidCheckpoint)) {
     await deps.store.updateAttempt(runId, attempt, { endReason });
   }
   const reasons = record.attempts.map((a) => (a.attempt === attempt ? endReason : a.endReason));
@@ -57,7 +61,7 @@ export async function decideRecovery(event: DecideRecoveryEvent, deps: RecordSte
     },
   );
   const latestCheckpoint = latest
-    ? { uri: latest.uri, attempt: latest.attempt, createdAt: latest.createdAt, step: latest.step }
+    ? { uri: latest.uri, attempt: latest.attempt, createdAt: latest.createdAt, step: latest.step, epoch: latest.epoch }
     : undefined;
   if (decision.action === 'retry') {
     const from = LIVE_STATUSES.filter((s) => s !== 'PENDING' && s !== 'VALIDATING' && s !== 'CANCELLING');

@@ -43,7 +43,7 @@ export async function finalizeArtifacts(event: FinalizeArtifactsEvent, deps: Rec
   await deps.store.transition(runId, ['TRAINING', 'CHECKPOINTING', 'FINALIZING'], 'FINALIZING', {
     statusReason: `Outputs verified: ${manifest.files} file(s), ${manifest.bytes} bytes`,
     latestCheckpoint: checkpoint
-      ? { uri: checkpoint.uri, attempt: checkpoint.attempt, createdAt: checkpoint.createdAt, step: checkpoint.step }
+      ? { uri: checkpoint.uri, attempt: checkpoint.attempt, createdAt: checkpoint.createdAt, step: checkpoint.step, epoch: checkpoint.epoch }
       : undefined,
   });
   return { outputsManifest: manifest.manifestUri, outputsBytes: manifest.bytes, finalCheckpoint: checkpoint?.uri ?? null };

@@ -8,6 +8,7 @@ import { RunInvalidError } from '../errors';
 import type { CheckpointInfo } from '../ports/artifacts';
 import { runPrefix } from '../ports/artifacts';
 import type { RunStore } from '../ports/run-store';
+import { readStream, streamLayout } from './live-stream';
 import { getOwnedRun } from './query-runs';
 
 /**
@@ -63,23 +64,28 @@ export async function readRunLogs(request: { owner: string; runId: string; query
   const attempts = record.attempts.map((a) => a.attempt).sort((a, b) => a - b);
   const attempt = query.attempt ?? attempts.at(-1) ?? 1;
   const key = `${runPrefix(record.runId)}/logs/attempt-${attempt}.log`;
-  const size = await objectSize(deps, key);
-  const base = { runId: record.runId, attempt, attempts, size };
+  const chunks = `${runPrefix(record.runId)}/live/attempt-${attempt}/log-`;
+  const stored = await objectSize(deps, key);
+  const read = (k: string, from: number, to: number) => readRange(deps, k, from, to);
 
   if (query.offset !== undefined) {
+    const layout = await streamLayout(deps, key, stored, chunks, query.offset);
+    const size = layout.size;
     const offset = Math.min(query.offset, size);
     const end = Math.min(size, offset + (query.length ?? DEFAULT_LOG_RANGE_BYTES));
-    const bytes = end > offset ? await readRange(deps, key, offset, end) : Buffer.alloc(0);
+    const bytes = end > offset ? await readStream(layout, offset, end, read) : Buffer.alloc(0);
     // A range can end inside a multi-byte character; leave that character to the next read.
     const whole = bytes.subarray(0, completeUtf8Length(bytes));
-    return { ...base, offset, nextOffset: offset + whole.length, text: whole.toString('utf8') };
+    return { runId: record.runId, attempt, attempts, size, offset, nextOffset: offset + whole.length, text: whole.toString('utf8') };
   }
 
+  const layout = await streamLayout(deps, key, stored, chunks, stored);
+  const size = layout.size;
   const lines = query.tail ?? DEFAULT_TAIL_LINES;
   const start = Math.max(0, size - TAIL_WINDOW_BYTES);
-  const window = size > start ? await readRange(deps, key, start, size) : Buffer.alloc(0);
+  const window = size > start ? await readStream(layout, start, size, read) : Buffer.alloc(0);
   const tail = lastLines(window, lines, start > 0);
-  return { ...base, offset: size - tail.length, nextOffset: size, text: tail.toString('utf8') };
+  return { runId: record.runId, attempt, attempts, size, offset: size - tail.length, nextOffset: size, text: tail.toString('utf8') };
 }
 
 /** One line of metrics.jsonl: `{ts, attempt, <metric>: number, …}`. */
@@ -108,10 +114,13 @@ export async function readRunMetrics(request: { owner: string; runId: string; qu
   const from = query.nextToken === undefined ? 0 : decodeToken(query.nextToken);
   const record = await getOwnedRun(request, deps);
   const key = `${runPrefix(record.runId)}/metrics.jsonl`;
-  const size = await objectSize(deps, key);
+  // The newest attempt's live rows continue the consolidated file (earlier attempts' rows are in it).
+  const attempt = record.attempts.at(-1)?.attempt ?? 1;
+  const layout = await streamLayout(deps, key, await objectSize(deps, key), `${runPrefix(record.runId)}/live/attempt-${attempt}/metrics-`, from);
+  const size = layout.size;
   const start = Math.min(from, size);
   const end = Math.min(size, start + METRICS_CHUNK_BYTES);
-  const chunk = end > start ? await readRange(deps, key, start, end) : Buffer.alloc(0);
+  const chunk = end > start ? await readStream(layout, start, end, (k, a, b) => readRange(deps, k, a, b)) : Buffer.alloc(0);
 
   const metrics: MetricPoint[] = [];
   let consumed = 0;

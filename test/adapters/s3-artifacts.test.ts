@@ -67,7 +67,7 @@ describe.each(emulators)('S3Artifacts on %s', (name, start) => {
     return uri;
   };
   const pointTo = (runId: string, uri: string, attempt: number) =>
-    put(`runs/${runId}/checkpoints/latest.json`, JSON.stringify({ uri, attempt, seq: 3, createdAt: '2025-01-01T00:00:00Z', files: 1, bytes: 7 }));
+    put(`runs/${runId}/checkpoints/latest.json`, JSON.stringify({ uri, attempt, seq: 3, step: 300, epoch: 3, createdAt: '2025-01-01T00:00:00Z', files: 1, bytes: 7 }));
 
   beforeAll(async () => {
     const server = await start();
@@ -96,7 +96,7 @@ describe.each(emulators)('S3Artifacts on %s', (name, start) => {
     await checkpoint('r-latest', '0001-000001', 1);
     const uri = await checkpoint('r-latest', '0002-000003', 2);
     await pointTo('r-latest', uri, 2);
-    expect(await artifacts.latestCheckpoint('r-latest')).toMatchObject({ id: '0002-000003', uri, attempt: 2, step: 3, bytes: 7 });
+    expect(await artifacts.latestCheckpoint('r-latest')).toMatchObject({ id: '0002-000003', uri, attempt: 2, step: 300, epoch: 3, bytes: 7 });
   });
 
   it('never returns a checkpoint whose _COMPLETE.json is missing', async () => {

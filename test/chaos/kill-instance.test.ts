@@ -99,7 +99,7 @@ describe('chaos: the instance is killed', () => {
       await chaos.world.backend.interrupt(run.runId, { graceMs: 60_000 });
       const { record } = await finish(chaos.world, run.runId);
       expect(chaos.faults.allFired()).toBe(true);
-      expect(record.attempts[0]?.endReason).toBe('SPOT_INTERRUPTED');
+      expect(record.attempts[0]?.endReason).toBe('LOST_DURING_CHECKPOINT');
       await expectResumedAfter(chaos.world, record, before, 14);
     } finally {
       await chaos.close();

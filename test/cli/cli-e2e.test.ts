@@ -49,7 +49,8 @@ function startCli(args: string[], env: Record<string, string>): RunningCli {
   };
 }
 
-describe('runctl against the local HTTP API (dynalite + s3rver, Step Functions mocked)', () => {
+// Each test starts several CLI processes; on a shared 2-core machine one can take seconds.
+describe('runctl against the local HTTP API (dynalite + s3rver, Step Functions mocked)', { timeout: 120_000 }, () => {
   let stack: LocalStack;
   let home: string;
   let project: string;
@@ -151,7 +152,7 @@ describe('runctl against the local HTTP API (dynalite + s3rver, Step Functions m
     ].map((m) => JSON.stringify(m)).join('\n') + '\n');
     await put(`${prefix}/checkpoints/0001-000001/model.pt`, 'w');
     await put(`${prefix}/checkpoints/0001-000001/_COMPLETE.json`, '{}');
-    await put(`${prefix}/checkpoints/latest.json`, JSON.stringify({ uri: `s3://${stack.bucket}/${prefix}/checkpoints/0001-000001/`, attempt: 1, seq: 1, createdAt: '2026-11-25T06:02:00Z' }));
+    await put(`${prefix}/checkpoints/latest.json`, JSON.stringify({ uri: `s3://${stack.bucket}/${prefix}/checkpoints/0001-000001/`, attempt: 1, seq: 1, step: 200, epoch: 2, createdAt: '2026-11-25T06:02:00Z' }));
 
     const [status, statusJson, logs, metrics, metricsJson, checkpoints, ls] = await Promise.all([
       cli('status', runId),
@@ -174,7 +175,7 @@ describe('runctl against the local HTTP API (dynalite + s3rver, Step Functions m
     expect(metrics.stdout).toMatch(/2026-11-25 06:02:00Z\s+1\s+2\s+200\s+0\.5/);
     expect(metrics.stdout).toContain('loss over step (2 points)');
     expect(JSON.parse(metricsJson.stdout).metrics).toHaveLength(2);
-    expect(checkpoints.stdout).toMatch(/\*\s+0001-000001\s+1\s+1\s+/);
+    expect(checkpoints.stdout).toMatch(/\*\s+0001-000001\s+1\s+200\s+2\s+/);
     expect(JSON.parse(ls.stdout).runs.map((r: { runId: string }) => r.runId)).toContain(runId);
   });
 

@@ -47,6 +47,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
         'Install it with `pip install "moto[server]==5.*"` and run the tests again.',
     );
   }
+  // The CLI bundle the CLI tests spawn: built once here, not by each spawned CLI at once.
+  const { buildCli } = await import('../../scripts/build-cli.mjs');
+  await buildCli();
   const port = await freePort();
   moto = spawn('moto_server', ['-H', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
   const endpoint = `http://127.0.0.1:${port}`;

@@ -148,6 +148,26 @@ describe('artifact API handlers (dynalite + s3rver)', () => {
       expect(atEnd).toMatchObject({ text: '', nextOffset: Buffer.byteLength(log) });
     });
 
+    it('continues the consolidated log with the live chunks past it, in offset order, up to the first gap', async () => {
+      const runId = await newRun('logs-live');
+      await deps.store.appendAttempt(runId, { attempt: 1, spot: true, startedAt: new Date().toISOString() });
+      await put(`runs/${runId}/logs/attempt-1.log`, 'epoch 1\nepo');
+      // The chunks the shipper PUT: the first overlaps the consolidated object, the last is past a gap.
+      await put(`runs/${runId}/live/attempt-1/log-000000000000`, 'epoch 1\n');
+      await put(`runs/${runId}/live/attempt-1/log-000000000008`, 'epoch 2\n');
+      await put(`runs/${runId}/live/attempt-1/log-000000000016`, 'epoch 3\n');
+      await put(`runs/${runId}/live/attempt-1/log-000000000032`, 'epoch 5\n');
+
+      const tail = body(await runRoute(createGetLogs, runId, 'logs'));
+      const range = body(await runRoute(createGetLogs, runId, 'logs', { offset: '10', length: '100' }));
+      await put(`runs/${runId}/live/attempt-1/log-000000000024`, 'epoch 4\n');
+      const filled = body(await runRoute(createGetLogs, runId, 'logs', { offset: String(range.nextOffset) }));
+
+      expect(tail).toMatchObject({ text: 'epoch 1\nepoch 2\nepoch 3\n', size: 24, nextOffset: 24 });
+      expect(range).toMatchObject({ offset: 10, text: 'och 2\nepoch 3\n', nextOffset: 24 });
+      expect(filled).toMatchObject({ offset: 24, text: 'epoch 4\nepoch 5\n', size: 40 });
+    });
+
     it('never splits a UTF-8 character across two reads', async () => {
       const runId = await newRun('logs-utf8');
       await put(`runs/${runId}/logs/attempt-1.log`, 'loss ↓ 0.5\n');
@@ -192,6 +212,21 @@ describe('artifact API handlers (dynalite + s3rver)', () => {
       expect(steps(third)).toEqual([4]);
       expect(third.nextToken).toBeUndefined();
       expect(steps(resumed)).toEqual([5]);
+    });
+
+    it('continues metrics.jsonl with the newest attempt\'s live rows', async () => {
+      const runId = await newRun('metrics-live');
+      await deps.store.appendAttempt(runId, { attempt: 1, spot: true, startedAt: new Date().toISOString() });
+      await deps.store.appendAttempt(runId, { attempt: 2, spot: true, startedAt: new Date().toISOString() });
+      const stored = '{"ts":"t1","attempt":1,"loss":1}\n';
+      const live = '{"ts":"t2","attempt":2,"loss":0.5}\n';
+      await put(`runs/${runId}/metrics.jsonl`, stored);
+      await put(`runs/${runId}/live/attempt-2/metrics-${String(Buffer.byteLength(stored)).padStart(12, '0')}`, live);
+      await put(`runs/${runId}/live/attempt-1/metrics-000000000000`, '{"ts":"old","attempt":1,"loss":9}\n');
+
+      const page = body(await runRoute(createGetMetrics, runId, 'metrics'));
+
+      expect(page.metrics).toEqual([{ ts: 't1', attempt: 1, loss: 1 }, { ts: 't2', attempt: 2, loss: 0.5 }]);
     });
 
     it('is empty before the first upload, a 404 for another owner and a 400 for a forged token', async () => {
