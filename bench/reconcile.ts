@@ -7,7 +7,7 @@ import {
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { SFNClient } from '@aws-sdk/client-sfn';
+import { ListExecutionsCommand, SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { startLocalServices } from '../local/services';
@@ -19,6 +19,9 @@ import { RequestCounter } from '../shared/composition/reconcile';
 import type { RunRecord } from '../shared/domain/run-record';
 import { parseRunSpec } from '../shared/domain/run-spec';
 import { reconcile } from '../shared/usecases/reconcile';
+
+const STATE_MACHINE_ARN = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-bench-train-run';
+const EXECUTION_PREFIX = 'arn:aws:states:us-east-1:123456789012:execution:runctl-bench-train-run:';
 
 /**
  * The reconciler's AWS calls for one pass over N training runs: the real use case and adapters
@@ -53,6 +56,7 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
     const now = new Date();
     const startedAt = new Date(now.getTime() - 3 * 3600_000);
     const instances: Instance[] = [];
+    const executionArns: string[] = [];
     for (let i = 0; i < runs; i += 1) {
       const runId = `r-bench${String(i).padStart(9, '0')}`;
       const instanceId = `i-0bench${String(i).padStart(10, '0')}`;
@@ -69,11 +73,13 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
         attempts: [{ attempt: 1, instanceId, instanceType, availabilityZone, spot: true, startedAt: startedAt.toISOString() }],
         taskToken: `token-${runId}`,
         taskTokenAttempt: 1,
+        executionArn: `${EXECUTION_PREFIX}${runId}`,
         costUsd: 0,
         interruptions: 0,
         userFailures: 0,
       };
       await store.create(record);
+      executionArns.push(`${EXECUTION_PREFIX}${runId}`);
       instances.push({
         InstanceId: instanceId,
         InstanceType: isBenchType(instanceType) ? instanceType : undefined,
@@ -117,11 +123,14 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
     const ssm = mockClient(ssmClient);
     const sfnClient = new SFNClient({ region: 'us-east-1' });
     const sfn = mockClient(sfnClient);
+    sfn.on(ListExecutionsCommand).resolves({
+      executions: executionArns.map((executionArn) => ({ executionArn, stateMachineArn: STATE_MACHINE_ARN, name: executionArn, status: 'RUNNING', startDate: startedAt })),
+    });
     const retry = { attempts: 1, baseMs: 1 };
     const deps = {
       store,
       compute: new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, throttleRetry: retry }),
-      executions: new SfnExecutions(sfnClient, 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-bench-train-run'),
+      executions: new SfnExecutions(sfnClient, STATE_MACHINE_ARN),
       pricing: new Ec2Pricing(ec2Client, 'us-east-1', { throttleRetry: retry }),
       storage: new Ec2StorageInventory(ec2Client, { throttleRetry: retry }),
       clock: () => new Date(),

@@ -43,6 +43,10 @@ export class LocalExecutions implements Executions {
     });
   }
 
+  async running(): Promise<Set<string>> {
+    return new Set([...this.byName.values()].filter((e) => e.outcome === undefined).map((e) => e.execution.executionArn));
+  }
+
   async status(executionArn: string): Promise<ExecutionStatus | undefined> {
     const entry = [...this.byName.values()].find((e) => e.execution.executionArn === executionArn);
     if (entry === undefined) return undefined;

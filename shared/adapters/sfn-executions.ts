@@ -1,5 +1,6 @@
 import {
   DescribeExecutionCommand,
+  paginateListExecutions,
   ExecutionAlreadyExists,
   ExecutionDoesNotExist,
   InvalidToken,
@@ -38,6 +39,22 @@ export class SfnExecutions implements Executions {
       }
       throw translateAwsError(error, 'StartExecution');
     }
+  }
+
+  /** One ListExecutions page per 1,000 running executions. */
+  async running(): Promise<Set<string>> {
+    const arns = new Set<string>();
+    try {
+      for await (const page of paginateListExecutions(
+        { client: this.client, pageSize: 1000 },
+        { stateMachineArn: this.stateMachineArn, statusFilter: 'RUNNING', maxResults: 1000 },
+      )) {
+        for (const execution of page.executions ?? []) if (execution.executionArn !== undefined) arns.add(execution.executionArn);
+      }
+    } catch (error) {
+      throw translateAwsError(error, 'ListExecutions');
+    }
+    return arns;
   }
 
   async status(executionArn: string): Promise<ExecutionStatus | undefined> {

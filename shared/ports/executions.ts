@@ -11,6 +11,8 @@ export type ExecutionStatus = 'RUNNING' | 'SUCCEEDED' | 'FAILED' | 'TIMED_OUT' |
 export interface Executions {
   /** Starts the execution named `runId` with `input`; idempotent on the name. */
   start(runId: string, input: unknown): Promise<StartedExecution>;
+  /** ARNs of the machine's executions that are running now (the reconciler's one listing per pass). */
+  running(): Promise<Set<string>>;
   /** Status of an execution; undefined when it does not exist. */
   status(executionArn: string): Promise<ExecutionStatus | undefined>;
   /** Fails a waiting task; false when the token is stale (task already closed or timed out). */

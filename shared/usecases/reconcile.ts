@@ -14,6 +14,7 @@ import type { Compute, TaggedInstance } from '../ports/compute';
 import type { Executions } from '../ports/executions';
 import type { Pricing } from '../ports/pricing';
 import type { RunStore } from '../ports/run-store';
+import { releaseDeadExecutions, type DeadExecution } from './reconcile-executions';
 import { FILL_TIMEOUT_SECONDS } from './volume-prewarm';
 
 /**
@@ -111,6 +112,8 @@ export interface ReconcileReport {
   terminated: { instanceId: string; runId: string; reason: string }[];
   /** Unowned instances still inside the grace period (an attempt being provisioned). */
   spared: { instanceId: string; runId: string }[];
+  /** Live runs whose execution had ended (outside every Catch): released and ended FAILED_CONTROLLER. */
+  deadExecutions: DeadExecution[];
   /** Live attempts whose instance is gone; `failed` is true when this pass failed the task. */
   lostInstances: { runId: string; attempt: number; instanceId: string; failed: boolean }[];
   costsUpdated: { runId: string; costUsd: number }[];
@@ -140,6 +143,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions =
     instancesSeen: 0,
     terminated: [],
     spared: [],
+    deadExecutions: [],
     lostInstances: [],
     costsUpdated: [],
     budgetStops: [],
@@ -157,8 +161,11 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions =
   report.liveRuns = runs.size;
   report.instancesSeen = instances.length;
 
-  await terminateOrphans(runs, instances, now, deps, options, report);
-  await failLostAttempts(runs, instances, deps, report);
+  report.deadExecutions = await releaseDeadExecutions(runs, instances, deps, (step, runId, work) => guarded(report, deps, step, runId, work));
+  const released = new Set(report.deadExecutions.flatMap((d) => d.terminated));
+  const remaining = instances.filter((i) => !released.has(i.instanceId));
+  await terminateOrphans(runs, remaining, now, deps, options, report);
+  await failLostAttempts(runs, remaining, deps, report);
   await enforceLimits(runs, now, deps, options, report);
   if (deps.storage !== undefined) await reportStrayStorage(deps.storage, runs, now, options, report);
 
@@ -167,6 +174,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions =
     liveRuns: report.liveRuns,
     instancesSeen: report.instancesSeen,
     terminated: report.terminated.length,
+    deadExecutions: report.deadExecutions.map((d) => d.runId),
     lostInstances: report.lostInstances.length,
     budgetStops: report.budgetStops.length,
     strayVolumes: report.strayVolumes.map((v) => v.volumeId),

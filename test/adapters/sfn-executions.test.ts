@@ -4,6 +4,7 @@ import {
   SFNClient,
   SendTaskFailureCommand,
   StartExecutionCommand,
+  StopExecutionCommand,
   TaskTimedOut,
 } from '@aws-sdk/client-sfn';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -49,6 +50,18 @@ describe('SfnExecutions against moto_server', () => {
     const second = await executions.start('r-0002', { runId: 'r-0002', retried: true });
 
     expect(second).toEqual({ executionArn: first.executionArn, alreadyStarted: true });
+  });
+
+  it('lists the running executions of its machine, and not a stopped one', async () => {
+    const running = await executions.start('r-0003', { runId: 'r-0003' });
+    const stopped = await executions.start('r-0004', { runId: 'r-0004' });
+    await client.send(new StopExecutionCommand({ executionArn: stopped.executionArn }));
+
+    const arns = await executions.running();
+
+    expect(arns.has(running.executionArn)).toBe(true);
+    expect(arns.has(stopped.executionArn)).toBe(false);
+    expect(await executions.status(stopped.executionArn)).toBe('ABORTED');
   });
 
   it('reports an unknown execution as undefined', async () => {

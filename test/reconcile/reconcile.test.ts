@@ -12,7 +12,7 @@ import {
   TerminateInstancesCommand,
   type Instance,
 } from '@aws-sdk/client-ec2';
-import { SFNClient, SendTaskFailureCommand, TaskDoesNotExist } from '@aws-sdk/client-sfn';
+import { DescribeExecutionCommand, ExecutionDoesNotExist, ListExecutionsCommand, SFNClient, SendTaskFailureCommand, TaskDoesNotExist } from '@aws-sdk/client-sfn';
 import { SSMClient, SendCommandCommand } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -85,6 +85,7 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
     ec2.on(DescribeSnapshotsCommand).resolves({ Snapshots: [] });
     ssm.on(SendCommandCommand).resolves({ Command: { CommandId: 'cmd-1' } });
     sfn.on(SendTaskFailureCommand).resolves({});
+    sfn.on(ListExecutionsCommand).resolves({ executions: [] });
     const retry = { attempts: 1, baseMs: 1 };
     deps = {
       store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
@@ -361,5 +362,67 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
 
     expect(report.terminated.map((t) => t.instanceId)).toEqual(['i-orphan']);
     expect(report.startedAt).toBe(NOW.toISOString());
+  });
+  describe('a live run whose execution died', () => {
+    const arnOf = (runId: string) => `arn:aws:states:us-east-1:123456789012:execution:runctl-test-train-run:${runId}`;
+    const withExecution = (run: RunRecord): RunRecord => ({ ...run, executionArn: arnOf(run.runId) });
+    const describedArns = () => sfn.commandCalls(DescribeExecutionCommand).map((c) => c.args[0].input.executionArn);
+
+    it.each(['FAILED', 'ABORTED', 'TIMED_OUT'] as const)(
+      'an execution that ended %s outside every Catch: its instance terminated, its token cleared, the run FAILED_CONTROLLER',
+      async (executionStatus) => {
+        const run = await stored(withExecution(runRecord({ status: 'TRAINING', attempts: [attemptOn('i-stranded', 300)], taskToken: 'token-stranded' })));
+        const record = run;
+        fleet = [instance('i-stranded', run.runId, 1, 300)];
+        sfn.on(DescribeExecutionCommand, { executionArn: record.executionArn }).resolves({ status: executionStatus });
+
+        const report = await reconcile(deps);
+
+        expect(describedArns()).toEqual([record.executionArn]);
+        expect(terminatedIds()).toEqual(['i-stranded']);
+        expect(report.deadExecutions).toEqual([{ runId: run.runId, executionArn: record.executionArn, executionStatus, terminated: ['i-stranded'] }]);
+        const after = await deps.store.get(run.runId);
+        expect(after?.status).toBe('FAILED_CONTROLLER');
+        expect(after?.statusReason).toContain(`execution ended ${executionStatus} while the run was TRAINING`);
+        expect(after?.taskToken).toBeUndefined();
+        // Not counted twice as an orphan, and no task left to fail.
+        expect(report.terminated).toEqual([]);
+        expect(sfn.commandCalls(SendTaskFailureCommand)).toHaveLength(0);
+      },
+    );
+
+    it('an execution Step Functions no longer knows counts as dead too', async () => {
+      const run = await stored(withExecution(runRecord({ status: 'PREFETCHING', attempts: [attemptOn('i-gone-exec', 30)] })));
+      fleet = [instance('i-gone-exec', run.runId, 1, 30)];
+      sfn.on(DescribeExecutionCommand).rejects(new ExecutionDoesNotExist({ message: 'Execution Does Not Exist', $metadata: { httpStatusCode: 400 } }));
+
+      const report = await reconcile(deps);
+
+      expect(report.deadExecutions).toMatchObject([{ runId: run.runId, executionStatus: 'GONE', terminated: ['i-gone-exec'] }]);
+      expect((await deps.store.get(run.runId))?.status).toBe('FAILED_CONTROLLER');
+    });
+
+    it('a running execution, or one whose run ended meanwhile, is left alone', async () => {
+      const listed = await stored(withExecution(runRecord({ status: 'TRAINING', attempts: [attemptOn('i-healthy', 30)], taskToken: 'token-healthy' })));
+      // Started after the listing: DescribeExecution says it runs.
+      const late = await stored(withExecution(runRecord({ status: 'PROVISIONING' })));
+      // Ended by FinishRun between the listing of runs and the check.
+      const finished = await stored(withExecution(runRecord({ status: 'TRAINING', attempts: [attemptOn('i-finishing', 30)] })));
+      fleet = [instance('i-healthy', listed.runId, 1, 30), instance('i-finishing', finished.runId, 1, 30)];
+      sfn.on(ListExecutionsCommand).resolves({ executions: [{ executionArn: arnOf(listed.runId), stateMachineArn: STATE_MACHINE, name: listed.runId, status: 'RUNNING', startDate: NOW }] });
+      sfn.on(DescribeExecutionCommand, { executionArn: arnOf(late.runId) }).resolves({ status: 'RUNNING' });
+      sfn.on(DescribeExecutionCommand, { executionArn: arnOf(finished.runId) }).callsFake(async () => {
+        await deps.store.transition(finished.runId, 'TRAINING', 'SUCCEEDED');
+        return { status: 'SUCCEEDED' };
+      });
+
+      const report = await reconcile(deps);
+
+      expect(report.deadExecutions).toEqual([]);
+      expect(describedArns().sort()).toEqual([arnOf(late.runId), arnOf(finished.runId)].sort());
+      expect((await deps.store.get(listed.runId))?.status).toBe('TRAINING');
+      expect((await deps.store.get(late.runId))?.status).toBe('PROVISIONING');
+      expect(terminatedIds()).not.toContain('i-healthy');
+    });
   });
 });
