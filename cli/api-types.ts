@@ -137,4 +137,4 @@ export const ErrorBodySchema = z.object({
 });
 
 /** Terminal statuses, as the API reports them. */
-export const TERMINAL = new Set(['SUCCEEDED', 'FAILED_USER', 'FAILED_PRECHECKS', 'FAILED_NO_CAPACITY', 'FAILED_CONTROLLER', 'CANCELLED', 'STOPPED_BUDGET']);
+export const TERMINAL = new Set(['SUCCEEDED', 'FAILED_USER', 'FAILED_PRECHECKS', 'FAILED_NO_CAPACITY', 'FAILED_CONTROLLER', 'CANCELLED', 'STOPPED_BUDGET', 'STOPPED_EARLY']);

@@ -29,6 +29,15 @@ Usage: runctl <command> [options]
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
+  sweep [DIR] [ENTRYPOINT]    pack DIR as submit does and start a hyperparameter sweep over it
+      --grid lr=0.1,0.01         a grid axis (repeatable): every combination is a trial
+      --random 'lr=loguniform(1e-4,1e-1)' --trials 40 [--seed N]
+                                 random draws (uniform, loguniform, int, choice)
+      --objective loss [--maximize]   what to optimise (default: minimise loss)
+      --max-parallel N, --max-trials N, --budget USD (the whole sweep; --max-cost caps each trial)
+      --early-stopping median    stop trials worse than the median of the others
+      and the submit options (--entrypoint, --hyperparameters, --instance-type, --data, …)
+  sweeps status SWEEP | sweeps stop SWEEP
   experiments ls                         your experiments (every run belongs to one)
   compare EXP [--metric M] [--maximize] [--csv]
                              hyperparameters × final and best metrics, best first, and a plot
@@ -95,6 +104,34 @@ const COMMAND_OPTIONS = {
   metrics: { metric: { type: 'string' }, last: { type: 'string' } },
   checkpoints: {},
   cancel: { force: { type: 'boolean', default: false } },
+  sweep: {
+    file: { type: 'string', short: 'f' },
+    entrypoint: { type: 'string' },
+    hyperparameters: { type: 'string' },
+    hyperparams: { type: 'string' },
+    'instance-type': { type: 'string' },
+    'instance-types': { type: 'string' },
+    spot: { type: 'boolean' },
+    'on-demand': { type: 'boolean' },
+    data: { type: 'string', multiple: true },
+    'max-cost': { type: 'string' },
+    'max-runtime': { type: 'string' },
+    name: { type: 'string' },
+    experiment: { type: 'string' },
+    grid: { type: 'string', multiple: true },
+    random: { type: 'string', multiple: true },
+    trials: { type: 'string' },
+    seed: { type: 'string' },
+    objective: { type: 'string' },
+    maximize: { type: 'boolean', default: false },
+    'max-parallel': { type: 'string' },
+    'max-trials': { type: 'string' },
+    budget: { type: 'string' },
+    'early-stopping': { type: 'string' },
+    'client-token': { type: 'string' },
+  },
+  'sweeps status': {},
+  'sweeps stop': {},
   'experiments ls': {},
   compare: { metric: { type: 'string' }, maximize: { type: 'boolean', default: false }, csv: { type: 'boolean', default: false } },
   'volumes prewarm': {
@@ -135,7 +172,7 @@ function onlyRun(command: string, positionals: string[]): string {
 }
 
 /** Commands with subcommands, and the subcommands they have. */
-const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'], experiments: ['ls'] };
+const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'], experiments: ['ls'], sweeps: ['status', 'stop'] };
 
 /** `volumes prewarm …` → the command `volumes prewarm` and the rest of the line. */
 function commandOf(argv: string[]): { command: string; rest: string[] } {
@@ -183,7 +220,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
   };
   const flag = (name: string): boolean => pick(name) === true;
 
-  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare'].includes(command);
+  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop'].includes(command);
   if (takesRun) onlyRun(command, positionals);
   const [{ resolveConfig }, { ApiClient, defaultCredentials }] = await Promise.all([import('./config'), import('./api-client')]);
   const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
@@ -214,6 +251,45 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
         clientToken: text('client-token'),
       });
     }
+    case 'sweep': {
+      const [dir, entrypoint, ...extra] = positionals;
+      if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+      const strings = (name: string): string[] => {
+        const value = pick(name);
+        return Array.isArray(value) ? value.filter((d): d is string => typeof d === 'string') : [];
+      };
+      const seed = text('seed');
+      if (seed !== undefined && !/^\d+$/.test(seed)) throw new UsageError(`--seed must be a whole number ≥ 0 (got "${seed}")`);
+      return (await import('./commands/sweep')).submitSweep(context, {
+        file: text('file'),
+        dir,
+        entrypoint: text('entrypoint') ?? entrypoint,
+        name: text('name'),
+        hyperparameters: text('hyperparameters') ?? text('hyperparams'),
+        instanceTypes: text('instance-type') ?? text('instance-types'),
+        spot: flag('spot') ? true : flag('on-demand') ? false : undefined,
+        data: strings('data'),
+        maxCost: text('max-cost'),
+        maxRuntime: text('max-runtime'),
+        defaultInstanceTypes: config.local ? LOCAL_INSTANCE_TYPES : undefined,
+        grid: strings('grid'),
+        random: strings('random'),
+        trials: positiveInt('trials', text('trials')),
+        seed: seed === undefined ? undefined : Number(seed),
+        objective: text('objective'),
+        maximize: flag('maximize'),
+        maxParallel: positiveInt('max-parallel', text('max-parallel')),
+        maxTrials: positiveInt('max-trials', text('max-trials')),
+        budget: text('budget'),
+        earlyStopping: text('early-stopping'),
+        experiment: text('experiment'),
+        clientToken: text('client-token'),
+      });
+    }
+    case 'sweeps status':
+      return (await import('./commands/sweep')).sweepStatus(context, onlyRun(command, positionals));
+    case 'sweeps stop':
+      return (await import('./commands/sweep')).stopSweep(context, onlyRun(command, positionals));
     case 'ls':
       if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
       return (await import('./commands/runs')).listRuns(context, { status: text('status'), limit: positiveInt('limit', text('limit')), all: flag('all') });

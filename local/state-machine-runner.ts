@@ -90,9 +90,19 @@ const TaskStateSchema = z.looseObject({
   TimeoutSecondsPath: z.string().optional(),
 });
 const RetrierSchema = z.looseObject({ IntervalSeconds: z.number().positive().optional() });
+type NestedState = { Type: string; Retry?: Array<z.infer<typeof RetrierSchema>>; ItemProcessor?: { States: Record<string, NestedState> }; Iterator?: { States: Record<string, NestedState> }; Branches?: Array<{ States: Record<string, NestedState> }> };
+const NestedStateSchema: z.ZodType<NestedState> = z.lazy(() =>
+  z.looseObject({
+    Type: z.string(),
+    Retry: z.array(RetrierSchema).optional(),
+    ItemProcessor: z.looseObject({ States: z.record(z.string(), NestedStateSchema) }).optional(),
+    Iterator: z.looseObject({ States: z.record(z.string(), NestedStateSchema) }).optional(),
+    Branches: z.array(z.looseObject({ States: z.record(z.string(), NestedStateSchema) })).optional(),
+  }),
+);
 const DefinitionSchema = z.looseObject({
   StartAt: z.string(),
-  States: z.record(z.string(), z.looseObject({ Type: z.string(), Retry: z.array(RetrierSchema).optional() })),
+  States: z.record(z.string(), NestedStateSchema),
 });
 /** The ASL's default IntervalSeconds of a retrier. */
 const DEFAULT_RETRY_INTERVAL_SECONDS = 1;
@@ -152,7 +162,20 @@ export class LocalStateMachine {
   constructor(private readonly options: StateMachineRunnerOptions) {
     this.tokens = options.tokens ?? new TaskTokens();
     const definition = DefinitionSchema.parse(structuredClone(options.definition));
-    for (const [stateName, raw] of Object.entries(definition.States)) {
+    this.bindStates(definition.States);
+    const engineDefinition: StateMachineDefinition = JSON.parse(JSON.stringify(definition));
+    this.machine = new StateMachine(engineDefinition, { validationOptions: { checkPaths: true, checkArn: true } });
+  }
+
+  /**
+   * Binds the tasks of a States object, and of every Map's ItemProcessor (or Iterator) and
+   * Parallel branch inside it: state names are unique across a whole definition, as on AWS.
+   */
+  private bindStates(states: Record<string, z.infer<typeof NestedStateSchema>>): void {
+    for (const [stateName, raw] of Object.entries(states)) {
+      const processor = raw.ItemProcessor ?? raw.Iterator;
+      if (processor !== undefined) this.bindStates(processor.States);
+      for (const branch of raw.Branches ?? []) this.bindStates(branch.States);
       if (raw.Type === 'Wait') this.waitStates.push(stateName);
       if (raw.Retry !== undefined) {
         this.retryIntervals.set(
@@ -162,10 +185,8 @@ export class LocalStateMachine {
       }
       if (raw.Type !== 'Task') continue;
       const state = TaskStateSchema.parse(raw);
-      this.bindTask(stateName, state, definition.States);
+      this.bindTask(stateName, state, states);
     }
-    const engineDefinition: StateMachineDefinition = JSON.parse(JSON.stringify(definition));
-    this.machine = new StateMachine(engineDefinition, { validationOptions: { checkPaths: true, checkArn: true } });
   }
 
   /** Starts an execution named `name` (the run id, for train-run) with `input`. */

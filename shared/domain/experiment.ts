@@ -83,3 +83,8 @@ export function sortByObjective<T>(rows: readonly T[], value: (row: T) => number
   });
   return scored.map((s) => s.row);
 }
+
+/** A metric value as people read it: four significant digits. */
+export function metricValueText(value: number): string {
+  return Number.isInteger(value) ? String(value) : String(Number(value.toPrecision(4)));
+}

@@ -83,8 +83,8 @@ export const RunRecordSchema = z.object({
   sweep: z.object({ sweepId: z.string(), trial: z.number().int().min(0) }).optional(),
   /** Final, smallest and largest value of each metric, written when the run ends. */
   metrics: MetricsSummarySchema.optional(),
-  /** A cancel was asked for; `force` skips the checkpoint. */
-  cancelRequested: z.object({ at: z.string(), force: z.boolean() }).optional(),
+  /** A cancel was asked for; `force` skips the checkpoint; `earlyStop`: by a sweep's early-stopping rule. */
+  cancelRequested: z.object({ at: z.string(), force: z.boolean(), earlyStop: z.boolean().optional() }).optional(),
 });
 export type RunRecord = z.infer<typeof RunRecordSchema>;
 

@@ -49,6 +49,11 @@ export const TERMINAL_STATUSES = [
   'CANCELLED',
   /** The run passed `limits.maxRuntime` or `limits.maxCostUsd`; checkpointed and released. */
   'STOPPED_BUDGET',
+  /**
+   * A sweep's early-stopping rule (docs/sweeps.md) judged the trial unpromising: it was stopped
+   * the way a cancel stops a run, so its checkpoint is kept and can be resumed or registered.
+   */
+  'STOPPED_EARLY',
 ] as const;
 
 export const RUN_STATUSES = [...LIVE_STATUSES, ...TERMINAL_STATUSES] as const;

@@ -19,7 +19,7 @@ export interface TransitionPatch {
   executionArn?: string;
   latestCheckpoint?: CheckpointRef;
   costUsd?: number;
-  cancelRequested?: { at: string; force: boolean };
+  cancelRequested?: { at: string; force: boolean; earlyStop?: boolean };
   interruptions?: number;
   userFailures?: number;
   metrics?: MetricsSummary;

@@ -43,8 +43,24 @@ export async function cancelRun(
     throw new RunInvalidError(`Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
   }
   const { force } = body.data;
+  const record = await getOwnedRun(request, deps);
+  return stopRun(record, {
+    force,
+    reason: force ? 'Cancel requested (force): releasing without a checkpoint' : 'Cancel requested: checkpointing, then releasing',
+  }, deps);
+}
 
-  let record = await getOwnedRun(request, deps);
+/**
+ * Moves a live run to CANCELLING and reaches its agent: the one way a run is stopped from
+ * outside, whoever asks (its owner, a stopped sweep, a sweep's early-stopping rule).
+ */
+export async function stopRun(
+  found: RunRecord,
+  request: { force: boolean; reason: string; earlyStop?: boolean },
+  deps: CancelRunDeps,
+): Promise<RunRecord> {
+  const { force } = request;
+  let record = found;
   for (let race = 0; ; race += 1) {
     if (isTerminal(record.status)) {
       throw new ConflictError(`Run ${record.runId} already ended with status ${record.status}; nothing to cancel`);
@@ -54,13 +70,15 @@ export async function cancelRun(
     }
     try {
       record = await deps.store.transition(record.runId, record.status, 'CANCELLING', {
-        statusReason: force ? 'Cancel requested (force): releasing without a checkpoint' : 'Cancel requested: checkpointing, then releasing',
-        cancelRequested: { at: deps.clock().toISOString(), force },
+        statusReason: request.reason,
+        cancelRequested: { at: deps.clock().toISOString(), force, ...(request.earlyStop === true ? { earlyStop: true } : {}) },
       });
       break;
     } catch (error) {
       if (!(error instanceof StatusConflictError) || race + 1 >= MAX_STATUS_RACES) throw error;
-      record = await getOwnedRun(request, deps);
+      const reread = await deps.store.get(record.runId);
+      if (reread === undefined) throw error;
+      record = reread;
     }
   }
 

@@ -105,10 +105,13 @@ export async function finishRun(state: ExecutionState & { runId: string }, deps:
     if (isTerminal(record.status)) return result(record.status, record.statusReason ?? record.status, true);
     // The reconciler stops a run over its limits the way a cancel does (checkpoint, then
     // release); its reason on the record says it was the budget.
+    // An early stop by a sweep travels the cancel path too; the record says who asked.
     const final =
       outcome.status === 'CANCELLED' && isBudgetStop(record)
         ? { status: 'STOPPED_BUDGET' as const, reason: record.statusReason ?? outcome.reason }
-        : outcome;
+        : outcome.status === 'CANCELLED' && record.cancelRequested?.earlyStop === true
+          ? { status: 'STOPPED_EARLY' as const, reason: record.statusReason ?? outcome.reason }
+          : outcome;
     try {
       // The counters from the attempts as they ended, so they hold on every path: a stop for an
       // exhausted budget, a failure caught before DecideRecovery, a warning that came too late.

@@ -22,7 +22,7 @@ describe('status sets', () => {
 
   it('has the terminal statuses of the design', () => {
     expect([...TERMINAL_STATUSES].sort()).toEqual(
-      ['CANCELLED', 'FAILED_CONTROLLER', 'FAILED_NO_CAPACITY', 'FAILED_PRECHECKS', 'FAILED_USER', 'STOPPED_BUDGET', 'SUCCEEDED'],
+      ['CANCELLED', 'FAILED_CONTROLLER', 'FAILED_NO_CAPACITY', 'FAILED_PRECHECKS', 'FAILED_USER', 'STOPPED_BUDGET', 'STOPPED_EARLY', 'SUCCEEDED'],
     );
   });
 

@@ -104,6 +104,9 @@ const EXPECTED_ROUTES = [
   { method: 'GET', path: '/runs/{id}/checkpoints', handler: 'functions/api/list-checkpoints.handler' },
   { method: 'GET', path: '/experiments', handler: 'functions/api/list-experiments.handler' },
   { method: 'GET', path: '/experiments/{name}/runs', handler: 'functions/api/list-experiment-runs.handler' },
+  { method: 'POST', path: '/sweeps', handler: 'functions/api/create-sweep.handler' },
+  { method: 'GET', path: '/sweeps/{id}', handler: 'functions/api/get-sweep.handler' },
+  { method: 'POST', path: '/sweeps/{id}/stop', handler: 'functions/api/stop-sweep.handler' },
 ];
 
 const STEP_HANDLERS = [
