@@ -120,7 +120,7 @@ describe('evaluate-sweeps', () => {
       store,
       artifacts,
       compute,
-      executions: { start: async () => ({ executionArn: '', alreadyStarted: false }), status: async () => 'RUNNING', failTask: async () => true },
+      executions: { start: async () => ({ executionArn: '', alreadyStarted: false }), status: async () => 'RUNNING', failTask: async () => true, running: async () => new Set<string>() },
       clock: () => new Date(),
     });
     const bad = trialRunId(sweepId, 3);

@@ -96,6 +96,7 @@ describe('sweep state machine', () => {
       },
       status: async () => 'RUNNING',
       failTask: async () => false,
+      running: async () => new Set<string>(),
     };
     const { sweep } = await submitSweep({ owner: ALICE, body: { spec } }, { sweeps: deps.sweeps, sweepExecutions, clock: () => new Date() });
     const [execution] = started;
@@ -200,7 +201,7 @@ describe('sweep state machine', () => {
       await deps.store.transition(runId, 'PENDING', 'VALIDATING');
       await stopSweep(
         { owner: ALICE, sweepId: run.sweep.sweepId },
-        { ...deps, executions: { start: async () => ({ executionArn: '', alreadyStarted: false }), status: async () => 'RUNNING', failTask: async () => true }, compute: noCompute },
+        { ...deps, executions: { start: async () => ({ executionArn: '', alreadyStarted: false }), status: async () => 'RUNNING', failTask: async () => true, running: async () => new Set<string>() }, compute: noCompute },
       );
       expect((await deps.store.get(runId))?.status).toBe('CANCELLING');
       return 'CANCELLED';

@@ -73,6 +73,7 @@ describe('sweeps API', () => {
       },
       status: async () => 'RUNNING' as const,
       failTask: async () => false,
+      running: async () => new Set<string>(),
     },
     clock: () => new Date(),
   });
