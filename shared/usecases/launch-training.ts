@@ -4,7 +4,7 @@ import { buildAgentLaunchCommand } from '../agent/commands';
 import { ecrRegistryOf } from '../agent/docker';
 import { buildTrainingArgv } from '../domain/hyperparameters';
 import type { RunSpec } from '../domain/run-spec';
-import { PrecheckFailedError } from '../errors';
+import { PrecheckFailedError, RunCancelledError } from '../errors';
 import { runPrefix } from '../ports/artifacts';
 import type { Catalog, ImageEntry } from '../ports/catalog';
 import type { StepDeps } from './step-deps';
@@ -122,6 +122,13 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
   });
   // Before the command: the agent waits for the token of its own attempt on the record.
   await deps.store.setTaskToken(runId, attempt, event.taskToken);
+  // A cancel that landed between TRAINING and the token found no token to signal. Both are
+  // conditional writes on one item: whichever came second sees the other, so re-reading here
+  // catches every cancel that the cancel handler could not deliver.
+  const current = await requireRun(deps.store, runId);
+  if (current.status === 'CANCELLING') {
+    throw new RunCancelledError(`Run ${runId} was cancelled while attempt ${attempt} was being launched; the agent was not started`);
+  }
   const command = buildAgentLaunchCommand({
     runId,
     attempt,

@@ -421,6 +421,30 @@ describe('train-run state machine', () => {
     expect(terminated).toEqual(launched.map((i) => i.id));
   });
 
+  it('a cancel between "status TRAINING" and "token stored" still stops the run: no agent is started', async () => {
+    // The cancel lands after LaunchTraining's TRAINING write and before its token write, so the
+    // cancel handler found no token to signal; LaunchTraining must see it.
+    const deps = world.deps();
+    const racing: typeof deps.store = Object.assign(Object.create(Object.getPrototypeOf(deps.store)), deps.store);
+    racing.setTaskToken = async (runId, attempt, token) => {
+      await deps.store.transition(runId, 'TRAINING', 'CANCELLING', {
+        statusReason: 'Cancel requested: checkpointing, then releasing',
+        cancelRequested: { at: new Date().toISOString(), force: false },
+      });
+      return deps.store.setTaskToken(runId, attempt, token);
+    };
+    const real = lambdas({ ...deps, store: racing })['LaunchTrainingLambdaFunction'];
+    if (real === undefined) throw new Error('no LaunchTraining handler');
+
+    const { outcome, record, launched, terminated } = await runScenario({ stateOverrides: { LaunchTraining: real } });
+
+    expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.CANCELLED' });
+    expect(record?.status).toBe('CANCELLED');
+    expect(record?.taskToken).toBeUndefined();
+    expect(terminated).toEqual(launched.map((i) => i.id));
+    expect(world.launchScripts.filter((l) => launched.some((i) => i.id === l.instanceId))).toEqual([]);
+  });
+
   it('a run the reconciler stopped over its budget ends STOPPED_BUDGET, not CANCELLED', async () => {
     const { record, launched, terminated } = await runScenario({
       stateOverrides: cancelledBefore('LaunchTraining', 'Budget exceeded: cost $21.40 is over limits.maxCostUsd $20'),
