@@ -22,7 +22,7 @@ const argument = z.string().refine((v) => !v.includes('\0'), 'must not contain a
 
 const absolutePath = z
   .string()
-  .regex(/^\/[^\0]*$/, 'must be an absolute path on the instance, like /data')
+  .regex(/^\/[^\0\n\r]*$/, 'must be an absolute path on the instance, like /data (one line)')
   .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments');
 
 const SECONDS_PER_UNIT: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
@@ -169,9 +169,20 @@ const DockerSchema = z.union(
     z
       .strictObject({
         /** Image URI (ECR or public). */
-        image: z.string().min(1).optional(),
+        image: z
+          .string()
+          .regex(/^[a-z0-9][a-z0-9._/:@-]{0,511}$/, 'must be an image reference like 123456789012.dkr.ecr.us-east-1.amazonaws.com/train:latest or pytorch/pytorch:2.4.0')
+          .optional(),
         /** Build from a Dockerfile in the code bundle (path relative to the bundle root). */
-        build: z.strictObject({ dockerfile: z.string().min(1).default('Dockerfile') }).optional(),
+        build: z
+          .strictObject({
+            dockerfile: z
+              .string()
+              .regex(/^[A-Za-z0-9_.][A-Za-z0-9_./-]{0,255}$/, 'must be a path relative to the bundle root, like docker/Dockerfile.gpu')
+              .refine((p) => !p.split('/').includes('..'), 'must not contain ".." segments')
+              .default('Dockerfile'),
+          })
+          .optional(),
       })
       .refine((d) => d.image !== undefined || d.build !== undefined, {
         message: 'set docker.image, docker.build, or use docker: "auto"',
@@ -180,9 +191,26 @@ const DockerSchema = z.union(
   { error: 'set docker.image, docker.build, or use docker: "auto"' },
 );
 
+/** The agent's own directories on the instance: its state, the code and resume dirs, the outputs. */
+const AGENT_DIRS = ['/opt/runctl/attempts', '/opt/runctl/work', '/opt/runctl/output'] as const;
+
+/** `a` is `b` or contains it (`/opt` and `/opt/runctl/work`), or lies inside it. */
+function overlaps(a: string, b: string): boolean {
+  const norm = (p: string) => `${p.replace(/\/+/g, '/').replace(/\/$/, '')}/`;
+  return norm(b).startsWith(norm(a)) || norm(a).startsWith(norm(b));
+}
+
 const CheckpointSchema = z.strictObject({
-  /** Directory the script writes checkpoints to (exported as RUNCTL_CHECKPOINT_DIR). */
-  dir: absolutePath.default('/opt/runctl/checkpoints'),
+  /**
+   * Directory the script writes checkpoints to (exported as RUNCTL_CHECKPOINT_DIR). It is synced
+   * to S3 as a whole and restored on resume, so it may not be `/` nor hold the agent's own files.
+   */
+  dir: absolutePath
+    .refine(
+      (dir) => !AGENT_DIRS.some((own) => overlaps(dir, own)),
+      `must be a directory of its own, like /opt/runctl/checkpoints or /data/ckpt: not /, and not containing or inside the agent's ${AGENT_DIRS.join(', ')}`,
+    )
+    .default('/opt/runctl/checkpoints'),
   /** How often the agent syncs the checkpoint dir to S3. Default 300 s. */
   intervalSeconds: z.number().int().min(5, 'must be at least 5 seconds').max(86400, 'must be at most 86400 (one day)').default(300),
   /** Signal that asks the script to checkpoint and exit. Default SIGTERM. */
@@ -291,6 +319,18 @@ export const RunSpecFieldsSchema = z
     const conflicts = findArgConflicts(spec.hyperparameters, spec.args);
     for (const issue of conflicts) {
       ctx.addIssue({ code: 'custom', path: issue.path.split('.'), message: issue.message });
+    }
+    if (spec.docker !== undefined) {
+      // Mounted into the container with docker's -v, which splits at ":" and ",".
+      spec.data.forEach((entry, index) => {
+        if (/[:,]/.test(entry.target)) ctx.addIssue({ code: 'custom', path: ['data', index, 'target'], message: 'must not contain ":" or "," in a docker run (docker -v separators)' });
+      });
+      if (spec.volume !== undefined && /[:,]/.test(spec.volume.mountPath)) {
+        ctx.addIssue({ code: 'custom', path: ['volume', 'mountPath'], message: 'must not contain ":" or "," in a docker run (docker -v separators)' });
+      }
+      if (/[:,]/.test(spec.checkpoint.dir)) {
+        ctx.addIssue({ code: 'custom', path: ['checkpoint', 'dir'], message: 'must not contain ":" or "," in a docker run (docker -v separators)' });
+      }
     }
     if (Object.keys(spec.hyperparameters).length > SPEC_LIMITS.hyperparameters) {
       ctx.addIssue({ code: 'custom', path: ['hyperparameters'], message: `must have at most ${SPEC_LIMITS.hyperparameters} entries` });

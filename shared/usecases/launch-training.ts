@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { AgentDockerSchema } from '../agent/agent-config';
+import { AgentDockerSchema, type AgentConfigInput } from '../agent/agent-config';
 import { buildAgentLaunchCommand } from '../agent/commands';
 import { ecrRegistryOf } from '../agent/docker';
 import { buildTrainingArgv } from '../domain/hyperparameters';
@@ -129,24 +129,37 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
   if (current.status === 'CANCELLING') {
     throw new RunCancelledError(`Run ${runId} was cancelled while attempt ${attempt} was being launched; the agent was not started`);
   }
-  const command = buildAgentLaunchCommand({
-    runId,
-    attempt,
-    region: deps.config.region,
-    bucket: deps.config.bucket,
-    runPrefix: runPrefix(runId),
-    codeBundle: spec.code.bundle,
-    resumeFrom: event.resumeFrom ?? undefined,
-    argv: buildTrainingArgv(spec),
-    env: spec.env,
-    checkpoint: spec.checkpoint,
-    metricDefinitions: spec.metricDefinitions,
-    docker,
-    heartbeatSeconds: deps.config.heartbeatSeconds,
-    tokenSource: { table: deps.config.table, runId },
-  });
+  const command = buildAgentLaunchCommand(agentConfigFor(spec, { runId, attempt, resumeFrom: event.resumeFrom, docker }, deps.config));
   const commandId = await deps.compute.sendCommand(instanceId, command, {
     comment: `runctl train ${runId} attempt ${attempt}`,
   });
   return { commandId };
+}
+
+/**
+ * The agent's configuration for one attempt of a run, built from the stored spec alone (plus
+ * the stack's settings): a spec the API accepted always yields one (tested by generating specs).
+ */
+export function agentConfigFor(
+  spec: RunSpec,
+  attempt: { runId: string; attempt: number; resumeFrom: string | null; docker: z.infer<typeof AgentDockerSchema> | undefined },
+  config: Pick<StepDeps['config'], 'region' | 'bucket' | 'table' | 'heartbeatSeconds'>,
+): AgentConfigInput {
+  const { runId } = attempt;
+  return {
+    runId,
+    attempt: attempt.attempt,
+    region: config.region,
+    bucket: config.bucket,
+    runPrefix: runPrefix(runId),
+    codeBundle: spec.code.bundle,
+    resumeFrom: attempt.resumeFrom ?? undefined,
+    argv: buildTrainingArgv(spec),
+    env: spec.env,
+    checkpoint: spec.checkpoint,
+    metricDefinitions: spec.metricDefinitions,
+    docker: attempt.docker,
+    heartbeatSeconds: config.heartbeatSeconds,
+    tokenSource: { table: config.table, runId },
+  };
 }

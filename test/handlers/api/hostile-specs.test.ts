@@ -102,6 +102,13 @@ describe('POST /runs refuses hostile specs, naming the field', () => {
     ['too many args', { args: Array.from({ length: SPEC_LIMITS.args + 1 }, () => 'a') }, 'spec.args'],
     ['a spec over 64 KiB in total', { args: ['z'.repeat(30_000), 'z'.repeat(30_000), 'z'.repeat(30_000)] }, 'spec'],
     ['nesting deeper than any spec needs', { tags: { deep: nested(12) } }, 'spec.tags.deep.0.0.0.0.0.0'],
+    // Directories and names the agent cannot use.
+    ['a checkpoint dir of /', { checkpoint: { dir: '/' } }, 'spec.checkpoint.dir'],
+    ['a checkpoint dir holding the agent\'s own files', { checkpoint: { dir: '/opt/runctl' } }, 'spec.checkpoint.dir'],
+    ['a checkpoint dir inside the agent\'s work dir', { checkpoint: { dir: '/opt/runctl/work/ckpt' } }, 'spec.checkpoint.dir'],
+    ['a data target with a newline', { data: [{ source: 's3://datasets/a/', target: '/data\nx' }] }, 'spec.data.0.target'],
+    ['an image reference holding shell text', { docker: { image: 'x$(touch canary)' } }, 'spec.docker.image'],
+    ['a docker run mounting a path with ":"', { docker: { image: 'pytorch/pytorch:2.4.0' }, data: [{ source: 's3://datasets/a/', target: '/data:ro' }] }, 'spec.data.0.target'],
     // Strings that are not well-formed Unicode.
     ['a lone surrogate in an env value', { env: { MSG: 'a\ud800b' } }, 'spec.env.MSG'],
     ['a lone surrogate in an argument', { args: ['\udc00'] }, 'spec.args.0'],
