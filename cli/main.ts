@@ -188,7 +188,7 @@ function commandOf(argv: string[]): { command: string; rest: string[] } {
 }
 
 /** Runs one command line; returns the exit code. */
-export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env, options: { parseOnly?: boolean } = {}): Promise<number> {
   if (argv[0] === undefined || argv[0] === 'help' || argv[0] === '--help' || argv[0] === '-h') {
     console.log(HELP);
     return argv[0] === undefined ? 2 : 0;
@@ -197,8 +197,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
     console.log(`runctl ${runctlVersion()}`);
     return 0;
   }
-  if (argv[0] === 'dev') return (await import('./commands/local')).runDev(argv.slice(1));
-  if (argv[0] === 'local') return (await import('./commands/local')).runLocal(argv.slice(1), env);
+  if (argv[0] === 'dev') return (await import('./commands/local')).runDev(argv.slice(1), options);
+  if (argv[0] === 'local') return (await import('./commands/local')).runLocal(argv.slice(1), env, options);
   const { command, rest } = commandOf(argv);
   if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
 
@@ -222,6 +222,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env)
 
   const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop'].includes(command);
   if (takesRun) onlyRun(command, positionals);
+  // The documentation test checks every documented command line this far without running it.
+  if (options.parseOnly === true) return 0;
   const [{ resolveConfig }, { ApiClient, defaultCredentials }] = await Promise.all([import('./config'), import('./api-client')]);
   const config = resolveConfig({ endpoint: values.endpoint, region: values.region, profile: values.profile }, env);
   const client = new ApiClient(config, config.local ? undefined : await defaultCredentials(config.profile));

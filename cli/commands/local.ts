@@ -22,7 +22,7 @@ function parse<O extends NonNullable<ParseArgsConfig['options']>>(args: string[]
 }
 
 /** `runctl dev [--port 4567] [--root .runctl]`: runs until SIGINT/SIGTERM, then stops cleanly. */
-export async function runDev(args: string[]): Promise<number> {
+export async function runDev(args: string[], options: { parseOnly?: boolean } = {}): Promise<number> {
   const { values, positionals } = parse(args, { port: { type: 'string' }, root: { type: 'string' }, debug: { type: 'boolean' } });
   if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
   const port = values.port === undefined ? undefined : Number(values.port);
@@ -30,6 +30,7 @@ export async function runDev(args: string[]): Promise<number> {
     throw new UsageError(`--port must be a port number (got "${String(values.port)}")`);
   }
   const root = typeof values.root === 'string' ? values.root : undefined;
+  if (options.parseOnly === true) return 0;
   const { startDev } = await import('../../local/dev');
   const dev = await startDev({ port, root }).catch((error: unknown) => {
     if (error instanceof Error && 'code' in error && error.code === 'EADDRINUSE') {
@@ -50,7 +51,7 @@ const DevFileSchema = z.object({ url: z.url() });
 const InterruptedSchema = z.object({ runId: z.string(), attempt: z.number(), instanceId: z.string(), reclaimAt: z.string() });
 
 /** `runctl local interrupt RUN [--endpoint URL] [--root .runctl]`: the endpoint as every command finds it, else the dev.json under the root. */
-export async function runLocal(args: string[], env: NodeJS.ProcessEnv): Promise<number> {
+export async function runLocal(args: string[], env: NodeJS.ProcessEnv, options: { parseOnly?: boolean } = {}): Promise<number> {
   const [sub, ...rest] = args;
   if (sub !== 'interrupt') throw new UsageError('Usage: runctl local interrupt RUN  (simulates a spot interruption on runctl dev)');
   const { values, positionals } = parse(rest, {
@@ -62,6 +63,7 @@ export async function runLocal(args: string[], env: NodeJS.ProcessEnv): Promise<
   const [runId, ...extra] = positionals;
   if (runId === undefined) throw new UsageError('runctl local interrupt needs a run id, e.g. runctl local interrupt r-0123abcd (see runctl ls)');
   if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
+  if (options.parseOnly === true) return 0;
   const root = typeof values.root === 'string' ? values.root : '.runctl';
   const endpoint = (values.endpoint ?? (env.RUNCTL_ENDPOINT || undefined) ?? (await devEndpoint(root))).replace(/\/$/, '');
 

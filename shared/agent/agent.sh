@@ -641,7 +641,8 @@ wait_sync() {
 
 # The live shipper (agent.py `live`): the log and metric rows to S3 within a second of the print.
 start_live() {
-  py live "$STATE_DIR/config.json" "$TRAIN_LOG" "$METRICS_FILE" "$STATE_DIR/metrics-last.json" "$STATE_DIR" \
+  # exec: the pid is python's own, so the stop signal reaches the shipper, not a subshell.
+  (exec python3 "$PY" live "$STATE_DIR/config.json" "$TRAIN_LOG" "$METRICS_FILE" "$STATE_DIR/metrics-last.json" "$STATE_DIR") \
     2>>"$TRAIN_LOG" &
   LIVE_PID=$!
 }
