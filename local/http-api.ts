@@ -146,6 +146,18 @@ function compileRoutes(routes: Record<string, RouteHandler>): CompiledRoute[] {
   });
 }
 
+/** Stands for a path segment that is not valid percent-encoding. */
+const MALFORMED = '\0malformed';
+
+/** `decodeURIComponent`, answering MALFORMED instead of throwing a URIError (which would be a 500). */
+function decodePathSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return MALFORMED;
+  }
+}
+
 async function serve(request: IncomingMessage, response: ServerResponse, routes: CompiledRoute[], identity: LocalIdentity): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://127.0.0.1');
   const method = request.method ?? 'GET';
@@ -154,9 +166,14 @@ async function serve(request: IncomingMessage, response: ServerResponse, routes:
     if (candidate.method !== method) return false;
     const match = candidate.pattern.exec(url.pathname);
     if (match === null) return false;
-    pathParameters = Object.fromEntries(candidate.names.map((name, i) => [name, decodeURIComponent(match[i + 1] ?? '')]));
+    pathParameters = Object.fromEntries(candidate.names.map((name, i) => [name, decodePathSegment(match[i + 1] ?? '')]));
     return true;
   });
+  if (pathParameters !== undefined && Object.values(pathParameters).includes(MALFORMED)) {
+    // API Gateway answers a malformed percent-escape with a 400 too; it is the caller's to fix.
+    writeJson(response, 400, { message: 'The request path holds a malformed percent-escape (like %E0%A4%A); encode it with encodeURIComponent' });
+    return;
+  }
   if (route === undefined) {
     writeJson(response, 404, { message: 'Not Found' });
     return;

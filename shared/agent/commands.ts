@@ -123,6 +123,10 @@ export function prefetchCommand(data: readonly PrefetchItem[]): string {
     '    local rc=$?',
     '    if [ "$listing" = None ]; then listing=""; fi',
     '    if [ $rc -eq 0 ]; then return 0; fi',
+    // A bucket that does not exist is a spec to fix, like a prefix with nothing under it.
+    '    if grep -q NoSuchBucket "$err"; then',
+    `      echo "runctl prefetch: data source $source is missing (bucket $bucket does not exist)" >&2; exit ${PREFETCH_EXIT.sourceMissing}`,
+    '    fi',
     '    if grep -qE "$denied" "$err"; then',
     `      echo "runctl prefetch: access denied to $source: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.accessDenied}`,
     '    fi',

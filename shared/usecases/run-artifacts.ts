@@ -4,7 +4,7 @@ import { awsErrorCode, awsHttpStatus, translateAwsError } from '../adapters/aws-
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import type { RunRecord } from '../domain/run-record';
 import { toFieldIssues } from '../domain/run-spec';
-import { RunInvalidError } from '../errors';
+import { NotFoundError, RunInvalidError } from '../errors';
 import type { CheckpointInfo } from '../ports/artifacts';
 import { runPrefix } from '../ports/artifacts';
 import type { RunStore } from '../ports/run-store';
@@ -63,6 +63,11 @@ export async function readRunLogs(request: { owner: string; runId: string; query
   const record = await getOwnedRun(request, deps);
   const attempts = record.attempts.map((a) => a.attempt).sort((a, b) => a - b);
   const attempt = query.attempt ?? attempts.at(-1) ?? 1;
+  // An attempt the run never had would read as an empty log: say how many there are instead.
+  if (query.attempt !== undefined && !attempts.includes(query.attempt)) {
+    const had = attempts.length === 0 ? 'no attempts yet' : `${attempts.length} attempt${attempts.length === 1 ? '' : 's'} (${attempts.join(', ')})`;
+    throw new NotFoundError(`Run ${record.runId} has no attempt ${query.attempt}: it has ${had}`);
+  }
   const key = `${runPrefix(record.runId)}/logs/attempt-${attempt}.log`;
   const chunks = `${runPrefix(record.runId)}/live/attempt-${attempt}/log-`;
   const stored = await objectSize(deps, key);

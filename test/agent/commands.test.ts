@@ -108,6 +108,13 @@ describe('prefetchCommand', () => {
     expect(result.stderr).toContain(`data source s3://${BUCKET}/datasets/nothing-here/ is missing`);
   });
 
+  it('counts a bucket that does not exist as a missing source (the user\'s to fix), not a failed copy', async () => {
+    const result = await runBash(prefetchCommand([{ source: 's3://runctl-no-such-bucket/datasets/x/', target: '/data/nb' }]));
+
+    expect(result.code).toBe(PREFETCH_EXIT.sourceMissing);
+    expect(result.stderr).toContain('bucket runctl-no-such-bucket does not exist');
+  });
+
   it('fails with another exit code when S3 refuses the credentials', async () => {
     const result = await runBash(prefetchCommand([{ source: `s3://${BUCKET}/datasets/mnist/`, target: '/data/y' }]), {
       accessKeyId: 'NOT-A-KEY',

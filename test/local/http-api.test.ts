@@ -65,6 +65,7 @@ describe('local HTTP API', () => {
     const badQuery = await fetch(`${stack.api.url}/runs?limit=1000`);
     const unknown = await fetch(`${stack.api.url}/nothing-here`);
     const wrongMethod = await fetch(`${stack.api.url}/runs/r-1`, { method: 'DELETE' });
+    const badEscape = await fetch(`${stack.api.url}/runs/%E0%A4%A`);
 
     expect(malformed.status).toBe(400);
     expect((await jsonOf(malformed)).message).toMatch(/not valid JSON/);
@@ -73,6 +74,8 @@ describe('local HTTP API', () => {
     expect(unknown.status).toBe(404);
     expect(await jsonOf(unknown)).toEqual({ message: 'Not Found' });
     expect(wrongMethod.status).toBe(404);
+    expect(badEscape.status).toBe(400);
+    expect((await jsonOf(badEscape)).message).toMatch(/malformed percent-escape/);
   });
 
   it('builds an API Gateway v2 event with the IAM authorizer context, path and query parameters', async () => {

@@ -185,11 +185,15 @@ describe('artifact API handlers (dynalite + s3rver)', () => {
       const empty = await runRoute(createGetLogs, runId, 'logs');
       const other = await runRoute(createGetLogs, runId, 'logs', undefined, BOB);
       const bad = await runRoute(createGetLogs, runId, 'logs', { offset: '-1', tail: '5' });
+      const never = await runRoute(createGetLogs, runId, 'logs', { attempt: '99' });
 
       expect(body(empty)).toMatchObject({ attempt: 1, size: 0, text: '', nextOffset: 0 });
       expect(other.statusCode).toBe(404);
       expect(bad.statusCode).toBe(400);
       expect(body(bad).issues).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'offset' })]));
+      // An attempt the run never had is not an empty log.
+      expect(never.statusCode).toBe(404);
+      expect(body(never).message).toMatch(new RegExp(`Run ${runId} has no attempt 99: it has (no attempts yet|\\d+ attempts?)`));
     });
   });
 
