@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -32,6 +32,9 @@ export const INSTANCE_MARKER = 'RUNCTL_LOCAL_INSTANCE';
 
 /** The availability zone of local instances unless other zones are configured. */
 export const LOCAL_ZONE = 'local-1a';
+
+/** When a terminated instance's container is looked for again (vfs creates take seconds under load). */
+const CONTAINER_SWEEPS_MS = [5_000, 20_000, 60_000];
 
 /** SSM's GetCommandInvocation returns at most this many characters of each stream. */
 const MAX_OUTPUT_CHARS = 24_000;
@@ -69,6 +72,12 @@ export interface LocalComputeOptions {
   region?: string;
   /** The metadata endpoint of an instance (see LocalImds.endpointFor); without it the agent's metadata poll is off. */
   imdsEndpoint?: (instanceId: string) => string;
+  /**
+   * The Docker engine instances use (DOCKER_HOST) and the ECR endpoint their AWS CLI logs in
+   * through. Terminating an instance also removes its training container, as ending a VM ends
+   * its containers: here the engine outlives the instance.
+   */
+  docker?: { host: string; ecrEndpoint?: string };
   /** Called on every lifecycle change, like EC2's state-change events; never awaited. */
   onStateChange?: StateListener;
   now?: () => Date;
@@ -362,6 +371,7 @@ export class LocalCompute implements Compute {
       graceMs: signal === 'SIGKILL' ? 0 : (this.options.terminateGraceMs ?? 2000),
       firstSignal: signal,
     });
+    await this.removeContainers(before.record);
     const after = await this.setState(instanceId, 'terminated', (state) => state !== 'terminated');
     const link = this.links.get(instanceId);
     this.links.delete(instanceId);
@@ -396,6 +406,24 @@ export class LocalCompute implements Compute {
     });
   }
 
+  /**
+   * Removes the training container of the instance's attempt (named as the agent names it), if
+   * any, now and again a little later: a `docker run` killed while the engine was still creating
+   * the container leaves it "Created" after this first removal found nothing.
+   */
+  private async removeContainers(record: InstanceRecord): Promise<void> {
+    const docker = this.options.docker;
+    if (docker === undefined) return;
+    const name = `runctl-${record.runId}-${record.attempt}`;
+    const remove = () =>
+      new Promise<void>((resolveRemoval) => {
+        // "No such container" is the common answer (no container, or --rm removed it already).
+        execFile('docker', ['rm', '--force', name], { env: { ...process.env, DOCKER_HOST: docker.host }, timeout: 60_000 }, () => resolveRemoval());
+      });
+    await remove();
+    for (const delayMs of CONTAINER_SWEEPS_MS) setTimeout(() => void remove(), delayMs).unref();
+  }
+
   private emit(instanceId: string, state: InstanceLifecycleState): void {
     for (const listener of this.listeners) {
       // Not awaited: a listener may itself terminate this instance, which waits for this change.
@@ -427,7 +455,13 @@ export class LocalCompute implements Compute {
       AWS_CONFIG_FILE: join(sandbox, '.aws', 'config'),
       AWS_SHARED_CREDENTIALS_FILE: join(sandbox, '.aws', 'credentials'),
       AWS_EC2_METADATA_DISABLED: 'true',
+      // The instance's own docker login, never the developer's ~/.docker/config.json.
+      DOCKER_CONFIG: join(sandbox, '.docker'),
     });
+    if (this.options.docker !== undefined) {
+      env.DOCKER_HOST = this.options.docker.host;
+      if (this.options.docker.ecrEndpoint !== undefined) env.AWS_ENDPOINT_URL_ECR = this.options.docker.ecrEndpoint;
+    }
     if (s3Endpoint !== undefined) env.AWS_ENDPOINT_URL_S3 = s3Endpoint;
     if (endpoints.dynamodb !== undefined) env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
     if (endpoints.sfn !== undefined) env.AWS_ENDPOINT_URL_SFN = endpoints.sfn;

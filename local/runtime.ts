@@ -26,11 +26,15 @@ import { ConflictError, NotFoundError, PrecheckFailedError } from '../shared/err
 import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events';
 import { cancelRun } from '../shared/usecases/cancel-run';
 import type { ExperimentDeps } from '../shared/usecases/experiments';
-import { LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
+import { type ImageLookupDeps, LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
+import { DynamoCatalog } from '../shared/adapters/dynamo-catalog';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
 import { submitRun } from '../shared/usecases/submit-run';
 import { loadAsl, localLambdaArn, type AslDefinition } from './asl';
 import { LocalCompute } from './compute';
+import { probeLocalDocker, START_DOCKER_HINT, type DockerProbe, type LocalDocker } from './docker-env';
+import { LocalEcr } from './ecr';
+import { LocalImageBuilds } from './image-builds';
 import { EC2_DETAIL_TYPE, EventRouter } from './event-router';
 import type { LocalApiDeps } from './http-api';
 import { VolumeNotCataloguedError } from '../shared/ports/volumes';
@@ -71,6 +75,11 @@ export interface LocalBackendOptions {
   latency?: LatencyModel;
   /** Resume the runs found live in the store (default true). */
   resume?: boolean;
+  /**
+   * The Docker engine and registry for container runs and image builds: found through
+   * `.runctl/docker/env.json` (scripts/docker-test-env.sh) when not given; `false`: none.
+   */
+  docker?: LocalDocker | false;
 }
 
 export interface InterruptResult {
@@ -94,6 +103,10 @@ export interface LocalBackend {
   tokens: TaskTokens;
   /** Runs resumed at start. */
   resumed: string[];
+  /** Whether container runs are served, and why not when they are not. */
+  docker: DockerProbe;
+  /** The build-image machine, when an engine answers. */
+  images?: LocalImageBuilds;
   /** What the HTTP API handlers need (for `runctl dev`). */
   apiDeps(): LocalApiDeps;
   /** What the experiment routes need. */
@@ -163,8 +176,22 @@ async function assemble(
   });
   cleanups.push(() => endpoints.close());
 
+  const dockerProbe: DockerProbe =
+    options.docker === false
+      ? { available: false, reason: `The local backend was started without Docker: ${START_DOCKER_HINT}` }
+      : options.docker === undefined
+        ? await probeLocalDocker()
+        : { available: true, docker: options.docker };
+  let ecrEndpoint: string | undefined;
+  if (dockerProbe.available) {
+    const ecr = new LocalEcr(dockerProbe.docker);
+    ecrEndpoint = await ecr.start();
+    cleanups.push(() => ecr.close());
+  }
+
   const router = new EventRouter({ region: services.region });
   compute = new LocalCompute({
+    docker: dockerProbe.available ? { host: dockerProbe.docker.dockerHost, ecrEndpoint } : undefined,
     root,
     bootMs: options.bootMs,
     latency: options.latency,
@@ -193,8 +220,26 @@ async function assemble(
   const tags = new LocalInstanceTags(localCompute);
   const stepCompute = rememberingLaunches(localCompute, tags);
 
-  const stepDeps: StepDeps = {
+  const catalog = new DynamoCatalog(documentClient, services.table);
+  const images =
+    dockerProbe.available && ecrEndpoint !== undefined
+      ? new LocalImageBuilds({
+          docker: dockerProbe.docker,
+          ecrEndpoint,
+          compute: localCompute,
+          catalog,
+          store,
+          region: services.region,
+          bucket: services.bucket,
+          credentials: services.credentials,
+          retryIntervalScale: RETRY_INTERVAL_SCALE,
+        })
+      : undefined;
+  if (images !== undefined) cleanups.push(() => images.close());
+  const stepDeps: StepDeps & ImageLookupDeps = {
     store,
+    // The image catalog (EnsureImage, LaunchTraining) when images can be built here.
+    ...(images === undefined ? {} : { catalog, loginRegistry: dockerProbe.available ? dockerProbe.docker.registry : undefined }),
     compute: stepCompute,
     artifacts,
     clock: () => new Date(),
@@ -210,21 +255,26 @@ async function assemble(
   const launch = launchTraining.createHandler(stepDeps);
   const lambdas: Record<string, LocalLambda> = {
     ValidateRunLambdaFunction: validateRun.createHandler(stepDeps),
-    // No image catalog here: a docker auto/build run always reaches BuildImage, bound below.
+    // Without an engine there is no catalog: a docker auto/build run always reaches BuildImage, bound below.
     EnsureImageLambdaFunction: ensureImage.createHandler(stepDeps),
-    // BuildImage (a nested build-image execution on AWS): there is no Docker engine to build with.
-    'arn:aws:states:::states:startExecution.sync:2': async () => {
-      throw new PrecheckFailedError(
-        'Docker images are built on AWS; the local backend has no Docker engine: drop `docker` from the spec or use `docker.image`',
-      );
-    },
+    // BuildImage: the build-image machine as a nested execution, or a refusal that says what to start.
+    'arn:aws:states:::states:startExecution.sync:2':
+      images?.nestedBuild ??
+      (async () => {
+        throw new PrecheckFailedError(`Building the run's image needs a Docker engine. ${dockerReason(dockerProbe)}`);
+      }),
     ProvisionInstanceLambdaFunction: provisionInstance.createHandler(stepDeps),
     CheckInstanceLambdaFunction: checkInstance.createHandler(stepDeps),
     PrefetchDataLambdaFunction: prefetchData.createHandler(stepDeps),
     // A resumed attempt's agent still holds the token of the execution before the restart.
-    LaunchTrainingLambdaFunction: (event, context) => {
+    LaunchTrainingLambdaFunction: async (event, context) => {
       const payload = LaunchTrainingEventSchema.safeParse(event);
-      if (payload.success) aliases.issued(payload.data.runId, payload.data.attempt, payload.data.taskToken);
+      if (payload.success) {
+        if (!dockerProbe.available && (await store.get(payload.data.runId))?.spec.docker !== undefined) {
+          throw new PrecheckFailedError(`The run trains in a container. ${dockerReason(dockerProbe)}`);
+        }
+        aliases.issued(payload.data.runId, payload.data.attempt, payload.data.taskToken);
+      }
       return launch(event, context);
     },
     FinalizeArtifactsLambdaFunction: finalizeArtifacts.createHandler(stepDeps),
@@ -312,6 +362,8 @@ async function assemble(
     imds,
     tokens,
     resumed,
+    docker: dockerProbe,
+    images,
     apiDeps,
     experimentDeps,
     async submit(body, owner = LOCAL_OWNER) {
@@ -359,6 +411,7 @@ async function assemble(
       stopped = true;
       for (const timer of reclaimTimers) clearTimeout(timer);
       for (const execution of executions.all()) execution.abort();
+      images?.abort();
       await Promise.all(executions.all().map((e) => e.outcome));
       if (stopOptions.terminateInstances === true) {
         for (const instance of await localCompute.listTaggedInstances()) await localCompute.kill(instance.instanceId);
@@ -391,6 +444,11 @@ function resumableDefinition(definition: AslDefinition): AslDefinition {
       ...parsed.States,
     },
   };
+}
+
+/** Why the local backend has no engine to offer, and what to start. */
+function dockerReason(probe: DockerProbe): string {
+  return probe.available ? '' : probe.reason;
 }
 
 /** Every run in a live status. */

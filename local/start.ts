@@ -4,18 +4,23 @@
  * attempt and live metrics, interrupts it once like a spot reclaim (unless `--no-interrupt`),
  * and prints the summary. Exits non-zero unless the run SUCCEEDED.
  *
- *   npm start [-- --no-interrupt] [--epochs 12] [--root .runctl]
+ * With `--docker` the run trains in a container: the image is built from the example's
+ * Dockerfile on the local Docker engine and pushed to the local registry first
+ * (scripts/docker-test-env.sh start sets both up).
+ *
+ *   npm start [-- --no-interrupt] [--docker] [--epochs 12] [--root .runctl]
  */
 import { parseArgs } from 'node:util';
 import { preflight } from './preflight';
 import { registerRawImports } from './runtime-raw-imports';
 
-const USAGE = 'usage: npm start -- [--no-interrupt] [--epochs N] [--root DIR]';
+const USAGE = 'usage: npm start -- [--no-interrupt] [--docker] [--epochs N] [--root DIR]';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       'no-interrupt': { type: 'boolean', default: false },
+      docker: { type: 'boolean', default: false },
       epochs: { type: 'string', default: '12' },
       root: { type: 'string', default: '.runctl' },
       help: { type: 'boolean', default: false },
@@ -57,13 +62,22 @@ async function main(): Promise<number> {
   };
   process.once('SIGINT', () => void stop(130));
   try {
+    if (values.docker && !backend.docker.available) {
+      console.error(`--docker: ${backend.docker.reason}`);
+      return 1;
+    }
     if (backend.resumed.length > 0) console.log(`Resumed ${backend.resumed.length} run(s) left live by an earlier start: ${backend.resumed.join(', ')}`);
-    const example = await prepareExample(backend.s3, backend.services.bucket, { dataset: { rows: 20_000 } });
+    // The container has Python 3 and no torch: the pure Python script.
+    const example = await prepareExample(backend.s3, backend.services.bucket, { dataset: { rows: 20_000 }, preferTorch: !values.docker });
     console.log(`Code bundle ${example.bundle}\nDataset     ${example.dataset} → /data\nScript      ${example.entrypoint}`);
     const submitted = await backend.submit({
       // Epochs last at least a second (PyTorch trains this MLP far faster), so the simulated
       // spot reclaim lands mid-training, after a checkpoint, and the resume shows.
-      spec: exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1 }),
+      spec: {
+        ...exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1 }),
+        // Built from examples/linear/Dockerfile before the first instance, then reused.
+        ...(values.docker ? { docker: 'auto' } : {}),
+      },
     });
     const runId = submitted.runId;
     console.log(`Submitted run ${runId}\n`);

@@ -38,15 +38,25 @@ const MountPathSchema = InstancePathSchema.refine((path) => !/[:,]/.test(path), 
 export const AgentDockerSchema = z.object({
   /** Pulled and run by digest when it came from a build (`<repo>@sha256:…`). */
   image: z.string().regex(/^[a-z0-9][a-z0-9._/:@-]*$/, 'an image reference like registry/repository@sha256:…'),
-  /** ECR registry host to log in to; absent for a public image. */
+  /**
+   * Registry host to log in to with `aws ecr get-login-password`: ECR, or the loopback registry
+   * that stands in for it on the local backend. Absent for a public image.
+   */
   registry: z
     .string()
-    .regex(/^\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?$/, 'an ECR registry host like 123456789012.dkr.ecr.us-east-1.amazonaws.com')
+    .regex(
+      /^(\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?|(127\.0\.0\.1|localhost):\d{1,5})$/,
+      'an ECR registry host like 123456789012.dkr.ecr.us-east-1.amazonaws.com',
+    )
     .optional(),
   /** Region of the registry; default: the run's region. */
   region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-\d$/, 'a region like us-east-1').optional(),
-  /** `all` GPUs, a count, or `none` (CPU-only). */
-  gpus: z.union([z.literal('all'), z.literal('none'), z.number().int().min(1)]).default('all'),
+  /**
+   * `auto`: `--gpus all` when `nvidia-smi -L` lists a GPU on the instance, none otherwise (a CPU
+   * type has no NVIDIA runtime, and `--gpus` there fails "could not select device driver").
+   * `all` or a count: asked for by the spec; `none`: never.
+   */
+  gpus: z.union([z.literal('auto'), z.literal('all'), z.literal('none'), z.number().int().min(1)]).default('auto'),
   /** Data targets (read-write) and the dataset volume (read-only), besides the agent's own dirs. */
   mounts: z.array(z.object({ path: MountPathSchema, readOnly: z.boolean().default(false) })).default([]),
 });

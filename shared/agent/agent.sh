@@ -83,7 +83,7 @@ def config(path, argv_out, env_out):
     docker = c.get('docker') or {}
     values.update({
         'DOCKER_IMAGE': docker.get('image', ''), 'DOCKER_REGISTRY': docker.get('registry', ''),
-        'DOCKER_REGION': docker.get('region') or c['region'],
+        'DOCKER_REGION': docker.get('region') or c['region'], 'DOCKER_GPUS': str(docker.get('gpus', 'auto')),
         'CONTAINER': 'runctl-%s-%s' % (c['runId'], c['attempt']) if docker else '',
     })
     for key, value in values.items():
@@ -96,7 +96,7 @@ def config(path, argv_out, env_out):
 
 MOUNT_PATH = re.compile(r'^/[^:,\0\n]*$')
 
-def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_dir, out):
+def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_dir, gpus, out):
     # The layout of dockerRunArgv (shared/agent/docker.ts): --init forwards the stop signal to
     # the training process; every path is mounted at the same place inside, so RUNCTL_* paths
     # mean the same to the script and to the agent that syncs them.
@@ -108,7 +108,7 @@ def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_
     if resume_dir:
         mounts.append((resume_dir, True))
     argv = ['docker', 'run', '--rm', '--init', '--name', 'runctl-%s-%s' % (c['runId'], c['attempt'])]
-    gpus = docker.get('gpus', 'all')
+    # Resolved by the agent: docker.gpus "auto" becomes "all" only where nvidia-smi lists a GPU.
     if gpus != 'none':
         argv += ['--gpus', str(gpus)]
     argv += ['--stop-signal', 'SIG' + ck.get('stopSignal', 'TERM'),
@@ -122,6 +122,10 @@ def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_
     env.update({'RUNCTL_RUN_ID': c['runId'], 'RUNCTL_ATTEMPT': str(c['attempt']),
                 'RUNCTL_CHECKPOINT_DIR': checkpoint_dir, 'RUNCTL_RESUME_FROM': resume_dir,
                 'RUNCTL_OUTPUT_DIR': output_dir})
+    if root:
+        # The local backend's instance root: a script that reads a fixed path such as /data
+        # prefixes it, inside the container as outside (the mounts keep the prefix).
+        env['RUNCTL_INSTANCE_ROOT'] = root
     for key, value in env.items():
         argv += ['-e', '%s=%s' % (key, value)]
     argv += ['-w', code_dir, docker['image']] + c['argv']
@@ -541,7 +545,7 @@ prepare() {
 # Docker path: log in (ECR), pull, and write the `docker run` argv. The registry password is
 # fetched here by the instance role and only ever travels through the pipe to --password-stdin.
 prepare_container() {
-  local resume=""
+  local resume="" gpus
   if [ -n "$DOCKER_REGISTRY" ]; then
     note "logging in to $DOCKER_REGISTRY"
     if ! aws ecr get-login-password --region "$DOCKER_REGION" 2>"$STATE_DIR/ecr.err" |
@@ -556,8 +560,14 @@ prepare_container() {
     return 1
   fi
   if [ -n "$RESUME_FROM" ]; then resume="$RESUME_DIR"; fi
+  gpus=$DOCKER_GPUS
+  if [ "$gpus" = auto ]; then
+    # `--gpus` on an instance without an NVIDIA GPU fails ("could not select device driver").
+    if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L 2>/dev/null | grep -q '^GPU '; then gpus=all; else gpus=none; fi
+    note "docker.gpus auto: $gpus (from nvidia-smi -L)"
+  fi
   if ! py docker-argv "$STATE_DIR/config.json" "$ROOT" "$CODE_DIR" "$CHECKPOINT_DIR" "$OUTPUT_DIR" "$resume" \
-    "$STATE_DIR/docker-argv" 2>"$STATE_DIR/docker.err"; then
+    "$gpus" "$STATE_DIR/docker-argv" 2>"$STATE_DIR/docker.err"; then
     SETUP_ERROR=$(tail -n 1 "$STATE_DIR/docker.err")
     return 1
   fi

@@ -149,12 +149,21 @@ export interface BuildImageOptions {
   registry: string;
   region: string;
   tag: string;
+  /** `--build-arg NAME=VALUE` each (e.g. the BASE_IMAGE a Dockerfile starts `FROM`). */
+  buildArgs?: Readonly<Record<string, string>>;
 }
 
+/** A build argument's name, as a Dockerfile's ARG takes it. */
+export const BUILD_ARG_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+
 /**
- * Builder instance: fetch and check the code bundle, find the Dockerfile, `docker build`, log in
- * (password fetched on the instance), push, print `{"digest","dockerfile"}`. Build output goes
- * to a file (SSM keeps only 24,000 characters of stdout); its tail is printed on failure.
+ * Builder instance: fetch and check the code bundle, find the Dockerfile, log in (password
+ * fetched on the instance, so `FROM` an image of the same registry works with `--pull`),
+ * `docker build`, push, log out, print `{"digest","dockerfile"}`. Build output goes to a file
+ * (SSM keeps only 24,000 characters of stdout); its tail is printed on failure. The work
+ * directory lives under the instance root (`RUNCTL_INSTANCE_ROOT`, empty on EC2) and is removed
+ * on every path, as are the intermediate containers of a failed build (`--force-rm`): only the
+ * image is left.
  * The builder runs as root and may push to runctl's repositories, so the only bundle it takes is
  * the content-addressed upload of the runs bucket, and every value in the text is shell-quoted.
  */
@@ -169,6 +178,10 @@ export function buildImageCommand(options: BuildImageOptions): string {
   if (dockerfile !== undefined && (!/^[A-Za-z0-9_.][A-Za-z0-9_./-]*$/.test(dockerfile) || dockerfile.split('/').includes('..'))) {
     refuse('dockerfile path', dockerfile);
   }
+  for (const [name, value] of Object.entries(options.buildArgs ?? {})) {
+    if (!BUILD_ARG_NAME.test(name)) refuse('build argument name', name);
+    if (/[\0\n]/.test(value)) refuse(`build argument ${name}`, value);
+  }
   return buildScriptText(options);
 }
 
@@ -181,16 +194,20 @@ export function buildScriptText(options: BuildImageOptions): string {
   const candidates = options.dockerfile === undefined ? DOCKERFILE_CANDIDATES : [options.dockerfile];
   const image = `${options.repositoryUri}:${options.tag}`;
   const q = shellQuote;
+  const buildArgs = Object.entries(options.buildArgs ?? {}).flatMap(([name, value]) => ['--build-arg', `${name}=${value}`]);
   return [
     '#!/bin/bash',
     'set -uo pipefail',
-    'work=$(mktemp -d /var/tmp/runctl-build.XXXXXX)',
+    `registry=${q(options.registry)}`,
+    'tmp="${RUNCTL_INSTANCE_ROOT:-}/var/tmp"',
+    'mkdir -p "$tmp" && work=$(mktemp -d "$tmp/runctl-build.XXXXXX") || { echo "runctl build: cannot make a work directory in $tmp" >&2; exit 1; }',
     'log="$work/build.log"',
-    'fail() { local code=$1; shift; echo "runctl build: $*" >&2; tail -n 30 "$log" >&2; rm -rf "$work"; exit "$code"; }',
+    'fail() { local code=$1; shift; echo "runctl build: $*" >&2; tail -n 30 "$log" >&2; docker logout "$registry" >/dev/null 2>&1; rm -rf "$work"; exit "$code"; }',
     'if ! command -v docker >/dev/null 2>&1; then',
     '  { dnf install -y docker || yum install -y docker || apt-get install -y docker.io; } >>"$log" 2>&1',
     'fi',
-    'systemctl start docker >>"$log" 2>&1 || true',
+    // Only an engine that does not answer is started: a builder shares none, a developer's machine may.
+    'docker version >/dev/null 2>&1 || systemctl start docker >>"$log" 2>&1 || true',
     `bundle=${q(options.bundleUri)}`,
     `expected=${q(options.bundleSha)}`,
     `aws s3 cp "$bundle" "$work/bundle.tar.gz" --only-show-errors >>"$log" 2>&1 || fail ${IMAGE_EXIT.bundleMissing} "cannot fetch the code bundle $bundle"`,
@@ -204,12 +221,13 @@ export function buildScriptText(options: BuildImageOptions): string {
     'done',
     `[ -n "$dockerfile" ] || fail ${IMAGE_EXIT.dockerfileMissing} ${q(`no Dockerfile in the code bundle (looked for ${candidates.join(', ')})`)}`,
     `image=${q(image)}`,
-    `registry=${q(options.registry)}`,
-    `docker build --pull -f "$work/src/$dockerfile" -t "$image" "$work/src" >>"$log" 2>&1 || fail ${IMAGE_EXIT.buildFailed} "docker build failed"`,
     `aws ecr get-login-password --region ${q(options.region)} | docker login --username AWS --password-stdin "$registry" >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker login to $registry failed"`,
+    `${shellJoin(['docker', 'build', '--pull', '--force-rm', ...buildArgs])} -f "$work/src/$dockerfile" -t "$image" "$work/src" >>"$log" 2>&1 || fail ${IMAGE_EXIT.buildFailed} "docker build failed"`,
     `docker push "$image" >>"$log" 2>&1 || fail ${IMAGE_EXIT.pushFailed} "docker push failed"`,
+    // The digest the registry answered the push with (RepoDigests), not a local image id.
     `digest=$(docker inspect --format '{{range .RepoDigests}}{{println .}}{{end}}' "$image" | grep -F ${q(`${options.repositoryUri}@`)} | head -n 1 | cut -d @ -f 2)`,
     `[ -n "$digest" ] || fail ${IMAGE_EXIT.pushFailed} "the pushed image has no digest"`,
+    'docker logout "$registry" >/dev/null 2>&1',
     'rm -rf "$work"',
     'printf \'{"digest":"%s","dockerfile":"%s"}\\n\' "$digest" "$dockerfile"',
     '',

@@ -41,6 +41,8 @@ export interface VolumeConfig {
   repositoryPrefix: string;
   /** Images each repository keeps (ECR lifecycle policy). */
   keepLastImages: number;
+  /** `--build-arg`s every build gets unless its request sets them (the local backend's BASE_IMAGE). */
+  defaultBuildArgs?: Readonly<Record<string, string>>;
   /** Poll budgets of the machines' Wait loops (15 s, 30 s, 30 s, 60 s apart; the fill and snapshot pauses grow to span a day). */
   helperMaxChecks: number;
   fillMaxPolls: number;

@@ -3,6 +3,7 @@ import { RunInvalidError, type FieldIssue } from '../errors';
 import { ExperimentNameSchema } from './experiment';
 import { buildTrainingArgv, findArgConflicts, HyperparametersSchema } from './hyperparameters';
 import { argvEnvBytes, rawInputIssues, SPEC_LIMITS, specSizeIssue } from './spec-limits';
+import { hasNvidiaGpu } from './instance-gpus';
 
 /**
  * The run spec: everything a run needs, as submitted through the API, a schedule or the Step
@@ -183,6 +184,16 @@ const DockerSchema = z.union(
               .default('Dockerfile'),
           })
           .optional(),
+        /**
+         * GPUs for the container. Default `auto`: all of the instance's GPUs when it has any
+         * (`nvidia-smi -L` lists one), none on a CPU type. `all` or a count insist on GPUs, so
+         * every instance type listed must have NVIDIA GPUs; `none` never passes `--gpus`.
+         */
+        gpus: z
+          .union([z.enum(['auto', 'all', 'none']), z.number().int().min(1, 'must be at least 1').max(16, 'must be at most 16')], {
+            error: 'must be "auto", "all", "none" or a number of GPUs',
+          })
+          .default('auto'),
       })
       .refine((d) => d.image !== undefined || d.build !== undefined, {
         message: 'set docker.image, docker.build, or use docker: "auto"',
@@ -346,6 +357,19 @@ export const RunSpecFieldsSchema = z
           code: 'custom',
           path: ['args'],
           message: `the training command and env come to ${bytes} bytes; at most ${SPEC_LIMITS.argvEnvBytes} fit in one exec (put large values in a file in the code bundle)`,
+        });
+      }
+    }
+    // A container asking for GPUs on a CPU type would fail at `docker run --gpus` ("could not
+    // select device driver") after an instance was paid for: refuse it before.
+    const gpus = typeof spec.docker === 'object' ? spec.docker.gpus : 'auto';
+    if (gpus !== 'auto' && gpus !== 'none') {
+      const without = spec.instance.types.filter((type) => !hasNvidiaGpu(type));
+      if (without.length > 0) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['docker', 'gpus'],
+          message: `asks for GPUs, but ${without.join(', ')} ${without.length === 1 ? 'has' : 'have'} no NVIDIA GPU: use GPU types (g5, g6, p4d, …) or docker.gpus "auto"`,
         });
       }
     }

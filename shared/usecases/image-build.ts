@@ -4,12 +4,13 @@
  * record the digest, and clean up on failure.
  */
 import { z } from 'zod';
-import { buildImageCommand, IMAGE_EXIT } from '../agent/docker';
+import { BUILD_ARG_NAME, buildImageCommand, IMAGE_EXIT } from '../agent/docker';
 import type { VolumeDeps } from '../composition/volumes';
 import { toFieldIssues } from '../domain/run-spec';
 import { RunInvalidError } from '../errors';
 import { logger } from '../logger';
 import type { ImageEntry } from '../ports/catalog';
+import type { CommandResult } from '../ports/compute';
 import { DockerfileMissingError, ImageBuildFailedError } from '../ports/images';
 import { finished, HelperIdSchema, lastErrorLine, lastJsonLine, terminateHelpers } from './volume-helper';
 
@@ -34,6 +35,13 @@ export const BuildRequestSchema = z
     repository: z.string().regex(/^[a-z0-9]+(?:[._-][a-z0-9]+)*$/, 'must be a lowercase repository name like training').default('training'),
     /** Build again even when an image of this bundle exists. */
     rebuild: z.boolean().default(false),
+    /** `--build-arg`s, over the deployment's defaults (e.g. `BASE_IMAGE`). */
+    buildArgs: z
+      .record(
+        z.string().regex(BUILD_ARG_NAME, 'must be a build argument name like BASE_IMAGE'),
+        z.string().max(1024, 'must be at most 1024 characters').regex(/^[^\0\n]*$/, 'must be one line'),
+      )
+      .optional(),
   })
   .transform((r, ctx) => {
     const bundleSha = r.bundleSha ?? CONTENT_ADDRESSED.exec(r.bundle)?.[1];
@@ -94,6 +102,7 @@ const BuildPlanSchema = z.object({
   repositoryUri: z.string(),
   registry: z.string(),
   tag: z.string(),
+  buildArgs: z.record(z.string(), z.string()).optional(),
 });
 export type BuildPlan = z.infer<typeof BuildPlanSchema>;
 
@@ -140,6 +149,7 @@ export async function prepareBuild(event: z.infer<typeof PrepareBuildEventSchema
       repositoryUri: repository.repositoryUri,
       registry: login.registry,
       tag,
+      buildArgs: { ...deps.config.defaultBuildArgs, ...request.buildArgs },
     },
   };
 }
@@ -157,6 +167,21 @@ export type BuildImageResult =
 
 const BUILD_TIMEOUT_SECONDS = 2 * 3600;
 
+/** Characters of build output kept in a failure's cause (Step Functions allows 32,768). */
+const FAILURE_OUTPUT_CHARS = 4000;
+
+/**
+ * Why a build failed: the build command's own `runctl build: …` line and the last lines of the
+ * build output it prints after it (the failing step and its error), or the last stderr line.
+ */
+export function buildFailureReason(result: CommandResult): string {
+  const stderr = result.stderr.trim();
+  const at = stderr.lastIndexOf('runctl build: ');
+  if (at < 0) return lastErrorLine(result);
+  const text = stderr.slice(at + 'runctl build: '.length);
+  return text.length > FAILURE_OUTPUT_CHARS ? `…${text.slice(-FAILURE_OUTPUT_CHARS)}` : text;
+}
+
 /** BuildImage: starts the build/push command on the builder, or reads its outcome. */
 export async function buildImage(event: z.infer<typeof BuildImageEventSchema>, deps: VolumeDeps): Promise<BuildImageResult> {
   if (event.action === 'start') {
@@ -172,6 +197,7 @@ export async function buildImage(event: z.infer<typeof BuildImageEventSchema>, d
         registry: build.registry,
         region: deps.config.region,
         tag: build.tag,
+        buildArgs: build.buildArgs,
       }),
       { comment: `runctl build ${build.buildId}`, timeoutSeconds: BUILD_TIMEOUT_SECONDS },
     );
@@ -183,7 +209,7 @@ export async function buildImage(event: z.infer<typeof BuildImageEventSchema>, d
     if (polls >= deps.config.buildMaxPolls) throw new ImageBuildFailedError(`Build command ${event.commandId} still running after ${polls} polls`);
     return { done: false, commandId: event.commandId, polls };
   }
-  const reason = lastErrorLine(result);
+  const reason = buildFailureReason(result);
   if (result.status !== 'Success') {
     if (result.exitCode === IMAGE_EXIT.dockerfileMissing) throw new DockerfileMissingError(reason || 'No Dockerfile in the code bundle');
     throw new ImageBuildFailedError(`Image build ${result.status}${result.exitCode === undefined ? '' : ` (exit ${result.exitCode})`}: ${reason}`);

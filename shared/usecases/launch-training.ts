@@ -24,6 +24,17 @@ export type LaunchTrainingEvent = z.infer<typeof LaunchTrainingEventSchema>;
 /** The catalog lookup a `docker: "auto"` or `docker.build` run needs (the image built for its bundle). */
 export interface ImageLookupDeps {
   catalog?: Pick<Catalog, 'getImage'>;
+  /**
+   * A registry host besides ECR's whose images need a login with `aws ecr get-login-password`:
+   * the loopback registry that stands in for ECR on the local backend.
+   */
+  loginRegistry?: string;
+}
+
+/** The registry an image must be logged in to before its pull: ECR, or the deployment's own. */
+function loginRegistryOf(image: string, deps: ImageLookupDeps): string | undefined {
+  const host = image.split('/')[0];
+  return ecrRegistryOf(image) ?? (deps.loginRegistry !== undefined && host === deps.loginRegistry ? host : undefined);
 }
 
 /** `runctl submit` uploads bundles content-addressed: `…/<sha256>.tar.gz`, the key build-image catalogues under. */
@@ -88,7 +99,7 @@ async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<strin
 export async function agentDockerConfig(spec: RunSpec, region: string, deps: ImageLookupDeps): Promise<z.infer<typeof AgentDockerSchema> | undefined> {
   const image = await resolveImage(spec, deps);
   if (image === undefined) return undefined;
-  const registry = ecrRegistryOf(image);
+  const registry = loginRegistryOf(image, deps);
   const mounts = [
     ...spec.data.map((d) => ({ path: d.target, readOnly: false })),
     ...(spec.volume === undefined ? [] : [{ path: spec.volume.mountPath, readOnly: true }]),
@@ -98,6 +109,7 @@ export async function agentDockerConfig(spec: RunSpec, region: string, deps: Ima
     registry,
     region: registry === undefined ? undefined : (/\.dkr\.ecr\.([a-z0-9-]+)\.amazonaws\.com/.exec(registry)?.[1] ?? region),
     mounts,
+    gpus: spec.docker === 'auto' ? 'auto' : spec.docker?.gpus,
   });
   if (!parsed.success) {
     const issue = parsed.error.issues[0];

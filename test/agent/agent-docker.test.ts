@@ -1,4 +1,4 @@
-import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -24,13 +24,18 @@ afterAll(async () => {
 });
 
 /** A bin dir whose `docker` is the fake, and the dir it records calls in. */
-function fakeDocker(): { env: Record<string, string>; calls: () => string[][]; dir: string } {
+function fakeDocker(options: { gpu?: boolean } = {}): { env: Record<string, string>; calls: () => string[][]; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'runctl-fake-docker-'));
   dirs.push(dir);
   const bin = join(dir, 'bin');
   mkdirSync(bin);
   copyFileSync(FAKE_DOCKER, join(bin, 'docker'));
   chmodSync(join(bin, 'docker'), 0o755);
+  if (options.gpu === true) {
+    // What nvidia-smi -L prints on a g5.xlarge.
+    writeFileSync(join(bin, 'nvidia-smi'), '#!/bin/sh\necho "GPU 0: NVIDIA A10G (UUID: GPU-5e2b0c8a-1d2e-4f3a-9b8c-7d6e5f4a3b2c)"\n');
+    chmodSync(join(bin, 'nvidia-smi'), 0o755);
+  }
   return {
     dir,
     env: {
@@ -57,12 +62,12 @@ const dockerConfig = {
 };
 
 /** The argv dockerRunArgv gives for this run, with the instance paths under the test's root. */
-function expectedRun(run: Launched, grace: number, argv: string[], env: Record<string, string>, resume = '') {
+function expectedRun(run: Launched, grace: number, argv: string[], env: Record<string, string>, gpus: 'all' | 'none', resume = '') {
   const at = (path: string) => `${run.root}${path}`;
   return dockerRunArgv({
     image: IMAGE,
     name: `runctl-${run.runId}-${run.attempt}`,
-    gpus: 'all',
+    gpus,
     mounts: [
       { source: at('/data'), target: at('/data'), readOnly: false },
       { source: at('/mnt/dataset'), target: at('/mnt/dataset'), readOnly: true },
@@ -78,6 +83,8 @@ function expectedRun(run: Launched, grace: number, argv: string[], env: Record<s
       RUNCTL_CHECKPOINT_DIR: at('/opt/runctl/checkpoints'),
       RUNCTL_RESUME_FROM: resume,
       RUNCTL_OUTPUT_DIR: at('/opt/runctl/output'),
+      // The local instance root, so a script's fixed paths resolve inside the container as outside.
+      RUNCTL_INSTANCE_ROOT: run.root,
     },
     argv,
     stopSignal: 'SIGTERM',
@@ -87,8 +94,8 @@ function expectedRun(run: Launched, grace: number, argv: string[], env: Record<s
 }
 
 describe('agent: training in a docker image', () => {
-  it('logs in to ECR through stdin, pulls, runs dockerRunArgv, and reports success with checkpoints and outputs', async () => {
-    const docker = fakeDocker();
+  it('logs in to ECR through stdin, pulls, runs dockerRunArgv with the GPUs nvidia-smi lists, and reports success with checkpoints and outputs', async () => {
+    const docker = fakeDocker({ gpu: true });
     const env = { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '1', FIXTURE_CUSTOM: 'two words $(not run)' };
     const argv = ['python3', 'train.py', '--epochs', '2'];
 
@@ -108,7 +115,7 @@ describe('agent: training in a docker image', () => {
     for (const call of calls) expect(call.join(' ')).not.toContain(password.trim());
     expect(calls[1]).toEqual(['pull', '--quiet', IMAGE]);
     const runCall = calls.find((c) => c[0] === 'run');
-    expect(['docker', ...(runCall ?? [])]).toEqual(expectedRun(run, 2, argv, env));
+    expect(['docker', ...(runCall ?? [])]).toEqual(expectedRun(run, 2, argv, env, 'all'));
     expect(runCall).toEqual(expect.arrayContaining(['--init', '--gpus', 'all', '-v', `${run.root}/mnt/dataset:${run.root}/mnt/dataset:ro`]));
     // The script saw the environment only through -e, with the RUNCTL_* contract and the user's value intact.
     const received = JSON.parse(readFileSync(join(run.root, 'opt/runctl/output/received.json'), 'utf8'));
@@ -134,6 +141,8 @@ describe('agent: training in a docker image', () => {
 
     expect(outcome).toMatchObject({ kind: 'failure', error: 'Spot.Interrupted' });
     const kills = docker.calls().filter((c) => c[0] === 'kill');
+    // No nvidia-smi here, as on a CPU type: docker.gpus "auto" passes no --gpus.
+    expect(docker.calls().find((c) => c[0] === 'run')).not.toContain('--gpus');
     expect(kills[0]).toEqual(dockerKillArgv(`runctl-${run.runId}-1`, 'SIGTERM').slice(1));
     const cause = z.object({ checkpoint: z.object({ uri: z.string() }) }).parse(outcome.kind === 'failure' ? outcome.cause : undefined);
     const key = cause.checkpoint.uri.replace(`s3://${BUCKET}/`, '');

@@ -133,6 +133,9 @@ describe('signals and ECR', () => {
       tag: `bundle-${'a'.repeat(64)}`,
     });
     expect(spawnSync('bash', ['-n'], { input: script }).status).toBe(0);
+    // Logged in before the build, so `FROM` an image of the same registry pulls with --pull.
+    expect(script.indexOf('docker login')).toBeLessThan(script.indexOf('docker build'));
+    expect(script).toContain('docker build --pull --force-rm -f');
     expect(() => buildImageCommand({ bundleUri: `s3://b-1/bundles/${'a'.repeat(64)}.tar.gz`, bundleSha: 'a'.repeat(64), runsBucket: 'b-1', repositoryUri: 'r', registry: 'r', region: 'us-east-1', tag: 't', dockerfile: '../etc/passwd' })).toThrow();
   });
 });
@@ -190,5 +193,23 @@ describe('the image builder command', () => {
     // The canary check itself works: an unquoted substitution in the same harness does create it.
     expect(runBuilder('touch canary').created).toEqual(['canary']);
     expect(existsSync(join(tmpdir(), 'canary'))).toBe(false);
+  });
+
+  it('passes build arguments as single quoted arguments and refuses bad names', () => {
+    const options = {
+      bundleUri: `s3://runctl-runs/bundles/${'a'.repeat(64)}.tar.gz`,
+      bundleSha: 'a'.repeat(64),
+      runsBucket: 'runctl-runs',
+      repositoryUri: '127.0.0.1:5000/runctl/training',
+      registry: '127.0.0.1:5000',
+      region: 'us-east-1',
+      tag: `bundle-${'a'.repeat(64)}`,
+    };
+    const script = buildImageCommand({ ...options, buildArgs: { BASE_IMAGE: '127.0.0.1:5000/runctl/base:bookworm', NOTE: 'two words $(touch /tmp/x)' } });
+
+    expect(script).toContain("--build-arg 'BASE_IMAGE=127.0.0.1:5000/runctl/base:bookworm' --build-arg 'NOTE=two words $(touch /tmp/x)'");
+    expect(spawnSync('bash', ['-n'], { input: script }).status).toBe(0);
+    expect(() => buildImageCommand({ ...options, buildArgs: { 'A;B': 'x' } })).toThrow(/build argument name/);
+    expect(() => buildImageCommand({ ...options, buildArgs: { A: 'line\nbreak' } })).toThrow(/build argument A/);
   });
 });

@@ -674,7 +674,8 @@ describe('train-run state machine', () => {
           image: IMAGE,
           registry: '123456789012.dkr.ecr.us-east-1.amazonaws.com',
           region: 'us-east-1',
-          gpus: 'all',
+          // The agent passes --gpus only where nvidia-smi lists a GPU.
+          gpus: 'auto',
           mounts: [{ path: '/data', readOnly: false }, { path: '/mnt/dataset', readOnly: true }],
         },
       });
