@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -86,7 +86,9 @@ describe.skipIf(docker === undefined)('training in a container on a real Docker 
     expect(built?.imageUri).toMatch(new RegExp(`^${docker!.registry.replace(/\./g, '\\.')}/runctl/training@sha256:[0-9a-f]{64}$`));
     image = built?.imageUri ?? '';
 
-    const first = await attemptLog(runId, 1);
+    // The attempt log as the agent wrote it on the (terminated) instance: the copy in S3 is the
+    // last one uploaded, which a slow final upload may leave behind the stop.
+    const first = readFileSync(join(backend.compute.sandbox(instanceId), 'opt', 'runctl', 'attempts', runId, '1', 'upload', 'logs', 'attempt-1.log'), 'utf8');
     const second = await attemptLog(runId, 2);
     expect(first).toContain(`training started in container ${containerOf(runId, 1)} from ${image}`);
     expect(first).toContain('docker.gpus auto: none');
