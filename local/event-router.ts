@@ -66,7 +66,12 @@ interface Target {
   name: string;
   pattern: EventPattern;
   handler: EventHandler;
+  /** Put the handler's result on the bus, as a Lambda OnSuccess destination to EventBridge does. */
+  onSuccessToBus: boolean;
 }
+
+/** The detail-type of what a Lambda destination puts on EventBridge after a successful invocation. */
+export const LAMBDA_SUCCESS_DETAIL_TYPE = 'Lambda Function Invocation Result - Success';
 
 export class EventRouter {
   private readonly targets: Target[] = [];
@@ -86,9 +91,14 @@ export class EventRouter {
    * Registers a handler for a detail-type (any source) or an event pattern; `name` identifies
    * it in logs and in the Lambda context. Returns a function that removes it.
    */
-  on(match: string | EventPattern, handler: EventHandler, name?: string): () => void {
+  on(match: string | EventPattern, handler: EventHandler, name?: string, options: { onSuccessToBus?: boolean } = {}): () => void {
     const pattern: EventPattern = typeof match === 'string' ? { 'detail-type': [match] } : match;
-    const target: Target = { name: name ?? (typeof match === 'string' ? match : 'handler'), pattern, handler };
+    const target: Target = {
+      name: name ?? (typeof match === 'string' ? match : 'handler'),
+      pattern,
+      handler,
+      onSuccessToBus: options.onSuccessToBus ?? false,
+    };
     this.targets.push(target);
     return () => {
       const index = this.targets.indexOf(target);
@@ -103,7 +113,10 @@ export class EventRouter {
       targets.map(async (target): Promise<DeliveryOutcome> => {
         try {
           // Handlers get their own copy, as each Lambda invocation gets its own deserialized event.
-          const result = await target.handler(structuredClone(event), localLambdaContext(target.name, this.region, this.account));
+          const context = localLambdaContext(target.name, this.region, this.account);
+          const result = await target.handler(structuredClone(event), context);
+          // Asynchronous, as on AWS: the destination's targets run after this delivery returns.
+          if (target.onSuccessToBus) void this.deliver(this.destinationEvent(event, result, context.invokedFunctionArn, context.awsRequestId));
           return { target: target.name, ok: true, result };
         } catch (error) {
           this.logError(`event ${event['detail-type']} ${event.id} to ${target.name} failed`, error);
@@ -147,6 +160,29 @@ export class EventRouter {
   /** Builds and delivers a state-change notification (fits LocalCompute's onStateChange, gone aside). */
   emitInstanceStateChange(instanceId: string, state: InstanceState): Promise<DeliveryOutcome[]> {
     return this.deliver(this.instanceStateChange(instanceId, state));
+  }
+
+  /** What a Lambda OnSuccess destination to EventBridge puts on the bus (the AWS Lambda developer guide's record). */
+  private destinationEvent(request: EventEnvelope, response: unknown, functionArn: string, requestId: string): EventEnvelope {
+    const time = this.now().toISOString();
+    return {
+      version: '0',
+      id: randomUUID(),
+      'detail-type': LAMBDA_SUCCESS_DETAIL_TYPE,
+      source: 'lambda',
+      account: this.account,
+      time: time.replace(/\.\d{3}Z$/, 'Z'),
+      region: this.region,
+      resources: [`${functionArn}:$LATEST`],
+      detail: {
+        version: '1.0',
+        timestamp: time,
+        requestContext: { requestId, functionArn: `${functionArn}:$LATEST`, condition: 'Success', approximateInvokeCount: 1 },
+        requestPayload: request,
+        responseContext: { statusCode: 200, executedVersion: '$LATEST' },
+        responsePayload: structuredClone(response ?? null),
+      },
+    };
   }
 
   private envelope<const T extends string>(detailType: T, instanceId: string) {

@@ -8,6 +8,7 @@ import * as ensureImage from '../functions/steps/ensure-image';
 import * as finalizeArtifacts from '../functions/steps/finalize-artifacts';
 import * as finishRun from '../functions/steps/finish-run';
 import * as launchTraining from '../functions/steps/launch-training';
+import * as prepareReplacement from '../functions/steps/prepare-replacement';
 import * as prefetchData from '../functions/steps/prefetch-data';
 import * as provisionInstance from '../functions/steps/provision-instance';
 import * as releaseResources from '../functions/steps/release-resources';
@@ -35,7 +36,7 @@ import { LocalCompute } from './compute';
 import { probeLocalDocker, START_DOCKER_HINT, type DockerProbe, type LocalDocker } from './docker-env';
 import { LocalEcr } from './ecr';
 import { LocalImageBuilds } from './image-builds';
-import { EC2_DETAIL_TYPE, EventRouter } from './event-router';
+import { EC2_DETAIL_TYPE, EventRouter, LAMBDA_SUCCESS_DETAIL_TYPE } from './event-router';
 import type { LocalApiDeps } from './http-api';
 import { VolumeNotCataloguedError } from '../shared/ports/volumes';
 import { LocalImds } from './imds';
@@ -313,8 +314,31 @@ async function assemble(
     store,
     compute: stepCompute,
   };
-  router.on(EC2_DETAIL_TYPE.spotInterruptionWarning, spotWarning.createHandler(checkpointDeps), 'spot-warning');
-  router.on(EC2_DETAIL_TYPE.rebalanceRecommendation, rebalance.createHandler(checkpointDeps), 'rebalance');
+  // Both put their answer on the bus (a Lambda destination), where a rule starts prepare-replacement.
+  router.on(EC2_DETAIL_TYPE.spotInterruptionWarning, spotWarning.createHandler(checkpointDeps), 'spot-warning', { onSuccessToBus: true });
+  router.on(EC2_DETAIL_TYPE.rebalanceRecommendation, rebalance.createHandler(checkpointDeps), 'rebalance', { onSuccessToBus: true });
+  const replacements = new LocalStateMachine({
+    definition: loadAsl('prepare-replacement', localLambdaArn),
+    lambdas: { PrepareReplacementLambdaFunction: prepareReplacement.createHandler(stepDeps) },
+    stateMachineName: 'prepare-replacement',
+    region: services.region,
+    waitOverridesMs: { WaitForReplacement: 250, WaitForCopy: 500 },
+    retryIntervalScale: RETRY_INTERVAL_SCALE,
+  });
+  const preparing = new Set<LocalExecution>();
+  router.on(
+    { source: ['lambda'], 'detail-type': [LAMBDA_SUCCESS_DETAIL_TYPE], detail: { responsePayload: { action: ['checkpoint-requested'] } } },
+    (event) => {
+      const execution = replacements.start(event);
+      preparing.add(execution);
+      void execution.outcome.then((outcome) => {
+        preparing.delete(execution);
+        if (outcome.status === 'FAILED') console.error(`local backend: prepare-replacement failed: ${outcome.error}: ${outcome.cause}`);
+      });
+      return { executionArn: execution.executionArn };
+    },
+    'prepare-replacement',
+  );
   router.on(EC2_DETAIL_TYPE.stateChange, instanceState.createHandler({ instances: tags, store, executions }), 'instance-state');
 
   const apiDeps = (): LocalApiDeps => ({
@@ -410,9 +434,9 @@ async function assemble(
       if (stopped) return;
       stopped = true;
       for (const timer of reclaimTimers) clearTimeout(timer);
-      for (const execution of executions.all()) execution.abort();
+      for (const execution of [...executions.all(), ...preparing]) execution.abort();
       images?.abort();
-      await Promise.all(executions.all().map((e) => e.outcome));
+      await Promise.all([...executions.all(), ...preparing].map((e) => e.outcome));
       if (stopOptions.terminateInstances === true) {
         for (const instance of await localCompute.listTaggedInstances()) await localCompute.kill(instance.instanceId);
       }

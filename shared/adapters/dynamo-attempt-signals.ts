@@ -45,7 +45,6 @@ export class DynamoAttemptSignals implements AttemptSignals {
         '#gsi3pk = :gsi3pk',
         '#statusReason = :reason',
         `${entry}.#endReason = :spotInterrupted`,
-        `${entry}.#warningStamp = :warningStamp`,
       ],
       condition: ['#status = :training', '#owner = :owner'],
       names: {
@@ -54,10 +53,6 @@ export class DynamoAttemptSignals implements AttemptSignals {
         '#gsi3pk': 'gsi3pk',
         '#statusReason': 'statusReason',
         '#owner': 'owner',
-        '#warningStamp': SPOT_WARNING_ATTRIBUTE,
-      },
-      values: {
-        ':warningStamp': stamp,
         ':checkpointing': 'CHECKPOINTING',
         ':training': 'TRAINING',
         ':gsi2pk': index.gsi2pk,

@@ -53,6 +53,10 @@ const ATTEMPT_FIELDS = [
   'endedAt',
   'endReason',
   'resumeFrom',
+  'warnedAt',
+  'checkpointCompletedAt',
+  'replacement',
+  'trainingStartedAt',
 ] as const satisfies readonly (keyof Omit<Attempt, 'attempt'>)[];
 
 // Compile-time guards: a field added to the port's types must be added to the lists above.

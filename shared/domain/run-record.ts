@@ -25,6 +25,27 @@ export const ATTEMPT_END_REASONS = [
 ] as const;
 export type AttemptEndReason = (typeof ATTEMPT_END_REASONS)[number];
 
+/**
+ * The instance launched for the next attempt while this one checkpointed (provision on warning):
+ * it boots and copies the data during the upload, and the next ProvisionInstance adopts it.
+ */
+export const ReplacementSchema = z.object({
+  /** The attempt it was launched for (this one + 1), its RunInstances client token's suffix. */
+  attempt: z.number().int().positive(),
+  instanceId: z.string(),
+  instanceType: z.string(),
+  availabilityZone: z.string(),
+  spot: z.boolean(),
+  launchedAt: z.string(),
+  /** EC2 running and the SSM agent online. */
+  readyAt: z.string().optional(),
+  /** The run's data copied onto it. */
+  dataReadyAt: z.string().optional(),
+  /** Terminated without being adopted (the old attempt finished, a cancel, a failure): billed until then. */
+  releasedAt: z.string().optional(),
+});
+export type Replacement = z.infer<typeof ReplacementSchema>;
+
 /** One attempt: one instance, from launch to release. */
 export const AttemptSchema = z.object({
   /** 1-based attempt number; also the suffix of the RunInstances ClientToken. */
@@ -40,6 +61,14 @@ export const AttemptSchema = z.object({
   endReason: z.enum(ATTEMPT_END_REASONS).optional(),
   /** S3 URI of the checkpoint this attempt resumed from. */
   resumeFrom: z.string().optional(),
+  /** When the spot interruption warning for this attempt's instance arrived. */
+  warnedAt: z.string().optional(),
+  /** When this attempt's last checkpoint was complete in S3 after the warning (its agent's callback). */
+  checkpointCompletedAt: z.string().optional(),
+  /** The next attempt's instance, launched on the warning. */
+  replacement: ReplacementSchema.optional(),
+  /** When LaunchTraining handed this attempt to its agent: after an interruption, training resumes here. */
+  trainingStartedAt: z.string().optional(),
 });
 export type Attempt = z.infer<typeof AttemptSchema>;
 

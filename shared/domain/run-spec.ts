@@ -245,6 +245,14 @@ const RecoverySchema = z.strictObject({
   maxRestartsOnError: z.number().int().min(0).max(20).default(0),
   /** Checkpoint early on an EC2 rebalance recommendation. Default false. */
   checkpointOnRebalance: z.boolean().default(false),
+  /**
+   * Launch the next attempt's instance on the spot warning, while the old one checkpoints, so it
+   * boots, comes online and copies the data meanwhile (docs/recovery.md). Default true; false
+   * keeps the sequential path (checkpoint, release, then launch).
+   */
+  provisionOnWarning: z.boolean().default(true),
+  /** Also launch the next instance on a rebalance recommendation (with checkpointOnRebalance). Default false. */
+  preProvisionOnRebalance: z.boolean().default(false),
   /** How long to keep trying when no capacity is to be had. Default 1 h. */
   maxWaitForCapacity: durationSchema(SPEC_LIMITS.maxWaitForCapacitySeconds, '365d').default(3600),
 });

@@ -34,6 +34,17 @@ export async function decideRecovery(event: DecideRecoveryEvent, deps: RecordSte
   const { interruptions, userFailures } = countEndReasons(reasons);
   const latest = await deps.artifacts.latestCheckpoint(runId);
   const spec = record.spec;
+  // EventBridge times have second precision: a checkpoint of the warning's own second counts.
+  const afterWarning = (at: string, warnedAt: string) => Date.parse(at) >= Date.parse(warnedAt) - 1000;
+  if (
+    current?.warnedAt !== undefined &&
+    current.checkpointCompletedAt === undefined &&
+    latest?.attempt === attempt &&
+    afterWarning(latest.createdAt, current.warnedAt)
+  ) {
+    // The warned attempt's last checkpoint: the interruption's timeline (docs/recovery.md).
+    await deps.store.updateAttempt(runId, attempt, { checkpointCompletedAt: latest.createdAt });
+  }
 
   // A cancel asked for while the attempt was failing wins over any retry.
   const cancelled = record.status === 'CANCELLING' || record.cancelRequested !== undefined;

@@ -141,6 +141,7 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
   if (current.status === 'CANCELLING') {
     throw new RunCancelledError(`Run ${runId} was cancelled while attempt ${attempt} was being launched; the agent was not started`);
   }
+  await deps.store.updateAttempt(runId, attempt, { trainingStartedAt: deps.clock().toISOString() });
   const command = buildAgentLaunchCommand(agentConfigFor(spec, { runId, attempt, resumeFrom: event.resumeFrom, docker }, deps.config));
   const commandId = await deps.compute.sendCommand(instanceId, command, {
     comment: `runctl train ${runId} attempt ${attempt}`,

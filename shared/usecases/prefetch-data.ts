@@ -43,6 +43,9 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
   if (event.action === 'start') {
     const record = await requireRun(deps.store, event.runId);
     if (record.spec.data.length === 0) return { skipped: true, done: true };
+    // The replacement launched on the spot warning copied the data while the old instance checkpointed.
+    const replacement = record.attempts.find((a) => a.attempt === event.attempt - 1)?.replacement;
+    if (replacement?.instanceId === event.instanceId && replacement.dataReadyAt !== undefined) return { skipped: true, done: true };
     await deps.store.transition(event.runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING'], 'PREFETCHING', {
       statusReason: `Copying ${record.spec.data.length} data source(s) to ${event.instanceId}`,
     });

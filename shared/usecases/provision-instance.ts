@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import type { Placement } from '../domain/recovery';
+import type { RunRecord } from '../domain/run-record';
 import type { RunSpec } from '../domain/run-spec';
 import { preferredAzForVolume } from '../domain/volume-placement';
 import { CapacityUnavailableError, PrecheckFailedError } from '../errors';
@@ -27,9 +29,13 @@ export interface LaunchedInstanceState {
   spot: boolean;
 }
 
-/** `usesVolume`: the spec names a dataset volume, so the machine attaches it and releases it at the end. */
+/**
+ * `usesVolume`: the spec names a dataset volume, so the machine attaches it and releases it at the end.
+ * `prepared`: the instance was launched on the spot warning and is already online (the machine
+ * skips its readiness wait); PrefetchData then finds whether its data is copied too.
+ */
 export type ProvisionResult =
-  | { launched: true; instance: LaunchedInstanceState; waitingSince: null; usesVolume: boolean }
+  | { launched: true; instance: LaunchedInstanceState; waitingSince: null; usesVolume: boolean; prepared?: boolean }
   | { launched: false; retryInSeconds: number; waitingSince: string; nextTryAt: string; usesVolume: boolean };
 
 /** What ProvisionInstance reads to start a volume run next to its catalogued dataset volume. */
@@ -77,6 +83,8 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
   }
   const spec = record.spec;
   const usesVolume = spec.volume !== undefined;
+  const adopted = await adoptReplacement(event, record, deps);
+  if (adopted !== undefined) return adopted;
   const placement = event.placement ?? {
     instanceTypes: spec.instance.types,
     availabilityZones: spec.instance.availabilityZones,
@@ -91,20 +99,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
 
   let launched;
   try {
-    const request: LaunchRequest = {
-      runId,
-      attempt,
-      instanceTypes: placement.instanceTypes,
-      subnets: spec.instance.subnets,
-      spot: placement.spot,
-      onDemandFallback: spec.instance.onDemandFallback,
-      maxSpotPriceUsd: spec.instance.maxSpotPriceUsd,
-      ami: spec.instance.ami,
-      instanceProfile: spec.instance.instanceProfile,
-      rootVolumeGiB: spec.instance.rootVolumeGiB,
-      // runctl:owner lets the spot-warning handler write the status index in one call.
-      tags: { ...spec.tags, 'runctl:owner': record.owner },
-    };
+    const request = launchRequestFor(record, attempt, placement);
     try {
       launched = await deps.compute.launch({ ...request, availabilityZone: pinnedAz });
     } catch (error) {
@@ -148,6 +143,59 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     statusReason: `Instance ${launched.instanceId} (${launched.instanceType} in ${launched.availabilityZone}${launched.spot ? ', spot' : ''}) is starting`,
   });
   return { launched: true, instance: instanceState(launched.instanceId, launched), waitingSince: null, usesVolume };
+}
+
+/** The RunInstances request of attempt `attempt` under `placement` (ProvisionInstance, and the replacement launched on a warning). */
+export function launchRequestFor(record: RunRecord, attempt: number, placement: Placement): LaunchRequest {
+  const spec = record.spec;
+  return {
+    runId: record.runId,
+    attempt,
+    instanceTypes: placement.instanceTypes,
+    subnets: spec.instance.subnets,
+    spot: placement.spot,
+    onDemandFallback: spec.instance.onDemandFallback,
+    maxSpotPriceUsd: spec.instance.maxSpotPriceUsd,
+    ami: spec.instance.ami,
+    instanceProfile: spec.instance.instanceProfile,
+    rootVolumeGiB: spec.instance.rootVolumeGiB,
+    // runctl:owner lets the spot-warning handler write the status index in one call.
+    tags: { ...spec.tags, 'runctl:owner': record.owner },
+  };
+}
+
+/**
+ * The instance launched for this attempt on the previous attempt's spot warning, if it is still
+ * alive: recorded as this attempt's instead of launching another (its client token was this
+ * attempt's). A replacement that died or was released is ignored, and the attempt launches as usual.
+ */
+async function adoptReplacement(event: ProvisionInstanceEvent, record: RunRecord, deps: StepDeps): Promise<ProvisionResult | undefined> {
+  const replacement = record.attempts.find((a) => a.attempt === event.attempt - 1)?.replacement;
+  if (replacement === undefined || replacement.attempt !== event.attempt || replacement.releasedAt !== undefined) return undefined;
+  const readiness = await deps.compute.readiness(replacement.instanceId);
+  if (['shutting-down', 'terminated', 'stopping', 'stopped', 'gone'].includes(readiness.state)) return undefined;
+  await deps.store.transition(event.runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
+    statusReason: `Attempt ${event.attempt} takes over ${replacement.instanceId}, launched on the spot warning`,
+  });
+  await deps.store.appendAttempt(event.runId, {
+    attempt: event.attempt,
+    instanceId: replacement.instanceId,
+    instanceType: replacement.instanceType,
+    availabilityZone: replacement.availabilityZone,
+    spot: replacement.spot,
+    startedAt: replacement.launchedAt,
+    resumeFrom: event.resumeFrom ?? undefined,
+  });
+  await deps.store.transition(event.runId, 'PROVISIONING', 'STARTING', {
+    statusReason: `Instance ${replacement.instanceId} (${replacement.instanceType} in ${replacement.availabilityZone}${replacement.spot ? ', spot' : ''}) ${readiness.ready ? 'is online' : 'is starting'}`,
+  });
+  return {
+    launched: true,
+    instance: instanceState(replacement.instanceId, replacement),
+    waitingSince: null,
+    usesVolume: false,
+    prepared: readiness.ready,
+  };
 }
 
 function instanceState(

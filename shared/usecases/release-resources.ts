@@ -31,7 +31,23 @@ export async function releaseResources(state: ExecutionState & { runId: string }
   for (const tagged of await deps.compute.listTaggedInstances()) {
     if (tagged.runId === runId && tagged.state !== 'terminated' && tagged.state !== 'gone') ids.add(tagged.instanceId);
   }
+  // The next attempt's instance, launched on the spot warning and prepared meanwhile, is kept for
+  // that attempt's ProvisionInstance to adopt; on every other path it goes with the rest.
+  const newest = record?.attempts.at(-1);
+  const replacement = newest?.replacement;
+  const keep =
+    replacement !== undefined &&
+    replacement.releasedAt === undefined &&
+    state.recovery?.action === 'retry' &&
+    state.recovery.nextAttempt === replacement.attempt
+      ? replacement.instanceId
+      : undefined;
+  if (keep !== undefined) ids.delete(keep);
   for (const instanceId of ids) await deps.compute.terminate(instanceId);
+  if (newest !== undefined && replacement !== undefined && keep === undefined && replacement.releasedAt === undefined) {
+    // Billed until now, though it never trained (docs/costs.md).
+    await deps.store.updateAttempt(runId, newest.attempt, { replacement: { ...replacement, releasedAt: deps.clock().toISOString() } });
+  }
 
   const now = deps.clock().toISOString();
   const endReason = endReasonFor(state.error?.Error);

@@ -44,7 +44,12 @@ export const ExecutionStateSchema = z.looseObject({
   error: CaughtErrorSchema.optional().catch(undefined),
   releaseError: CaughtErrorSchema.optional().catch(undefined),
   recovery: z
-    .looseObject({ action: z.string(), status: z.string().optional(), reason: z.string().optional() })
+    .looseObject({
+      action: z.string(),
+      status: z.string().optional(),
+      reason: z.string().optional(),
+      nextAttempt: z.number().int().optional(),
+    })
     .optional()
     .catch(undefined),
   finalize: z

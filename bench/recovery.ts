@@ -1,0 +1,138 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { packDirectory } from '../cli/pack';
+import { LATENCY_PROFILES, latencyModel, scaleBandwidth } from '../local/latency';
+import { startLocalBackend, type LocalBackend } from '../local/runtime';
+import type { RunRecord } from '../shared/domain/run-record';
+
+/**
+ * The recovery timeline under the `aws` latency model (docs/performance.md): two runs side by
+ * side on one local backend, one on the sequential path (`recovery.provisionOnWarning: false`:
+ * checkpoint, release, then launch) and one overlapped (the replacement launched on the
+ * warning), each with a 2 GB checkpoint and a 10 GB dataset. Sizes are scaled 1:SCALE with the
+ * bandwidths (20 MB stands for 2 GB at 1/100 of the rate), so the seconds are those of the full
+ * sizes. Both are interrupted at the same moment; the figures are seconds after the warning.
+ */
+
+const SCALE = 100;
+const CHECKPOINT_BYTES = 2e9;
+const DATASET_BYTES = 10e9;
+/** Warning → reclaim, as on EC2. */
+const RECLAIM_MS = 120_000;
+
+export interface RecoveryTimeline {
+  path: 'sequential' | 'overlapped';
+  runId: string;
+  status: string;
+  /** Seconds after the warning. */
+  stopSignal?: number;
+  checkpointComplete?: number;
+  replacementReady?: number;
+  agentStarted?: number;
+  trainingResumed?: number;
+}
+
+export interface RecoveryFigures {
+  model: ReturnType<typeof latencyModel>;
+  timelines: RecoveryTimeline[];
+  /** max(launch + SSM + data copy, checkpoint upload) + agent start + 5 s, from the model and the measured agent start. */
+  target: number;
+  ratio: number;
+}
+
+async function put(backend: LocalBackend, key: string, body: Buffer): Promise<string> {
+  await backend.s3.send(new PutObjectCommand({ Bucket: backend.services.bucket, Key: key, Body: body }));
+  return `s3://${backend.services.bucket}/${key}`;
+}
+
+async function metricsOf(backend: LocalBackend, runId: string): Promise<Array<Record<string, number>>> {
+  const object = await backend.s3.send(new GetObjectCommand({ Bucket: backend.services.bucket, Key: `runs/${runId}/metrics.jsonl` }));
+  const text = (await object.Body?.transformToString()) ?? '';
+  return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number>);
+}
+
+async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await probe())) {
+    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+function secondsAfter(warning: number, at: string | number | undefined): number | undefined {
+  if (at === undefined) return undefined;
+  const ms = typeof at === 'number' ? at : Date.parse(at);
+  return Number.isFinite(ms) ? (ms - warning) / 1000 : undefined;
+}
+
+function timeline(path: RecoveryTimeline['path'], record: RunRecord, metrics: Array<Record<string, number>>, warning: number): RecoveryTimeline {
+  const [first, second] = record.attempts;
+  const stop = metrics.find((m) => m.attempt === 1 && typeof m.stop_signal_at_ms === 'number')?.stop_signal_at_ms;
+  const resumed = metrics.find((m) => m.attempt === 2 && typeof m.resumed_at_ms === 'number')?.resumed_at_ms;
+  return {
+    path,
+    runId: record.runId,
+    status: record.status,
+    stopSignal: secondsAfter(warning, stop),
+    checkpointComplete: secondsAfter(warning, first?.checkpointCompletedAt),
+    replacementReady: secondsAfter(warning, first?.replacement?.readyAt),
+    agentStarted: secondsAfter(warning, second?.trainingStartedAt),
+    trainingResumed: secondsAfter(warning, resumed),
+  };
+}
+
+/** Runs both paths side by side under the aws profile and returns their timelines. */
+export async function measureRecovery(): Promise<RecoveryFigures> {
+  const root = await mkdtemp(join(tmpdir(), 'runctl-bench-recovery-'));
+  const model = latencyModel('aws');
+  const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 5, latency: scaleBandwidth(model, SCALE) });
+  try {
+    const packed = await packDirectory(join(import.meta.dirname, 'recovery-script'));
+    const bundle = await put(backend, `bundles/${packed.sha256}.tar.gz`, await readFile(packed.file));
+    await rm(join(packed.file, '..'), { recursive: true, force: true });
+    const dataset = await put(backend, 'datasets/bench-recovery/data.bin', randomBytes(DATASET_BYTES / SCALE));
+    const spec = (provisionOnWarning: boolean) => ({
+      name: `recovery-${provisionOnWarning ? 'overlapped' : 'sequential'}`,
+      code: { bundle, entrypoint: 'train.py' },
+      hyperparameters: { checkpoint_bytes: CHECKPOINT_BYTES / SCALE, step_seconds: 0.2, steps_after_resume: 2 },
+      data: [{ source: dataset.replace(/data\.bin$/, ''), target: '/data' }],
+      instance: { types: ['g5.xlarge', 'g6.xlarge'], spot: true },
+      // Only the final checkpoint moves: the one the warning asks for.
+      checkpoint: { intervalSeconds: 3600, graceSeconds: 30 },
+      recovery: { provisionOnWarning },
+    });
+    const sequential = await backend.submit({ spec: spec(false) });
+    const overlapped = await backend.submit({ spec: spec(true) });
+    const runs = [sequential, overlapped];
+    // Both first attempts boot, come online and copy the dataset under the model: a few minutes.
+    await waitUntil(
+      'both runs training',
+      async () => (await Promise.all(runs.map((r) => backend.store.get(r.runId)))).every((r) => r?.status === 'TRAINING'),
+      15 * 60_000,
+    );
+    await new Promise((resolve) => setTimeout(resolve, 3000));
+    const warning = Date.now();
+    await Promise.all(runs.map((r) => backend.interrupt(r.runId, { graceMs: RECLAIM_MS })));
+    const finals = await Promise.all(runs.map((r) => backend.waitForRun(r.runId)));
+    const timelines = await Promise.all(
+      finals.map(async (record, i) => timeline(i === 0 ? 'sequential' : 'overlapped', record, await metricsOf(backend, record.runId), warning)),
+    );
+    const over = timelines[1];
+    const seq = timelines[0];
+    const agentStart = over?.trainingResumed !== undefined && over.agentStarted !== undefined ? over.trainingResumed - over.agentStarted : 0;
+    const prepare = (model.launchMs + model.ssmOnlineMs) / 1000 + DATASET_BYTES / (model.s3DownloadBytesPerSecond ?? Infinity);
+    const upload = CHECKPOINT_BYTES / (model.s3UploadBytesPerSecond ?? Infinity);
+    const target = Math.max(prepare, upload) + agentStart + 5;
+    const ratio = (seq?.trainingResumed ?? NaN) / (over?.trainingResumed ?? NaN);
+    return { model, timelines, target, ratio };
+  } finally {
+    await backend.stop({ terminateInstances: true });
+    await rm(root, { recursive: true, force: true });
+  }
+}
+
+/** The profile the figures use, for the report. */
+export const RECOVERY_PROFILE = LATENCY_PROFILES.aws;

@@ -1,0 +1,232 @@
+import { z } from 'zod';
+import { prefetchCommand } from '../agent/commands';
+import { countEndReasons, decideRecovery as decide } from '../domain/recovery';
+import type { Attempt, Replacement, RunRecord } from '../domain/run-record';
+import { isTerminal } from '../domain/run-status';
+import { CapacityUnavailableError, ConflictError } from '../errors';
+import { logger } from '../logger';
+import { launchRequestFor } from './provision-instance';
+import type { StepDeps } from './step-deps';
+import { RunIdSchema } from './train-run-state';
+
+/**
+ * The prepare-replacement machine's step: on a spot interruption warning (or a rebalance
+ * recommendation when the spec asks for it), launch the next attempt's instance at once, wait
+ * for it to come online and copy the run's data onto it — all while the old instance checkpoints.
+ * The train-run machine knows nothing of this until its own ProvisionInstance for that attempt,
+ * which adopts the prepared instance (recorded on the warned attempt as `replacement`) instead
+ * of launching one. Each action first looks at the run: once the train-run machine has adopted
+ * the instance this machine stops; once the instance is no longer wanted (the old attempt
+ * finished after all, a cancel, the run ended, a newer attempt) it terminates it. So no path
+ * leaves two instances running for one attempt.
+ */
+
+const WarnedAttempt = { runId: RunIdSchema, attempt: z.number().int().min(1) };
+export const PrepareReplacementEventSchema = z.discriminatedUnion('action', [
+  z.object({
+    action: z.literal('launch'),
+    ...WarnedAttempt,
+    instanceId: z.string().min(1),
+    /** The EventBridge detail-type that triggered it: a warning, or a rebalance recommendation. */
+    trigger: z.string(),
+  }),
+  z.object({ action: z.literal('check'), ...WarnedAttempt, checks: z.number().int().min(0) }),
+  z.object({ action: z.literal('copy'), ...WarnedAttempt }),
+  z.object({ action: z.literal('copy-check'), ...WarnedAttempt, commandId: z.string().min(1), polls: z.number().int().min(0) }),
+  z.object({ action: z.literal('abandon'), ...WarnedAttempt }),
+]);
+export type PrepareReplacementEvent = z.infer<typeof PrepareReplacementEventSchema>;
+
+/** `stop`: nothing more to do here (adopted by the run, abandoned, or never launched). */
+export interface PrepareResult {
+  stop: boolean;
+  reason?: string;
+  ready?: boolean;
+  checks?: number;
+  done?: boolean;
+  commandId?: string;
+  polls?: number;
+}
+
+const REBALANCE = 'EC2 Instance Rebalance Recommendation';
+const GONE = new Set(['shutting-down', 'terminated', 'stopping', 'stopped', 'gone']);
+
+/** Where the warned attempt's replacement stands, from the run record alone. */
+export type ReplacementSituation =
+  | { kind: 'preparing'; warned: Attempt; replacement: Replacement | undefined }
+  | { kind: 'adopted' }
+  | { kind: 'unwanted'; reason: string; replacement: Replacement | undefined };
+
+/** Pure: what the record says about attempt `attempt`'s replacement. */
+export function replacementSituation(record: RunRecord, attempt: number): ReplacementSituation {
+  const warned = record.attempts.find((a) => a.attempt === attempt);
+  const replacement = warned?.replacement;
+  const next = record.attempts.find((a) => a.attempt === attempt + 1);
+  if (next !== undefined && replacement !== undefined && next.instanceId === replacement.instanceId) return { kind: 'adopted' };
+  if (warned === undefined) return { kind: 'unwanted', reason: `attempt ${attempt} is not recorded`, replacement };
+  if (isTerminal(record.status)) return { kind: 'unwanted', reason: `the run ended (${record.status})`, replacement };
+  if (next !== undefined) return { kind: 'unwanted', reason: `attempt ${attempt + 1} runs on another instance`, replacement };
+  if (record.status === 'FINALIZING' || warned.endReason === 'SUCCEEDED') {
+    return { kind: 'unwanted', reason: `attempt ${attempt} finished training after the warning`, replacement };
+  }
+  if (record.status === 'CANCELLING' || record.cancelRequested !== undefined) return { kind: 'unwanted', reason: 'the run is being cancelled', replacement };
+  return { kind: 'preparing', warned, replacement };
+}
+
+/** One step of the prepare-replacement machine (see the file comment). */
+export async function prepareReplacement(event: PrepareReplacementEvent, deps: StepDeps): Promise<PrepareResult> {
+  const record = await deps.store.get(event.runId);
+  if (record === undefined) return { stop: true, reason: `run ${event.runId} has no record` };
+  const situation = replacementSituation(record, event.attempt);
+  if (situation.kind === 'adopted') return { stop: true, reason: `attempt ${event.attempt + 1} adopted the replacement` };
+  if (situation.kind === 'unwanted') return release(event, situation.replacement, situation.reason, deps);
+  if (event.action === 'launch') return launch(event, record, situation.warned, deps);
+  const replacement = situation.replacement;
+  if (replacement === undefined) return { stop: true, reason: 'no replacement was launched' };
+  switch (event.action) {
+    case 'abandon':
+      return release(event, replacement, 'preparing it failed', deps);
+    case 'check':
+      return check(event, replacement, deps);
+    case 'copy':
+      return copy(event, record, replacement, deps);
+    case 'copy-check':
+      return copyCheck(event, replacement, deps);
+  }
+}
+
+async function launch(
+  event: Extract<PrepareReplacementEvent, { action: 'launch' }>,
+  record: RunRecord,
+  warned: Attempt,
+  deps: StepDeps,
+): Promise<PrepareResult> {
+  const spec = record.spec;
+  const wanted = event.trigger === REBALANCE ? spec.recovery.preProvisionOnRebalance : spec.recovery.provisionOnWarning;
+  if (!wanted) return { stop: true, reason: `recovery.${event.trigger === REBALANCE ? 'preProvisionOnRebalance' : 'provisionOnWarning'} is off` };
+  // A volume attaches to one instance at a time: such a run keeps the sequential path.
+  if (spec.volume !== undefined) return { stop: true, reason: 'a run with a dataset volume attaches it after the old instance is released' };
+  if (warned.instanceId !== event.instanceId) return { stop: true, reason: `attempt ${event.attempt} runs on ${warned.instanceId ?? 'no instance'}` };
+  if (warned.replacement !== undefined) return { stop: false, reason: 'already launched' };
+
+  // The same policy DecideRecovery applies next: the interruption counted, reclaimed capacity last.
+  const reasons = record.attempts.map((a) => (a.attempt === event.attempt ? 'SPOT_INTERRUPTED' : a.endReason));
+  const { interruptions, userFailures } = countEndReasons(reasons);
+  const decision = decide(
+    {
+      error: 'Spot.Interrupted',
+      attempt: event.attempt,
+      interruptions,
+      userFailures,
+      instanceType: warned.instanceType,
+      availabilityZone: warned.availabilityZone,
+      spot: warned.spot,
+    },
+    {
+      maxInterruptions: spec.recovery.maxInterruptions,
+      maxRestartsOnError: spec.recovery.maxRestartsOnError,
+      strategy: 'eager-next',
+      instanceTypes: spec.instance.types,
+      availabilityZones: spec.instance.availabilityZones,
+      spot: spec.instance.spot,
+      onDemandFallback: spec.instance.onDemandFallback,
+    },
+  );
+  if (decision.action !== 'retry') return { stop: true, reason: `no next attempt: ${decision.reason}` };
+
+  let launched;
+  try {
+    launched = await deps.compute.launch(launchRequestFor(record, decision.nextAttempt, decision.placement));
+  } catch (error) {
+    // No capacity now: the train-run machine walks the list itself after the checkpoint, as without this.
+    if (error instanceof CapacityUnavailableError) return { stop: true, reason: error.message };
+    throw error;
+  }
+  const replacement: Replacement = {
+    attempt: decision.nextAttempt,
+    instanceId: launched.instanceId,
+    instanceType: launched.instanceType,
+    availabilityZone: launched.availabilityZone,
+    spot: launched.spot,
+    launchedAt: launched.launchedAt,
+  };
+  try {
+    await deps.store.updateAttempt(event.runId, event.attempt, { replacement });
+  } catch (error) {
+    if (!(error instanceof ConflictError)) throw error;
+    // The run moved on while this launched: the same client token gave its ProvisionInstance
+    // this very instance (adopted), or the instance is not wanted.
+    const latest = await deps.store.get(event.runId);
+    const adopted = latest?.attempts.some((a) => a.attempt === replacement.attempt && a.instanceId === replacement.instanceId);
+    if (adopted === true) return { stop: true, reason: 'adopted by the run before it was recorded' };
+    await deps.compute.terminate(replacement.instanceId);
+    return { stop: true, reason: 'the run moved on while the replacement launched; terminated it' };
+  }
+  logger.info('replacement launched on the warning', { runId: event.runId, warnedAttempt: event.attempt, replacement });
+  return { stop: false };
+}
+
+async function check(event: { runId: string; attempt: number; checks: number }, replacement: Replacement, deps: StepDeps): Promise<PrepareResult> {
+  const readiness = await deps.compute.readiness(replacement.instanceId);
+  const checks = event.checks + 1;
+  if (GONE.has(readiness.state)) return release(event, replacement, `the replacement is ${readiness.state}`, deps);
+  if (readiness.ready) {
+    if (replacement.readyAt === undefined) await record(event, { ...replacement, readyAt: deps.clock().toISOString() }, deps);
+    return { stop: false, ready: true, checks };
+  }
+  if (checks >= deps.config.readinessMaxChecks) return release(event, replacement, `the replacement was not ready after ${checks} checks`, deps);
+  return { stop: false, ready: false, checks };
+}
+
+async function copy(event: { runId: string; attempt: number }, run: RunRecord, replacement: Replacement, deps: StepDeps): Promise<PrepareResult> {
+  if (replacement.dataReadyAt !== undefined) return { stop: true, done: true, reason: 'data already copied' };
+  if (run.spec.data.length === 0) {
+    await record(event, { ...replacement, dataReadyAt: deps.clock().toISOString() }, deps);
+    return { stop: true, done: true, reason: 'no data to copy' };
+  }
+  const commandId = await deps.compute.sendCommand(replacement.instanceId, prefetchCommand(run.spec.data), {
+    comment: `runctl prefetch ${event.runId} attempt ${replacement.attempt} (replacement)`,
+    timeoutSeconds: 6 * 3600,
+  });
+  return { stop: false, done: false, commandId, polls: 0 };
+}
+
+async function copyCheck(
+  event: { runId: string; attempt: number; commandId: string; polls: number },
+  replacement: Replacement,
+  deps: StepDeps,
+): Promise<PrepareResult> {
+  const result = await deps.compute.commandResult(replacement.instanceId, event.commandId);
+  const polls = event.polls + 1;
+  if (result.status === 'Pending' || result.status === 'InProgress' || result.status === 'Delayed') {
+    if (polls >= deps.config.prefetchMaxPolls) return release(event, replacement, `the data copy was still ${result.status} after ${polls} polls`, deps);
+    return { stop: false, done: false, commandId: event.commandId, polls };
+  }
+  if (result.status !== 'Success') {
+    // Not this machine's to report: the run copies again on a fresh instance and says why there.
+    return release(event, replacement, `the data copy ended ${result.status}`, deps);
+  }
+  await record(event, { ...replacement, dataReadyAt: deps.clock().toISOString() }, deps);
+  return { stop: true, done: true, reason: 'ready for the next attempt' };
+}
+
+/** Terminates a replacement nobody will adopt and records when (its cost runs until then). */
+async function release(
+  event: { runId: string; attempt: number },
+  replacement: Replacement | undefined,
+  reason: string,
+  deps: StepDeps,
+): Promise<PrepareResult> {
+  if (replacement === undefined || replacement.releasedAt !== undefined) return { stop: true, reason };
+  await deps.compute.terminate(replacement.instanceId);
+  await record(event, { ...replacement, releasedAt: deps.clock().toISOString() }, deps).catch((error: unknown) => {
+    // The attempt is no longer the newest: ReleaseResources has ended the run's attempts meanwhile.
+    logger.warn('could not record the released replacement', { runId: event.runId, error });
+  });
+  logger.info('replacement released', { runId: event.runId, instanceId: replacement.instanceId, reason });
+  return { stop: true, reason: `${reason}; replacement ${replacement.instanceId} terminated` };
+}
+
+async function record(event: { runId: string; attempt: number }, replacement: Replacement, deps: StepDeps): Promise<void> {
+  await deps.store.updateAttempt(event.runId, event.attempt, { replacement });
+}

@@ -1,0 +1,79 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { processesOf, startWorld, submitExample, waitFor, waitForCheckpoint, type E2eWorld } from './support';
+
+/**
+ * Provision on warning (docs/recovery.md): the next attempt's instance is launched on the spot
+ * warning, prepared while the old one checkpoints, and adopted by the run; every race ends with
+ * one instance per attempt and nothing left running.
+ */
+let world: E2eWorld | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+describe('local backend: the replacement starts on the warning', () => {
+  it('launches attempt 2 on the warning and the run adopts it: one instance per attempt, the timeline recorded', async () => {
+    world = await startWorld();
+    const submitted = await submitExample(world, { epochs: 12, min_epoch_seconds: 0.7 });
+    await waitForCheckpoint(world, submitted.runId);
+
+    const interruption = await world.backend.interrupt(submitted.runId, { graceMs: 30_000 });
+    const launchedOnWarning = await waitFor('the replacement', async () => {
+      const record = await world?.backend.store.get(submitted.runId);
+      return record?.attempts[0]?.replacement;
+    });
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    const [first, second] = record.attempts;
+    expect(first).toMatchObject({ attempt: 1, instanceId: interruption.instanceId, endReason: 'SPOT_INTERRUPTED' });
+    expect(first?.replacement).toMatchObject({ attempt: 2, instanceId: launchedOnWarning.instanceId });
+    expect(first?.replacement?.releasedAt).toBeUndefined();
+    expect(second).toMatchObject({ attempt: 2, instanceId: launchedOnWarning.instanceId, endReason: 'SUCCEEDED' });
+    expect(second?.resumeFrom).toMatch(/\/checkpoints\/0001-\d{6}\/$/);
+    // The timeline: warning, then the checkpoint complete, then training on the replacement.
+    expect(first?.warnedAt).toBeDefined();
+    expect(first?.checkpointCompletedAt).toBeDefined();
+    expect(Date.parse(second?.trainingStartedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(first?.checkpointCompletedAt ?? ''));
+    // Only two instances were ever launched for the run.
+    const launched = new Set(record.attempts.map((a) => a.instanceId));
+    expect(launched.size).toBe(2);
+    expect(await processesOf(record)).toEqual([]);
+    expect(await world.backend.compute.listTaggedInstances()).toEqual([]);
+  }, 180_000);
+
+  it('keeps the sequential path when recovery.provisionOnWarning is false: nothing is launched before the checkpoint', async () => {
+    world = await startWorld();
+    const submitted = await world.backend.submit({
+      spec: { ...(await import('../../examples/linear/prepare')).exampleSpec(world.example, { hidden: 8, epochs: 10, min_epoch_seconds: 0.7 }), recovery: { provisionOnWarning: false } },
+    });
+    await waitForCheckpoint(world, submitted.runId);
+
+    await world.backend.interrupt(submitted.runId, { graceMs: 30_000 });
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.attempts).toHaveLength(2);
+    expect(record.attempts[0]?.replacement).toBeUndefined();
+    expect(await processesOf(record)).toEqual([]);
+  }, 180_000);
+
+  it('a cancel during the overlap releases both instances', async () => {
+    world = await startWorld();
+    const submitted = await submitExample(world, { epochs: 40, min_epoch_seconds: 0.7 });
+    await waitForCheckpoint(world, submitted.runId);
+
+    await world.backend.interrupt(submitted.runId, { graceMs: 30_000 });
+    const replacement = await waitFor('the replacement', async () => (await world?.backend.store.get(submitted.runId))?.attempts[0]?.replacement);
+    await world.backend.cancel(submitted.runId, { force: true });
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('CANCELLED');
+    await waitFor('no instance left', async () => ((await world?.backend.compute.listTaggedInstances())?.length === 0 ? true : undefined), 60_000);
+    const state = await world.backend.compute.describe(replacement.instanceId);
+    expect(state?.state).toBe('terminated');
+    expect(await processesOf(record)).toEqual([]);
+  }, 180_000);
+});
