@@ -16,6 +16,22 @@ export const AttemptSchema = z.looseObject({
   endedAt: z.string().optional(),
   endReason: z.string().optional(),
   resumeFrom: z.string().optional(),
+  warnedAt: z.string().optional(),
+  checkpointCompletedAt: z.string().optional(),
+  trainingStartedAt: z.string().optional(),
+  replacement: z
+    .looseObject({
+      attempt: z.number(),
+      instanceId: z.string(),
+      instanceType: z.string(),
+      availabilityZone: z.string(),
+      spot: z.boolean(),
+      launchedAt: z.string(),
+      readyAt: z.string().optional(),
+      dataReadyAt: z.string().optional(),
+      releasedAt: z.string().optional(),
+    })
+    .optional(),
 });
 
 export const CheckpointSchema = z.looseObject({

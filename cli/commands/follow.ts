@@ -1,3 +1,4 @@
+import { overlapLine } from '../../shared/domain/interruption';
 import type { MetricPoint, Run } from '../api-types';
 import { TERMINAL } from '../api-types';
 import { sleep, type CommandContext } from '../context';
@@ -15,7 +16,10 @@ export function phaseLine(run: Run): string {
       : ` · attempt ${attempt.attempt}${attempt.instanceType === undefined ? '' : ` ${attempt.instanceType}`}` +
         `${attempt.availabilityZone === undefined ? '' : ` ${attempt.availabilityZone}`} ${attempt.spot ? 'spot' : 'on-demand'}` +
         `${attempt.pricePerHourUsd === undefined ? '' : ` $${attempt.pricePerHourUsd.toFixed(4)}/h`}`;
-  return `${run.status}${where}${run.statusReason === undefined ? '' : ` — ${run.statusReason}`}`;
+  const overlap = overlapLine(run.attempts, new Date());
+  // The overlap line changes as the replacement boots, comes online and copies data.
+  const recovering = overlap === undefined ? '' : ` — ${overlap.replace(/ \(\d+ s after the warning\)$/, '')}`;
+  return `${run.status}${where}${run.statusReason === undefined ? '' : ` — ${run.statusReason}`}${recovering}`;
 }
 
 /** One line for the newest metrics: an epoch bar when the script reports epochs and the spec says how many. */

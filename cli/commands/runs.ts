@@ -1,3 +1,4 @@
+import { interruptionTimelines, overlapLine } from '../../shared/domain/interruption';
 import { printJson, type CommandContext } from '../context';
 import type { Run } from '../api-types';
 import { duration, shortTime, table, usd } from '../render';
@@ -51,7 +52,22 @@ export function describeRun(run: Run, newestCheckpoint: string | undefined, now:
     a.endReason ?? (a.endedAt === undefined ? 'running' : '-'),
   ]);
   const resumes = run.attempts.filter((a) => a.attempt > 1).map((a) => resumeLine(a, run.attempts.find((p) => p.attempt === a.attempt - 1)));
-  return [...lines, '', table(['#', 'INSTANCE', 'TYPE', 'AZ', 'MARKET', '$/HOUR', 'STARTED', 'ENDED', 'WHY ENDED'], rows), ...(resumes.length > 0 ? ['', ...resumes] : [])].join('\n');
+  const overlap = overlapLine(run.attempts, now);
+  const timelines = interruptionTimelines(run.attempts);
+  const interruptions = timelines.map(
+    (t) =>
+      `  attempt ${t.attempt}: warned ${shortTime(t.warnedAt)}, checkpoint ${shortTime(t.checkpointCompletedAt)}, ` +
+      `replacement ready ${shortTime(t.replacementReadyAt)}, training resumed ${shortTime(t.trainingResumedAt)}` +
+      (t.overheadSeconds === undefined ? '' : ` — ${t.overheadSeconds} s from warning to training`),
+  );
+  return [
+    ...lines,
+    ...(overlap === undefined ? [] : [`Recovering  ${overlap}`]),
+    '',
+    table(['#', 'INSTANCE', 'TYPE', 'AZ', 'MARKET', '$/HOUR', 'STARTED', 'ENDED', 'WHY ENDED'], rows),
+    ...(resumes.length > 0 ? ['', ...resumes] : []),
+    ...(interruptions.length === 0 ? [] : ['', 'Interruptions', ...interruptions]),
+  ].join('\n');
 }
 
 type AttemptView = Run['attempts'][number];

@@ -45,6 +45,8 @@ export class DynamoAttemptSignals implements AttemptSignals {
         '#gsi3pk = :gsi3pk',
         '#statusReason = :reason',
         `${entry}.#endReason = :spotInterrupted`,
+        `${entry}.#warningStamp = :warningStamp`,
+        `${entry}.#warnedAt = :warnedAt`,
       ],
       condition: ['#status = :training', '#owner = :owner'],
       names: {
@@ -53,6 +55,12 @@ export class DynamoAttemptSignals implements AttemptSignals {
         '#gsi3pk': 'gsi3pk',
         '#statusReason': 'statusReason',
         '#owner': 'owner',
+        '#warningStamp': SPOT_WARNING_ATTRIBUTE,
+        '#warnedAt': 'warnedAt',
+      },
+      values: {
+        ':warningStamp': stamp,
+        ':warnedAt': mark.noticedAt,
         ':checkpointing': 'CHECKPOINTING',
         ':training': 'TRAINING',
         ':gsi2pk': index.gsi2pk,

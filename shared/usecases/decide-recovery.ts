@@ -34,16 +34,12 @@ export async function decideRecovery(event: DecideRecoveryEvent, deps: RecordSte
   const { interruptions, userFailures } = countEndReasons(reasons);
   const latest = await deps.artifacts.latestCheckpoint(runId);
   const spec = record.spec;
-  // EventBridge times have second precision: a checkpoint of the warning's own second counts.
-  const afterWarning = (at: string, warnedAt: string) => Date.parse(at) >= Date.parse(warnedAt) - 1000;
-  if (
-    current?.warnedAt !== undefined &&
-    current.checkpointCompletedAt === undefined &&
-    latest?.attempt === attempt &&
-    afterWarning(latest.createdAt, current.warnedAt)
-  ) {
-    // The warned attempt's last checkpoint: the interruption's timeline (docs/recovery.md).
-    await deps.store.updateAttempt(runId, attempt, { checkpointCompletedAt: latest.createdAt });
+  if (current?.warnedAt !== undefined && current.checkpointCompletedAt === undefined && endReason === 'SPOT_INTERRUPTED' && latest?.attempt === attempt) {
+    // The warned attempt's checkpointing is over (its agent called back): the checkpoint's own
+    // time when it was written after the warning (EventBridge times have second precision), else
+    // now — the agent found nothing newer to upload. The interruption's timeline (docs/recovery.md).
+    const written = Date.parse(latest.createdAt) >= Date.parse(current.warnedAt) - 1000;
+    await deps.store.updateAttempt(runId, attempt, { checkpointCompletedAt: written ? latest.createdAt : deps.clock().toISOString() });
   }
 
   // A cancel asked for while the attempt was failing wins over any retry.

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { NotFoundError, RunInvalidError } from '../errors';
+import { interruptionTimelines, type InterruptionTimeline } from '../domain/interruption';
 import { summarize, type RunRecord, type RunSummary } from '../domain/run-record';
 import { RUN_STATUSES } from '../domain/run-status';
 import { toFieldIssues } from '../domain/run-spec';
@@ -11,13 +12,16 @@ export const ListRunsQuerySchema = z.object({
   nextToken: z.string().min(1).optional(),
 });
 
-/** What a caller may see of a run: everything but the live task token. */
-export type RunView = Omit<RunRecord, 'taskToken'>;
+/**
+ * What a caller may see of a run: everything but the live task token, plus the timeline and
+ * wall-time overhead of each spot interruption (docs/recovery.md).
+ */
+export type RunView = Omit<RunRecord, 'taskToken'> & { interruptionTimeline: InterruptionTimeline[] };
 
 /** Strips what must never leave the control plane. */
 export function toView(record: RunRecord): RunView {
   const { taskToken: _hidden, ...view } = record;
-  return view;
+  return { ...view, interruptionTimeline: interruptionTimelines(record.attempts) };
 }
 
 /** The caller's runs, newest first. */
