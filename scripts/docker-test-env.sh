@@ -182,6 +182,10 @@ stop_quietly() {
   kill_pidfile "$state_dir/registry.pid"
   kill_pidfile "$state_dir/dockerd.pid"
   if [ -n "$runtime" ] && [ -d "$runtime" ] && [[ $runtime == /tmp/runctl-docker.* ]]; then
+    # dockerd leaves its network namespace bind-mounted under the exec root.
+    grep -F " $runtime/" /proc/mounts | cut -d ' ' -f 2 | sort -r | while read -r mounted; do
+      umount "$mounted" 2>/dev/null || umount -l "$mounted" 2>/dev/null || true
+    done
     rm -rf "$runtime"
   fi
   rm -f "$state_dir/runtime" "$state_dir/env.json" "$state_dir/registry-password"
