@@ -107,6 +107,11 @@ const EXPECTED_ROUTES = [
   { method: 'POST', path: '/sweeps', handler: 'functions/api/create-sweep.handler' },
   { method: 'GET', path: '/sweeps/{id}', handler: 'functions/api/get-sweep.handler' },
   { method: 'POST', path: '/sweeps/{id}/stop', handler: 'functions/api/stop-sweep.handler' },
+  { method: 'POST', path: '/models/{name}/versions', handler: 'functions/api/register-model.handler' },
+  { method: 'GET', path: '/models', handler: 'functions/api/list-models.handler' },
+  { method: 'GET', path: '/models/{name}', handler: 'functions/api/get-model.handler' },
+  { method: 'POST', path: '/models/{name}/promote', handler: 'functions/api/promote-model.handler' },
+  { method: 'GET', path: '/models/{name}/versions/{version}/download', handler: 'functions/api/download-model.handler' },
 ];
 
 const STEP_HANDLERS = [
