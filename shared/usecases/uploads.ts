@@ -83,16 +83,23 @@ export async function createUpload(request: { body: unknown }, deps: UploadDeps)
   if (await objectExists(deps, key)) return { bundle, exists: true };
 
   const checksum = Buffer.from(sha256, 'hex').toString('base64');
+  // The checksum and If-None-Match stay signed headers (not hoisted into the query string, where
+  // S3 is not known to enforce a checksum): the PUT must carry them, S3 refuses a body that does
+  // not hash to the name, and an object already stored under the digest is never overwritten.
   const uploadUrl = await getSignedUrl(
     deps.s3,
-    new PutObjectCommand({ Bucket: deps.runsBucket, Key: key, ContentLength: bytes, ChecksumSHA256: checksum }),
-    { expiresIn: UPLOAD_URL_TTL_SECONDS },
+    new PutObjectCommand({ Bucket: deps.runsBucket, Key: key, ContentLength: bytes, ChecksumSHA256: checksum, IfNoneMatch: '*' }),
+    {
+      expiresIn: UPLOAD_URL_TTL_SECONDS,
+      unhoistableHeaders: new Set(['x-amz-checksum-sha256']),
+      signableHeaders: new Set(['content-length', 'if-none-match', 'x-amz-checksum-sha256']),
+    },
   );
   return {
     bundle,
     exists: false,
     uploadUrl,
-    uploadHeaders: { 'content-length': String(bytes) },
+    uploadHeaders: { 'content-length': String(bytes), 'x-amz-checksum-sha256': checksum, 'if-none-match': '*' },
     expiresInSeconds: UPLOAD_URL_TTL_SECONDS,
   };
 }

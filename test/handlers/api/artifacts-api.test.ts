@@ -96,13 +96,19 @@ describe('artifact API handlers (dynalite + s3rver)', () => {
 
       const first = await upload({ sha256, bytes: bundle.length });
       const ticket = body(first);
-      const putResponse = await fetch(String(ticket.uploadUrl), { method: 'PUT', body: bundle });
+      const headers = ticket.uploadHeaders as Record<string, string>;
+      const putResponse = await fetch(String(ticket.uploadUrl), { method: 'PUT', body: bundle, headers });
       const second = body(await upload({ sha256, bytes: bundle.length }));
 
       expect(first.statusCode).toBe(200);
       expect(ticket).toMatchObject({ bundle: `s3://${BUCKET}/bundles/${sha256}.tar.gz`, exists: false, expiresInSeconds: 900 });
       expect(String(ticket.uploadUrl)).toContain(`/bundles/${sha256}.tar.gz?`);
       expect(String(ticket.uploadUrl)).toContain('X-Amz-Expires=900');
+      // The checksum and If-None-Match are signed headers the PUT must carry, not query parameters.
+      const url = new URL(String(ticket.uploadUrl));
+      expect(url.searchParams.get('X-Amz-SignedHeaders')?.split(';')).toEqual(expect.arrayContaining(['content-length', 'if-none-match', 'x-amz-checksum-sha256']));
+      expect(url.searchParams.has('x-amz-checksum-sha256')).toBe(false);
+      expect(headers).toMatchObject({ 'x-amz-checksum-sha256': Buffer.from(sha256, 'hex').toString('base64'), 'if-none-match': '*' });
       expect(putResponse.status).toBe(200);
       expect(second).toEqual({ bundle: `s3://${BUCKET}/bundles/${sha256}.tar.gz`, exists: true });
     });
