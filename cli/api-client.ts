@@ -150,6 +150,7 @@ export class ApiClient {
     }
     if (status === 404 && /^Run .* not found$/.test(message)) return new CliError(`${message}. \`runctl ls\` lists your runs.`);
     if (status === 404 && /^(Experiment|Sweep|Model) .* not found$/.test(message)) return new CliError(message);
+    if (status === 404 && /^Run .* has no attempt /.test(message)) return new CliError(`${message}; \`runctl status\` lists them`);
     if (status === 404) {
       return new CliError(`${this.endpoint} does not serve ${method} ${path}: is the endpoint a runctl API, and is the stack deployed and up to date?`);
     }

@@ -26,7 +26,7 @@ export async function showLogs(context: CommandContext, runId: string, options: 
     if (options.attempt === undefined && first.attempts.length === 1) header(first.attempt);
     write(first.text);
     if (!options.follow) return 0;
-    return follow(context, runId, first.attempt, first.nextOffset, options.attempt !== undefined, write, header);
+    return follow(context, runId, first.attempt, first.nextOffset, options.attempt !== undefined, write, header, first.attempts);
   }
 
   // Every attempt, oldest first: the newest one's chunk is the one already read.
@@ -41,7 +41,7 @@ export async function showLogs(context: CommandContext, runId: string, options: 
     write(chunk.text);
   }
   if (!options.follow) return 0;
-  return follow(context, runId, first.attempt, first.nextOffset, false, write, header);
+  return follow(context, runId, first.attempt, first.nextOffset, false, write, header, first.attempts);
 }
 
 async function follow(
@@ -52,12 +52,17 @@ async function follow(
   onlyThisAttempt: boolean,
   write: (text: string) => void,
   header: (attempt: number) => void,
+  known: number[],
 ): Promise<number> {
   const pollMs = Math.min(context.pollMs, FOLLOW_POLL_MS);
   let attempt = from;
   let offset = fromOffset;
+  // Before its first attempt a run has no attempt to name: the API then reads the one to come.
+  let attempts = known;
+  const which = () => (attempts.includes(attempt) ? attempt : undefined);
   for (;;) {
-    const chunk = await context.client.logs(runId, { attempt, offset });
+    const chunk = await context.client.logs(runId, { attempt: which(), offset });
+    attempts = chunk.attempts;
     write(chunk.text);
     offset = chunk.nextOffset;
     if (offset < chunk.size) continue; // more is stored already
@@ -71,7 +76,7 @@ async function follow(
     const run = await context.client.getRun(runId);
     if (TERMINAL.has(run.status)) {
       // The agent uploads the log last on exit: one more read after the end picks up its final lines.
-      const last = await context.client.logs(runId, { attempt, offset });
+      const last = await context.client.logs(runId, { attempt: which(), offset });
       write(last.text);
       if (last.attempts.every((a) => a <= attempt) || onlyThisAttempt) {
         context.err(`--- run ${runId} ended ${run.status} ---`);
