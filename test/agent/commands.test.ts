@@ -99,7 +99,7 @@ describe('prefetchCommand', () => {
     expect(readFileSync(join(root, 'data/train/b.bin'), 'utf8')).toBe('bbbbbb');
     expect(readFileSync(join(root, 'data/archives/mnist.tar'), 'utf8')).toBe('tarball');
     expect(readFileSync(join(root, 'data/whole/train/a.bin'), 'utf8')).toBe('aaaa');
-  });
+  }, 120_000); // each real AWS CLI start costs about 1 s of CPU idle, several under load
 
   it('fails with a distinct exit code and a clear message when a source is missing', async () => {
     const result = await runBash(prefetchCommand([{ source: `s3://${BUCKET}/datasets/nothing-here/`, target: '/data/x' }]));
