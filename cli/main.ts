@@ -80,20 +80,25 @@ const GLOBAL = {
   help: { type: 'boolean', short: 'h', default: false },
 } satisfies ParseArgsConfig['options'];
 
+/** The run-spec options a submit and a sweep's base run both take. */
+const SPEC_OPTIONS = {
+  file: { type: 'string', short: 'f' },
+  entrypoint: { type: 'string' },
+  hyperparameters: { type: 'string' },
+  hyperparams: { type: 'string' },
+  'instance-type': { type: 'string' },
+  'instance-types': { type: 'string' },
+  spot: { type: 'boolean' },
+  'on-demand': { type: 'boolean' },
+  data: { type: 'string', multiple: true },
+  'max-cost': { type: 'string' },
+  'max-runtime': { type: 'string' },
+  name: { type: 'string' },
+} satisfies ParseArgsConfig['options'];
+
 const COMMAND_OPTIONS = {
   submit: {
-    file: { type: 'string', short: 'f' },
-    entrypoint: { type: 'string' },
-    hyperparameters: { type: 'string' },
-    hyperparams: { type: 'string' },
-    'instance-type': { type: 'string' },
-    'instance-types': { type: 'string' },
-    spot: { type: 'boolean' },
-    'on-demand': { type: 'boolean' },
-    data: { type: 'string', multiple: true },
-    'max-cost': { type: 'string' },
-    'max-runtime': { type: 'string' },
-    name: { type: 'string' },
+    ...SPEC_OPTIONS,
     follow: { type: 'boolean', default: false },
     rerun: { type: 'boolean', default: false },
     'client-token': { type: 'string' },
@@ -105,18 +110,7 @@ const COMMAND_OPTIONS = {
   checkpoints: {},
   cancel: { force: { type: 'boolean', default: false } },
   sweep: {
-    file: { type: 'string', short: 'f' },
-    entrypoint: { type: 'string' },
-    hyperparameters: { type: 'string' },
-    hyperparams: { type: 'string' },
-    'instance-type': { type: 'string' },
-    'instance-types': { type: 'string' },
-    spot: { type: 'boolean' },
-    'on-demand': { type: 'boolean' },
-    data: { type: 'string', multiple: true },
-    'max-cost': { type: 'string' },
-    'max-runtime': { type: 'string' },
-    name: { type: 'string' },
+    ...SPEC_OPTIONS,
     experiment: { type: 'string' },
     grid: { type: 'string', multiple: true },
     random: { type: 'string', multiple: true },
