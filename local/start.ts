@@ -14,6 +14,8 @@ import { parseArgs } from 'node:util';
 import { preflight } from './preflight';
 import { registerRawImports } from './runtime-raw-imports';
 
+/** The epoch after which the first attempt waits for the simulated reclaim. */
+const HOLD_EPOCH = 3;
 const USAGE = 'usage: npm start -- [--no-interrupt] [--docker] [--epochs N] [--root DIR]';
 
 async function main(): Promise<number> {
@@ -70,11 +72,13 @@ async function main(): Promise<number> {
     // The container has Python 3 and no torch: the pure Python script.
     const example = await prepareExample(backend.s3, backend.services.bucket, { dataset: { rows: 20_000 }, preferTorch: !values.docker });
     console.log(`Code bundle ${example.bundle}\nDataset     ${example.dataset} → /data\nScript      ${example.entrypoint}`);
+    // Epochs last at least a second (PyTorch trains this MLP far faster). With the simulated spot
+    // reclaim, the first attempt holds after epoch HOLD_EPOCH, checkpointed, until the warning's
+    // stop signal: the reclaim lands mid-training, after a checkpoint, on any machine.
+    const hold = values['no-interrupt'] ? {} : { hold_after_epoch: Math.min(HOLD_EPOCH, epochs - 1) };
     const submitted = await backend.submit({
-      // Epochs last at least a second (PyTorch trains this MLP far faster), so the simulated
-      // spot reclaim lands mid-training, after a checkpoint, and the resume shows.
       spec: {
-        ...exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1 }),
+        ...exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1, ...hold }),
         // Built from examples/linear/Dockerfile before the first instance, then reused.
         ...(values.docker ? { docker: 'auto' } : {}),
       },

@@ -29,6 +29,13 @@ def on_sigterm(signum, frame):
     STOP["requested"] = True
 
 
+def hold_for_stop(epoch):
+    """Waits, checkpointed, until the stop signal: the interruption lands after a known epoch."""
+    print(json.dumps({"event": "holding", "epoch": epoch}), flush=True)
+    while not STOP["requested"]:
+        time.sleep(0.05)
+
+
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--epochs", type=int, default=12)
@@ -39,6 +46,8 @@ def parse_args():
     p.add_argument("--data-dir", default=None)
     p.add_argument("--min-epoch-seconds", type=float, default=0.0,
                    help="pace: an epoch lasts at least this long (demos and tests watch a run mid-training)")
+    p.add_argument("--hold-after-epoch", type=int, default=0,
+                   help="after this epoch's checkpoint, wait for the stop signal (a demo or test interrupts at a known point)")
     p.add_argument("--fail-at-epoch", type=int, default=0, help="raise at this epoch (to see a failed run)")
     return p.parse_args()
 
@@ -200,6 +209,8 @@ def main():
         save_checkpoint(checkpoint_dir, model, epoch, [state[0], list(state[1]), state[2]], loss)
         print(json.dumps({"epoch": epoch, "loss": round(loss, 5), "accuracy": round(acc, 4),
                           "epoch_seconds": round(time.time() - started, 3)}), flush=True)
+        if epoch == args.hold_after_epoch:
+            hold_for_stop(epoch)
         if STOP["requested"]:
             print(json.dumps({"event": "stopping", "checkpoint_epoch": epoch}), flush=True)
             return 143

@@ -202,7 +202,7 @@ def metric_defs(config_path):
 # a retried PUT is harmless. It signs with SigV4 itself (no AWS CLI start-up per chunk), with
 # the credentials the AWS CLI would use: environment, shared credentials file, or the
 # instance role through IMDSv2.
-import hmac, time, urllib.parse, urllib.request, signal, configparser
+import base64, hmac, html, time, urllib.parse, urllib.request, signal, configparser
 
 LIVE_TICK = 0.25
 LIVE_MAX_CHUNK = 1024 * 1024
@@ -240,7 +240,9 @@ class Credentials:
         self.expires = expiration.timestamp()
         return self.cached
 
-def s3_put(creds, region, bucket, key, body):
+def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource=''):
+    """One signed PUT of an object (or of its `subresource`, such as `tagging`). `body` is
+    bytes or a file path (streamed, hashed first)."""
     endpoint = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
     quoted = urllib.parse.quote(key, safe='/-_.~')
     if endpoint:
@@ -250,15 +252,25 @@ def s3_put(creds, region, bucket, key, body):
     else:
         host, path = '%s.s3.%s.amazonaws.com' % (bucket, region), '/' + quoted
         url = 'https://' + host + path
+    if subresource:
+        url += '?' + subresource
     access, secret, session = creds.get()
     now = datetime.datetime.now(datetime.timezone.utc)
     amz_date, day = now.strftime('%Y%m%dT%H%M%SZ'), now.strftime('%Y%m%d')
-    payload = hashlib.sha256(body).hexdigest()
+    if isinstance(body, str):
+        digest = hashlib.sha256()
+        with open(body, 'rb') as f:
+            for block in iter(lambda: f.read(1 << 20), b''):
+                digest.update(block)
+        payload, length = digest.hexdigest(), os.path.getsize(body)
+    else:
+        payload, length = hashlib.sha256(body).hexdigest(), len(body)
     headers = {'host': host, 'x-amz-content-sha256': payload, 'x-amz-date': amz_date}
+    headers.update(extra_headers or {})
     if session:
         headers['x-amz-security-token'] = session
     names = sorted(headers)
-    canonical = '\n'.join(['PUT', path, '', ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload])
+    canonical = '\n'.join(['PUT', path, subresource + '=' if subresource else '', ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload])
     scope = '%s/%s/s3/aws4_request' % (day, region)
     to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     key_bytes = ('AWS4' + secret).encode()
@@ -267,8 +279,49 @@ def s3_put(creds, region, bucket, key, body):
     signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
     headers['authorization'] = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (access, scope, ';'.join(names), signature)
     del headers['host']
-    request = urllib.request.Request(url, data=body, method='PUT', headers=headers)
-    urllib.request.urlopen(request, timeout=10).read()
+    headers['content-length'] = str(length)
+    if isinstance(body, str):
+        with open(body, 'rb') as f:
+            request = urllib.request.Request(url, data=f, method='PUT', headers=headers)
+            urllib.request.urlopen(request, timeout=60).read()
+    else:
+        request = urllib.request.Request(url, data=body, method='PUT', headers=headers)
+        urllib.request.urlopen(request, timeout=10).read()
+
+def put(config_path, *args):
+    # put CONFIG [--tagging=K=V] FILE KEY [FILE KEY ...]: in order, stopping at the first failure, so a
+    # pointer written after the object it points at is never written without it. A file whose
+    # size and modification time match its last upload is skipped.
+    args = list(args)
+    tagging = args.pop(0)[len('--tagging='):] if args and args[0].startswith('--tagging=') else ''
+    c = read_json(config_path)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    seen_path = os.path.join(os.path.dirname(config_path), 'put-seen.json')
+    seen = read_json(seen_path, {}) or {}
+    for path, key in zip(args[0::2], args[1::2]):
+        if not os.path.exists(path):
+            continue
+        st = os.stat(path)
+        stamp = '%d:%d' % (st.st_size, st.st_mtime_ns)
+        if seen.get(key) == stamp:
+            continue
+        try:
+            s3_put(creds, c['region'], c['bucket'], key, path)
+        except Exception as error:
+            sys.stderr.write('upload of s3://%s/%s failed: %s\n' % (c['bucket'], key, error))
+            sys.exit(1)
+        if tagging:
+            tag_key, _, tag_value = tagging.partition('=')
+            body = ('<Tagging><TagSet><Tag><Key>%s</Key><Value>%s</Value></Tag></TagSet></Tagging>'
+                    % (html.escape(tag_key), html.escape(tag_value))).encode()
+            md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+            try:
+                s3_put(creds, c['region'], c['bucket'], key, body, {'content-md5': md5}, 'tagging')
+            except Exception as error:
+                sys.stderr.write('%s [runctl] tagging %s for expiry failed (%s); it is kept until deleted\n'
+                                 % (now_iso(), key, error))
+        seen[key] = stamp
+        write_private(seen_path, json.dumps(seen))
 
 def live(config_path, log_path, jsonl_path, last_path, state_dir):
     c = read_json(config_path)
@@ -616,23 +669,20 @@ snapshot_checkpoint() {
   aws s3 cp --recursive "$SNAPSHOT_DIR" "$uri" --only-show-errors --region "$REGION" >&2 || return 1
   py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" \
     "$STATE_DIR/metrics-last.json" || return 1
-  aws s3 cp "$STATE_DIR/complete.json" "${uri}_COMPLETE.json" --only-show-errors --region "$REGION" >&2 || return 1
-  aws s3 cp "$STATE_DIR/latest.next" "$S3_RUN/checkpoints/latest.json" --only-show-errors --region "$REGION" >&2 || return 1
+  # The marker, then the pointer: one signed PUT each, no CLI start-up on the warning's clock.
+  py put "$STATE_DIR/config.json" "$STATE_DIR/complete.json" "$RUN_PREFIX/checkpoints/$id/_COMPLETE.json" \
+    "$STATE_DIR/latest.next" "$RUN_PREFIX/checkpoints/latest.json" || return 1
   mv "$STATE_DIR/latest.next" "$LATEST_FILE"
   echo "$fingerprint" >"$FINGERPRINT_FILE"
   note "checkpoint $id uploaded"
 }
 
-# Log and metrics to S3. The log is tagged runctl:kind=log after each upload: the bucket's
-# lifecycle rule expires logs by that tag (a prefix filter cannot match runs/*/logs/), and each
-# upload writes a new untagged object. A failed tagging only keeps the log longer.
+# Log and metrics to S3, each a signed PUT (skipped when unchanged since the last one). The log
+# carries the tag runctl:kind=log on the PUT itself: the bucket's lifecycle rule expires logs by
+# that tag (a prefix filter cannot match runs/*/logs/).
 upload_logs() {
-  aws s3 sync "$UPLOAD_DIR" "$S3_RUN/" --only-show-errors --region "$REGION" >&2 || return 1
-  if [ -f "$TRAIN_LOG" ]; then
-    aws s3api put-object-tagging --bucket "$BUCKET" --key "$RUN_PREFIX/logs/attempt-$ATTEMPT.log" \
-      --tagging 'TagSet=[{Key=runctl:kind,Value=log}]' --region "$REGION" >/dev/null 2>&1 \
-      || note "tagging the log for expiry failed; it is kept until deleted"
-  fi
+  py put "$STATE_DIR/config.json" --tagging=runctl:kind=log "$TRAIN_LOG" "$RUN_PREFIX/logs/attempt-$ATTEMPT.log" || return 1
+  py put "$STATE_DIR/config.json" "$METRICS_FILE" "$RUN_PREFIX/metrics.jsonl"
 }
 
 sync_all() {
@@ -704,8 +754,14 @@ interrupt() { # error name, reason
   note "training exited with code $code after SIG$STOP_SIGNAL; uploading its checkpoint"
   stop_live
   wait_sync
+  local id
   if sync_all; then
-    note "checkpoint $(py checkpoint-id "$LATEST_FILE") is in S3 and is the one the next attempt resumes from; reporting $1"
+    id=$(py checkpoint-id "$LATEST_FILE")
+    if [ "$id" = none ]; then
+      note "the script saved no checkpoint: the next attempt starts from the beginning; reporting $1"
+    else
+      note "checkpoint $id is in S3 and is the one the next attempt resumes from; reporting $1"
+    fi
   else
     note "final checkpoint upload failed; the previous checkpoint $(py checkpoint-id "$LATEST_FILE") stays the latest; reporting $1"
   fi

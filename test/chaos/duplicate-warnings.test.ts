@@ -14,8 +14,8 @@ describe('chaos: warnings delivered twice or too late', () => {
   it('a duplicate warning is ignored: one checkpoint command, one interruption counted', async () => {
     const chaos = await startChaosWorld();
     try {
-      const run = await submitPaced(chaos.world, EPOCHS, 0.5);
-      const before = await waitForCheckpointEpoch(chaos.world, run.runId, 1);
+      const run = await submitPaced(chaos.world, EPOCHS, 0.5, { holdAfterEpoch: 2 });
+      const before = await waitForCheckpointEpoch(chaos.world, run.runId, 2);
       const { instanceId } = await chaos.world.backend.interrupt(run.runId);
       const duplicate = await chaos.world.backend.router.emitSpotInterruptionWarning(instanceId);
       expect(duplicate).toMatchObject([{ target: 'spot-warning', ok: true, result: { action: 'ignored' } }]);

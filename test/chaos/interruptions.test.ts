@@ -13,8 +13,9 @@ import {
 
 /**
  * Interruptions EC2 delivers awkwardly: twice in a row, after the instance is gone, or with the
- * recovery's own AWS calls failing. Each interruption lands mid-training: 24 epochs of 0.5 s
- * leave several seconds of training after the first checkpoint (the agent uploads every 5 s).
+ * recovery's own AWS calls failing. Each interruption lands mid-training: the first attempt holds
+ * after epoch 2, checkpointed, until its stop signal, and the 22 epochs of 0.5 s after it leave a
+ * resumed attempt seconds of training for a second interruption.
  */
 
 const EPOCHS = 24;
@@ -23,8 +24,8 @@ describe('chaos: interruptions', () => {
   it('a warning delivered after the instance is already gone is ignored; the run recovers through Instance.Lost', async () => {
     const chaos = await startChaosWorld();
     try {
-      const run = await submitPaced(chaos.world, EPOCHS, 0.5);
-      await waitForCheckpointEpoch(chaos.world, run.runId, 1);
+      const run = await submitPaced(chaos.world, EPOCHS, 0.5, { holdAfterEpoch: 2 });
+      await waitForCheckpointEpoch(chaos.world, run.runId, 2);
       const before = await checkpointedEpoch(chaos.world, run.runId);
       const instanceId = await chaos.faults.killCurrentInstance(run.runId);
       // The attempt has ended (or the run moved on) by the time the late warning arrives.
@@ -44,8 +45,8 @@ describe('chaos: interruptions', () => {
   it('two interruptions in a row: two recoveries, both counted, resumed from the newest checkpoint', async () => {
     const chaos = await startChaosWorld();
     try {
-      const run = await submitPaced(chaos.world, EPOCHS, 0.5);
-      await waitForCheckpointEpoch(chaos.world, run.runId, 1);
+      const run = await submitPaced(chaos.world, EPOCHS, 0.5, { holdAfterEpoch: 2 });
+      await waitForCheckpointEpoch(chaos.world, run.runId, 2);
       await chaos.world.backend.interrupt(run.runId);
       // The second one as soon as the resumed attempt trains, before it has checkpointed anew.
       await waitForTrainingAttempt(chaos.world, run.runId, 2);
@@ -63,8 +64,8 @@ describe('chaos: interruptions', () => {
   it('the checkpoint lookup throttled once after an interruption: DecideRecovery retried, resumed on a second attempt', async () => {
     const chaos = await startChaosWorld();
     try {
-      const run = await submitPaced(chaos.world, EPOCHS, 0.5);
-      await waitForCheckpointEpoch(chaos.world, run.runId, 1);
+      const run = await submitPaced(chaos.world, EPOCHS, 0.5, { holdAfterEpoch: 2 });
+      await waitForCheckpointEpoch(chaos.world, run.runId, 2);
       const before = await checkpointedEpoch(chaos.world, run.runId);
       // The next lookup after the warning is DecideRecovery's (nothing on the warning path reads S3).
       chaos.faults.next('latestCheckpoint', () => {

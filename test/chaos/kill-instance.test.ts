@@ -68,7 +68,7 @@ describe('chaos: the instance is killed', () => {
   it('during training, with no warning: Instance.Lost, resumed from the newest checkpoint', async () => {
     const chaos = await startChaosWorld();
     try {
-      const run = await submitPaced(chaos.world, 14, 0.6);
+      const run = await submitPaced(chaos.world, 14, 0.6, { holdAfterEpoch: 2 });
       await waitForCheckpointEpoch(chaos.world, run.runId, 2);
       const before = await checkpointedEpoch(chaos.world, run.runId);
       await chaos.faults.killCurrentInstance(run.runId);
@@ -84,7 +84,7 @@ describe('chaos: the instance is killed', () => {
   it('while the agent uploads its checkpoint after the warning: resumed from a complete checkpoint', async () => {
     const chaos = await startChaosWorld();
     try {
-      const run = await submitPaced(chaos.world, 14, 0.6);
+      const run = await submitPaced(chaos.world, 14, 0.6, { holdAfterEpoch: 2 });
       await waitForCheckpointEpoch(chaos.world, run.runId, 2);
       const before = await checkpointedEpoch(chaos.world, run.runId);
       // The reclaim comes 400 ms after the warning: the agent is stopping the script and uploading.

@@ -24,9 +24,11 @@ import { metricsOf, startWorld, waitFor, type E2eWorld } from '../e2e/support';
 /**
  * Short everything: a fault test must not wait minutes for a heartbeat timeout. The agent sends
  * no heartbeat while it uploads the final checkpoint and outputs, which takes several seconds of
- * AWS CLI calls on two loaded cores: the timeout leaves room for that.
+ * AWS CLI calls on two loaded cores: the timeout leaves room for that. The warning-to-reclaim
+ * grace (120 s on EC2) is 30 s: room for the stop, the final upload and the report on a loaded
+ * machine; the run does not wait for it, as the control plane releases the old instance itself.
  */
-export const CHAOS_OPTIONS = { heartbeatSeconds: 1, heartbeatTimeoutMs: 20_000, interruptGraceMs: 4_000, bootMs: 100 } as const;
+export const CHAOS_OPTIONS = { heartbeatSeconds: 1, heartbeatTimeoutMs: 20_000, interruptGraceMs: 30_000, bootMs: 100 } as const;
 
 /** Where a fault can be injected. `detail` says which call it is (run id, instance id, command comment). */
 export type FaultPoint = 'launch' | 'launched' | 'readiness' | 'sendCommand' | 'commandSent' | 'terminate' | 'latestCheckpoint';
@@ -124,10 +126,15 @@ export async function startChaosWorld(): Promise<ChaosWorld> {
   return { world, faults: new Faults(world), close: () => world.close() };
 }
 
-/** The example with paced epochs: `epochs × epochSeconds` of training, checkpointed every 5 s by the agent. */
-export function submitPaced(world: E2eWorld, epochs: number, epochSeconds = 0.5, recovery: Record<string, unknown> = {}) {
-  const spec = exampleSpec(world.example, { hidden: 8, epochs, min_epoch_seconds: epochSeconds });
-  return world.backend.submit({ spec: { ...spec, recovery: { maxRestartsOnError: 0, ...recovery } } });
+/**
+ * The example with paced epochs: `epochs × epochSeconds` of training, checkpointed every 5 s by
+ * the agent. With `holdAfterEpoch` the first attempt to reach that epoch waits there, checkpointed,
+ * for its stop signal, so an interruption or a kill lands mid-training however slow the machine is.
+ */
+export function submitPaced(world: E2eWorld, epochs: number, epochSeconds = 0.5, options: { holdAfterEpoch?: number } = {}) {
+  const hold = options.holdAfterEpoch === undefined ? {} : { hold_after_epoch: options.holdAfterEpoch };
+  const spec = exampleSpec(world.example, { hidden: 8, epochs, min_epoch_seconds: epochSeconds, ...hold });
+  return world.backend.submit({ spec: { ...spec, recovery: { maxRestartsOnError: 0 } } });
 }
 
 /** The epoch of the newest complete checkpoint in S3 (0 when there is none). */

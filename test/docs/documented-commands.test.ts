@@ -158,8 +158,9 @@ describe('the commands in README.md and docs/', () => {
         // metrics show that at once, where an uploaded checkpoint waits for the sync interval.
         await waitFor(`${runId} to train`, async () => {
           const run = await api(`/runs/${runId}`);
-          const page = (await (await fetch(`${devUrl}/runs/${runId}/metrics`)).json()) as { metrics?: unknown[] };
-          return run.status === 'TRAINING' && run.attempts?.at(-1)?.endedAt === undefined && (page.metrics?.length ?? 0) > 0;
+          const page = (await (await fetch(`${devUrl}/runs/${runId}/metrics`)).json()) as { metrics?: Array<{ epoch?: unknown }> };
+          const epochs = (page.metrics ?? []).filter((row) => typeof row.epoch === 'number');
+          return run.status === 'TRAINING' && run.attempts?.at(-1)?.endedAt === undefined && epochs.length > 0;
         }, 240);
       }
       const result = await runCli(args.map((a) => (a === 'RUN' ? runId : a)), env, ROOT);

@@ -1,6 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import type { RunRecord } from '../../shared/domain/run-record';
-import { processesOf, startWorld, submitExample, waitFor, type E2eWorld } from './support';
+import { processesOf, startWorld, submitExample, waitFor, waitForCheckpoint, type E2eWorld } from './support';
 
 /**
  * Provision on warning (docs/recovery.md): the next attempt's instance is launched on the spot
@@ -9,18 +8,8 @@ import { processesOf, startWorld, submitExample, waitFor, type E2eWorld } from '
  */
 let world: E2eWorld | undefined;
 
-/** Training with a complete checkpoint in S3; generous, as the first attempt boots and copies its data first. */
-function waitForCheckpoint(w: E2eWorld, runId: string): Promise<RunRecord> {
-  return waitFor(
-    `a checkpoint of ${runId}`,
-    async () => {
-      const record = await w.backend.store.get(runId);
-      if (record?.status !== 'TRAINING') return undefined;
-      return (await w.backend.artifacts.latestCheckpoint(runId)) === undefined ? undefined : record;
-    },
-    180_000,
-  );
-}
+/** Generous: the first attempt boots and copies its data before it trains. */
+const CHECKPOINT_WAIT_MS = 180_000;
 afterEach(async () => {
   await world?.close();
   world = undefined;
@@ -29,8 +18,8 @@ afterEach(async () => {
 describe('local backend: the replacement starts on the warning', () => {
   it('launches attempt 2 on the warning and the run adopts it: one instance per attempt, the timeline recorded', async () => {
     world = await startWorld();
-    const submitted = await submitExample(world, { epochs: 12, min_epoch_seconds: 0.7 });
-    await waitForCheckpoint(world, submitted.runId);
+    const submitted = await submitExample(world, { epochs: 12, min_epoch_seconds: 0.7, hold_after_epoch: 2 });
+    await waitForCheckpoint(world, submitted.runId, CHECKPOINT_WAIT_MS);
 
     const interruption = await world.backend.interrupt(submitted.runId, { graceMs: 90_000 });
     const launchedOnWarning = await waitFor('the replacement', async () => {
@@ -61,9 +50,9 @@ describe('local backend: the replacement starts on the warning', () => {
   it('keeps the sequential path when recovery.provisionOnWarning is false: nothing is launched before the checkpoint', async () => {
     world = await startWorld();
     const submitted = await world.backend.submit({
-      spec: { ...(await import('../../examples/linear/prepare')).exampleSpec(world.example, { hidden: 8, epochs: 10, min_epoch_seconds: 0.7 }), recovery: { provisionOnWarning: false } },
+      spec: { ...(await import('../../examples/linear/prepare')).exampleSpec(world.example, { hidden: 8, epochs: 10, min_epoch_seconds: 0.7, hold_after_epoch: 2 }), recovery: { provisionOnWarning: false } },
     });
-    await waitForCheckpoint(world, submitted.runId);
+    await waitForCheckpoint(world, submitted.runId, CHECKPOINT_WAIT_MS);
 
     await world.backend.interrupt(submitted.runId, { graceMs: 90_000 });
     const record = await world.backend.waitForRun(submitted.runId);

@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { metricsOf, processesOf, startWorld, submitExample, waitForCheckpoint, type E2eWorld } from './support';
+import { metricsOf, processesOf, startWorld, submitExample, waitFor, waitForCheckpoint, type E2eWorld } from './support';
 
 let world: E2eWorld | undefined;
 afterEach(async () => {
@@ -10,7 +10,7 @@ afterEach(async () => {
 describe('local backend: recovery', () => {
   it('carries a run through one spot interruption: two attempts, the second resumed from a checkpoint', async () => {
     world = await startWorld();
-    const submitted = await submitExample(world, { epochs: 14, min_epoch_seconds: 0.7 });
+    const submitted = await submitExample(world, { epochs: 14, min_epoch_seconds: 0.7, hold_after_epoch: 2 });
     await waitForCheckpoint(world, submitted.runId);
 
     const interruption = await world.backend.interrupt(submitted.runId, { graceMs: 15_000 });
@@ -34,8 +34,13 @@ describe('local backend: recovery', () => {
 
   it('keeps a run through a control-plane restart mid-training: the same attempt completes', async () => {
     world = await startWorld();
-    const submitted = await submitExample(world, { epochs: 12, min_epoch_seconds: 0.7 });
-    const before = await waitForCheckpoint(world, submitted.runId);
+    const submitted = await submitExample(world, { epochs: 20, min_epoch_seconds: 0.7 });
+    // Mid-training: the first epoch's metrics row is in S3 (shipped live, within a second of its print).
+    const before = await waitFor(`an epoch of ${submitted.runId}`, async () => {
+      const record = await world?.backend.store.get(submitted.runId);
+      if (record?.status !== 'TRAINING' || world === undefined) return undefined;
+      return (await metricsOf(world, submitted.runId)).some((m) => typeof m.epoch === 'number') ? record : undefined;
+    });
 
     await world.backend.stop();
     const restarted = await world.restart();
@@ -48,7 +53,7 @@ describe('local backend: recovery', () => {
     expect(record.attempts).toMatchObject([{ attempt: 1, instanceId: before.attempts[0]?.instanceId, endReason: 'SUCCEEDED' }]);
     const metrics = await metricsOf(world, submitted.runId);
     expect(metrics.filter((m) => typeof m.epoch === 'number').map((m) => m.epoch)).toEqual(
-      Array.from({ length: 12 }, (_, i) => i + 1),
+      Array.from({ length: 20 }, (_, i) => i + 1),
     );
     expect(await processesOf(record)).toEqual([]);
   }, 120_000);

@@ -62,12 +62,16 @@ export async function waitFor<T>(what: string, probe: () => Promise<T | undefine
 }
 
 /** Resolves once the run has a complete checkpoint in S3 and is still training. */
-export function waitForCheckpoint(world: E2eWorld, runId: string): Promise<RunRecord> {
-  return waitFor(`a checkpoint of ${runId}`, async () => {
-    const record = await world.backend.store.get(runId);
-    if (record?.status !== 'TRAINING') return undefined;
-    return (await world.backend.artifacts.latestCheckpoint(runId)) === undefined ? undefined : record;
-  });
+export function waitForCheckpoint(world: E2eWorld, runId: string, timeoutMs?: number): Promise<RunRecord> {
+  return waitFor(
+    `a checkpoint of ${runId}`,
+    async () => {
+      const record = await world.backend.store.get(runId);
+      if (record?.status !== 'TRAINING') return undefined;
+      return (await world.backend.artifacts.latestCheckpoint(runId)) === undefined ? undefined : record;
+    },
+    timeoutMs,
+  );
 }
 
 /** Every key under `runs/<runId>/`. */
