@@ -75,7 +75,7 @@ async function main(): Promise<number> {
     // Epochs last at least a second (PyTorch trains this MLP far faster). With the simulated spot
     // reclaim, the first attempt holds after epoch HOLD_EPOCH, checkpointed, until the warning's
     // stop signal: the reclaim lands mid-training, after a checkpoint, on any machine.
-    const hold = values['no-interrupt'] ? {} : { hold_after_epoch: Math.min(HOLD_EPOCH, epochs - 1) };
+    const hold: Record<string, number> = values['no-interrupt'] ? {} : { hold_after_epoch: Math.min(HOLD_EPOCH, epochs - 1) };
     const submitted = await backend.submit({
       spec: {
         ...exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1, ...hold }),

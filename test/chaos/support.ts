@@ -132,7 +132,7 @@ export async function startChaosWorld(): Promise<ChaosWorld> {
  * for its stop signal, so an interruption or a kill lands mid-training however slow the machine is.
  */
 export function submitPaced(world: E2eWorld, epochs: number, epochSeconds = 0.5, options: { holdAfterEpoch?: number } = {}) {
-  const hold = options.holdAfterEpoch === undefined ? {} : { hold_after_epoch: options.holdAfterEpoch };
+  const hold: Record<string, number> = options.holdAfterEpoch === undefined ? {} : { hold_after_epoch: options.holdAfterEpoch };
   const spec = exampleSpec(world.example, { hidden: 8, epochs, min_epoch_seconds: epochSeconds, ...hold });
   return world.backend.submit({ spec: { ...spec, recovery: { maxRestartsOnError: 0 } } });
 }
