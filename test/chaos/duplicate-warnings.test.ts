@@ -28,7 +28,7 @@ describe('chaos: warnings delivered twice or too late', () => {
     } finally {
       await chaos.close();
     }
-  }, 120_000);
+  }, 240_000);
 
   it('a warning that reaches the agent only after the script finished: SUCCEEDED on that attempt, no interruption counted', async () => {
     const chaos = await startChaosWorld();
@@ -59,5 +59,5 @@ describe('chaos: warnings delivered twice or too late', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 });

@@ -24,7 +24,7 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 60_000);
+  }, 240_000);
 
   it('RunInstances throttled once: ProvisionInstance retried in place, SUCCEEDED on the first attempt', async () => {
     const chaos = await startChaosWorld();
@@ -43,7 +43,7 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 60_000);
+  }, 240_000);
 
   it('the readiness check throttled once: CheckInstance retried, not a new attempt', async () => {
     const chaos = await startChaosWorld();
@@ -61,7 +61,7 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 60_000);
+  }, 240_000);
 
   it('SendCommand denied for the prefetch: a terminal failure naming the error, the instance released', async () => {
     const chaos = await startChaosWorld();
@@ -83,7 +83,7 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 60_000);
+  }, 240_000);
 
   it('SendCommand throttled when starting training: LaunchTraining retried with a fresh token, SUCCEEDED', async () => {
     const chaos = await startChaosWorld();
@@ -103,7 +103,7 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 60_000);
+  }, 240_000);
 
   it('TerminateInstances throttled during release: retried, the instance terminated, SUCCEEDED', async () => {
     const chaos = await startChaosWorld();
@@ -120,7 +120,7 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 60_000);
+  }, 240_000);
 
   it('TerminateInstances denied once during release: the state retries it, nothing left running', async () => {
     const chaos = await startChaosWorld();
@@ -136,5 +136,5 @@ describe('chaos: the next AWS call fails', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 });

@@ -39,7 +39,7 @@ describe('chaos: interruptions', () => {
     } finally {
       await chaos.close();
     }
-  }, 120_000);
+  }, 240_000);
 
 
   it('two interruptions in a row: two recoveries, both counted, resumed from the newest checkpoint', async () => {
@@ -59,7 +59,7 @@ describe('chaos: interruptions', () => {
     } finally {
       await chaos.close();
     }
-  }, 120_000);
+  }, 240_000);
 
   it('the checkpoint lookup throttled once after an interruption: DecideRecovery retried, resumed on a second attempt', async () => {
     const chaos = await startChaosWorld();
@@ -81,7 +81,7 @@ describe('chaos: interruptions', () => {
     } finally {
       await chaos.close();
     }
-  }, 120_000);
+  }, 240_000);
 });
 
 type Chaos = Awaited<ReturnType<typeof startChaosWorld>>;

@@ -25,7 +25,7 @@ describe('chaos: the instance is killed', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 
   it('while waiting for the instance to boot: a new attempt trains from the start', async () => {
     const chaos = await startChaosWorld();
@@ -41,7 +41,7 @@ describe('chaos: the instance is killed', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 
   it('during the prefetch: the failed copy is seen as Instance.Lost and a new attempt trains from the start', async () => {
     const chaos = await startChaosWorld();
@@ -63,7 +63,7 @@ describe('chaos: the instance is killed', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 
   it('during training, with no warning: Instance.Lost, resumed from the newest checkpoint', async () => {
     const chaos = await startChaosWorld();
@@ -79,7 +79,7 @@ describe('chaos: the instance is killed', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 
   it('while the agent uploads its checkpoint after the warning: resumed from a complete checkpoint', async () => {
     const chaos = await startChaosWorld();
@@ -104,7 +104,7 @@ describe('chaos: the instance is killed', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 
   it('during release, as ReleaseResources terminates it: SUCCEEDED once, outputs kept', async () => {
     const chaos = await startChaosWorld();
@@ -121,5 +121,5 @@ describe('chaos: the instance is killed', () => {
     } finally {
       await chaos.close();
     }
-  }, 90_000);
+  }, 240_000);
 });
