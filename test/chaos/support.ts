@@ -157,12 +157,17 @@ async function objectText(world: E2eWorld, key: string): Promise<string> {
 
 /** Waits until the run trains and has a complete checkpoint of at least `epoch` in S3; returns that epoch. */
 export function waitForCheckpointEpoch(world: E2eWorld, runId: string, epoch = 1): Promise<number> {
-  return waitFor(`a checkpoint of epoch ${epoch} of ${runId}`, async () => {
-    const record = await world.backend.store.get(runId);
-    if (record?.status !== 'TRAINING') return undefined;
-    const done = await checkpointedEpoch(world, runId);
-    return done >= epoch ? done : undefined;
-  });
+  // Generous: boot, the data copy and the first upload run many AWS CLI processes on two cores.
+  return waitFor(
+    `a checkpoint of epoch ${epoch} of ${runId}`,
+    async () => {
+      const record = await world.backend.store.get(runId);
+      if (record?.status !== 'TRAINING') return undefined;
+      const done = await checkpointedEpoch(world, runId);
+      return done >= epoch ? done : undefined;
+    },
+    180_000,
+  );
 }
 
 /** The states that were retried in the run's execution, in order. */

@@ -11,11 +11,11 @@ describe('local backend: cancel', () => {
   it('cancels a training run: CANCELLED, instance terminated, no process of it left', async () => {
     world = await startWorld();
     const submitted = await submitExample(world, { epochs: 40, min_epoch_seconds: 0.5 });
+    // TRAINING, and the launch command's processes are running on the instance before the cancel.
     const training = await waitFor('the run to train', async () => {
       const record = await world?.backend.store.get(submitted.runId);
-      return record?.status === 'TRAINING' ? record : undefined;
+      return record?.status === 'TRAINING' && (await processesOf(record)).length > 0 ? record : undefined;
     });
-    // The training script is running on the instance before the cancel.
     expect((await processesOf(training)).length).toBeGreaterThan(0);
 
     await world.backend.cancel(submitted.runId);
@@ -26,5 +26,5 @@ describe('local backend: cancel', () => {
     const instanceId = record.attempts[0]?.instanceId ?? '';
     expect((await world.backend.compute.describe(instanceId))?.state).toBe('terminated');
     expect(await processesOf(record)).toEqual([]);
-  }, 90_000);
+  }, 240_000);
 });

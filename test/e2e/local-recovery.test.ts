@@ -30,7 +30,7 @@ describe('local backend: recovery', () => {
     expect(secondEpochs[0]).toBe(Number(resumedAfter) + 1);
     expect(secondEpochs.at(-1)).toBe(14);
     expect(await processesOf(record)).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 
   it('keeps a run through a control-plane restart mid-training: the same attempt completes', async () => {
     world = await startWorld();
@@ -56,5 +56,5 @@ describe('local backend: recovery', () => {
       Array.from({ length: 20 }, (_, i) => i + 1),
     );
     expect(await processesOf(record)).toEqual([]);
-  }, 120_000);
+  }, 300_000);
 });

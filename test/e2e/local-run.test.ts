@@ -29,7 +29,7 @@ describe('local backend: the example run', () => {
     expect(metrics.filter((m) => typeof m.epoch === 'number').map((m) => m.epoch)).toEqual([1, 2, 3, 4]);
     expect(metrics.every((m) => m.attempt === 1)).toBe(true);
     expect(await processesOf(record)).toEqual([]);
-  }, 90_000);
+  }, 300_000);
 
   it('ends a failing script FAILED_USER with its exit code and log tail in the status reason', async () => {
     world = await startWorld();
@@ -44,7 +44,7 @@ describe('local backend: the example run', () => {
     const log = await objectText(world, `runs/${submitted.runId}/logs/attempt-1.log`);
     expect(log).toContain('ValueError: fail-at-epoch 2');
     expect(await processesOf(record)).toEqual([]);
-  }, 90_000);
+  }, 300_000);
 
   it('refuses a dataset volume, which needs EBS, as a precheck failure that says what to use instead', async () => {
     world = await startWorld();
@@ -56,7 +56,7 @@ describe('local backend: the example run', () => {
     expect(record.status).toBe('FAILED_PRECHECKS');
     expect(record.statusReason).toMatch(/need EBS.*spec\.data instead/);
     expect(await processesOf(record)).toEqual([]);
-  }, 90_000);
+  }, 300_000);
 
   it('refuses a docker: auto run when no Docker engine answers, saying what to start', async () => {
     world = await startWorld({ docker: false });
@@ -69,5 +69,5 @@ describe('local backend: the example run', () => {
     expect(record.statusReason).toContain('needs a Docker engine');
     expect(record.statusReason).toContain('scripts/docker-test-env.sh start');
     expect(record.attempts).toEqual([]);
-  }, 90_000);
+  }, 300_000);
 });

@@ -51,7 +51,7 @@ export function submitExample(
 }
 
 /** Polls `probe` until it returns a value (not undefined) or `timeoutMs` passes. */
-export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 60_000): Promise<T> {
+export async function waitFor<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 180_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();
