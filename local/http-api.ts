@@ -70,18 +70,24 @@ export function experimentRoutes(deps: ExperimentDeps): Record<string, RouteHand
 export interface LocalIdentity {
   userArn: string;
   accessKey?: string;
+  /** `<principal id>:<session>` for a role session; default: derived from userArn. */
+  userId?: string;
 }
+
+/** Checks a request's signature and names its signer; undefined refuses it (403), as API Gateway does. */
+export type LocalAuthenticator = (request: IncomingMessage, url: URL, body: Buffer) => Promise<LocalIdentity | undefined>;
 
 export interface HttpApiOptions {
   /** 0 (the default) picks a free port. */
   port?: number;
-  deps: LocalApiDeps;
+  /** Dependencies of the runs routes; without them only `extraRoutes` are served. */
+  deps?: LocalApiDeps;
   /** Dependencies of POST/GET /volumes and POST /images; without them those routes answer 404. */
   volumes?: VolumeApiDeps;
   /** Dependencies of the experiment routes; without them those routes answer 404. */
   experiments?: ExperimentDeps;
-  /** Whose runs these are: an IAM ARN, e.g. `arn:aws:iam::000000000000:user/local`. */
-  identity: string | LocalIdentity;
+  /** Whose runs these are: an IAM ARN, e.g. `arn:aws:iam::000000000000:user/local`; or a signature check per request. */
+  identity: string | LocalIdentity | LocalAuthenticator;
   /** More routes (`"POST /schedules"` → handler) beside the built-in ones. */
   extraRoutes?: Record<string, RouteHandler>;
 }
@@ -99,12 +105,14 @@ const MAX_BODY_BYTES = 10 * 1024 * 1024;
 /** Starts the API on 127.0.0.1. */
 export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttpApi> {
   const routes = compileRoutes({
-    ...apiRoutes(options.deps),
+    ...(options.deps === undefined ? {} : apiRoutes(options.deps)),
     ...(options.volumes === undefined ? {} : volumeRoutes(options.volumes)),
     ...(options.experiments === undefined ? {} : experimentRoutes(options.experiments)),
     ...options.extraRoutes,
   });
-  const identity = typeof options.identity === 'string' ? { userArn: options.identity } : options.identity;
+  const given = options.identity;
+  const identity: LocalAuthenticator =
+    typeof given === 'function' ? given : async () => (typeof given === 'string' ? { userArn: given } : given);
   const server = createServer((request, response) => {
     serve(request, response, routes, identity).catch((error: unknown) => {
       // Only reachable when writing the response itself failed; the handlers map their own errors.
@@ -158,7 +166,7 @@ function decodePathSegment(segment: string): string {
   }
 }
 
-async function serve(request: IncomingMessage, response: ServerResponse, routes: CompiledRoute[], identity: LocalIdentity): Promise<void> {
+async function serve(request: IncomingMessage, response: ServerResponse, routes: CompiledRoute[], authenticate: LocalAuthenticator): Promise<void> {
   const url = new URL(request.url ?? '/', 'http://127.0.0.1');
   const method = request.method ?? 'GET';
   let pathParameters: Record<string, string> | undefined;
@@ -181,6 +189,11 @@ async function serve(request: IncomingMessage, response: ServerResponse, routes:
   const body = await readBody(request);
   if (body === undefined) {
     writeJson(response, 413, { message: 'Request Entity Too Large' });
+    return;
+  }
+  const identity = await authenticate(request, url, body);
+  if (identity === undefined) {
+    writeJson(response, 403, { message: 'Forbidden' });
     return;
   }
   const event = toApiEvent({ request, url, route, pathParameters, body, identity });
@@ -228,7 +241,7 @@ function toApiEvent(input: {
           cognitoIdentity: null,
           principalOrgId: '',
           userArn: identity.userArn,
-          userId: callerId,
+          userId: identity.userId ?? callerId,
         },
       },
       domainName: host,

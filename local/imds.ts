@@ -36,6 +36,22 @@ const TtlSeconds = z.string().regex(/^\d+$/).transform(Number).pipe(z.number().i
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
 
+/**
+ * The instance role every local instance has: its credentials are served at
+ * `meta-data/iam/security-credentials/<role>` like EC2's, one key pair per instance, and the
+ * local agent routes check a request's SigV4 signature against them (`identify`), so a local
+ * instance proves which instance it is the way an EC2 instance does.
+ */
+export const LOCAL_INSTANCE_ROLE = { name: 'runctl-local-training', roleId: 'AROALOCALTRAINING' } as const;
+
+/** An instance role key pair, as the metadata service hands it out. */
+export interface InstanceRoleCredentials {
+  instanceId: string;
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+}
+
 interface IssuedToken {
   instanceId: string;
   expiresAt: number;
@@ -47,6 +63,7 @@ export class LocalImds {
   private readonly tokens = new Map<string, IssuedToken>();
   private readonly notices = new Map<string, InstanceActionNotice>();
   private readonly rebalances = new Map<string, string>();
+  private readonly roleCredentials = new Map<string, InstanceRoleCredentials>();
   private readonly lookup: NonNullable<LocalImdsOptions['lookup']>;
   private readonly now: () => number;
 
@@ -93,8 +110,29 @@ export class LocalImds {
     this.rebalances.set(instanceId, noticeTime);
   }
 
+  /** The instance role credentials of an instance (made on first use, then stable). */
+  credentialsOf(instanceId: string): InstanceRoleCredentials {
+    let found = this.roleCredentials.get(instanceId);
+    if (found === undefined) {
+      found = {
+        instanceId,
+        accessKeyId: `ASIALOCAL${randomBytes(8).toString('hex').toUpperCase()}`,
+        secretAccessKey: randomBytes(30).toString('base64'),
+        sessionToken: randomBytes(48).toString('base64'),
+      };
+      this.roleCredentials.set(instanceId, found);
+    }
+    return found;
+  }
+
+  /** Which instance holds this access key, if any (the instance's own credentials). */
+  identify(accessKeyId: string): InstanceRoleCredentials | undefined {
+    return [...this.roleCredentials.values()].find((c) => c.accessKeyId === accessKeyId);
+  }
+
   /** Drops everything known about an instance (it was terminated). */
   forget(instanceId: string): void {
+    this.roleCredentials.delete(instanceId);
     this.notices.delete(instanceId);
     this.rebalances.delete(instanceId);
     for (const [token, issued] of this.tokens) if (issued.instanceId === instanceId) this.tokens.delete(token);
@@ -164,6 +202,19 @@ export class LocalImds {
         return notice === undefined ? undefined : JSON.stringify({ action: notice.action, time: notice.time });
       case '/latest/meta-data/spot/termination-time':
         return notice?.action === 'terminate' ? notice.time : undefined;
+      case '/latest/meta-data/iam/security-credentials/':
+        return LOCAL_INSTANCE_ROLE.name;
+      case `/latest/meta-data/iam/security-credentials/${LOCAL_INSTANCE_ROLE.name}`: {
+        const c = this.credentialsOf(instanceId);
+        return JSON.stringify({
+          Code: 'Success',
+          Type: 'AWS-HMAC',
+          AccessKeyId: c.accessKeyId,
+          SecretAccessKey: c.secretAccessKey,
+          Token: c.sessionToken,
+          Expiration: new Date(this.now() + 6 * 3600_000).toISOString().replace(/\.\d{3}Z$/, 'Z'),
+        });
+      }
       case '/latest/meta-data/events/recommendations/rebalance':
         return rebalance === undefined ? undefined : JSON.stringify({ noticeTime: rebalance });
       default:

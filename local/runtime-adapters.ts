@@ -1,5 +1,6 @@
 import type { Compute, LaunchRequest, LaunchedInstance } from '../shared/ports/compute';
 import type { ExecutionStatus, Executions, StartedExecution } from '../shared/ports/executions';
+import type { TaskCallbacks } from '../shared/ports/run-credentials';
 import type { InstanceRun, InstanceTags } from '../shared/ports/instance-tags';
 import type { ExecutionOutcome, LocalExecution } from './state-machine-runner';
 import type { TaskCallbackHandler } from './task-callback-server';
@@ -15,8 +16,8 @@ import type { TaskTokens } from './task-tokens';
 /** Starts executions of the train-run machine; `resume` picks the entry for a run found live at start. */
 export type StartExecution = (runId: string, input: unknown) => LocalExecution;
 
-/** Executions in this process: StartExecution, DescribeExecution and SendTaskFailure as Step Functions answers them. */
-export class LocalExecutions implements Executions {
+/** Executions in this process: StartExecution, DescribeExecution and the task callbacks as Step Functions answers them. */
+export class LocalExecutions implements Executions, TaskCallbacks {
   private readonly byName = new Map<string, { execution: LocalExecution; outcome?: ExecutionOutcome }>();
 
   constructor(
@@ -55,11 +56,23 @@ export class LocalExecutions implements Executions {
   }
 
   async failTask(taskToken: string, error: string, cause: string): Promise<boolean> {
+    return this.callback(() => this.tokens.failure(taskToken, error, cause));
+  }
+
+  async succeedTask(taskToken: string, output: string): Promise<boolean> {
+    return this.callback(() => this.tokens.success(taskToken, output));
+  }
+
+  async heartbeatTask(taskToken: string): Promise<boolean> {
+    return this.callback(() => this.tokens.heartbeat(taskToken));
+  }
+
+  private async callback(send: () => Promise<void> | void): Promise<boolean> {
     try {
-      await this.tokens.failure(taskToken, error, cause);
+      await send();
       return true;
     } catch (err) {
-      // Closed already (a callback raced us, a timeout): as SfnExecutions, nothing left to fail.
+      // Closed already (a callback raced us, a timeout): as SfnExecutions, nothing left to answer.
       if (err instanceof Error && (err.name === 'TaskTimedOut' || err.name === 'InvalidToken')) return false;
       throw err;
     }

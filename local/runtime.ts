@@ -39,15 +39,20 @@ import { LocalImageBuilds } from './image-builds';
 import { EC2_DETAIL_TYPE, EventRouter, LAMBDA_SUCCESS_DETAIL_TYPE } from './event-router';
 import type { LocalApiDeps } from './http-api';
 import { VolumeNotCataloguedError } from '../shared/ports/volumes';
-import { LocalImds } from './imds';
+import { LOCAL_INSTANCE_ROLE, LocalImds } from './imds';
 import type { LatencyModel } from './latency';
 import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
 import { startStableEndpoints } from './runtime-endpoints';
 import { RESUME_ENTRY_STATES, resumeEntry } from './runtime-resume';
 import { startLocalServices, type LocalServices } from './services';
 import { LocalStateMachine, type LocalExecution, type LocalLambda } from './state-machine-runner';
-import { startTaskCallbackServer } from './task-callback-server';
+import { LocalRunCredentials, startAgentControlApi } from './agent-control';
 import { TaskTokens } from './task-tokens';
+import type { AgentControlDeps } from '../shared/usecases/agent-control';
+
+
+/** Where local runs' owners keep secrets (Parameter Store path; see docs/deploy.md). */
+export const LOCAL_SECRETS_PREFIX = '/runctl/local/secrets';
 
 /**
  * The embedded local backend: the train-run ASL in aws-local-stepfunctions with every task bound
@@ -156,8 +161,6 @@ async function assemble(
 ): Promise<LocalBackend> {
   const tokens = new TaskTokens();
   const aliases = new TokenAliases(tokens);
-  const callbacks = await startTaskCallbackServer(aliases);
-  cleanups.push(() => callbacks.close());
 
   let compute: LocalCompute | undefined;
   const imds = new LocalImds({
@@ -168,11 +171,21 @@ async function assemble(
   });
   const imdsUrl = await imds.start();
   cleanups.push(() => imds.close());
+  // The agent routes: bound to the store and executions once they exist (below).
+  let agentControlDeps: AgentControlDeps | undefined;
+  const control = await startAgentControlApi({
+    imds,
+    deps: () => {
+      if (agentControlDeps === undefined) throw new Error('the agent routes were called before the local backend was assembled');
+      return agentControlDeps;
+    },
+  });
+  cleanups.push(() => control.close());
 
   const endpoints = await startStableEndpoints(root, {
     s3: services.endpoints.s3,
     dynamodb: services.endpoints.dynamodb,
-    sfn: callbacks.endpoint,
+    control: control.url,
     imds: imdsUrl,
   });
   cleanups.push(() => endpoints.close());
@@ -196,7 +209,7 @@ async function assemble(
     root,
     bootMs: options.bootMs,
     latency: options.latency,
-    endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb, sfn: endpoints.urls.sfn },
+    endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb },
     credentials: services.credentials,
     region: services.region,
     imdsEndpoint: (instanceId) => `${endpoints.urls.imds}/${instanceId}`,
@@ -248,6 +261,7 @@ async function assemble(
       bucket: services.bucket,
       table: services.table,
       region: services.region,
+      controlEndpoint: endpoints.urls.control,
       ...DEFAULT_STEP_TUNING,
       heartbeatSeconds: options.heartbeatSeconds ?? 5,
       capacityRetrySeconds: 10,
@@ -307,6 +321,20 @@ async function assemble(
   const fresh = machine('fresh');
   let resumable: LocalStateMachine | undefined;
   const executions = new LocalExecutions((runId, input) => fresh.start(input, runId), aliases);
+
+  agentControlDeps = {
+    store,
+    credentials: new LocalRunCredentials(services.credentials),
+    tasks: executions,
+    config: {
+      instanceRoleId: LOCAL_INSTANCE_ROLE.roleId,
+      partition: 'aws',
+      region: services.region,
+      accountId: '000000000000',
+      runsBucket: services.bucket,
+      secretsPrefix: LOCAL_SECRETS_PREFIX,
+    },
+  };
 
   const checkpointDeps = {
     instances: tags,

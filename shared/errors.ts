@@ -87,6 +87,11 @@ export class NotFoundError extends RunctlError {
   override name = 'NotFound';
 }
 
+/** The caller is signed in but may not do this (e.g. an instance asking for another run). */
+export class ForbiddenError extends RunctlError {
+  override name = 'Forbidden';
+}
+
 /** A request conflicts with what exists, e.g. a client token reused with another spec. */
 export class ConflictError extends RunctlError {
   override name = 'Conflict';

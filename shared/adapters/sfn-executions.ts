@@ -5,6 +5,8 @@ import {
   ExecutionDoesNotExist,
   InvalidToken,
   SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
+  SendTaskSuccessCommand,
   StartExecutionCommand,
   TaskDoesNotExist,
   TaskTimedOut,
@@ -13,12 +15,13 @@ import {
 import { AwsCallFailedError } from '../errors';
 import { translateAwsError } from './aws-errors';
 import type { ExecutionStatus, Executions, StartedExecution } from '../ports/executions';
+import type { TaskCallbacks } from '../ports/run-credentials';
 
 /** Step Functions caps an error cause at 32,768 characters. */
 const MAX_CAUSE = 32_768;
 
 /** Executions of one state machine through the Step Functions API. */
-export class SfnExecutions implements Executions {
+export class SfnExecutions implements Executions, TaskCallbacks {
   constructor(
     private readonly client: SFNClient,
     private readonly stateMachineArn: string,
@@ -68,13 +71,27 @@ export class SfnExecutions implements Executions {
   }
 
   async failTask(taskToken: string, error: string, cause: string): Promise<boolean> {
+    return this.callback('SendTaskFailure', () =>
+      this.client.send(new SendTaskFailureCommand({ taskToken, error, cause: cause.slice(0, MAX_CAUSE) })),
+    );
+  }
+
+  async succeedTask(taskToken: string, output: string): Promise<boolean> {
+    return this.callback('SendTaskSuccess', () => this.client.send(new SendTaskSuccessCommand({ taskToken, output })));
+  }
+
+  async heartbeatTask(taskToken: string): Promise<boolean> {
+    return this.callback('SendTaskHeartbeat', () => this.client.send(new SendTaskHeartbeatCommand({ taskToken })));
+  }
+
+  private async callback(operation: string, send: () => Promise<unknown>): Promise<boolean> {
     try {
-      await this.client.send(new SendTaskFailureCommand({ taskToken, error, cause: cause.slice(0, MAX_CAUSE) }));
+      await send();
       return true;
     } catch (err) {
-      // The task already closed (callback raced us, heartbeat timeout): nothing left to fail.
+      // The task already closed (callback raced us, heartbeat timeout): nothing left to answer.
       if (err instanceof TaskDoesNotExist || err instanceof TaskTimedOut || err instanceof InvalidToken) return false;
-      throw translateAwsError(err, 'SendTaskFailure');
+      throw translateAwsError(err, operation);
     }
   }
 

@@ -3,8 +3,9 @@ import { z } from 'zod';
 /**
  * The configuration the on-instance agent (agent.sh) runs with, one per attempt. The launch
  * handler builds it, `buildAgentLaunchCommand` ships it as base64 JSON inside the SSM command,
- * and the agent reads it with python3. It never holds the task token: the agent reads that
- * from the run record (see `tokenSource`), so the token stays out of the SSM command text.
+ * and the agent reads it with python3. It holds no credential and no task token: the agent
+ * reports through the control plane's agent routes (see `control`), which relay its callbacks
+ * with the token stored on the run record, so no token ever reaches the instance.
  */
 
 /** Ids that end up in instance paths and in the text of SSM commands: no shell metacharacters. */
@@ -19,6 +20,13 @@ const InstancePathSchema = z
   .string()
   .regex(/^\/[^\0\n]*$/, 'an absolute path')
   .refine((path) => !path.split('/').includes('..'), 'no ".." segments');
+
+/** Where the agent reaches the control plane: the base URL of runctl's HTTP API (no whitespace or quotes). */
+export const ControlSchema = z.object({
+  endpoint: z
+    .string()
+    .regex(/^https?:\/\/[A-Za-z0-9.-]+(:\d+)?(\/[A-Za-z0-9._~-]+)*\/?$/, 'an http(s) base URL such as https://abc123.execute-api.us-east-1.amazonaws.com'),
+});
 
 const SignalSchema = z
   .string()
@@ -101,13 +109,8 @@ export const AgentConfigSchema = z.object({
   heartbeatSeconds: z.number().positive().default(60),
   /** AWS advises polling the spot instance-action every 5 seconds. */
   imdsPollSeconds: z.number().positive().default(5),
-  /** Where the task token of this attempt is read: item `{pk: RUN#<runId>, sk: RUN}`. */
-  tokenSource: z.object({
-    table: z.string().min(3),
-    runId: AgentIdSchema,
-    /** How long to wait for `taskTokenAttempt` to reach this attempt. */
-    waitSeconds: z.number().positive().default(300),
-  }),
+  /** The agent routes it reports to and takes its run's credentials from. */
+  control: ControlSchema,
 });
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;

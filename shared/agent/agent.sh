@@ -9,8 +9,10 @@
 # endpoint comes from the standard AWS_ENDPOINT_URL_<SERVICE> variables, so the local backend
 # runs this same text in a sandbox directory.
 #
-# The task token is read from the run record into a 0600 file and handed to the AWS CLI only
-# as `--cli-input-json file://…`: it never appears in an argv, a log or the SSM command.
+# No task token and no credential ever reaches the instance: the AWS CLI gets the run's own
+# short-lived credentials through the `credential_process` that the launch command set up
+# (control.py, AWS_CONFIG_FILE), and heartbeats and outcomes go to runctl's agent routes,
+# which relay them with the token stored on the run record (docs/deploy.md).
 
 # Not `set -e`: a failed upload must be reported and retried, never kill the agent silently.
 set -uo pipefail
@@ -21,7 +23,7 @@ ROOT=${RUNCTL_INSTANCE_ROOT:-}
 IMDS=${RUNCTL_IMDS_ENDPOINT:-http://169.254.169.254}
 PY="$STATE_DIR/agent.py"
 CONTROL_DIR="$STATE_DIR/control"
-TOKEN_FILE="$STATE_DIR/task-token"
+CONTROL_PY=${RUNCTL_CONTROL_PY:-$ROOT/opt/runctl/control/control.py}
 LATEST_FILE="$STATE_DIR/latest.json"
 SEQ_FILE="$STATE_DIR/checkpoint-seq"
 FINGERPRINT_FILE="$STATE_DIR/checkpoint-fingerprint"
@@ -77,8 +79,7 @@ def config(path, argv_out, env_out):
         'OUTPUT_DIR_REL': c.get('outputDir', '/opt/runctl/output'),
         'WORK_DIR_REL': c.get('workDir', '/opt/runctl/work'),
         'HEARTBEAT_MS': ms(c.get('heartbeatSeconds', 60)), 'IMDS_POLL_MS': ms(c.get('imdsPollSeconds', 5)),
-        'TOKEN_TABLE': c['tokenSource']['table'], 'TOKEN_RUN_ID': c['tokenSource']['runId'],
-        'TOKEN_WAIT_MS': ms(c['tokenSource'].get('waitSeconds', 300)),
+        'CONTROL_ENDPOINT': c['control']['endpoint'],
     }
     docker = c.get('docker') or {}
     values.update({
@@ -132,17 +133,8 @@ def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_
     with open(out, 'w') as f:
         f.write(''.join(arg + '\0' for arg in argv))
 
-def token(item_path, attempt, out):
-    item = (read_json(item_path, {}) or {}).get('Item') or {}
-    value = (item.get('taskToken') or {}).get('S')
-    owner = (item.get('taskTokenAttempt') or {}).get('N')
-    if not value or owner is None or int(owner) != int(attempt):
-        sys.exit(3)
-    write_private(out, value)
-
-def request(token_path, out, *fields):
-    with open(token_path) as f:
-        body = {'taskToken': f.read()}
+def request(out, *fields):
+    body = {}
     for field in fields:
         key, _, value = field.partition('=')
         if value.startswith('@'):
@@ -150,17 +142,6 @@ def request(token_path, out, *fields):
                 value = f.read()
         body[key] = value
     write_private(out, json.dumps(body))
-
-def scrub(token_path):
-    text = sys.stdin.read()
-    try:
-        with open(token_path) as f:
-            secret = f.read()
-        if secret:
-            text = text.replace(secret, '***')
-    except OSError:
-        pass
-    sys.stdout.write(text)
 
 def metric_records(defs, text, attempt, stamp):
     records = []
@@ -200,8 +181,8 @@ def metric_defs(config_path):
 # and PUTs the new bytes as objects of their own under runs/<id>/live/attempt-<n>/, named by
 # their byte offset (log-<offset>, metrics-<offset>), so a reader puts them in order and
 # a retried PUT is harmless. It signs with SigV4 itself (no AWS CLI start-up per chunk), with
-# the credentials the AWS CLI would use: environment, shared credentials file, or the
-# instance role through IMDSv2.
+# the credentials the AWS CLI would use: environment, the config's credential_process (the
+# run's own credentials, see control.py), shared credentials file, or the instance role.
 import base64, hmac, html, time, urllib.parse, urllib.request, signal, configparser
 
 LIVE_TICK = 0.25
@@ -217,6 +198,18 @@ class Credentials:
         env = os.environ
         if env.get('AWS_ACCESS_KEY_ID') and env.get('AWS_SECRET_ACCESS_KEY'):
             return env['AWS_ACCESS_KEY_ID'], env['AWS_SECRET_ACCESS_KEY'], env.get('AWS_SESSION_TOKEN') or ''
+        if self.cached and time.time() < self.expires - 300:
+            return self.cached
+        # The run's own credentials: the `credential_process` of the AWS config the launch
+        # command wrote (control.py asks the agent routes), run the way the AWS CLI runs it.
+        config = configparser.ConfigParser()
+        if env.get('AWS_CONFIG_FILE') and config.read(env['AWS_CONFIG_FILE']) and config.has_option('default', 'credential_process'):
+            import shlex, subprocess
+            out = subprocess.run(shlex.split(config.get('default', 'credential_process')), capture_output=True, check=True, timeout=30)
+            doc = json.loads(out.stdout)
+            self.cached = (doc['AccessKeyId'], doc['SecretAccessKey'], doc.get('SessionToken', ''))
+            self.expires = datetime.datetime.strptime(doc['Expiration'][:19], '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc).timestamp()
+            return self.cached
         path = env.get('AWS_SHARED_CREDENTIALS_FILE') or os.path.expanduser('~/.aws/credentials')
         parser = configparser.ConfigParser()
         if parser.read(path):
@@ -505,53 +498,29 @@ load_config() {
   while IFS= read -r -d '' arg; do ARGV+=("$arg"); done <"$STATE_DIR/argv"
 }
 
-# Waits (bounded) until the run record holds the task token of this attempt: the launch handler
-# stores it before sending the SSM command, but a retried launch may race a newer attempt.
-fetch_token() {
-  local deadline item key
-  deadline=$(($(now_ms) + TOKEN_WAIT_MS))
-  item="$STATE_DIR/run-record.json"
-  key=$(printf '{"pk":{"S":"RUN#%s"},"sk":{"S":"RUN"}}' "$TOKEN_RUN_ID")
-  while :; do
-    if aws dynamodb get-item --region "$REGION" --table-name "$TOKEN_TABLE" --key "$key" \
-      --consistent-read --projection-expression 'taskToken, taskTokenAttempt' --output json \
-      >"$item" 2>"$STATE_DIR/token.err" && py token "$item" "$ATTEMPT" "$TOKEN_FILE"; then
-      rm -f "$item"
-      return 0
-    fi
-    rm -f "$item"
-    if (($(now_ms) >= deadline)); then
-      note "no task token for attempt $ATTEMPT in table $TOKEN_TABLE: $(tail -n 2 "$STATE_DIR/token.err")"
-      return 1
-    fi
-    sleep 1
-  done
-}
-
-# Sends one Step Functions callback. Returns 0 when accepted, 2 when the execution has moved
-# on (the token timed out or is invalid), 1 on any other failure.
-sfn_call() {
-  local api=$1 request err rc
+# Sends one callback (heartbeat, success, failure) through the agent routes. Returns 0 when
+# accepted, 2 when the execution has moved on (the task ended, or a newer attempt runs), 1 on any
+# other failure.
+control_call() {
+  local action=$1 request err rc
   shift
   request=$(mktemp "$STATE_DIR/request.XXXXXX")
-  err=$(mktemp "$STATE_DIR/sfn-err.XXXXXX")
-  py request "$TOKEN_FILE" "$request" "$@" || { rm -f "$request" "$err"; return 1; }
-  aws stepfunctions "$api" --region "$REGION" --cli-input-json "file://$request" >/dev/null 2>"$err"
+  err=$(mktemp "$STATE_DIR/control-err.XXXXXX")
+  py request "$request" "$@" || { rm -f "$request" "$err"; return 1; }
+  python3 "$CONTROL_PY" --endpoint "$CONTROL_ENDPOINT" --region "$REGION" --run-id "$RUN_ID" --attempt "$ATTEMPT" \
+    call "$action" "$request" 2>"$err"
   rc=$?
   rm -f "$request"
-  if [ "$rc" -ne 0 ]; then
-    if grep -qE 'TaskTimedOut|InvalidToken|TaskDoesNotExist' "$err"; then rc=2; else rc=1; fi
-    note "$api failed: $(py scrub "$TOKEN_FILE" <"$err" | tail -n 2 | tr '\n' ' ')"
-  fi
+  if [ "$rc" -ne 0 ]; then note "$action failed: $(tail -n 2 "$err" | tr '\n' ' ')"; fi
   rm -f "$err"
   return "$rc"
 }
 
 # The final callback is the only way the execution learns the outcome: retry transient failures.
-sfn_final() {
+control_final() {
   local delay=1 rc
   for _ in 1 2 3 4 5 6; do
-    sfn_call "$@"
+    control_call "$@"
     rc=$?
     if [ "$rc" -ne 1 ]; then return "$rc"; fi
     sleep "$delay"
@@ -561,7 +530,7 @@ sfn_final() {
 }
 
 report_failure() { # error, cause file
-  sfn_final send-task-failure "error=$1" "cause=@$2"
+  control_final failure "error=$1" "cause=@$2"
 }
 
 prepare() {
@@ -786,7 +755,7 @@ finish() { # exit code
     py manifest "$OUTPUT_DIR" "$RUN_ID" "$ATTEMPT" "$S3_RUN/outputs/" "$STATE_DIR/manifest.json" &&
     aws s3 cp "$STATE_DIR/manifest.json" "$manifest_uri" --only-show-errors --region "$REGION" >&2; then
     py success-output "$LATEST_FILE" "$STATE_DIR/metrics-last.json" "$manifest_uri" "$STATE_DIR/output.json"
-    sfn_final send-task-success "output=@$STATE_DIR/output.json"
+    control_final success "output=@$STATE_DIR/output.json"
   else
     py message-cause "uploading the final checkpoint or outputs to $S3_RUN failed" "$STATE_DIR/cause.json"
     report_failure Agent.UploadFailed "$STATE_DIR/cause.json"
@@ -831,7 +800,7 @@ supervise() {
       next_imds=$((now + IMDS_POLL_MS))
     fi
     if ((now >= next_heartbeat)); then
-      sfn_call send-task-heartbeat
+      control_call heartbeat
       if [ $? -eq 2 ]; then
         note "the execution no longer waits for this attempt; stopping"
         return
@@ -856,7 +825,7 @@ cleanup() {
   fi
   if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
   if [ -n "$LIVE_PID" ]; then kill "$LIVE_PID" 2>/dev/null; fi
-  rm -f "$TOKEN_FILE" "$STATE_DIR"/request.*
+  rm -f "$STATE_DIR"/request.*
 }
 
 main() {
@@ -866,7 +835,6 @@ main() {
   trap 'exit 143' TERM INT
   write_python_helper
   load_config || { echo "runctl agent: unreadable config in $STATE_DIR" >&2; exit 1; }
-  fetch_token || exit 1
   SETUP_ERROR="setting up the attempt failed"
   if ! prepare; then
     note "$SETUP_ERROR"

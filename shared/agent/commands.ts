@@ -1,14 +1,18 @@
 /// <reference types="vite/client" />
-import { AgentIdSchema, parseAgentConfig, type AgentConfigInput } from './agent-config';
+import { AgentIdSchema, ControlSchema, parseAgentConfig, type AgentConfigInput } from './agent-config';
 // agent.sh is the single source of the agent. `?raw` imports it as text: vitest (vite)
 // understands the suffix natively; esbuild strips an unresolvable `?raw` suffix and loads
 // the file with the `.sh` → `text` loader that the handler bundles configure. Reading the file
 // at run time (fs + import.meta.url) would not survive bundling. The triple-slash reference
 // above only brings in the `*?raw` module type.
 import agentScript from './agent.sh?raw';
+import controlScript from './control.py?raw';
 
 /** Text of the agent script that the launch command installs. */
 export const AGENT_SCRIPT: string = agentScript;
+
+/** Text of the control client (control.py) every training-instance command installs. */
+export const CONTROL_SCRIPT: string = controlScript;
 
 /** Exit codes of the prefetch command, distinct so the handler can name the failure. */
 export const PREFETCH_EXIT = { sourceMissing: 20, accessDenied: 21, copyFailed: 22 } as const;
@@ -32,6 +36,47 @@ function attemptDir(runId: string, attempt: number): string {
   return `"\${RUNCTL_INSTANCE_ROOT:-}/opt/runctl/attempts/${id}/${attempt}"`;
 }
 
+/** Where a training instance reaches the control plane, and for which run and attempt it asks. */
+export interface ControlTarget {
+  /** Base URL of runctl's HTTP API (its agent routes). */
+  endpoint: string;
+  region: string;
+  runId: string;
+  attempt: number;
+}
+
+/**
+ * Bash lines that give the rest of a training-instance command the run's own credentials: they
+ * install control.py and an AWS CLI config whose `credential_process` asks the agent routes for
+ * the run's short-lived credentials, and drop any other credentials from the environment. The
+ * instance role itself can do nothing a run needs (see docs/deploy.md), so every AWS CLI call
+ * after these lines acts as the run, and only as the run.
+ */
+export function runCredentialsPreamble(target: ControlTarget): string[] {
+  const control = ControlSchema.parse({ endpoint: target.endpoint });
+  const runId = AgentIdSchema.parse(target.runId);
+  if (!Number.isInteger(target.attempt) || target.attempt < 1) throw new Error(`attempt must be a positive integer, got ${target.attempt}`);
+  if (!/^[a-z]{2}(-[a-z]+)+-\d$/.test(target.region)) throw new Error(`region must look like us-east-1, got ${target.region}`);
+  // Every value is validated above to hold no whitespace or quotes: botocore splits the line like a shell.
+  const process = [
+    'python3 "$ctl/control.py"',
+    `--endpoint ${control.endpoint}`,
+    `--region ${target.region}`,
+    `--run-id ${runId}`,
+    `--attempt ${target.attempt}`,
+    `--cache "$ctl/credentials-${runId}-${target.attempt}.json"`,
+    'credentials',
+  ].join(' ');
+  return [
+    'ctl="${RUNCTL_INSTANCE_ROOT:-}/opt/runctl/control"',
+    '(umask 077 && mkdir -p "$ctl")',
+    `(umask 077 && printf '%s' '${base64(CONTROL_SCRIPT)}' | base64 -d > "$ctl/control.py")`,
+    `(umask 077 && printf '[default]\nregion = %s\ncredential_process = %s\n' '${target.region}' "${process.replaceAll('"', '\\"')}" > "$ctl/aws-config-${runId}-${target.attempt}")`,
+    `export AWS_CONFIG_FILE="$ctl/aws-config-${runId}-${target.attempt}" RUNCTL_CONTROL_PY="$ctl/control.py"`,
+    'unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE',
+  ];
+}
+
 /**
  * The bash text sent through SSM `AWS-RunShellScript` that installs and starts the agent for
  * one attempt. It returns at once: the agent runs detached (`setsid nohup`), so SSM's 48 hour
@@ -53,6 +98,7 @@ export function buildAgentLaunchCommand(input: AgentConfigInput): string {
     '  exit 0',
     'fi',
     'umask 077',
+    ...runCredentialsPreamble({ endpoint: config.control.endpoint, region: config.region, runId: config.runId, attempt: config.attempt }),
     `printf '%s' '${base64(AGENT_SCRIPT)}' | base64 -d > "$dir/agent.sh"`,
     `printf '%s' '${base64(JSON.stringify(config))}' | base64 -d > "$dir/config.json"`,
     'setsid nohup bash "$dir/agent.sh" "$dir" </dev/null >>"$dir/agent.log" 2>&1 &',
@@ -106,10 +152,11 @@ export interface PrefetchItem {
  * line per source (`{"source","target","bytes","seconds"}`), and stops with exit code
  * `PREFETCH_EXIT.sourceMissing` when a source lists nothing, `accessDenied` when S3 refuses.
  */
-export function prefetchCommand(data: readonly PrefetchItem[]): string {
+export function prefetchCommand(data: readonly PrefetchItem[], control: ControlTarget): string {
   const lines = [
     '#!/bin/bash',
     'set -uo pipefail',
+    ...runCredentialsPreamble(control),
     'root="${RUNCTL_INSTANCE_ROOT:-}"',
     // Refused credentials count as denied too: either way the instance role needs fixing.
     'denied="AccessDenied|Forbidden|403|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken"',

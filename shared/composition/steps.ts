@@ -6,7 +6,7 @@ import { DynamoCatalog } from '../adapters/dynamo-catalog';
 import { runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
 import { Ec2Volumes } from '../adapters/ec2-volumes';
-import { optionalEnv } from '../config';
+import { optionalEnv, requireEnv } from '../config';
 import type { StepDeps } from '../usecases/step-deps';
 import { buildAwsRecordStepDeps } from './record-steps';
 
@@ -31,6 +31,7 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
   const core = buildAwsRecordStepDeps(env, documents);
   return {
     ...core,
+    config: { ...core.config, controlEndpoint: requireEnv('AGENT_CONTROL_ENDPOINT', env) },
     compute: new Ec2Compute({
       ec2,
       ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),

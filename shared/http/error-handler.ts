@@ -1,6 +1,6 @@
 import type { Logger } from '@aws-lambda-powertools/logger';
 import type { MiddlewareObj } from '@middy/core';
-import { ConflictError, NotFoundError, RunInvalidError, StatusConflictError } from '../errors';
+import { ConflictError, ForbiddenError, NotFoundError, RunInvalidError, StatusConflictError } from '../errors';
 import { json, type ApiResult } from './responses';
 
 interface HttpLikeError {
@@ -15,6 +15,7 @@ function isHttpLikeError(error: unknown): error is HttpLikeError {
 /** Maps an error to the response the caller sees; a 5xx never shows internals. */
 export function toErrorResponse(error: unknown, requestId: string | undefined): ApiResult & { statusCode: number } {
   if (error instanceof RunInvalidError) return json(400, { message: error.message, issues: error.issues });
+  if (error instanceof ForbiddenError) return json(403, { message: error.message });
   if (error instanceof NotFoundError) return json(404, { message: error.message });
   if (error instanceof ConflictError || error instanceof StatusConflictError) return json(409, { message: error.message });
   // middy's body parser: unsupported media type (415) and malformed JSON (422) are the caller's to fix.

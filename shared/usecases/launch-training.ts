@@ -7,7 +7,7 @@ import type { RunSpec } from '../domain/run-spec';
 import { PrecheckFailedError, RunCancelledError } from '../errors';
 import { runPrefix } from '../ports/artifacts';
 import type { Catalog, ImageEntry } from '../ports/catalog';
-import type { StepDeps } from './step-deps';
+import { requireControlEndpoint, type StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
 
@@ -119,8 +119,8 @@ export async function agentDockerConfig(spec: RunSpec, region: string, deps: Ima
 }
 
 /**
- * LaunchTraining: stores the task token on the run record (the agent reads it there, so it never
- * appears in the command text, a log or a tag), then starts the agent detached through SSM and
+ * LaunchTraining: stores the task token on the run record (the agent routes relay the agent's
+ * callbacks with it, so it never reaches the instance, a command text, a log or a tag), then starts the agent detached through SSM and
  * returns. The execution waits for the agent's callback at no cost per hour.
  */
 export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps & ImageLookupDeps): Promise<{ commandId: string }> {
@@ -132,7 +132,7 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
   await deps.store.transition(runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING', 'TRAINING'], 'TRAINING', {
     statusReason: `Training on ${instanceId} (attempt ${attempt}${docker ? ` in ${docker.image}` : ''}${event.resumeFrom ? `, resuming from ${event.resumeFrom}` : ''})`,
   });
-  // Before the command: the agent waits for the token of its own attempt on the record.
+  // Before the command: the agent's first heartbeat is relayed with the token of its attempt.
   await deps.store.setTaskToken(runId, attempt, event.taskToken);
   // A cancel that landed between TRAINING and the token found no token to signal. Both are
   // conditional writes on one item: whichever came second sees the other, so re-reading here
@@ -156,7 +156,7 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
 export function agentConfigFor(
   spec: RunSpec,
   attempt: { runId: string; attempt: number; resumeFrom: string | null; docker: z.infer<typeof AgentDockerSchema> | undefined },
-  config: Pick<StepDeps['config'], 'region' | 'bucket' | 'table' | 'heartbeatSeconds'>,
+  config: Pick<StepDeps['config'], 'region' | 'bucket' | 'heartbeatSeconds' | 'controlEndpoint'>,
 ): AgentConfigInput {
   const { runId } = attempt;
   return {
@@ -173,6 +173,6 @@ export function agentConfigFor(
     metricDefinitions: spec.metricDefinitions,
     docker: attempt.docker,
     heartbeatSeconds: config.heartbeatSeconds,
-    tokenSource: { table: config.table, runId },
+    control: { endpoint: requireControlEndpoint(config) },
   };
 }

@@ -5,7 +5,7 @@ import { logger } from '../logger';
 import { failIfInstanceGone } from './check-instance';
 import { pollWaitSeconds } from '../domain/history-budget';
 import { attemptLoops, COMMAND_POLL_BASE_SECONDS, PREFETCH_TIMEOUT_SECONDS } from './attempt-loops';
-import type { StepDeps } from './step-deps';
+import { requireControlEndpoint, type StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { RunIdSchema } from './train-run-state';
 
@@ -49,7 +49,12 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
     await deps.store.transition(event.runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING'], 'PREFETCHING', {
       statusReason: `Copying ${record.spec.data.length} data source(s) to ${event.instanceId}`,
     });
-    const commandId = await deps.compute.sendCommand(event.instanceId, prefetchCommand(record.spec.data), {
+    const commandId = await deps.compute.sendCommand(event.instanceId, prefetchCommand(record.spec.data, {
+      endpoint: requireControlEndpoint(deps.config),
+      region: deps.config.region,
+      runId: event.runId,
+      attempt: event.attempt,
+    }), {
       comment: `runctl prefetch ${event.runId} attempt ${event.attempt}`,
       timeoutSeconds: PREFETCH_TIMEOUT_SECONDS,
     });

@@ -6,7 +6,7 @@ import { isTerminal } from '../domain/run-status';
 import { CapacityUnavailableError, ConflictError } from '../errors';
 import { logger } from '../logger';
 import { launchRequestFor } from './provision-instance';
-import type { StepDeps } from './step-deps';
+import { requireControlEndpoint, type StepDeps } from './step-deps';
 import { RunIdSchema } from './train-run-state';
 
 /**
@@ -184,7 +184,12 @@ async function copy(event: { runId: string; attempt: number }, run: RunRecord, r
     await record(event, { ...replacement, dataReadyAt: deps.clock().toISOString() }, deps);
     return { stop: true, done: true, reason: 'no data to copy' };
   }
-  const commandId = await deps.compute.sendCommand(replacement.instanceId, prefetchCommand(run.spec.data), {
+  const commandId = await deps.compute.sendCommand(replacement.instanceId, prefetchCommand(run.spec.data, {
+    endpoint: requireControlEndpoint(deps.config),
+    region: deps.config.region,
+    runId: event.runId,
+    attempt: replacement.attempt,
+  }), {
     comment: `runctl prefetch ${event.runId} attempt ${replacement.attempt} (replacement)`,
     timeoutSeconds: 6 * 3600,
   });

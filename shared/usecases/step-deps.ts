@@ -8,9 +8,15 @@ import type { Volumes } from '../ports/volumes';
 export interface StepConfig {
   /** Bucket holding `runs/<runId>/…`. */
   bucket: string;
-  /** Runs table; the agent reads the task token from it. */
+  /** Runs table. */
   table: string;
   region: string;
+  /**
+   * Base URL of the agent routes (runctl's HTTP API): where a training instance takes its run's
+   * credentials and reports. Set for the steps that command an instance (LaunchTraining,
+   * PrefetchData); the record-only steps leave it out.
+   */
+  controlEndpoint?: string;
   /** How often the agent heartbeats; the ASL's HeartbeatSeconds allows several missed beats. */
   heartbeatSeconds: number;
   /** CheckInstance calls before Instance.NotReady (15 s apart); fewer, further apart, when the run's event budget is smaller. */
@@ -49,3 +55,9 @@ export const DEFAULT_STEP_TUNING = {
   capacityRetrySeconds: 120,
   prefetchMaxPolls: 2160,
 } as const;
+
+/** The agent routes' base URL, which every command to a training instance carries. */
+export function requireControlEndpoint(config: Pick<StepConfig, 'controlEndpoint'>): string {
+  if (config.controlEndpoint === undefined) throw new Error('Environment variable AGENT_CONTROL_ENDPOINT is required');
+  return config.controlEndpoint;
+}

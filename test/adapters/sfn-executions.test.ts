@@ -3,6 +3,9 @@ import {
   DescribeExecutionCommand,
   SFNClient,
   SendTaskFailureCommand,
+  SendTaskHeartbeatCommand,
+  SendTaskSuccessCommand,
+  TaskDoesNotExist,
   StartExecutionCommand,
   StopExecutionCommand,
   TaskTimedOut,
@@ -80,6 +83,17 @@ describe('SfnExecutions error translation', () => {
     sfn.on(SendTaskFailureCommand).rejects(new TaskTimedOut({ message: 'Task Timed Out', $metadata: { httpStatusCode: 400 } }));
 
     await expect(executions.failTask('token', 'Instance.Lost', 'gone')).resolves.toBe(false);
+  });
+
+  it('relays success and heartbeats, and reports a stale token as false rather than an error', async () => {
+    sfn.reset();
+    sfn.on(SendTaskSuccessCommand).resolves({});
+    sfn.on(SendTaskHeartbeatCommand).rejects(new TaskDoesNotExist({ message: 'Task does not exist', $metadata: { httpStatusCode: 400 } }));
+
+    await expect(executions.succeedTask('token-1', '{"exitCode":0}')).resolves.toBe(true);
+    await expect(executions.heartbeatTask('token-2')).resolves.toBe(false);
+    expect(sfn.commandCalls(SendTaskSuccessCommand)[0]?.args[0].input).toEqual({ taskToken: 'token-1', output: '{"exitCode":0}' });
+    expect(sfn.commandCalls(SendTaskHeartbeatCommand)[0]?.args[0].input).toEqual({ taskToken: 'token-2' });
   });
 
   it('truncates the cause to the 32,768 characters Step Functions accepts', async () => {

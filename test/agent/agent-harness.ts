@@ -1,4 +1,3 @@
-import { CreateTableCommand, DynamoDBClient, PutItemCommand } from '@aws-sdk/client-dynamodb';
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, spawnSync } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
@@ -8,22 +7,22 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AgentConfigInput } from '../../shared/agent/agent-config';
 import { buildAgentLaunchCommand } from '../../shared/agent/commands';
-import {
-  InvalidTokenError,
-  startTaskCallbackServer,
-  TaskTimedOutError,
-  type TaskCallbackServer,
-} from '../../local/task-callback-server';
-import { startDynalite, type RunningDynalite } from '../support/dynalite';
+import { LocalRunCredentials, startAgentControlApi } from '../../local/agent-control';
+import type { RunningHttpApi } from '../../local/http-api';
+import { LOCAL_INSTANCE_ROLE, LocalImds } from '../../local/imds';
+import { RunSpecSchema } from '../../shared/domain/run-spec';
+import type { RunRecord } from '../../shared/domain/run-record';
+import type { TaskCallbacks } from '../../shared/ports/run-credentials';
 import { startS3rver, type S3rverHandle } from '../support/s3rver';
 
 /**
- * The world the agent tests run the real agent.sh in: s3rver for S3, dynalite for the run
- * record holding the task token, and the callback server standing in for Step Functions.
+ * The world the agent tests run the real agent.sh in: s3rver for S3, the local metadata service
+ * handing each "instance" its instance role credentials, and the real agent routes (SigV4
+ * checked) with the run records in memory and the task tokens answered here, standing in for
+ * Step Functions. The tokens live only in this process: the agent never sees one.
  */
 
 export const BUCKET = 'runctl-agent-test';
-export const TABLE = 'runctl-agent-runs';
 const FIXTURES = fileURLToPath(new URL('../fixtures/scripts', import.meta.url));
 
 export type Outcome =
@@ -33,12 +32,14 @@ export type Outcome =
 interface TokenState {
   heartbeats: number;
   timedOut: boolean;
+  settled: boolean;
   settle: (outcome: Outcome) => void;
 }
 
 export interface Launched {
   runId: string;
   attempt: number;
+  instanceId: string;
   token: string;
   root: string;
   stateDir: string;
@@ -54,6 +55,7 @@ export interface Launched {
 
 export interface LaunchOptions {
   runId?: string;
+  instanceId?: string;
   attempt?: number;
   env?: Record<string, string>;
   argv?: string[];
@@ -93,25 +95,45 @@ function alive(pid: number): boolean {
 
 export class AgentWorld {
   private readonly tokens = new Map<string, TokenState>();
+  private readonly records = new Map<string, RunRecord>();
   private readonly launched: Launched[] = [];
   private readonly roots: string[] = [];
   s3!: S3rverHandle;
-  dynamo!: RunningDynalite;
-  callbacks!: TaskCallbackServer;
+  imds = new LocalImds();
+  control!: RunningHttpApi;
+  credentials!: LocalRunCredentials;
   s3Client!: S3Client;
   codeBundle = `s3://${BUCKET}/bundles/code.tar.gz`;
 
   async start(): Promise<void> {
     this.s3 = await startS3rver([BUCKET]);
-    this.dynamo = await startDynalite();
-    this.callbacks = await startTaskCallbackServer({
-      success: (token, output) => this.state(token).settle({ kind: 'success', output: parseJson(output) }),
-      failure: (token, error, cause) => this.state(token).settle({ kind: 'failure', error, cause: parseJson(cause) }),
-      heartbeat: (token) => {
-        const state = this.state(token);
+    await this.imds.start();
+    this.credentials = new LocalRunCredentials(this.s3.credentials);
+    const tasks: TaskCallbacks = {
+      succeedTask: async (token, output) => this.settle(token, { kind: 'success', output: parseJson(output) }),
+      failTask: async (token, error, cause) => this.settle(token, { kind: 'failure', error, cause: parseJson(cause) }),
+      heartbeatTask: async (token) => {
+        const state = this.tokens.get(token);
+        if (state === undefined) return false;
         state.heartbeats += 1;
-        if (state.timedOut) throw new TaskTimedOutError('Task Timed Out');
+        return !state.timedOut;
       },
+    };
+    this.control = await startAgentControlApi({
+      imds: this.imds,
+      deps: () => ({
+        store: { get: async (runId) => this.records.get(runId) },
+        credentials: this.credentials,
+        tasks,
+        config: {
+          instanceRoleId: LOCAL_INSTANCE_ROLE.roleId,
+          partition: 'aws',
+          region: 'us-east-1',
+          accountId: '000000000000',
+          runsBucket: BUCKET,
+          secretsPrefix: '/runctl/test/secrets',
+        },
+      }),
     });
     this.s3Client = new S3Client({
       endpoint: this.s3.endpoint,
@@ -119,26 +141,6 @@ export class AgentWorld {
       forcePathStyle: true,
       credentials: this.s3.credentials,
     });
-    const dynamo = new DynamoDBClient({
-      endpoint: this.dynamo.endpoint,
-      region: 'us-east-1',
-      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-    });
-    await dynamo.send(
-      new CreateTableCommand({
-        TableName: TABLE,
-        KeySchema: [
-          { AttributeName: 'pk', KeyType: 'HASH' },
-          { AttributeName: 'sk', KeyType: 'RANGE' },
-        ],
-        AttributeDefinitions: [
-          { AttributeName: 'pk', AttributeType: 'S' },
-          { AttributeName: 'sk', AttributeType: 'S' },
-        ],
-        BillingMode: 'PAY_PER_REQUEST',
-      }),
-    );
-    this.dynamoClient = dynamo;
     const bundleDir = mkdtempSync(join(tmpdir(), 'runctl-bundle-'));
     const bundle = join(bundleDir, 'code.tar.gz');
     const tar = spawnSync('tar', ['-czf', bundle, '-C', FIXTURES, '.']);
@@ -147,25 +149,52 @@ export class AgentWorld {
     rmSync(bundleDir, { recursive: true, force: true });
   }
 
-  private dynamoClient!: DynamoDBClient;
-
-  private state(token: string): TokenState {
+  /** Settles a token's wait once; a second outcome (or an unknown token) is refused like Step Functions does. */
+  private settle(token: string, outcome: Outcome): boolean {
     const state = this.tokens.get(token);
-    if (!state) throw new InvalidTokenError('Invalid Token');
-    return state;
+    if (state === undefined || state.settled) return false;
+    state.settled = true;
+    state.settle(outcome);
+    return true;
+  }
+
+  /** The instance role an instance's metadata service serves: its name, and the credentials document. */
+  instanceRole(instanceId: string): { name: string; document: string } {
+    const c = this.imds.credentialsOf(instanceId);
+    const document = { Code: 'Success', AccessKeyId: c.accessKeyId, SecretAccessKey: c.secretAccessKey, Token: c.sessionToken };
+    return { name: LOCAL_INSTANCE_ROLE.name, document: JSON.stringify({ ...document, Expiration: new Date(Date.now() + 3600_000).toISOString() }) };
+  }
+
+  /** The run record the agent routes read (the attempt's instance and the task token). */
+  record(runId: string): RunRecord | undefined {
+    return this.records.get(runId);
+  }
+
+  /** Stores a new task token for the run's attempt, as a retried LaunchTraining would. */
+  rotateToken(launched: Launched): string {
+    const record = this.records.get(launched.runId);
+    if (record === undefined) throw new Error(`no record of ${launched.runId}`);
+    const token = `SECRET-TOKEN-${randomUUID()}`;
+    const previous = this.tokens.get(launched.token);
+    if (previous !== undefined) this.tokens.set(token, previous);
+    this.tokens.delete(launched.token);
+    this.records.set(launched.runId, { ...record, taskToken: token });
+    return token;
   }
 
   async stop(): Promise<void> {
     for (const launched of this.launched) await this.killAgent(launched.stateDir);
     for (const root of this.roots) rmSync(root, { recursive: true, force: true });
     this.s3Client?.destroy();
-    this.dynamoClient?.destroy();
-    await this.callbacks?.close();
-    await this.dynamo?.close();
+    await this.control?.close();
+    await this.imds.close();
     await this.s3?.stop();
   }
 
-  /** Environment of the instance: only the endpoints differ from EC2. */
+  /**
+   * Environment of the instance: only the endpoints differ from EC2. The key pair stands for
+   * whatever else a process on the instance might hold: the launch command drops it.
+   */
   instanceEnv(root: string, imdsEndpoint = 'off'): NodeJS.ProcessEnv {
     return {
       PATH: process.env.PATH,
@@ -180,8 +209,6 @@ export class AgentWorld {
       AWS_CONFIG_FILE: '/dev/null',
       AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
       AWS_ENDPOINT_URL_S3: this.s3.endpoint,
-      AWS_ENDPOINT_URL_DYNAMODB: this.dynamo.endpoint,
-      AWS_ENDPOINT_URL_SFN: this.callbacks.endpoint,
     };
   }
 
@@ -211,25 +238,39 @@ export class AgentWorld {
     return root;
   }
 
-  async launch(options: LaunchOptions = {}): Promise<Launched> {
-    const runId = options.runId ?? `run-${randomUUID().slice(0, 8)}`;
-    const attempt = options.attempt ?? 1;
+  /**
+   * Records that `attempt` of `runId` runs on `instanceId` (a new one by default) and waits on a
+   * new task token, as ProvisionInstance and LaunchTraining leave the run record.
+   */
+  registerAttempt(runId: string, attempt: number, instanceId = `i-${randomUUID().replaceAll('-', '').slice(0, 17)}`) {
     const token = `SECRET-TOKEN-${randomUUID()}`;
     let settle: (outcome: Outcome) => void = () => undefined;
     const outcome = new Promise<Outcome>((resolve) => (settle = resolve));
-    const state: TokenState = { heartbeats: 0, timedOut: false, settle };
+    const state: TokenState = { heartbeats: 0, timedOut: false, settled: false, settle };
     this.tokens.set(token, state);
-    await this.dynamoClient.send(
-      new PutItemCommand({
-        TableName: TABLE,
-        Item: {
-          pk: { S: `RUN#${runId}` },
-          sk: { S: 'RUN' },
-          taskToken: { S: token },
-          taskTokenAttempt: { N: String(attempt) },
-        },
-      }),
-    );
+    const now = new Date().toISOString();
+    this.records.set(runId, {
+      runId,
+      owner: 'arn:aws:iam::000000000000:user/agent-test',
+      spec: RunSpecSchema.parse({ name: 'agent-test', code: { bundle: this.codeBundle, entrypoint: 'train.py' }, instance: { types: 'c5.large' } }),
+      specHash: 'test',
+      status: 'TRAINING',
+      createdAt: now,
+      updatedAt: now,
+      attempts: [{ attempt, instanceId, spot: false, startedAt: now }],
+      taskToken: token,
+      taskTokenAttempt: attempt,
+      costUsd: 0,
+      interruptions: 0,
+      userFailures: 0,
+    });
+    return { instanceId, token, state, outcome };
+  }
+
+  async launch(options: LaunchOptions = {}): Promise<Launched> {
+    const runId = options.runId ?? `run-${randomUUID().slice(0, 8)}`;
+    const attempt = options.attempt ?? 1;
+    const { instanceId, token, state, outcome } = this.registerAttempt(runId, attempt, options.instanceId);
     const root = this.newRoot();
     const command = buildAgentLaunchCommand({
       runId,
@@ -246,12 +287,12 @@ export class AgentWorld {
       metricDefinitions: [{ name: 'val_accuracy', regex: 'val_accuracy: ([0-9.]+)' }],
       heartbeatSeconds: 3,
       imdsPollSeconds: 0.5,
-      tokenSource: { table: TABLE, runId, waitSeconds: 10 },
+      control: { endpoint: this.control.url },
       ...options.config,
     });
     const stateDir = join(root, 'opt/runctl/attempts', runId, String(attempt));
     const run = async () => {
-      const result = await this.runOnInstance(root, command, options.imdsEndpoint, options.instanceEnv);
+      const result = await this.runOnInstance(root, command, options.imdsEndpoint ?? this.imds.endpointFor(instanceId), options.instanceEnv);
       if (result.code !== 0) throw new Error(`launch command failed (${result.code}): ${result.stderr}`);
       return result.stdout;
     };
@@ -259,6 +300,7 @@ export class AgentWorld {
     const launched: Launched = {
       runId,
       attempt,
+      instanceId,
       token,
       root,
       stateDir,

@@ -103,6 +103,7 @@ describe('agent: checkpoint now', () => {
 });
 
 describe('agent: spot notice from the instance metadata', () => {
+  const SPOT_INSTANCE = 'i-0spotnotice00001';
   let imds: Server;
   let endpoint = '';
   let notice = false;
@@ -124,6 +125,12 @@ describe('agent: spot notice from the instance metadata', () => {
         response.end(JSON.stringify({ action: 'terminate', time: new Date(Date.now() + 120_000).toISOString() }));
         return;
       }
+      // The instance role's credentials, which the agent signs its calls to the agent routes with.
+      if (request.method === 'GET' && request.url?.startsWith('/latest/meta-data/iam/security-credentials/')) {
+        const role = world.instanceRole(SPOT_INSTANCE);
+        response.end(request.url.endsWith('/') ? role.name : role.document);
+        return;
+      }
       response.statusCode = 404;
       response.end();
     });
@@ -134,7 +141,7 @@ describe('agent: spot notice from the instance metadata', () => {
   afterAll(() => new Promise<void>((resolve) => imds.close(() => resolve())));
 
   it('checkpoints when the metadata announces an interruption', async () => {
-    const run = await world.launch({ env: { FIXTURE_MODE: 'save-on-term' }, imdsEndpoint: endpoint, config: { checkpoint: { intervalSeconds: 60, graceSeconds: 10 } } });
+    const run = await world.launch({ env: { FIXTURE_MODE: 'save-on-term' }, imdsEndpoint: endpoint, instanceId: SPOT_INSTANCE, config: { checkpoint: { intervalSeconds: 60, graceSeconds: 10 } } });
     await trainingStarted(run);
     await waitFor(() => seenTokens.length >= 2, 'the agent to poll the metadata');
 

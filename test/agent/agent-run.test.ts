@@ -1,6 +1,6 @@
 import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -151,10 +151,37 @@ describe('agent: hostile arguments and the task token', () => {
     expect((await world.text(`${prefix}/logs/attempt-1.log`)) ?? '').not.toContain(run.token);
     expect((await world.text(`${prefix}/metrics.jsonl`)) ?? '').not.toContain(run.token);
     expect(readFileSync(join(run.stateDir, 'agent.log'), 'utf8')).not.toContain(run.token);
-    // The token file is gone once the agent is done.
-    expect(existsSync(join(run.stateDir, 'task-token'))).toBe(false);
+    // The token never reached the instance at all: no file under its root holds it.
+    expect(filesHolding(run.root, run.token)).toEqual([]);
+  });
+
+  it('reaches the current task after LaunchTraining is retried with a new token', async () => {
+    const run = await world.launch({ env: { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '3' } });
+    await waitFor(() => existsSync(join(run.root, 'opt/runctl/output/received.json')), 'the training to start');
+
+    // A retried LaunchTraining stores a new token; the old one is no longer waited on.
+    const newToken = world.rotateToken(run);
+    const outcome = await run.outcome;
+
+    expect(outcome.kind).toBe('success');
+    expect(world.record(run.runId)?.taskToken).toBe(newToken);
+    expect(filesHolding(run.root, newToken)).toEqual([]);
   });
 });
+
+/** Files under `root` whose bytes contain `secret`. */
+function filesHolding(root: string, secret: string): string[] {
+  const found: string[] = [];
+  const visit = (dir: string) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) visit(path);
+      else if (entry.isFile() && readFileSync(path).includes(secret)) found.push(path);
+    }
+  };
+  visit(root);
+  return found;
+}
 
 describe('agent: launched twice for the same attempt', () => {
   it('starts training once; the second launch exits 0 and does nothing', async () => {

@@ -1,4 +1,4 @@
-import { PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -9,21 +9,25 @@ import {
   AGENT_SCRIPT,
   buildAgentLaunchCommand,
   checkpointNowCommand,
+  CONTROL_SCRIPT,
+  type ControlTarget,
   PREFETCH_EXIT,
   prefetchCommand,
   shellQuote,
   stopCommand,
 } from '../../shared/agent/commands';
-import { startS3rver, type S3rverHandle } from '../support/s3rver';
+import { AgentWorld, BUCKET } from './agent-harness';
 
-const BUCKET = 'runctl-prefetch-test';
-let s3: S3rverHandle;
+// The prefetch command runs like on EC2: it takes the run's credentials from the agent routes
+// (signed with the instance role key the metadata service hands out), not from the environment.
+const world = new AgentWorld();
 let root: string;
+let attempt = 0;
 
 beforeAll(async () => {
-  s3 = await startS3rver([BUCKET]);
+  await world.start();
   root = mkdtempSync(join(tmpdir(), 'runctl-prefetch-'));
-  const client = new S3Client({ endpoint: s3.endpoint, region: 'us-east-1', forcePathStyle: true, credentials: s3.credentials });
+  const client = world.s3Client;
   for (const [key, body] of [
     ['datasets/mnist/train/a.bin', 'aaaa'],
     ['datasets/mnist/train/b.bin', 'bbbbbb'],
@@ -32,29 +36,37 @@ beforeAll(async () => {
   ] as const) {
     await client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
   }
-  client.destroy();
 });
 afterAll(async () => {
   rmSync(root, { recursive: true, force: true });
-  await s3.stop();
+  await world.stop();
 });
 
-function runBash(script: string, credentials = s3.credentials): Promise<{ code: number | null; stdout: string; stderr: string }> {
+/** A fresh attempt on a fresh instance, so no cached run credentials carry over between tests. */
+function nextAttempt(): { control: ControlTarget; instanceId: string } {
+  attempt += 1;
+  const { instanceId } = world.registerAttempt('run-prefetch', attempt);
+  return { control: { endpoint: world.control.url, region: 'us-east-1', runId: 'run-prefetch', attempt }, instanceId };
+}
+
+/** The attempt the next `runBash` runs on (none: a plain shell, no metadata service). */
+let current: { control?: ControlTarget; instanceId: string } = { instanceId: '' };
+
+/** The prefetch command for a new attempt; `runBash` then runs it on that attempt's instance. */
+function prefetch(data: Parameters<typeof prefetchCommand>[0]): string {
+  const next = nextAttempt();
+  current = next;
+  return prefetchCommand(data, next.control);
+}
+
+function runBash(script: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     // cwd is the sandbox root, where a canary of an injected command would land.
     const child = spawn('bash', ['-s'], {
       cwd: root,
       env: {
-        PATH: process.env.PATH,
-        HOME: process.env.HOME,
-        RUNCTL_INSTANCE_ROOT: root,
-        AWS_ACCESS_KEY_ID: credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: credentials.secretAccessKey,
-        AWS_DEFAULT_REGION: 'us-east-1',
-        AWS_EC2_METADATA_DISABLED: 'true',
-        AWS_CONFIG_FILE: '/dev/null',
-        AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-        AWS_ENDPOINT_URL_S3: s3.endpoint,
+        ...world.instanceEnv(root, current.instanceId === '' ? 'off' : world.imds.endpointFor(current.instanceId)),
+        LANG: 'C.UTF-8',
       },
     });
     let stdout = '';
@@ -75,13 +87,14 @@ const config = {
   runPrefix: 'runs/run-1',
   codeBundle: 's3://bucket-1/code/abc.tar.gz',
   argv: ['python3', 'train.py'],
-  tokenSource: { table: 'runs', runId: 'run-1' },
+  control: { endpoint: 'https://abc123.execute-api.us-east-1.amazonaws.com' },
 };
 
-describe('prefetchCommand', () => {
+// Each AWS CLI call costs ~0.4 s of CPU; on a loaded 2-core machine a prefetch of three sources takes many seconds.
+describe('prefetchCommand', { timeout: 120_000 }, () => {
   it('syncs a prefix and copies an object, printing bytes and seconds for each', async () => {
     const result = await runBash(
-      prefetchCommand([
+      prefetch([
         { source: `s3://${BUCKET}/datasets/mnist/train/`, target: '/data/train' },
         { source: `s3://${BUCKET}/datasets/mnist.tar`, target: '/data/archives/' },
         { source: `s3://${BUCKET}/datasets/mnist`, target: '/data/whole' },
@@ -102,31 +115,56 @@ describe('prefetchCommand', () => {
   }, 120_000); // each real AWS CLI start costs about 1 s of CPU idle, several under load
 
   it('fails with a distinct exit code and a clear message when a source is missing', async () => {
-    const result = await runBash(prefetchCommand([{ source: `s3://${BUCKET}/datasets/nothing-here/`, target: '/data/x' }]));
+    const result = await runBash(prefetch([{ source: `s3://${BUCKET}/datasets/nothing-here/`, target: '/data/x' }]));
 
     expect(result.code).toBe(PREFETCH_EXIT.sourceMissing);
     expect(result.stderr).toContain(`data source s3://${BUCKET}/datasets/nothing-here/ is missing`);
   });
 
   it('counts a bucket that does not exist as a missing source (the user\'s to fix), not a failed copy', async () => {
-    const result = await runBash(prefetchCommand([{ source: 's3://runctl-no-such-bucket/datasets/x/', target: '/data/nb' }]));
+    const result = await runBash(prefetch([{ source: 's3://runctl-no-such-bucket/datasets/x/', target: '/data/nb' }]));
 
     expect(result.code).toBe(PREFETCH_EXIT.sourceMissing);
     expect(result.stderr).toContain('bucket runctl-no-such-bucket does not exist');
   });
 
   it('fails with another exit code when S3 refuses the credentials', async () => {
-    const result = await runBash(prefetchCommand([{ source: `s3://${BUCKET}/datasets/mnist/`, target: '/data/y' }]), {
-      accessKeyId: 'NOT-A-KEY',
-      secretAccessKey: 'nope',
-    });
+    const keys = world.credentials.keys;
+    world.credentials.keys = { accessKeyId: 'NOT-A-KEY', secretAccessKey: 'nope' };
+    try {
+      const result = await runBash(prefetch([{ source: `s3://${BUCKET}/datasets/mnist/`, target: '/data/y' }]));
+
+      expect(result.code).toBe(PREFETCH_EXIT.accessDenied);
+      expect(result.stderr).toContain('access denied');
+    } finally {
+      world.credentials.keys = keys;
+    }
+  });
+
+  it('uses the run credentials the agent routes vend, never the credentials in its environment', async () => {
+    const script = prefetch([{ source: `s3://${BUCKET}/datasets/mnist.tar`, target: '/data/creds/' }]);
+    const before = world.credentials.issued.length;
+    const result = await runBash(script);
+
+    expect(result.code).toBe(0);
+    expect(world.credentials.issued.length).toBe(before + 1);
+    expect(world.credentials.issued.at(-1)?.sessionName).toBe(`run-prefetch-${attempt}`);
+    expect(script).toContain('unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN');
+  });
+
+  it('gets nothing when the instance does not run that attempt', async () => {
+    const script = prefetch([{ source: `s3://${BUCKET}/datasets/mnist.tar`, target: '/data/other/' }]);
+    // Another instance (its own metadata, its own key) asks for this attempt's credentials.
+    current = { ...current, instanceId: 'i-0someoneelse00000' };
+    const result = await runBash(script);
 
     expect(result.code).toBe(PREFETCH_EXIT.accessDenied);
     expect(result.stderr).toContain('access denied');
+    expect(world.credentials.issued.some((i) => i.sessionName === `run-prefetch-${attempt}`)).toBe(false);
   });
 
   it('keeps hostile source and target text literal', async () => {
-    const script = prefetchCommand([{ source: `s3://${BUCKET}/$(touch pwned)'; touch pwned2 '`, target: '/data/z' }]);
+    const script = prefetch([{ source: `s3://${BUCKET}/$(touch pwned)'; touch pwned2 '`, target: '/data/z' }]);
     const result = await runBash(script);
 
     expect(result.code).toBe(PREFETCH_EXIT.sourceMissing);
@@ -135,8 +173,8 @@ describe('prefetchCommand', () => {
     // The canary check itself works: the same text unquoted does create it.
     await runBash(`true $(touch canary-check)`);
     expect(existsSync(join(root, 'canary-check'))).toBe(true);
-    expect(() => prefetchCommand([{ source: 'https://example.com/x', target: '/data' }])).toThrow(/s3:\/\//);
-    expect(() => prefetchCommand([{ source: 's3://b/x', target: '/data/../etc' }])).toThrow(/absolute path/);
+    expect(() => prefetch([{ source: 'https://example.com/x', target: '/data' }])).toThrow(/s3:\/\//);
+    expect(() => prefetch([{ source: 's3://b/x', target: '/data/../etc' }])).toThrow(/absolute path/);
   });
 });
 
@@ -145,9 +183,10 @@ describe('buildAgentLaunchCommand', () => {
     const command = buildAgentLaunchCommand(config);
 
     const encoded = [...command.matchAll(/printf '%s' '([A-Za-z0-9+/=]+)' \| base64 -d/g)].map((m) => m[1] ?? '');
-    expect(encoded).toHaveLength(2);
-    expect(Buffer.from(encoded[0] ?? '', 'base64').toString('utf8')).toBe(AGENT_SCRIPT);
-    const shipped = AgentConfigSchema.parse(JSON.parse(Buffer.from(encoded[1] ?? '', 'base64').toString('utf8')));
+    expect(encoded).toHaveLength(3);
+    expect(Buffer.from(encoded[0] ?? '', 'base64').toString('utf8')).toBe(CONTROL_SCRIPT);
+    expect(Buffer.from(encoded[1] ?? '', 'base64').toString('utf8')).toBe(AGENT_SCRIPT);
+    const shipped = AgentConfigSchema.parse(JSON.parse(Buffer.from(encoded[2] ?? '', 'base64').toString('utf8')));
     expect(shipped).toMatchObject({ runId: 'run-1', attempt: 2, heartbeatSeconds: 60, imdsPollSeconds: 5 });
     expect(shipped.checkpoint).toEqual({ dir: '/opt/runctl/checkpoints', intervalSeconds: 300, stopSignal: 'TERM', graceSeconds: 90 });
     expect(command).toContain('/opt/runctl/attempts/run-1/2');

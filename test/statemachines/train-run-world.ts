@@ -144,6 +144,7 @@ export class SimulatedAccount {
         bucket: this.options.bucket,
         table: this.options.table,
         region: 'us-east-1',
+        controlEndpoint: 'https://agentapi01.execute-api.us-east-1.amazonaws.com',
         heartbeatSeconds: 60,
         readinessMaxChecks: 3,
         capacityRetrySeconds: 60,

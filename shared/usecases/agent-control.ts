@@ -1,0 +1,116 @@
+import { z } from 'zod';
+import { runSessionPolicy } from '../domain/run-access';
+import type { RunRecord } from '../domain/run-record';
+import { ConflictError, ForbiddenError, RunInvalidError } from '../errors';
+import type { RunCredentialSet, RunCredentials, TaskCallbacks } from '../ports/run-credentials';
+import type { RunStore } from '../ports/run-store';
+
+/**
+ * The agent routes (POST /agent/{action}): what a training instance may ask of the control
+ * plane. API Gateway's IAM authorizer has checked the SigV4 signature; the caller's `userId`
+ * is `<role id>:<session name>`, and EC2 names an instance-role session after the instance, so
+ * a session of the training instance role *is* an instance. Each request names its run and
+ * attempt, and is answered only when the record says that attempt runs on that instance.
+ */
+
+export interface AgentControlConfig {
+  /** RoleId (AROA…) of the training instance role: only its sessions are instances. */
+  instanceRoleId: string;
+  partition: string;
+  region: string;
+  accountId: string;
+  runsBucket: string;
+  /** Parameter Store path of owners' secrets, e.g. `/runctl/dev/secrets`. */
+  secretsPrefix: string;
+}
+
+export interface AgentControlDeps {
+  store: Pick<RunStore, 'get'>;
+  credentials: RunCredentials;
+  tasks: TaskCallbacks;
+  config: AgentControlConfig;
+}
+
+export const AGENT_ACTIONS = ['credentials', 'heartbeat', 'success', 'failure'] as const;
+export type AgentAction = (typeof AGENT_ACTIONS)[number];
+
+const AgentRequestSchema = z.object({
+  runId: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'a run id'),
+  attempt: z.number().int().min(1),
+  /** success: the task output (JSON text). */
+  output: z.string().max(256 * 1024).optional(),
+  /** failure: the ASL error name and its cause. */
+  error: z.string().max(256).optional(),
+  cause: z.string().max(32_768).optional(),
+});
+export type AgentRequest = z.infer<typeof AgentRequestSchema>;
+
+/** Parses a request body; a malformed one is a 400 naming the field. */
+export function parseAgentRequest(body: unknown): AgentRequest {
+  const parsed = AgentRequestSchema.safeParse(body);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => ({ path: issue.path.join('.') || '(body)', message: issue.message }));
+  throw new RunInvalidError(`Invalid agent request: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
+}
+
+/** The instance behind an IAM caller id, or ForbiddenError when the caller is not a training instance. */
+export function callingInstance(userId: string, instanceRoleId: string): string {
+  const separator = userId.indexOf(':');
+  const roleId = separator < 0 ? userId : userId.slice(0, separator);
+  const session = separator < 0 ? '' : userId.slice(separator + 1);
+  if (roleId !== instanceRoleId || !/^i-[A-Za-z0-9-]{1,40}$/.test(session)) {
+    throw new ForbiddenError('Only a runctl training instance may call the agent routes');
+  }
+  return session;
+}
+
+/** The record of the run the instance serves, or ForbiddenError (one answer for "no such run" and "not yours"). */
+async function runOfInstance(request: AgentRequest, instanceId: string, deps: AgentControlDeps): Promise<RunRecord> {
+  const record = await deps.store.get(request.runId);
+  const attempt = record?.attempts.find((a) => a.attempt === request.attempt);
+  if (record === undefined || attempt?.instanceId !== instanceId) {
+    throw new ForbiddenError(`Instance ${instanceId} does not run attempt ${request.attempt} of run ${request.runId}`);
+  }
+  return record;
+}
+
+/** The run's own short-lived credentials, narrowed to the run by its session policy. */
+export async function vendRunCredentials(request: AgentRequest, instanceId: string, deps: AgentControlDeps): Promise<RunCredentialSet> {
+  const record = await runOfInstance(request, instanceId, deps);
+  const { config } = deps;
+  const policy = runSessionPolicy({
+    partition: config.partition,
+    region: config.region,
+    accountId: config.accountId,
+    runsBucket: config.runsBucket,
+    runId: record.runId,
+    codeBundle: record.spec.code.bundle,
+    dataSources: record.spec.data.map((d) => d.source),
+    owner: record.owner,
+    secretsPrefix: config.secretsPrefix,
+  });
+  return deps.credentials.issue(`${record.runId}-${request.attempt}`, policy);
+}
+
+/**
+ * Relays a heartbeat or outcome to the task that waits for this attempt, with the token stored
+ * on the record. The token is read at every call, so a LaunchTraining retried after the agent
+ * started (a new token) is answered just the same. ConflictError (409) when nothing waits.
+ */
+export async function relayCallback(
+  action: Exclude<AgentAction, 'credentials'>,
+  request: AgentRequest,
+  instanceId: string,
+  deps: AgentControlDeps,
+): Promise<void> {
+  const record = await runOfInstance(request, instanceId, deps);
+  const token = record.taskTokenAttempt === request.attempt ? record.taskToken : undefined;
+  if (token === undefined) throw new ConflictError(`No task waits for attempt ${request.attempt} of run ${request.runId}`);
+  const accepted =
+    action === 'heartbeat'
+      ? await deps.tasks.heartbeatTask(token)
+      : action === 'success'
+        ? await deps.tasks.succeedTask(token, request.output ?? '{}')
+        : await deps.tasks.failTask(token, request.error ?? 'States.TaskFailed', request.cause ?? '');
+  if (!accepted) throw new ConflictError(`The task of attempt ${request.attempt} of run ${request.runId} has ended`);
+}

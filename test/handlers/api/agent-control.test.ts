@@ -1,0 +1,165 @@
+import { describe, expect, it } from 'vitest';
+import { createHandler } from '../../../functions/api/agent-control';
+import type { PolicyDocument } from '../../../shared/domain/run-access';
+import type { RunRecord } from '../../../shared/domain/run-record';
+import { RunSpecSchema } from '../../../shared/domain/run-spec';
+import type { AgentControlDeps } from '../../../shared/usecases/agent-control';
+import { apiEvent, lambdaContext } from '../../support/api-events';
+
+const ROLE_ID = 'AROATRAININGROLE0001';
+const INSTANCE_A = 'i-0aaaaaaaaaaaaaaaa';
+const INSTANCE_B = 'i-0bbbbbbbbbbbbbbbb';
+
+function record(runId: string, instanceId: string, token: string, attempt = 1): RunRecord {
+  const now = '2026-12-01T00:00:00.000Z';
+  return {
+    runId,
+    owner: 'arn:aws:iam::123456789012:role/ml-engineer',
+    spec: RunSpecSchema.parse({
+      name: runId,
+      code: { bundle: `s3://runs-bucket/bundles/${'a'.repeat(64)}.tar.gz`, entrypoint: 'train.py' },
+      instance: { types: 'g5.xlarge' },
+      data: [{ source: 's3://datasets-bucket/imagenet/', target: '/data' }],
+    }),
+    specHash: 'h',
+    status: 'TRAINING',
+    createdAt: now,
+    updatedAt: now,
+    attempts: [{ attempt, instanceId, spot: true, startedAt: now }],
+    taskToken: token,
+    taskTokenAttempt: attempt,
+    costUsd: 0,
+    interruptions: 0,
+    userFailures: 0,
+  };
+}
+
+function world() {
+  const records = new Map<string, RunRecord>([
+    ['run-a', record('run-a', INSTANCE_A, 'TOKEN-A')],
+    ['run-b', record('run-b', INSTANCE_B, 'TOKEN-B')],
+  ]);
+  const issued: Array<{ sessionName: string; policy: PolicyDocument }> = [];
+  const answered: Array<[string, string, string?]> = [];
+  const stale = new Set<string>();
+  const deps: AgentControlDeps = {
+    store: { get: async (runId) => records.get(runId) },
+    credentials: {
+      issue: async (sessionName, policy) => {
+        issued.push({ sessionName, policy });
+        return { accessKeyId: 'ASIARUN', secretAccessKey: 'secret', sessionToken: 'session', expiration: '2026-12-01T01:00:00.000Z' };
+      },
+    },
+    tasks: {
+      succeedTask: async (token, output) => (answered.push(['success', token, output]), !stale.has(token)),
+      failTask: async (token, error) => (answered.push(['failure', token, error]), !stale.has(token)),
+      heartbeatTask: async (token) => (answered.push(['heartbeat', token]), !stale.has(token)),
+    },
+    config: {
+      instanceRoleId: ROLE_ID,
+      partition: 'aws',
+      region: 'us-east-1',
+      accountId: '123456789012',
+      runsBucket: 'runs-bucket',
+      secretsPrefix: '/runctl/test/secrets',
+    },
+  };
+  const handler = createHandler(() => deps);
+  const call = async (action: string, body: unknown, userId = `${ROLE_ID}:${INSTANCE_B}`) => {
+    const event = apiEvent({ method: 'POST', path: `/agent/${action}`, routeKey: 'POST /agent/{action}', body, pathParameters: { action } });
+    event.requestContext.authorizer.iam.userId = userId;
+    const result = await handler(event, lambdaContext());
+    return { status: result.statusCode, body: JSON.parse(String(result.body ?? '{}')) as Record<string, unknown> };
+  };
+  return { call, issued, answered, stale, records };
+}
+
+describe('POST /agent/credentials', () => {
+  it("vends instance B the credentials of its own run, narrowed to run B's prefix", async () => {
+    const { call, issued } = world();
+
+    const response = await call('credentials', { runId: 'run-b', attempt: 1 });
+
+    expect(response).toEqual({ status: 200, body: { accessKeyId: 'ASIARUN', secretAccessKey: 'secret', sessionToken: 'session', expiration: '2026-12-01T01:00:00.000Z' } });
+    expect(issued[0]?.sessionName).toBe('run-b-1');
+    const text = JSON.stringify(issued[0]?.policy);
+    expect(text).toContain('arn:aws:s3:::runs-bucket/runs/run-b/*');
+    expect(text).toContain('arn:aws:s3:::datasets-bucket/imagenet/*');
+    expect(text).not.toContain('run-a');
+  });
+
+  it("refuses instance B the credentials of run A, or of an attempt it does not run", async () => {
+    const { call, issued } = world();
+
+    expect((await call('credentials', { runId: 'run-a', attempt: 1 })).status).toBe(403);
+    expect((await call('credentials', { runId: 'run-b', attempt: 2 })).status).toBe(403);
+    expect((await call('credentials', { runId: 'run-missing', attempt: 1 })).status).toBe(403);
+    expect(issued).toEqual([]);
+  });
+
+  it('refuses callers that are not sessions of the training instance role', async () => {
+    const { call, issued } = world();
+
+    // A user (or any other role) naming instance B's session still is not the instance role.
+    expect((await call('credentials', { runId: 'run-b', attempt: 1 }, `AROAUSERROLE00000001:${INSTANCE_B}`)).status).toBe(403);
+    expect((await call('credentials', { runId: 'run-b', attempt: 1 }, 'AIDAIAMUSER000000001')).status).toBe(403);
+    expect((await call('credentials', { runId: 'run-b', attempt: 1 }, `${ROLE_ID}:not-an-instance`)).status).toBe(403);
+    expect(issued).toEqual([]);
+  });
+
+  it('answers a malformed request with a 400 naming the field, and an unknown action with a 404', async () => {
+    const { call } = world();
+
+    const bad = await call('credentials', { runId: 'run-b', attempt: 'one' });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('attempt');
+    expect((await call('delete-everything', { runId: 'run-b', attempt: 1 })).status).toBe(404);
+  });
+});
+
+describe('POST /agent/{heartbeat,success,failure}', () => {
+  it("relays instance B's callbacks with run B's stored token; the token is never in a response", async () => {
+    const { call, answered } = world();
+
+    const heartbeat = await call('heartbeat', { runId: 'run-b', attempt: 1 });
+    const success = await call('success', { runId: 'run-b', attempt: 1, output: '{"exitCode":0}' });
+    const failure = await call('failure', { runId: 'run-b', attempt: 1, error: 'Spot.Interrupted', cause: '{}' });
+
+    expect([heartbeat, success, failure].map((r) => r.status)).toEqual([200, 200, 200]);
+    expect(answered).toEqual([
+      ['heartbeat', 'TOKEN-B'],
+      ['success', 'TOKEN-B', '{"exitCode":0}'],
+      ['failure', 'TOKEN-B', 'Spot.Interrupted'],
+    ]);
+    expect(JSON.stringify([heartbeat, success, failure])).not.toContain('TOKEN');
+  });
+
+  it("cannot complete run A's task from instance B", async () => {
+    const { call, answered } = world();
+
+    expect((await call('success', { runId: 'run-a', attempt: 1, output: '{}' })).status).toBe(403);
+    expect(answered).toEqual([]);
+  });
+
+  it('answers 409 when the task has ended or the token belongs to another attempt, so the agent stops', async () => {
+    const { call, stale, records } = world();
+    stale.add('TOKEN-B');
+
+    expect((await call('heartbeat', { runId: 'run-b', attempt: 1 })).status).toBe(409);
+
+    const current = records.get('run-b');
+    if (current === undefined) throw new Error('no run-b');
+    records.set('run-b', { ...current, taskTokenAttempt: 2 });
+    expect((await call('heartbeat', { runId: 'run-b', attempt: 1 })).status).toBe(409);
+  });
+
+  it('uses the token stored now, so a retried LaunchTraining (a new token) is answered', async () => {
+    const { call, answered, records } = world();
+    const current = records.get('run-b');
+    if (current === undefined) throw new Error('no run-b');
+    records.set('run-b', { ...current, taskToken: 'TOKEN-B2' });
+
+    expect((await call('heartbeat', { runId: 'run-b', attempt: 1 })).status).toBe(200);
+    expect(answered).toEqual([['heartbeat', 'TOKEN-B2']]);
+  });
+});

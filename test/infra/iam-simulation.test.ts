@@ -1,0 +1,219 @@
+import { runSimulation, type Simulation } from '@cloud-copilot/iam-simulate';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { ownerSecretsPath, runSessionPolicy, type PolicyDocument } from '../../shared/domain/run-access';
+import { ensurePackagedTemplate, FAKE, fakeName, packagedRoles, type PackagedRole } from './packaged-template';
+
+/**
+ * IAM proven by evaluation, not by reading: every role of the packaged CloudFormation template
+ * (osls package output, intrinsics resolved against a fake account) and the session policy the
+ * agent routes really build are evaluated with an IAM policy simulator, as instance B of run B
+ * trying to reach run A — and as B on its own run.
+ */
+
+let roles: Map<string, PackagedRole>;
+let bucket: string;
+let table: string;
+const account = FAKE.accountId;
+const region = FAKE.region;
+const SECRETS_PREFIX = `/runctl/${FAKE.stage}/secrets`;
+const OWNER_A = `arn:aws:iam::${account}:user/alice`;
+const OWNER_B = `arn:aws:iam::${account}:role/bob`;
+const DATASETS = 'datasets-bucket';
+
+beforeAll(() => {
+  ensurePackagedTemplate();
+  roles = packagedRoles();
+  bucket = fakeName('RunsBucket');
+  table = fakeName('RunsTable');
+}, 900_000);
+
+function role(logicalId: string): PackagedRole {
+  const found = roles.get(logicalId);
+  if (found === undefined) throw new Error(`no role ${logicalId} in the packaged template`);
+  return found;
+}
+
+interface Request {
+  action: string;
+  resource: string;
+  context?: Record<string, string | string[]>;
+}
+
+/** Allowed / ImplicitlyDenied / ExplicitlyDenied for one request by a session of `who`. */
+async function decide(who: PackagedRole, request: Request, sessionPolicy?: PolicyDocument, session = 'i-0bbbbbbbbbbbbbbbb'): Promise<string> {
+  const simulation: Simulation = {
+    request: {
+      principal: `arn:aws:sts::${account}:assumed-role/${who.name}/${session}`,
+      action: request.action,
+      resource: { resource: request.resource, accountId: account },
+      contextVariables: request.context ?? {},
+    },
+    identityPolicies: who.policies,
+    serviceControlPolicies: [],
+    resourceControlPolicies: [],
+    sessionPolicy,
+  };
+  const result = await runSimulation(simulation, {});
+  if (result.resultType === 'error') throw new Error(`simulation refused ${request.action} ${request.resource}: ${JSON.stringify(result.errors)}`);
+  if (result.resultType !== 'single') throw new Error(`expected one result for ${request.resource}`);
+  return result.overallResult;
+}
+
+/** The session policy of a run, built by the code the agent routes run. */
+function sessionPolicyOf(runId: string, owner: string, dataSources: string[] = []): PolicyDocument {
+  return runSessionPolicy({
+    partition: 'aws',
+    region,
+    accountId: account,
+    runsBucket: bucket,
+    runId,
+    codeBundle: `s3://${bucket}/bundles/${'b'.repeat(64)}.tar.gz`,
+    dataSources,
+    owner,
+    secretsPrefix: SECRETS_PREFIX,
+  });
+}
+
+const RUN_REQUESTS = ['read its checkpoint', 'overwrite its checkpoint', 'list its prefix', "read its owner's secret"] as const;
+
+/** One of RUN_REQUESTS against a run (built when a test runs: the bucket is known only after packaging). */
+function against(name: (typeof RUN_REQUESTS)[number], runId: string, owner: string): Request {
+  const request = requestsAgainst(runId, owner)[name];
+  if (request === undefined) throw new Error(name);
+  return request;
+}
+
+/** What a hostile script of run B tries against run A (and the account), and what B's own run needs. */
+function requestsAgainst(runId: string, owner: string): Record<string, Request> {
+  return {
+    'read its checkpoint': { action: 's3:GetObject', resource: `arn:aws:s3:::${bucket}/runs/${runId}/checkpoints/0001-000001/model.pt` },
+    'overwrite its checkpoint': { action: 's3:PutObject', resource: `arn:aws:s3:::${bucket}/runs/${runId}/checkpoints/0001-000001/model.pt` },
+    'list its prefix': { action: 's3:ListBucket', resource: `arn:aws:s3:::${bucket}`, context: { 's3:prefix': `runs/${runId}/` } },
+    "read its owner's secret": {
+      action: 'ssm:GetParameter',
+      resource: `arn:aws:ssm:${region}:${account}:parameter${ownerSecretsPath(SECRETS_PREFIX, owner)}wandb-key`,
+    },
+  };
+}
+
+const ACCOUNT_WIDE: Record<string, Request> = {
+  'read a run record or its task token': { action: 'dynamodb:GetItem', resource: '' },
+  // SendTask* have no resource type (the token is the capability): the request is on "*".
+  'complete a task with a token': { action: 'states:SendTaskSuccess', resource: '*' },
+  'read a parameter outside the secrets prefix': { action: 'ssm:GetParameter', resource: `arn:aws:ssm:${region}:${account}:parameter/prod/db-password` },
+  'list every run': { action: 's3:ListBucket', resource: '', context: { 's3:prefix': 'runs/' } },
+  'terminate an instance': { action: 'ec2:TerminateInstances', resource: `arn:aws:ec2:${region}:${account}:instance/i-0aaaaaaaaaaaaaaaa` },
+  'push to an image repository': { action: 'ecr:PutImage', resource: `arn:aws:ecr:${region}:${account}:repository/runctl/someone-else` },
+};
+
+function accountWide(name: string): Request {
+  const request = ACCOUNT_WIDE[name];
+  if (request === undefined) throw new Error(name);
+  if (request.action === 'dynamodb:GetItem') return { ...request, resource: `arn:aws:dynamodb:${region}:${account}:table/${table}` };
+  if (request.action === 's3:ListBucket') return { ...request, resource: `arn:aws:s3:::${bucket}` };
+  return request;
+}
+
+describe('the packaged template', () => {
+  it('attaches no AWS managed policy to any role (each would be unevaluated, and the SSM one reads every parameter)', () => {
+    for (const r of roles.values()) expect(r.awsManaged, r.logicalId).toEqual([]);
+    expect(roles.size).toBeGreaterThan(10);
+  });
+});
+
+describe('instance B (the training instance role itself)', () => {
+  const B = () => role('TrainingInstanceRole');
+
+  it.each(RUN_REQUESTS)('cannot %s of run A', async (name) => {
+    expect(await decide(B(), against(name, 'run-a', OWNER_A))).not.toBe('Allowed');
+  });
+
+  it.each(RUN_REQUESTS)('cannot %s of its own run B either (only run credentials can)', async (name) => {
+    expect(await decide(B(), against(name, 'run-b', OWNER_B))).not.toBe('Allowed');
+  });
+
+  it.each(Object.keys(ACCOUNT_WIDE))('cannot %s', async (name) => {
+    expect(await decide(B(), accountWide(name))).not.toBe('Allowed');
+  });
+
+  it('may call the agent routes of its own stack, and no other API route', async () => {
+    const api = `arn:aws:execute-api:${region}:${account}:${FAKE.httpApiId}`;
+    expect(await decide(B(), { action: 'execute-api:Invoke', resource: `${api}/$default/POST/agent/credentials` })).toBe('Allowed');
+    expect(await decide(B(), { action: 'execute-api:Invoke', resource: `${api}/$default/POST/agent/heartbeat` })).toBe('Allowed');
+    expect(await decide(B(), { action: 'execute-api:Invoke', resource: `${api}/$default/POST/runs` })).not.toBe('Allowed');
+    expect(await decide(B(), { action: 'execute-api:Invoke', resource: `${api}/$default/GET/runs/run-a` })).not.toBe('Allowed');
+  });
+
+  it('keeps the SSM agent working: registration and Run Command messages', async () => {
+    expect(await decide(B(), { action: 'ssm:UpdateInstanceInformation', resource: `arn:aws:ec2:${region}:${account}:instance/i-0bbbbbbbbbbbbbbbb` })).toBe('Allowed');
+    expect(await decide(B(), { action: 'ec2messages:GetMessages', resource: '*' })).toBe('Allowed');
+    expect(await decide(B(), { action: 'ssmmessages:OpenDataChannel', resource: '*' })).toBe('Allowed');
+  });
+});
+
+describe("run B's credentials (the run-access role under B's session policy, as the agent routes vend them)", () => {
+  const R = () => role('RunAccessRole');
+  const policyB = () => sessionPolicyOf('run-b', OWNER_B, [`s3://${DATASETS}/imagenet/`, `s3://${bucket}/runs/run-a/outputs/`]);
+
+  it.each(RUN_REQUESTS)('may %s of its own run', async (name) => {
+    expect(await decide(R(), against(name, 'run-b', OWNER_B), policyB(), 'run-b-1')).toBe('Allowed');
+  });
+
+  it.each(RUN_REQUESTS)('cannot %s of run A', async (name) => {
+    expect(await decide(R(), against(name, 'run-a', OWNER_A), policyB(), 'run-b-1')).not.toBe('Allowed');
+  });
+
+  it('cannot do the same with the ceiling alone for another run: the session policy is what narrows it', async () => {
+    // Without the session policy the run-access role reaches every run: the agent routes never vend it bare.
+    expect(await decide(R(), against('read its checkpoint', 'run-a', OWNER_A), undefined, 'run-b-1')).toBe('Allowed');
+  });
+
+  it.each(Object.keys(ACCOUNT_WIDE))('cannot %s', async (name) => {
+    expect(await decide(R(), accountWide(name), policyB(), 'run-b-1')).not.toBe('Allowed');
+  });
+
+  it('reads its bundle and its own data source, no other dataset and no other run named as data', async () => {
+    const read = (resource: string) => decide(R(), { action: 's3:GetObject', resource }, policyB(), 'run-b-1');
+    expect(await read(`arn:aws:s3:::${bucket}/bundles/${'b'.repeat(64)}.tar.gz`)).toBe('Allowed');
+    expect(await read(`arn:aws:s3:::${bucket}/bundles/${'c'.repeat(64)}.tar.gz`)).not.toBe('Allowed');
+    expect(await read(`arn:aws:s3:::${DATASETS}/imagenet/train/0001.jpg`)).toBe('Allowed');
+    expect(await read(`arn:aws:s3:::${DATASETS}/private-medical/scan.dcm`)).not.toBe('Allowed');
+    // The spec named run A's outputs as data: the session policy grants no data in the runs bucket.
+    expect(await read(`arn:aws:s3:::${bucket}/runs/run-a/outputs/model.pt`)).not.toBe('Allowed');
+    const list = (prefix: string) =>
+      decide(R(), { action: 's3:ListBucket', resource: `arn:aws:s3:::${DATASETS}`, context: { 's3:prefix': prefix } }, policyB(), 'run-b-1');
+    expect(await list('imagenet/train/')).toBe('Allowed');
+    expect(await list('private-medical/')).not.toBe('Allowed');
+  });
+
+  it('is only assumable by the agent routes function', async () => {
+    const template = role('RunAccessRole');
+    expect(template.name).toBe(`runctl-${FAKE.stage}-run-access`);
+    const control = role('AgentControlIamRoleLambdaExecution');
+    expect(await decide(control, { action: 'sts:AssumeRole', resource: template.arn })).toBe('Allowed');
+    for (const other of roles.values()) {
+      if (other.logicalId === control.logicalId) continue;
+      expect(await decide(other, { action: 'sts:AssumeRole', resource: template.arn }), other.logicalId).not.toBe('Allowed');
+    }
+  });
+});
+
+describe('the control plane keeps answering tasks', () => {
+  it('lets the agent routes, the cancel route, the instance-state handler and the reconciler answer waiting tasks', async () => {
+    for (const id of ['AgentControlIamRoleLambdaExecution', 'CancelRunIamRoleLambdaExecution', 'InstanceStateIamRoleLambdaExecution', 'ReconcileIamRoleLambdaExecution']) {
+      expect(await decide(role(id), { action: 'states:SendTaskFailure', resource: '*' }), id).toBe('Allowed');
+    }
+    expect(await decide(role('AgentControlIamRoleLambdaExecution'), { action: 'states:SendTaskSuccess', resource: '*' })).toBe('Allowed');
+    expect(await decide(role('AgentControlIamRoleLambdaExecution'), { action: 'states:SendTaskHeartbeat', resource: '*' })).toBe('Allowed');
+  });
+});
+
+describe('no role of the stack but the control plane reads run records or answers tasks', () => {
+  it('keeps the instance roles (training, volume helper, image builder) away from records, tokens and parameters', async () => {
+    for (const id of ['TrainingInstanceRole', 'VolumeHelperInstanceRole', 'ImageBuilderInstanceRole']) {
+      for (const name of ['read a run record or its task token', 'complete a task with a token', 'read a parameter outside the secrets prefix', 'terminate an instance']) {
+        expect(await decide(role(id), accountWide(name)), `${id}: ${name}`).not.toBe('Allowed');
+      }
+    }
+  });
+});
