@@ -46,7 +46,7 @@ async function bundle(entry: string, outfile: string): Promise<number> {
     format: 'esm',
     mainFields: ['module', 'main'],
     banner: { js: BANNER },
-    loader: { '.sh': 'text' },
+    loader: { '.sh': 'text', '.py': 'text' },
     logLevel: 'silent',
   });
   return statSync(outfile).size;

@@ -48,7 +48,7 @@ export async function buildCli() {
     chunkNames: 'chunk-[hash]',
     outExtension: { '.js': '.mjs' },
     // The agent script is shipped inside the SSM command text (`import … from './agent.sh?raw'`).
-    loader: { '.sh': 'text' },
+    loader: { '.sh': 'text', '.py': 'text' },
     minifySyntax: true,
     treeShaking: true,
     metafile: true,

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { runsTableDefinition } from '../../shared/adapters/runs-table';
@@ -131,6 +132,11 @@ describe('serverless.yml', () => {
     expect(Object.keys(config.provider.environment)).toEqual(
       expect.arrayContaining(['RUNS_TABLE', 'RUNS_BUCKET', 'TRAIN_RUN_STATE_MACHINE_ARN', 'POWERTOOLS_SERVICE_NAME', 'LOG_LEVEL']),
     );
+  });
+
+  it('has as many functions as docs/deploy.md says', () => {
+    const documented = /\| (\d+) Lambda functions \|/.exec(readFileSync(new URL('../../docs/deploy.md', import.meta.url), 'utf8'))?.[1];
+    expect(Number(documented)).toBe(Object.keys(config.functions).length);
   });
 
   it('names each function after its handler file, so ASL logical ids follow from file names', () => {
