@@ -91,7 +91,7 @@ const config = {
 };
 
 // Each AWS CLI call costs ~0.4 s of CPU; on a loaded 2-core machine a prefetch of three sources takes many seconds.
-describe('prefetchCommand', { timeout: 120_000 }, () => {
+describe('prefetchCommand', { timeout: 300_000 }, () => {
   it('syncs a prefix and copies an object, printing bytes and seconds for each', async () => {
     const result = await runBash(
       prefetch([
