@@ -67,11 +67,21 @@ export function callingInstance(userId: string, instanceRoleId: string): string 
 /** The record of the run the instance serves, or ForbiddenError (one answer for "no such run" and "not yours"). */
 async function runOfInstance(request: AgentRequest, instanceId: string, deps: AgentControlDeps): Promise<RunRecord> {
   const record = await deps.store.get(request.runId);
-  const attempt = record?.attempts.find((a) => a.attempt === request.attempt);
-  if (record === undefined || attempt?.instanceId !== instanceId) {
+  if (record === undefined || !servesAttempt(record, request.attempt, instanceId)) {
     throw new ForbiddenError(`Instance ${instanceId} does not run attempt ${request.attempt} of run ${request.runId}`);
   }
   return record;
+}
+
+/**
+ * Whether the record says `instanceId` runs `attempt`: as that attempt, or as the replacement
+ * launched on the previous attempt's spot warning (it prefetches the run's data before the run
+ * adopts it), until that replacement is released.
+ */
+function servesAttempt(record: RunRecord, attempt: number, instanceId: string): boolean {
+  if (record.attempts.some((a) => a.attempt === attempt && a.instanceId === instanceId)) return true;
+  const replacement = record.attempts.at(-1)?.replacement;
+  return replacement?.attempt === attempt && replacement.instanceId === instanceId && replacement.releasedAt === undefined;
 }
 
 /** The run's own short-lived credentials, narrowed to the run by its session policy. */

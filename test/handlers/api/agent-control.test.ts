@@ -97,6 +97,25 @@ describe('POST /agent/credentials', () => {
     expect(issued).toEqual([]);
   });
 
+  it('vends the replacement launched on the warning the next attempt\'s credentials, until it is released', async () => {
+    const { call, issued, records } = world();
+    const INSTANCE_C = 'i-0cccccccccccccccc';
+    const runB = records.get('run-b');
+    const first = runB?.attempts[0];
+    if (runB === undefined || first === undefined) throw new Error('run-b has no attempt');
+    const replacement = { attempt: 2, instanceId: INSTANCE_C, instanceType: 'g5.xlarge', availabilityZone: 'us-east-1a', spot: true, launchedAt: '2026-12-01T00:10:00.000Z' };
+    runB.attempts[0] = { ...first, warnedAt: '2026-12-01T00:09:00.000Z', replacement };
+    const asReplacement = (body: unknown) => call('credentials', body, `${ROLE_ID}:${INSTANCE_C}`);
+
+    expect((await asReplacement({ runId: 'run-b', attempt: 2 })).status).toBe(200);
+    expect(issued.at(-1)?.sessionName).toBe('run-b-2');
+    // Not the attempt it does not run, and nothing once released.
+    expect((await asReplacement({ runId: 'run-b', attempt: 1 })).status).toBe(403);
+    runB.attempts[0] = { ...first, replacement: { ...replacement, releasedAt: '2026-12-01T00:11:00.000Z' } };
+    expect((await asReplacement({ runId: 'run-b', attempt: 2 })).status).toBe(403);
+    expect(issued).toHaveLength(1);
+  });
+
   it('refuses callers that are not sessions of the training instance role', async () => {
     const { call, issued } = world();
 
