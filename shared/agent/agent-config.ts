@@ -106,6 +106,13 @@ export const AgentConfigSchema = z.object({
   metricDefinitions: z.array(MetricDefinitionSchema).default([]),
   /** Run the training in this container instead of directly on the instance. */
   docker: AgentDockerSchema.optional(),
+  /** What the code bundle may unpack to (its compressed size is capped at upload). */
+  bundleLimits: z
+    .object({
+      maxUnpackedBytes: z.number().int().positive().default(4 * 1024 ** 3),
+      maxEntries: z.number().int().positive().default(100_000),
+    })
+    .prefault({}),
   heartbeatSeconds: z.number().positive().default(60),
   /** AWS advises polling the spot instance-action every 5 seconds. */
   imdsPollSeconds: z.number().positive().default(5),

@@ -448,6 +448,60 @@ def tail(path, max_lines=40, max_chars=4000):
         return ''
     return '\n'.join(text.splitlines()[-max_lines:])[-max_chars:]
 
+def unpack(config_path, archive, uri, dest, out):
+    # The bundle is named by the sha256 of its bytes: anything else was changed after upload.
+    # Then every member must land inside `dest` as a plain file or directory, within the caps.
+    # Any refusal writes its reason to `out` and exits 1.
+    import tarfile
+    limits = (read_json(config_path) or {}).get('bundleLimits') or {}
+    max_bytes, max_entries = int(limits.get('maxUnpackedBytes', 4 * 1024 ** 3)), int(limits.get('maxEntries', 100000))
+    def refuse(reason):
+        write_private(out, reason)
+        sys.exit(1)
+    expected = re.search(r'/bundles/([0-9a-f]{64})\.tar\.gz$', uri)
+    digest = hashlib.sha256()
+    with open(archive, 'rb') as f:
+        for block in iter(lambda: f.read(1 << 20), b''):
+            digest.update(block)
+    if expected is None or digest.hexdigest() != expected.group(1):
+        refuse('code bundle %s does not match its sha256 (%s): it changed after upload; submit again'
+               % (uri, digest.hexdigest()))
+    try:
+        with tarfile.open(archive, 'r:gz') as tar:
+            members = tar.getmembers()
+    except (tarfile.TarError, OSError, EOFError) as error:
+        refuse('code bundle %s is not a gzip tar archive (%s)' % (uri, error))
+    if len(members) > max_entries:
+        refuse('code bundle %s has %d entries, over the limit of %d' % (uri, len(members), max_entries))
+    total = sum(m.size for m in members if m.isfile())
+    if total > max_bytes:
+        refuse('code bundle %s unpacks to %d bytes, over the limit of %d: keep data out of the bundle (--data)'
+               % (uri, total, max_bytes))
+    root = os.path.realpath(dest)
+    inside = lambda path: path == root or path.startswith(root + os.sep)
+    for m in members:
+        target = os.path.realpath(os.path.join(root, m.name))
+        if m.name.startswith('/') or not inside(target):
+            refuse('code bundle %s: member %r would be written outside the code directory' % (uri, m.name))
+        if m.issym() or m.islnk():
+            base = os.path.dirname(target) if m.issym() else root
+            if m.linkname.startswith('/') or not inside(os.path.realpath(os.path.join(base, m.linkname))):
+                refuse('code bundle %s: link %r points outside the code directory (%s)' % (uri, m.name, m.linkname))
+        elif not (m.isfile() or m.isdir()):
+            refuse('code bundle %s: member %r is a device or FIFO; bundles hold files, directories and links'
+                   % (uri, m.name))
+    # Python's own data filter too, where it has one (3.12, and 3.8.17+ backports).
+    safe = {'filter': 'data'} if hasattr(tarfile, 'data_filter') else {}
+    with tarfile.open(archive, 'r:gz') as tar:
+        for m in members:
+            if m.isfile():
+                m.mode = (m.mode | 0o600) & 0o755
+            elif m.isdir():
+                m.mode = 0o755
+            m.uid = m.gid = 0
+            m.uname = m.gname = ''
+            tar.extract(m, root, set_attrs=True, numeric_owner=True, **safe)
+
 def failure_cause(log_path, exit_code, out):
     write_private(out, json.dumps({'exitCode': int(exit_code), 'logTail': tail(log_path)}))
 
@@ -541,8 +595,8 @@ prepare() {
     SETUP_ERROR="code bundle $CODE_BUNDLE could not be downloaded"
     return 1
   fi
-  if ! tar -xzf "$STATE_DIR/code.tar.gz" -C "$CODE_DIR"; then
-    SETUP_ERROR="code bundle $CODE_BUNDLE is not a gzip tar archive"
+  if ! py unpack "$STATE_DIR/config.json" "$STATE_DIR/code.tar.gz" "$CODE_BUNDLE" "$CODE_DIR" "$STATE_DIR/unpack.err"; then
+    SETUP_ERROR=$(cat "$STATE_DIR/unpack.err" 2>/dev/null || echo "code bundle $CODE_BUNDLE could not be unpacked")
     return 1
   fi
   if [ -n "$RESUME_FROM" ]; then

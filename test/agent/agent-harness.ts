@@ -1,6 +1,6 @@
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { spawn, spawnSync } from 'node:child_process';
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -103,7 +103,7 @@ export class AgentWorld {
   control!: RunningHttpApi;
   credentials!: LocalRunCredentials;
   s3Client!: S3Client;
-  codeBundle = `s3://${BUCKET}/bundles/code.tar.gz`;
+  codeBundle = '';
 
   async start(): Promise<void> {
     this.s3 = await startS3rver([BUCKET]);
@@ -145,8 +145,15 @@ export class AgentWorld {
     const bundle = join(bundleDir, 'code.tar.gz');
     const tar = spawnSync('tar', ['-czf', bundle, '-C', FIXTURES, '.']);
     if (tar.status !== 0) throw new Error(`tar failed: ${tar.stderr}`);
-    await this.put('bundles/code.tar.gz', readFileSync(bundle));
+    this.codeBundle = await this.putBundle(readFileSync(bundle));
     rmSync(bundleDir, { recursive: true, force: true });
+  }
+
+  /** Stores a code bundle under its sha256, as the uploads route does; returns its URI. */
+  async putBundle(bytes: Buffer): Promise<string> {
+    const key = `bundles/${createHash('sha256').update(bytes).digest('hex')}.tar.gz`;
+    await this.put(key, bytes);
+    return `s3://${BUCKET}/${key}`;
   }
 
   /** Settles a token's wait once; a second outcome (or an unknown token) is refused like Step Functions does. */
