@@ -19,8 +19,13 @@ const IamContextSchema = z.object({
 });
 
 /**
- * The caller's IAM identity: the route's AWS_IAM authorizer puts the signer's ARN in the
- * request context, and every run belongs to the identity that submitted it.
+ * The caller's IAM identity, which owns what it creates: the route's AWS_IAM authorizer puts
+ * the signer's ARN in the request context. An assumed-role session's ARN ends in a session name
+ * that whoever calls sts:AssumeRole picks freely, so it names no one: the owner is the role
+ * (`arn:aws:sts::<acct>:assumed-role/<role>/<session>` → `arn:aws:iam::<acct>:role/<role>`),
+ * and everyone who may assume a role shares its runs. The one exception is a role of IAM Identity
+ * Center (`AWSReservedSSO_…`): only the SSO service assumes it, and it names the session after
+ * the signed-in user, so each user keeps their own runs. An IAM user is its user ARN.
  */
 export function callerIdentity(event: unknown): string {
   const parsed = IamContextSchema.safeParse(event);
@@ -28,7 +33,15 @@ export function callerIdentity(event: unknown): string {
     // Only reachable when a route was deployed without IAM authorization: refuse, do not guess.
     throw new Error('Request carries no IAM identity; every route must use the AWS_IAM authorizer');
   }
-  return parsed.data.requestContext.authorizer.iam.userArn;
+  return ownerOf(parsed.data.requestContext.authorizer.iam.userArn);
+}
+
+/** The owner an IAM principal ARN stands for: an assumed-role session is its role, without the session name. */
+export function ownerOf(principalArn: string): string {
+  const session = /^arn:(aws[\w-]*):sts::(\d{12}):assumed-role\/([^/]+)\/[^/]+$/.exec(principalArn);
+  if (session === null || session[3]?.startsWith('AWSReservedSSO_') === true) return principalArn;
+  const [, partition, account, role] = session;
+  return `arn:${partition}:iam::${account}:role/${role}`;
 }
 
 /** A required path parameter. */

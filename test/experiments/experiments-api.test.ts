@@ -6,7 +6,7 @@ import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import type { ExperimentDeps } from '../../shared/usecases/experiments';
-import { ALICE, BOB, apiEvent, lambdaContext } from '../support/api-events';
+import { ALICE, ALICE_OWNER, BOB_OWNER, BOB, apiEvent, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 
@@ -56,11 +56,11 @@ describe('experiments API', () => {
     await createRunsTable(dynamoClient(dynalite.endpoint), table);
     const documents = dynamoDocumentClient(dynalite.endpoint);
     deps = { store: new DynamoRunStore(documents, table), experiments: new DynamoExperiments(documents, table) };
-    await deps.store.create(record('r-a1', ALICE, 'lr-search', 1, '0.1'));
-    await deps.store.create(record('r-a2', ALICE, 'lr-search', 2, '0.01'));
-    await deps.store.create(record('r-a3', ALICE, 'lr-search', 3, '0.001'));
-    await deps.store.create(record('r-a4', ALICE, undefined, 4, '0.5'));
-    await deps.store.create(record('r-b1', BOB, 'lr-search', 5, '0.2'));
+    await deps.store.create(record('r-a1', ALICE_OWNER, 'lr-search', 1, '0.1'));
+    await deps.store.create(record('r-a2', ALICE_OWNER, 'lr-search', 2, '0.01'));
+    await deps.store.create(record('r-a3', ALICE_OWNER, 'lr-search', 3, '0.001'));
+    await deps.store.create(record('r-a4', ALICE_OWNER, undefined, 4, '0.5'));
+    await deps.store.create(record('r-b1', BOB_OWNER, 'lr-search', 5, '0.2'));
   });
 
   afterAll(async () => {

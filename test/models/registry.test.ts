@@ -12,7 +12,7 @@ import { S3ModelBlobs, blobKey } from '../../shared/adapters/s3-model-blobs';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import { ConflictError } from '../../shared/errors';
 import type { ModelDeps } from '../../shared/usecases/models';
-import { ALICE, BOB, apiEvent, lambdaContext } from '../support/api-events';
+import { ALICE, ALICE_OWNER, BOB, apiEvent, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { startS3rver, type S3rverHandle } from '../support/s3rver';
@@ -51,7 +51,7 @@ describe('model registry', () => {
     const now = new Date().toISOString();
     await deps.store.create({
       runId: 'r-best',
-      owner: ALICE,
+      owner: ALICE_OWNER,
       spec: parseRunSpec({
         name: 'mlp',
         code: { bundle: `s3://${BUCKET}/bundles/${BUNDLE_SHA}.tar.gz`, entrypoint: 'train.py' },
@@ -130,7 +130,7 @@ describe('model registry', () => {
     ]);
     expect((await download('digits', 'production')).statusCode).toBe(200);
     // A writer that read the stage before the last move loses.
-    await expect(deps.models.promote(ALICE, 'digits', { stage: 'production', version: 1, previous: 1, at: new Date().toISOString() }, 1)).rejects.toBeInstanceOf(ConflictError);
+    await expect(deps.models.promote(ALICE_OWNER, 'digits', { stage: 'production', version: 1, previous: 1, at: new Date().toISOString() }, 1)).rejects.toBeInstanceOf(ConflictError);
     expect((await promote('digits', { version: 9, stage: 'production' })).statusCode).toBe(404);
     const bad = await promote('digits', { version: 1, stage: 'Prod uction' });
     expect(bad.statusCode).toBe(400);

@@ -8,7 +8,7 @@ import { DynamoScheduleStore } from '../../shared/adapters/dynamo-schedules';
 import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import { EventBridgeScheduler } from '../../shared/adapters/eventbridge-schedules';
 import { expressionProblem, type ScheduleApiDeps } from '../../shared/usecases/schedules';
-import { ALICE, BOB, apiEvent, lambdaContext } from '../support/api-events';
+import { ALICE, ALICE_OWNER, BOB, apiEvent, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 
@@ -97,7 +97,7 @@ describe('schedules API handlers', () => {
     expect(result.statusCode).toBe(201);
     const created = body(result);
     expect(created).toMatchObject({
-      owner: ALICE,
+      owner: ALICE_OWNER,
       name: 'nightly',
       expression: 'cron(0 3 * * ? *)',
       timezone: 'Europe/Paris',
@@ -178,6 +178,6 @@ describe('schedules API handlers', () => {
     await post({ name: 'nightly', expression: 'rate(1 day)', spec });
     const runs = new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), tableName);
 
-    await expect(runs.listByOwner(ALICE)).resolves.toEqual({ items: [] });
+    await expect(runs.listByOwner(ALICE_OWNER)).resolves.toEqual({ items: [] });
   });
 });

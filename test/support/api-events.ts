@@ -6,7 +6,12 @@ const template: APIGatewayProxyEventV2WithIAMAuthorizer = JSON.parse(
 );
 
 export const ALICE = 'arn:aws:sts::123456789012:assumed-role/ml-engineer/alice';
-export const BOB = 'arn:aws:sts::123456789012:assumed-role/ml-engineer/bob';
+export const BOB = 'arn:aws:sts::123456789012:assumed-role/data-scientist/bob';
+/** Another session of ALICE's role: the same owner, whatever session name it picked. */
+export const ALICE_OTHER_SESSION = 'arn:aws:sts::123456789012:assumed-role/ml-engineer/not-alice';
+/** The owners the API records for them: their roles (docs/api.md, "Who owns a run"). */
+export const ALICE_OWNER = 'arn:aws:iam::123456789012:role/ml-engineer';
+export const BOB_OWNER = 'arn:aws:iam::123456789012:role/data-scientist';
 
 /** An API Gateway v2 (HTTP API, IAM authorizer) event for a route, built from the recorded fixture. */
 export function apiEvent(options: {

@@ -12,7 +12,7 @@ import { Ec2Compute } from '../../../shared/adapters/ec2-compute';
 import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
 import { apiLogger } from '../../../shared/composition/api';
 import type { CancelApiDeps } from '../../../shared/composition/api-cancel';
-import { ALICE, BOB, apiEvent, lambdaContext } from '../../support/api-events';
+import { ALICE, ALICE_OTHER_SESSION, ALICE_OWNER, BOB, apiEvent, lambdaContext } from '../../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
 
@@ -75,12 +75,12 @@ describe('runs API handlers', () => {
 
     expect(result.statusCode).toBe(201);
     const run = body(result);
-    expect(run).toMatchObject({ owner: ALICE, status: 'PENDING', spec: { name: 'resnet', hyperparameters: { epochs: '50', lr: '0.001', batch_size: '32' } } });
+    expect(run).toMatchObject({ owner: ALICE_OWNER, status: 'PENDING', spec: { name: 'resnet', hyperparameters: { epochs: '50', lr: '0.001', batch_size: '32' } } });
     expect(run).not.toHaveProperty('taskToken');
     const start = sfn.commandCalls(StartExecutionCommand)[0]?.args[0].input;
     expect(start?.name).toBe(run.runId);
     expect(start?.stateMachineArn).toBe(STATE_MACHINE);
-    expect(JSON.parse(start?.input ?? '{}')).toMatchObject({ runId: run.runId, owner: ALICE, clientToken: 'submit-1' });
+    expect(JSON.parse(start?.input ?? '{}')).toMatchObject({ runId: run.runId, owner: ALICE_OWNER, clientToken: 'submit-1' });
     expect(run.executionArn).toMatch(new RegExp(`:execution:runctl-test-train-run:${String(run.runId)}$`));
   });
 
@@ -166,6 +166,21 @@ describe('runs API handlers', () => {
     expect(body(mine).runId).toBe(run.runId);
     expect(theirs.statusCode).toBe(404);
     expect(body(theirs).message).toBe(`Run ${String(run.runId)} not found`);
+  });
+
+  it('a run belongs to the role, not to the session name its caller picked; IAM Identity Center users keep their own', async () => {
+    const get = (runId: string, caller: string) =>
+      getRun()(apiEvent({ method: 'GET', path: `/runs/${runId}`, routeKey: 'GET /runs/{id}', caller, pathParameters: { id: runId } }), lambdaContext());
+    const run = body(await post({ clientToken: 'role-owned', spec }));
+    // Any session of ml-engineer is the same owner: a chosen session name grants nothing more or less.
+    expect((await get(String(run.runId), ALICE_OTHER_SESSION)).statusCode).toBe(200);
+    expect((await get(String(run.runId), BOB)).statusCode).toBe(404);
+
+    const SSO_ALICE = 'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_MLEngineer_0123456789abcdef/alice@example.com';
+    const SSO_CAROL = 'arn:aws:sts::123456789012:assumed-role/AWSReservedSSO_MLEngineer_0123456789abcdef/carol@example.com';
+    const ssoRun = body(await post({ clientToken: 'sso-owned', spec }, SSO_ALICE));
+    expect((await get(String(ssoRun.runId), SSO_ALICE)).statusCode).toBe(200);
+    expect((await get(String(ssoRun.runId), SSO_CAROL)).statusCode).toBe(404);
   });
 
   it('GET /runs lists only the caller\'s runs, newest first, filtered by status and paginated', async () => {
