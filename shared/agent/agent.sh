@@ -32,6 +32,7 @@ UPLOAD_DIR="$STATE_DIR/upload"
 TRAIN_PID=""
 TRAIN_EXIT=0
 SYNC_PID=""
+SETUP_HEARTBEAT_PID=""
 LIVE_PID=""
 DOCKER_IMAGE=""
 DOCKER_ARGV=()
@@ -879,7 +880,26 @@ cleanup() {
   fi
   if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
   if [ -n "$LIVE_PID" ]; then kill "$LIVE_PID" 2>/dev/null; fi
+  if [ -n "$SETUP_HEARTBEAT_PID" ]; then kill "$SETUP_HEARTBEAT_PID" 2>/dev/null; fi
   rm -f "$STATE_DIR"/request.*
+}
+
+# Setup can outlast the heartbeat window (a large bundle, a checkpoint restore, an image pull):
+# heartbeats go on beside it until it is done. When the execution has moved on, it says so in
+# the control dir and stops.
+setup_heartbeats() {
+  local interval sleeper=""
+  interval=$(printf '%d.%03d' $((HEARTBEAT_MS / 1000)) $((HEARTBEAT_MS % 1000)))
+  # `wait` returns at once on the stop signal, where a foreground sleep would hold it.
+  trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; exit 0' TERM
+  while :; do
+    sleep "$interval" &
+    sleeper=$!
+    wait "$sleeper"
+    sleeper=""
+    control_call heartbeat
+    if [ $? -eq 2 ]; then : >"$CONTROL_DIR/moved-on"; return; fi
+  done
 }
 
 main() {
@@ -890,7 +910,18 @@ main() {
   write_python_helper
   load_config || { echo "runctl agent: unreadable config in $STATE_DIR" >&2; exit 1; }
   SETUP_ERROR="setting up the attempt failed"
-  if ! prepare; then
+  setup_heartbeats &
+  SETUP_HEARTBEAT_PID=$!
+  prepare
+  local prepared=$?
+  kill "$SETUP_HEARTBEAT_PID" 2>/dev/null
+  wait "$SETUP_HEARTBEAT_PID" 2>/dev/null
+  SETUP_HEARTBEAT_PID=""
+  if [ -e "$CONTROL_DIR/moved-on" ]; then
+    note "the execution no longer waits for this attempt; stopping before training"
+    exit 0
+  fi
+  if [ "$prepared" -ne 0 ]; then
     note "$SETUP_ERROR"
     upload_logs
     py message-cause "$SETUP_ERROR" "$STATE_DIR/cause.json"

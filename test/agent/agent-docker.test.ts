@@ -44,9 +44,13 @@ function fakeDocker(options: { gpu?: boolean } = {}): { env: Record<string, stri
       // The registry password comes from ECR (moto here), fetched by the agent on the instance.
       AWS_ENDPOINT_URL_ECR: inject('motoEndpoint'),
     },
+    // Complete lines only: a call may be appending its line while the test reads.
     calls: () =>
       existsSync(join(dir, 'calls.jsonl'))
-        ? readFileSync(join(dir, 'calls.jsonl'), 'utf8').trim().split('\n').map((line) => z.array(z.string()).parse(JSON.parse(line)))
+        ? readFileSync(join(dir, 'calls.jsonl'), 'utf8')
+            .split('\n')
+            .slice(0, -1)
+            .map((line) => z.array(z.string()).parse(JSON.parse(line)))
         : [],
   };
 }
@@ -147,6 +151,19 @@ describe('agent: training in a docker image', () => {
     const cause = z.object({ checkpoint: z.object({ uri: z.string() }) }).parse(outcome.kind === 'failure' ? outcome.cause : undefined);
     const key = cause.checkpoint.uri.replace(`s3://${BUCKET}/`, '');
     expect(await world.text(`${key}final.ckpt`)).toMatch(/"step": \d+/);
+  });
+
+  it('keeps sending heartbeats while a long setup (here an image pull) runs, so the task does not time out', async () => {
+    const docker = fakeDocker();
+    const run = await world.launch({
+      env: { FIXTURE_MODE: 'periodic' },
+      config: { docker: dockerConfig, heartbeatSeconds: 1 },
+      instanceEnv: { ...docker.env, FAKE_DOCKER_PULL_SECONDS: '6' },
+    });
+    // Heartbeats counted when the container starts were all sent during the setup.
+    await waitFor(() => docker.calls().some((c) => c[0] === 'run'), 'the container to start');
+    expect(run.heartbeats()).toBeGreaterThanOrEqual(2);
+    expect(await run.outcome).toMatchObject({ kind: 'success' });
   });
 
   it('fails the prechecks when the image cannot be pulled, without starting anything', async () => {

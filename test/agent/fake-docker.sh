@@ -19,6 +19,8 @@ case "${1:-}" in
     ;;
   pull)
     if [ -n "${FAKE_DOCKER_PULL_FAILS:-}" ]; then echo "Error response from daemon: manifest unknown" >&2; exit 1; fi
+    # A large image: the pull takes this long.
+    if [ -n "${FAKE_DOCKER_PULL_SECONDS:-}" ]; then sleep "$FAKE_DOCKER_PULL_SECONDS"; fi
     echo "${*: -1}"
     ;;
   run)
