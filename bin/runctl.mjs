@@ -2,9 +2,13 @@
 // The runctl CLI: loads the ahead-of-time bundle in dist/ (scripts/build-cli.mjs), and builds it
 // first when it is missing or older than one of its sources, so a fresh clone or an edited
 // checkout runs what its sources say.
+import module from 'node:module';
 import { readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// Node 22.1+ keeps the compiled bundle in a cache directory between starts (Node 20 has no cache).
+module.enableCompileCache?.();
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 
