@@ -149,7 +149,11 @@ export class ApiClient {
       );
     }
     if (status === 404 && /^Run .* not found$/.test(message)) return new CliError(`${message}. \`runctl ls\` lists your runs.`);
-    if (status === 404 && /^(Experiment|Sweep|Model) .* not found$/.test(message)) return new CliError(message);
+    if (status === 404 && /^(Experiment|Sweep) .* not found$/.test(message)) return new CliError(message);
+    const model = /^Model (.*) not found$/.exec(message);
+    if (status === 404 && model !== null) return new CliError(`no model ${model[1] ?? ''} (\`runctl models ls\` lists yours)`);
+    const version = /^Model (.*) has no version/.exec(message);
+    if (status === 404 && version !== null) return new CliError(`${message} (\`runctl models show ${version[1] ?? ''}\` lists its versions and stages)`);
     if (status === 404 && /^Run .* has no attempt /.test(message)) return new CliError(`${message}; \`runctl status\` lists them`);
     if (status === 404) {
       return new CliError(`${this.endpoint} does not serve ${method} ${path}: is the endpoint a runctl API, and is the stack deployed and up to date?`);

@@ -41,6 +41,13 @@ Usage: runctl <command> [options]
   experiments ls                         your experiments (every run belongs to one)
   compare EXP [--metric M] [--maximize] [--csv]
                              hyperparameters × final and best metrics, best first, and a plot
+  models register RUN --name NAME        the run's outputs become the next version of model NAME
+  models ls                              your models: latest version and stages
+  models show NAME [--version N]         versions, stages and their history; or one version's files and lineage
+  models download NAME VERSION [--to DIR]
+                             each file of a version (VERSION may be a stage), checked against its sha256
+  models promote NAME VERSION --stage production
+                             point a stage at a version (one version per stage, history kept)
   volumes prewarm --dataset s3://bucket/prefix/ --az us-east-1a --size GiB
                              fill an EBS volume with a dataset and snapshot it, for runs to mount
       --type gp3                 gp3 (default), gp2, io1, io2, st1, sc1
@@ -128,6 +135,11 @@ const COMMAND_OPTIONS = {
   'sweeps stop': {},
   'experiments ls': {},
   compare: { metric: { type: 'string' }, maximize: { type: 'boolean', default: false }, csv: { type: 'boolean', default: false } },
+  'models register': { name: { type: 'string' } },
+  'models ls': {},
+  'models show': { version: { type: 'string' } },
+  'models download': { to: { type: 'string' } },
+  'models promote': { stage: { type: 'string' } },
   'volumes prewarm': {
     dataset: { type: 'string' },
     az: { type: 'string' },
@@ -165,8 +177,24 @@ function onlyRun(command: string, positionals: string[]): string {
   return runId;
 }
 
+/** `models show NAME`, `models download NAME VERSION`: exactly the model name, and the version when the command takes one. */
+function modelArguments(command: string, positionals: string[], count: 1 | 2): [string, string] {
+  const [name, version, ...extra] = positionals;
+  const usage = count === 1 ? `runctl ${command} NAME` : `runctl ${command} NAME VERSION`;
+  if (name === undefined || (count === 2 && version === undefined)) throw new UsageError(`${usage} needs ${count === 1 ? 'a model name' : 'a model name and a version'} (see runctl models ls)`);
+  const rest = count === 1 ? [version, ...extra] : extra;
+  const unexpected = rest.filter((r): r is string => r !== undefined);
+  if (unexpected.length > 0) throw new UsageError(`Unexpected arguments: ${unexpected.join(' ')}`);
+  return [name, version ?? ''];
+}
+
+function versionNumber(value: string): number {
+  if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`VERSION must be a version number like 3 (got "${value}")`);
+  return Number(value);
+}
+
 /** Commands with subcommands, and the subcommands they have. */
-const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'], experiments: ['ls'], sweeps: ['status', 'stop'] };
+const GROUPS: Record<string, readonly string[]> = { volumes: ['prewarm', 'ls'], images: ['build'], experiments: ['ls'], sweeps: ['status', 'stop'], models: ['register', 'ls', 'show', 'download', 'promote'] };
 
 /** `volumes prewarm …` → the command `volumes prewarm` and the rest of the line. */
 function commandOf(argv: string[]): { command: string; rest: string[] } {
@@ -214,7 +242,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   };
   const flag = (name: string): boolean => pick(name) === true;
 
-  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop'].includes(command);
+  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop', 'models ls', 'models show', 'models download', 'models promote'].includes(command);
   if (takesRun) onlyRun(command, positionals);
   // The documentation test checks every documented command line this far without running it.
   if (options.parseOnly === true) return 0;
@@ -311,6 +339,21 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       const [experiment, ...extra] = positionals;
       if (extra.length > 0) throw new UsageError(`Unexpected arguments: ${extra.join(' ')}`);
       return (await import('./commands/experiments')).compare(context, experiment, { metric: text('metric'), maximize: flag('maximize'), csv: flag('csv') });
+    }
+    case 'models register':
+      return (await import('./commands/models')).registerModel(context, onlyRun(command, positionals), text('name'));
+    case 'models ls':
+      if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
+      return (await import('./commands/models')).listModels(context);
+    case 'models show':
+      return (await import('./commands/models')).showModel(context, modelArguments(command, positionals, 1)[0], positiveInt('version', text('version')));
+    case 'models download': {
+      const [name, version] = modelArguments(command, positionals, 2);
+      return (await import('./commands/models')).downloadModel(context, name, version, text('to'));
+    }
+    case 'models promote': {
+      const [name, version] = modelArguments(command, positionals, 2);
+      return (await import('./commands/models')).promoteModel(context, name, versionNumber(version), text('stage'));
     }
     case 'volumes prewarm': {
       // The dataset may be given as --dataset or as the one positional argument (docs/volumes.md).

@@ -32,3 +32,43 @@ export const ExperimentRunsPageSchema = z.object({
   runs: z.array(ExperimentRunSchema),
   nextToken: z.string().optional(),
 });
+
+export const ModelFileSchema = z.looseObject({ path: z.string(), size: z.number(), sha256: z.string() });
+
+export const ModelVersionSchema = z.looseObject({
+  name: z.string(),
+  version: z.number(),
+  createdAt: z.string(),
+  files: z.array(ModelFileSchema),
+  lineage: z.looseObject({
+    runId: z.string(),
+    bundleDigest: z.string().optional(),
+    dataSources: z.array(z.looseObject({ source: z.string(), target: z.string() })),
+    hyperparameters: z.record(z.string(), z.string()),
+    finalMetrics: NumberMap,
+    imageDigest: z.string().optional(),
+  }),
+});
+export type ModelVersion = z.infer<typeof ModelVersionSchema>;
+
+export const ModelSchema = z.looseObject({
+  name: z.string(),
+  latestVersion: z.number(),
+  stages: NumberMap,
+  createdAt: z.string(),
+  updatedAt: z.string(),
+});
+export type Model = z.infer<typeof ModelSchema>;
+
+export const ModelsPageSchema = z.object({ models: z.array(ModelSchema), nextToken: z.string().optional() });
+
+export const StageChangeSchema = z.looseObject({ stage: z.string(), version: z.number(), previous: z.number().optional(), at: z.string() });
+
+export const ModelDetailSchema = z.object({ model: ModelSchema, versions: z.array(ModelVersionSchema), history: z.array(StageChangeSchema) });
+export type ModelDetail = z.infer<typeof ModelDetailSchema>;
+
+export const ModelDownloadSchema = z.object({
+  name: z.string(),
+  version: z.number(),
+  files: z.array(z.looseObject({ path: z.string(), size: z.number(), sha256: z.string().regex(/^[0-9a-f]{64}$/), url: z.string() })),
+});

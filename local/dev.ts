@@ -41,6 +41,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       port: options.port ?? 4567,
       deps: backend.apiDeps(),
       experiments: backend.experimentDeps(),
+      models: backend.modelDeps(),
       identity: LOCAL_OWNER,
       extraRoutes: {
         'POST /local/runs/{id}/interrupt': async (event): Promise<APIGatewayProxyResultV2> => {

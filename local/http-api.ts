@@ -12,19 +12,25 @@ import { createHandler as createImage } from '../functions/api/create-image';
 import { createHandler as createRun } from '../functions/api/create-run';
 import { createHandler as createUpload } from '../functions/api/create-upload';
 import { createHandler as createVolume } from '../functions/api/create-volume';
+import { createHandler as downloadModel } from '../functions/api/download-model';
 import { createHandler as getLogs } from '../functions/api/get-logs';
 import { createHandler as getMetrics } from '../functions/api/get-metrics';
+import { createHandler as getModel } from '../functions/api/get-model';
 import { createHandler as getRun } from '../functions/api/get-run';
 import { createHandler as listCheckpoints } from '../functions/api/list-checkpoints';
 import { createHandler as listExperimentRuns } from '../functions/api/list-experiment-runs';
 import { createHandler as listExperiments } from '../functions/api/list-experiments';
+import { createHandler as listModels } from '../functions/api/list-models';
 import { createHandler as listRuns } from '../functions/api/list-runs';
 import { createHandler as listVolumes } from '../functions/api/list-volumes';
+import { createHandler as promoteModel } from '../functions/api/promote-model';
+import { createHandler as registerModel } from '../functions/api/register-model';
 import type { ApiDeps } from '../shared/composition/api';
 import type { VolumeApiDeps } from '../shared/composition/volumes';
 import type { Compute } from '../shared/ports/compute';
 import type { ApiEvent } from '../shared/http/responses';
 import type { ExperimentDeps } from '../shared/usecases/experiments';
+import type { ModelDeps } from '../shared/usecases/models';
 import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
 
 /** A Lambda handler of an HTTP API route, as `createHandler(deps)` returns it. */
@@ -66,6 +72,18 @@ export function experimentRoutes(deps: ExperimentDeps): Record<string, RouteHand
   };
 }
 
+/** The model registry routes (`runctl models …`). */
+export function modelRoutes(deps: ModelDeps): Record<string, RouteHandler> {
+  const get = () => deps;
+  return {
+    'POST /models/{name}/versions': registerModel(get),
+    'GET /models': listModels(get),
+    'GET /models/{name}': getModel(get),
+    'POST /models/{name}/promote': promoteModel(get),
+    'GET /models/{name}/versions/{version}/download': downloadModel(get),
+  };
+}
+
 /** The signed-in caller, as the IAM authorizer would describe it. */
 export interface LocalIdentity {
   userArn: string;
@@ -86,6 +104,8 @@ export interface HttpApiOptions {
   volumes?: VolumeApiDeps;
   /** Dependencies of the experiment routes; without them those routes answer 404. */
   experiments?: ExperimentDeps;
+  /** Dependencies of the model registry routes; without them those routes answer 404. */
+  models?: ModelDeps;
   /** Whose runs these are: an IAM ARN, e.g. `arn:aws:iam::000000000000:user/local`; or a signature check per request. */
   identity: string | LocalIdentity | LocalAuthenticator;
   /** More routes (`"POST /schedules"` → handler) beside the built-in ones. */
@@ -108,6 +128,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttp
     ...(options.deps === undefined ? {} : apiRoutes(options.deps)),
     ...(options.volumes === undefined ? {} : volumeRoutes(options.volumes)),
     ...(options.experiments === undefined ? {} : experimentRoutes(options.experiments)),
+    ...(options.models === undefined ? {} : modelRoutes(options.models)),
     ...options.extraRoutes,
   });
   const given = options.identity;

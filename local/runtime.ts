@@ -18,8 +18,10 @@ import * as rebalance from '../functions/events/rebalance';
 import * as spotWarning from '../functions/events/spot-warning';
 import { DynamoAttemptSignals } from '../shared/adapters/dynamo-attempt-signals';
 import { DynamoExperiments } from '../shared/adapters/dynamo-experiments';
+import { DynamoModels } from '../shared/adapters/dynamo-models';
 import { DynamoRunStore, runsDocumentClient } from '../shared/adapters/dynamo-run-store';
 import { S3Artifacts } from '../shared/adapters/s3-artifacts';
+import { S3ModelBlobs } from '../shared/adapters/s3-model-blobs';
 import { apiLogger } from '../shared/composition/api';
 import type { RunRecord } from '../shared/domain/run-record';
 import { isTerminal, LIVE_STATUSES } from '../shared/domain/run-status';
@@ -27,6 +29,7 @@ import { ConflictError, NotFoundError, PrecheckFailedError } from '../shared/err
 import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events';
 import { cancelRun } from '../shared/usecases/cancel-run';
 import type { ExperimentDeps } from '../shared/usecases/experiments';
+import type { ModelDeps } from '../shared/usecases/models';
 import { type ImageLookupDeps, LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
 import { DynamoCatalog } from '../shared/adapters/dynamo-catalog';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
@@ -117,6 +120,8 @@ export interface LocalBackend {
   apiDeps(): LocalApiDeps;
   /** What the experiment routes need. */
   experimentDeps(): ExperimentDeps;
+  /** What the model registry routes need: the runs table and the runs bucket, as deployed. */
+  modelDeps(): ModelDeps;
   /** Submits a run through the real submit use case; returns the PENDING record. */
   submit(body: unknown, owner?: string): Promise<RunRecord>;
   /** Resolves with the final record once the run's execution has ended. */
@@ -380,6 +385,12 @@ async function assemble(
   });
 
   const experimentDeps = (): ExperimentDeps => ({ store, experiments: new DynamoExperiments(documentClient, services.table) });
+  const modelDeps = (): ModelDeps => ({
+    store,
+    models: new DynamoModels(documentClient, services.table),
+    blobs: new S3ModelBlobs(s3, services.bucket),
+    clock: () => new Date(),
+  });
 
   const resumed: string[] = [];
   if (options.resume ?? true) {
@@ -418,6 +429,7 @@ async function assemble(
     images,
     apiDeps,
     experimentDeps,
+    modelDeps,
     async submit(body, owner = LOCAL_OWNER) {
       const { record } = await submitRun({ owner, body }, apiDeps());
       return record;

@@ -5,8 +5,10 @@ import { SSMClient } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
 import { DynamoExperiments } from '../../shared/adapters/dynamo-experiments';
+import { DynamoModels } from '../../shared/adapters/dynamo-models';
 import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
+import { S3ModelBlobs } from '../../shared/adapters/s3-model-blobs';
 import { SfnExecutions } from '../../shared/adapters/sfn-executions';
 import { apiLogger } from '../../shared/composition/api';
 import type { VolumeApiDeps } from '../../shared/composition/volumes';
@@ -82,7 +84,8 @@ export async function startLocalStack(options: { bucket?: string; identity?: str
     runsBucket: bucket,
   };
   const experiments = { store: deps.store, experiments: new DynamoExperiments(dynamoDocumentClient(dynalite.endpoint), table) };
-  const api = await startHttpApi({ deps, volumes, experiments, identity: options.identity ?? LOCAL_OWNER });
+  const models = { store: deps.store, models: new DynamoModels(dynamoDocumentClient(dynalite.endpoint), table), blobs: new S3ModelBlobs(s3, bucket), clock: () => new Date() };
+  const api = await startHttpApi({ deps, volumes, experiments, models, identity: options.identity ?? LOCAL_OWNER });
   return {
     api,
     deps,
