@@ -23,6 +23,7 @@ Usage: runctl <command> [options]
       --follow                   follow the run to its end
       --rerun                    start a new run even if this exact submission ran before
       --client-token TOKEN       idempotency token (default: derived from spec + code hash)
+      --no-check-args            skip checking the hyperparameters against the script's argparse flags
   ls [--status S] [--limit N] [--all]    your runs, newest first
   status RUN [--follow]                  phase, attempts, cost so far, newest checkpoint
   logs RUN [-f] [--attempt N] [--tail N] every attempt's log (or one), live with -f
@@ -109,6 +110,7 @@ const COMMAND_OPTIONS = {
     follow: { type: 'boolean', default: false },
     rerun: { type: 'boolean', default: false },
     'client-token': { type: 'string' },
+    'no-check-args': { type: 'boolean', default: false },
   },
   ls: { status: { type: 'string' }, limit: { type: 'string' }, all: { type: 'boolean', default: false } },
   status: { follow: { type: 'boolean', default: false } },
@@ -273,6 +275,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
         follow: flag('follow'),
         rerun: flag('rerun'),
         clientToken: text('client-token'),
+        checkArgs: !flag('no-check-args'),
       });
     }
     case 'sweep': {

@@ -1,4 +1,5 @@
 import { TERMINAL } from '../api-types';
+import { checkHyperparametersAgainstScript } from '../argparse-check';
 import { uploadDirectory } from '../bundle-upload';
 import { printJson, type CommandContext } from '../context';
 import { checkSpec, clientTokenFor, draftSpec, type SubmitFlags } from '../spec-input';
@@ -9,6 +10,8 @@ export interface SubmitOptions extends SubmitFlags {
   /** Start a new run even when this exact spec was submitted before. */
   rerun: boolean;
   clientToken?: string;
+  /** Check the hyperparameters against the entrypoint's argparse flags (on unless --no-check-args). */
+  checkArgs: boolean;
 }
 
 /** Placeholder bundle for checking the rest of the spec before anything is packed. */
@@ -19,7 +22,10 @@ export async function submit(context: CommandContext, options: SubmitOptions): P
   const draft = draftSpec(options);
   // Every field but the bundle is checked before the directory is packed.
   const code = { ...(typeof draft.spec.code === 'object' ? draft.spec.code : {}) };
-  checkSpec({ ...draft.spec, code: { bundle: PLACEHOLDER_BUNDLE, ...code } });
+  const checked = checkSpec({ ...draft.spec, code: { bundle: PLACEHOLDER_BUNDLE, ...code } });
+  if (options.checkArgs && draft.codeDir !== undefined && checked.code.command === undefined) {
+    await checkHyperparametersAgainstScript({ codeDir: draft.codeDir, entrypoint: checked.code.entrypoint, hyperparameters: checked.hyperparameters }, context.err);
+  }
 
   let spec = draft.spec;
   if (draft.codeDir !== undefined) {
