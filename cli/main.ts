@@ -37,7 +37,7 @@ Usage: runctl <command> [options]
       --objective loss [--maximize]   what to optimise (default: minimise loss)
       --max-parallel N, --max-trials N, --budget USD (the whole sweep; --max-cost caps each trial)
       --early-stopping median    stop trials worse than the median of the others
-      and the submit options (--entrypoint, --hyperparameters, --instance-type, --data, …)
+      and the submit options (--entrypoint, --hyperparameters, --instance-type, --data, --no-check-args, …)
   sweeps status SWEEP | sweeps stop SWEEP
   experiments ls                         your experiments (every run belongs to one)
   compare EXP [--metric M] [--maximize] [--csv]
@@ -132,6 +132,7 @@ const COMMAND_OPTIONS = {
     budget: { type: 'string' },
     'early-stopping': { type: 'string' },
     'client-token': { type: 'string' },
+    'no-check-args': { type: 'boolean', default: false },
   },
   'sweeps status': {},
   'sweeps stop': {},
@@ -311,6 +312,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
         earlyStopping: text('early-stopping'),
         experiment: text('experiment'),
         clientToken: text('client-token'),
+        checkArgs: !flag('no-check-args'),
       });
     }
     case 'sweeps status':

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { checkHyperparametersAgainstScript } from '../argparse-check';
 import { uploadDirectory } from '../bundle-upload';
 import { printJson, type CommandContext } from '../context';
 import { UsageError } from '../errors';
@@ -22,6 +23,8 @@ export interface SweepOptions extends SubmitFlags {
   earlyStopping?: string;
   experiment?: string;
   clientToken?: string;
+  /** Check the base hyperparameters and the axes against the entrypoint's argparse flags (on unless --no-check-args). */
+  checkArgs: boolean;
 }
 
 const SweepAnswerSchema = z.looseObject({ sweepId: z.string(), status: z.string(), trials: z.number(), experiment: z.string() });
@@ -50,7 +53,13 @@ export async function submitSweep(context: CommandContext, options: SweepOptions
   const search = searchOf(options);
   const draft = draftSpec(options);
   const code = { ...(typeof draft.spec.code === 'object' ? draft.spec.code : {}) };
-  checkSpec({ ...draft.spec, code: { bundle: 's3://runctl-placeholder/bundles/pending.tar.gz', ...code } });
+  const checked = checkSpec({ ...draft.spec, code: { bundle: 's3://runctl-placeholder/bundles/pending.tar.gz', ...code } });
+  if (options.checkArgs && draft.codeDir !== undefined && checked.code.command === undefined) {
+    // Every trial passes the base hyperparameters and one value per axis: all are flags of the script.
+    const axes = [...options.grid.map((g) => axis('grid', g)[0]), ...options.random.map((r) => axis('random', r)[0])];
+    const hyperparameters = { ...checked.hyperparameters, ...Object.fromEntries(axes.map((key) => [key, ''])) };
+    await checkHyperparametersAgainstScript({ codeDir: draft.codeDir, entrypoint: checked.code.entrypoint, hyperparameters }, context.err);
+  }
   let base = draft.spec;
   if (draft.codeDir !== undefined) {
     const { bundle } = await uploadDirectory(context, draft.codeDir);

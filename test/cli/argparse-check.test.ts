@@ -135,6 +135,21 @@ describe('runctl submit checks the hyperparameters against the script', { timeou
     expect(noPython.stderr).not.toMatch(/unknown hyperparameter/);
   });
 
+  it('checks a sweep\'s axes and base hyperparameters the same way', async () => {
+    const sweep = (...args: string[]) => runCli(['sweep', join(ROOT, 'examples/linear'), '--entrypoint', 'train.py', '--instance-type', 'g5.xlarge', ...args], env, home);
+    const refused = await sweep('--grid', 'lr=0.1,0.01', '--grid', 'batchsize=16,32', '--hyperparameters', 'epochs=2');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('runctl: unknown hyperparameter batchsize: the script has no --batchsize; did you mean --batch-size?');
+    const base = await sweep('--random', 'lr=loguniform(1e-4,1e-1)', '--trials', '2', '--hyperparameters', 'epoch=2,momentum=0.9');
+    expect(base.stderr).toContain('unknown hyperparameter momentum: the script has no --momentum (its flags: --batch-size,');
+    // `epoch` is a prefix of --epochs only: argparse takes it.
+    expect(base.stderr).not.toContain('hyperparameter epoch:');
+    // Past the check, the sweep is packed and sent (this API has no sweep route).
+    const passed = await sweep('--grid', 'lr=0.1,0.01', '--hyperparameters', 'epochs=2');
+    expect(passed.stderr).not.toMatch(/unknown hyperparameter/);
+    expect(passed.stderr).toMatch(/does not serve POST \/sweeps/);
+  });
+
   it('never runs the script it checks', async () => {
     const project = join(home, 'hostile');
     await mkdir(project);
