@@ -126,6 +126,22 @@ describe('runctl submit checks the hyperparameters against the script', { timeou
     expect(noArgparse.code, noArgparse.stderr).toBe(0);
     expect(noArgparse.stderr).not.toMatch(/hyperparameter/);
 
+    // Flags this file alone cannot list: submitted unchecked, without a word.
+    const known = join(home, 'known');
+    await mkdir(known);
+    await writeFile(join(known, 'train.py'), 'import argparse\np = argparse.ArgumentParser()\np.add_argument("--lr")\nargs, rest = p.parse_known_args()\n');
+    const open = await submit(known, '--entrypoint', 'train.py', '--hyperparameters', 'extra=1');
+    expect(open.code, open.stderr).toBe(0);
+    expect(open.stderr).not.toMatch(/hyperparameter/);
+
+    // A script this python3 cannot parse (newer syntax, or a typo): a warning, and the submit goes on.
+    const broken = join(home, 'broken');
+    await mkdir(broken);
+    await writeFile(join(broken, 'train.py'), 'import argparse\ndef broken(:\n');
+    const unread = await submit(broken, '--entrypoint', 'train.py', '--hyperparameters', 'lr=1');
+    expect(unread.code, unread.stderr).toBe(0);
+    expect(unread.stderr).toContain('runctl: hyperparameters not checked: train.py could not be read (line 2: ');
+
     const noPython = await runCli(
       ['submit', join(ROOT, 'examples/linear'), '--entrypoint', 'train.py', '--hyperparameters', 'lr_rate=0.3', '--instance-type', 'g5.xlarge'],
       { ...env, PATH: join(home, 'empty-path') },
