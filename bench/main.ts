@@ -122,9 +122,22 @@ async function recovery(): Promise<void> {
   if (!(resumed <= target) || timelines.some((t) => t.status !== 'SUCCEEDED')) process.exitCode = 1;
 }
 
-await bundles();
-await cli();
-await spotPath();
-await reconcilePass();
-await transitions();
-await recovery();
+async function dashboard(): Promise<void> {
+  const { measureUi } = await import('./ui');
+  const f = await measureUi();
+  console.log('\nDashboard first render in chromium (runctl ui over a synthetic API; time from navigation, JS heap after GC)');
+  console.log(`${'page'.padEnd(40)} ${'render ms'.padStart(10)} ${'heap MiB'.padStart(9)} ${'DOM nodes'.padStart(10)}`);
+  for (const [name, p] of [['runs list, 1,000 runs', f.runsList], ['run, 10,000 metric points × 2 metrics', f.runPage]] as const) {
+    console.log(`${name.padEnd(40)} ${p.renderMs.toFixed(0).padStart(10)} ${p.heapMiB.toFixed(1).padStart(9)} ${String(p.domNodes).padStart(10)}`);
+  }
+  const worst = Math.max(...f.liveMs);
+  console.log(`new metric line in the API → on the chart: ${f.liveMs.map((ms) => ms.toFixed(0)).join(', ')} ms (worst ${worst.toFixed(0)} ms; the page polls every 1,000 ms)`);
+}
+
+/** `npm run bench` runs every section; `npm run bench -- ui spot` only those named. */
+const sections: Record<string, () => Promise<void>> = { bundles, cli, spot: spotPath, reconcile: reconcilePass, transitions, recovery, ui: dashboard };
+const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+for (const name of chosen) if (!(name in sections)) throw new Error(`Unknown bench section "${name}"; choose from ${Object.keys(sections).join(', ')}`);
+for (const [name, section] of Object.entries(sections)) {
+  if (chosen.length === 0 || chosen.includes(name)) await section();
+}

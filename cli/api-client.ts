@@ -94,6 +94,21 @@ export class ApiClient {
     schema: S,
     options: { query?: Query; body?: unknown } = {},
   ): Promise<{ status: number; data: z.output<S> }> {
+    const response = await this.send(method, path, options);
+    const json = parseJson(response.text);
+    if (response.status < 200 || response.status > 299) throw this.toError(response.status, json, response.text, method, path);
+    const parsed = schema.safeParse(json);
+    if (!parsed.success) {
+      throw new CliError(`The API at ${this.endpoint} answered ${method} ${path} with something runctl does not understand; is it a runctl API of the same version?`);
+    }
+    return { status: response.status, data: parsed.data };
+  }
+
+  /**
+   * One request, signed for a deployed endpoint, and the answer as it came: status and body
+   * text, error statuses included (`runctl ui` passes them on to the page).
+   */
+  async send(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<{ status: number; text: string }> {
     const url = new URL(this.endpoint + path);
     for (const [name, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(name, String(value));
@@ -124,14 +139,7 @@ export class ApiClient {
         { cause: error },
       );
     }
-    const text = await response.text();
-    const json = parseJson(text);
-    if (!response.ok) throw this.toError(response.status, json, text, method, path);
-    const parsed = schema.safeParse(json);
-    if (!parsed.success) {
-      throw new CliError(`The API at ${this.endpoint} answered ${method} ${path} with something runctl does not understand; is it a runctl API of the same version?`);
-    }
-    return { status: response.status, data: parsed.data };
+    return { status: response.status, text: await response.text() };
   }
 
   private toError(status: number, json: unknown, text: string, method: string, path: string): CliError {

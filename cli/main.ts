@@ -60,6 +60,7 @@ Usage: runctl <command> [options]
       --dockerfile PATH          Dockerfile inside DIR (default Dockerfile, docker/ or .docker/Dockerfile)
       --repository NAME          ECR repository under runctl/ (default training)
       --rebuild                  build again even when this code has an image
+  ui [--port 4568] [--open]              the web dashboard on 127.0.0.1 (runs, timelines, charts, logs)
   dev [--port 4567] [--root .runctl]     serve the API on localhost over the embedded local backend,
                                          keeping runs, objects and instances under --root
   local interrupt RUN [--root .runctl]   a spot interruption of RUN on runctl dev (the endpoint from
@@ -154,6 +155,7 @@ const COMMAND_OPTIONS = {
     'client-token': { type: 'string' },
   },
   'volumes ls': {},
+  ui: { port: { type: 'string' }, open: { type: 'boolean', default: false } },
   'images build': {
     dockerfile: { type: 'string' },
     repository: { type: 'string' },
@@ -245,7 +247,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   };
   const flag = (name: string): boolean => pick(name) === true;
 
-  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop', 'models ls', 'models show', 'models download', 'models promote'].includes(command);
+  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop', 'models ls', 'models show', 'models download', 'models promote', 'ui'].includes(command);
   if (takesRun) onlyRun(command, positionals);
   // The documentation test checks every documented command line this far without running it.
   if (options.parseOnly === true) return 0;
@@ -375,6 +377,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
         fromSnapshot: text('from-snapshot'),
         clientToken: text('client-token'),
       });
+    }
+    case 'ui': {
+      if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
+      const port = text('port') === undefined ? 4568 : Number(text('port'));
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError(`--port must be a port number (got "${text('port') ?? ''}")`);
+      return (await import('./commands/ui')).runUi(context, { port, open: flag('open'), local: config.local });
     }
     case 'volumes ls':
       if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);

@@ -111,6 +111,12 @@ class UpdateBuilder {
     return this;
   }
 
+  /** `SET path = list_append(if_not_exists(path, []), :key)`: for a list older records may lack. */
+  appendOrCreate(path: string, key: string, entries: unknown[]): this {
+    this.sets.push(`${path} = list_append(if_not_exists(${path}, ${this.value(`${key}Empty`, [])}), ${this.value(key, entries)})`);
+    return this;
+  }
+
   remove(path: string): this {
     this.removes.push(path);
     return this;
@@ -232,6 +238,10 @@ export class DynamoRunStore implements RunStore {
     const stamp = randomUUID();
     update.set(update.name(TRANSITION_STAMP_ATTRIBUTE), 'stamp', stamp);
     const fromValues = legal.map((status, i) => update.value(`from${i}`, status));
+    // The phase history for the timeline. A retried step that rewrites its own status appends
+    // a repeat, which readers fold into the phase before it; the number of transitions per run is
+    // bounded by its recovery and capacity limits, so the list stays far below the item size limit.
+    update.appendOrCreate(update.name('phases'), 'phase', [{ status: to, at: this.now() }]);
     const condition = `${update.name('status')} IN (${fromValues.join(', ')})`;
 
     const outcome = await this.updateRun(`move run ${runId} to ${to}`, runId, update, condition);

@@ -82,6 +82,10 @@ export const CheckpointRefSchema = z.object({
 });
 export type CheckpointRef = z.infer<typeof CheckpointRefSchema>;
 
+/** A status the run entered, and when: the history the timeline is drawn from. */
+export const PhaseSchema = z.object({ status: z.enum(RUN_STATUSES), at: z.string() });
+export type Phase = z.infer<typeof PhaseSchema>;
+
 /** The run record: the index of a run that the API, event handlers and reconciler read. */
 export const RunRecordSchema = z.object({
   runId: z.string().min(1),
@@ -98,6 +102,8 @@ export const RunRecordSchema = z.object({
   updatedAt: z.string(),
   executionArn: z.string().optional(),
   attempts: z.array(AttemptSchema),
+  /** Every status the run entered after PENDING, oldest first (a repeat means a retried step). */
+  phases: z.array(PhaseSchema).optional(),
   /** Step Functions task token of the live LaunchTraining wait, with the attempt it belongs to. */
   taskToken: z.string().optional(),
   taskTokenAttempt: z.number().int().positive().optional(),

@@ -196,7 +196,15 @@ describe.each(backends)('DynamoRunStore on $name', ({ start, serializesWrites })
 
     const moved = await store.transition(record.runId, 'PENDING', 'VALIDATING', { executionArn, costUsd: 0.5 });
 
-    expect(moved).toEqual({ ...record, status: 'VALIDATING', statusReason: undefined, executionArn, costUsd: 0.5, updatedAt: NOW.toISOString() });
+    expect(moved).toEqual({
+      ...record,
+      status: 'VALIDATING',
+      statusReason: undefined,
+      executionArn,
+      costUsd: 0.5,
+      updatedAt: NOW.toISOString(),
+      phases: [{ status: 'VALIDATING', at: NOW.toISOString() }],
+    });
     expect(await store.get(record.runId)).toEqual(moved);
     expect((await store.listByStatus('PENDING')).items).toEqual([]);
     expect((await store.listByStatus('VALIDATING')).items.map((r) => r.runId)).toEqual([record.runId]);
@@ -208,6 +216,8 @@ describe.each(backends)('DynamoRunStore on $name', ({ start, serializesWrites })
     });
     expect(next.status).toBe('PROVISIONING');
     expect(next.statusReason).toBe('asking EC2 for g5.xlarge');
+    // The history keeps every phase entered, in order, for the dashboard's timeline.
+    expect(next.phases?.map((p) => p.status)).toEqual(['VALIDATING', 'PROVISIONING']);
   });
 
   it('refuses a transition from a status the run is not in, naming both', async () => {
