@@ -4,7 +4,7 @@ import { canTransition } from '../domain/run-status';
 import { RunInvalidError } from '../errors';
 import type { AttemptRef, AttemptSignals, SpotInterruptionMark } from '../ports/attempt-signals';
 import { translateAwsError } from './aws-errors';
-import { LAST_ATTEMPT_ATTRIBUTE, runKey, statusIndexKeys } from './runs-table';
+import { LAST_ATTEMPT_ATTRIBUTE, phaseAttribute, runKey, statusIndexKeys } from './runs-table';
 
 // The spot-warning write is a status transition made outside RunStore.transition (which reads
 // the owner first: one call too many on a two-minute path); it must stay a legal one.
@@ -35,6 +35,7 @@ export class DynamoAttemptSignals implements AttemptSignals {
    */
   async markSpotInterrupted(mark: SpotInterruptionMark): Promise<boolean> {
     const stamp = randomUUID();
+    const now = this.clock().toISOString();
     const entry = attemptEntry(mark.attempt);
     const index = statusIndexKeys(mark.owner, 'CHECKPOINTING');
     const what = `mark attempt ${mark.attempt} of run ${mark.runId} spot-interrupted`;
@@ -47,9 +48,12 @@ export class DynamoAttemptSignals implements AttemptSignals {
         `${entry}.#endReason = :spotInterrupted`,
         `${entry}.#warningStamp = :warningStamp`,
         `${entry}.#warnedAt = :warnedAt`,
+        '#phase = :phase',
       ],
       condition: ['#status = :training', '#owner = :owner'],
       names: {
+        // The phase history (see phaseAttribute), in the same single write.
+        '#phase': phaseAttribute('CHECKPOINTING', now),
         '#status': 'status',
         '#gsi2pk': 'gsi2pk',
         '#gsi3pk': 'gsi3pk',
@@ -62,6 +66,7 @@ export class DynamoAttemptSignals implements AttemptSignals {
         ':warningStamp': stamp,
         ':warnedAt': mark.noticedAt,
         ':checkpointing': 'CHECKPOINTING',
+        ':phase': 'CHECKPOINTING',
         ':training': 'TRAINING',
         ':gsi2pk': index.gsi2pk,
         ':gsi3pk': index.gsi3pk,

@@ -3,7 +3,7 @@ import type { QueryCommandInput, QueryCommandOutput } from '@aws-sdk/lib-dynamod
 import { z } from 'zod';
 import { experimentOf } from '../domain/experiment';
 import { RunRecordSchema, type RunRecord } from '../domain/run-record';
-import type { RunStatus } from '../domain/run-status';
+import { RUN_STATUSES, type RunStatus } from '../domain/run-status';
 import { RunctlError, RunInvalidError } from '../errors';
 
 /**
@@ -46,6 +46,18 @@ export type RunsIndex = (typeof RUNS_INDEX)[RunsIndexName];
 
 /** Attribute that mirrors the newest attempt number, so appends can be conditional on it. */
 export const LAST_ATTEMPT_ATTRIBUTE = 'lastAttempt';
+
+/**
+ * The phase history: one top-level attribute per status entered, `phase@<ISO time>@<STATUS>`,
+ * set in the very UpdateItem that moves the status. A plain SET of a new attribute needs no list
+ * to exist first and no read, so the transition stays one conditional write.
+ */
+export const PHASE_ATTRIBUTE_PREFIX = 'phase@';
+
+/** The attribute that records entering `status` at `at`. */
+export function phaseAttribute(status: string, at: string): string {
+  return `${PHASE_ATTRIBUTE_PREFIX}${at}@${status}`;
+}
 
 /** Primary key of a run record. */
 export function runKey(runId: string): { pk: string; sk: string } {
@@ -140,10 +152,26 @@ export function toRunItem(record: RunRecord): Record<string, unknown> {
 /** Reads a stored run item back into a record; a malformed item is a controller bug, not user input. */
 export function fromRunItem(item: Record<string, unknown>): RunRecord {
   // Unknown attributes (the keys, `lastAttempt`) are stripped by the schema.
-  const parsed = RunRecordSchema.safeParse(item);
+  const parsed = RunRecordSchema.safeParse(withPhases(item));
   if (parsed.success) return parsed.data;
   const problems = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
   throw new RunctlError(`Stored run item ${String(item[TABLE_KEY.partition])} is malformed: ${problems}`);
+}
+
+/** The stored phase attributes as the record's `phases`: by time, ties in lifecycle order. */
+function withPhases(item: Record<string, unknown>): Record<string, unknown> {
+  const phases = Object.keys(item)
+    .filter((name) => name.startsWith(PHASE_ATTRIBUTE_PREFIX))
+    .map((name) => {
+      const [at = '', status = ''] = name.slice(PHASE_ATTRIBUTE_PREFIX.length).split('@');
+      return { at, status };
+    })
+    .sort((a, b) => a.at.localeCompare(b.at) || lifecycleOrder(a.status) - lifecycleOrder(b.status));
+  return phases.length === 0 ? item : { ...item, phases };
+}
+
+function lifecycleOrder(status: string): number {
+  return (RUN_STATUSES as readonly string[]).indexOf(status);
 }
 
 // Paging through the indexes.

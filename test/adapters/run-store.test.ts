@@ -218,6 +218,7 @@ describe.each(backends)('DynamoRunStore on $name', ({ start, serializesWrites })
     expect(next.statusReason).toBe('asking EC2 for g5.xlarge');
     // The history keeps every phase entered, in order, for the dashboard's timeline.
     expect(next.phases?.map((p) => p.status)).toEqual(['VALIDATING', 'PROVISIONING']);
+    expect((await store.get(record.runId))?.phases).toEqual(next.phases);
   });
 
   it('refuses a transition from a status the run is not in, naming both', async () => {

@@ -13,7 +13,6 @@ import { startDev, type RunningDev } from '../../local/dev';
 import { bundleKey } from '../../shared/usecases/uploads';
 import { buildAssets } from '../../ui/server/assets';
 import { startUiServer, type RunningUi, type UiApi } from '../../ui/server/ui-server';
-import { waitFor } from '../e2e/support';
 import { launchChromium, SCREENSHOTS, type Browser } from './browser';
 
 /**
@@ -81,65 +80,18 @@ describe('runctl ui in chromium against runctl dev', () => {
     await rm(root, { recursive: true, force: true });
   }, 60_000);
 
-  it('follows a run through a spot interruption: two attempts, the resume point, every metric point and the log, all as text', async () => {
-    const submitted = await dev.backend.submit(spec('hostile-interrupted', { note: HOSTILE_TAG }));
+  it('cancels a run from the page after asking, and the run ends CANCELLED', async () => {
+    const submitted = await dev.backend.submit(spec('to-cancel', { note: HOSTILE_TAG }));
     const page = await open(`#/runs/${submitted.runId}`);
-    await page.getByRole('heading', { name: 'hostile-interrupted' }).waitFor();
+    await page.locator('article[data-status="TRAINING"]').waitFor({ timeout: 120_000 });
 
-    // Interrupt once the first checkpoint is in S3, while the page watches.
-    await waitFor('a checkpoint', async () => ((await dev.backend.artifacts.latestCheckpoint(submitted.runId)) === undefined ? undefined : true), 240_000);
-    await dev.backend.interrupt(submitted.runId, { graceMs: 15_000 });
-    const final = await dev.backend.waitForRun(submitted.runId);
-    expect(final.status).toBe('SUCCEEDED');
-    // Two attempts; a machine under heavy load may add one more (a late heartbeat), and the page
-    // must then show that one too.
-    expect(final.attempts.length).toBeGreaterThanOrEqual(2);
-    expect(final.attempts[0]?.endReason).toBe('SPOT_INTERRUPTED');
-
-    // The page sees the end by itself (no reload): its status, the timeline, the charts, the log.
-    await page.locator('article[data-status="SUCCEEDED"]').waitFor({ timeout: 60_000 });
-    const attempts = page.locator('ol.attempts li');
-    await expect.poll(() => attempts.count(), { timeout: 30_000 }).toBe(final.attempts.length);
-    expect(await attempts.nth(0).textContent()).toContain('ended: spot interruption');
-    const resumedFrom = final.attempts[1]?.resumeFrom ?? '';
-    const checkpoint = /checkpoints\/([^/]+)\/?$/.exec(resumedFrom)?.[1] ?? 'missing';
-    await expect.poll(() => attempts.nth(1).textContent(), { timeout: 30_000 }).toContain(`resumed from checkpoint ${checkpoint}`);
-    expect(await page.locator('svg .resume-mark').count()).toBe(final.attempts.filter((a) => a.resumeFrom !== undefined).length);
-    expect(await page.locator('svg .interruption-mark').count()).toBeGreaterThanOrEqual(1);
-
-    const metrics = await new ApiClient(resolveConfig({ endpoint: dev.url }, { RUNCTL_CONFIG: join(root, 'none.json') })).metrics(submitted.runId, { limit: 5000 });
-    const loss = metrics.metrics.filter((m) => typeof m.loss === 'number');
-    const lossAttempts = new Set(loss.map((m) => m.attempt));
-    expect(lossAttempts.size).toBeGreaterThanOrEqual(2);
-    const chart = page.locator('figure.chart[data-metric="loss"]');
-    await expect.poll(() => chart.getAttribute('data-points'), { timeout: 30_000 }).toBe(String(loss.length));
-    expect(await chart.getAttribute('data-resumes')).toBe(String(lossAttempts.size - 1));
-    expect(await chart.locator('canvas').count()).toBe(1);
-
-    // The log followed onto the last attempt and read it to its last line.
+    // The log follows the training as it is uploaded; HTML in tags and log lines is text, never run.
     const log = page.locator('pre.log');
-    await expect.poll(() => log.getAttribute('data-attempt'), { timeout: 30_000 }).toBe(String(final.attempts.length));
-    await expect.poll(() => log.textContent(), { timeout: 30_000 }).toContain('training finished after step');
-
-    // HTML in tags and log lines is text: shown literally, never run.
+    await expect.poll(() => log.textContent(), { timeout: 240_000 }).toContain('step 2 of attempt 1 done');
     expect(await log.textContent()).toContain('<script>window.__xss = "log"</script>');
     expect(await page.locator('.tags').textContent()).toContain(HOSTILE_TAG);
     expect(await page.locator('main img, main script').count()).toBe(0);
     expect(await page.evaluate(() => (globalThis as { __xss?: string }).__xss)).toBeUndefined();
-
-    await page.screenshot({ path: join(SCREENSHOTS, 'run.png'), fullPage: true });
-    const runs = await open('#/');
-    await runs.locator(`tr[data-run="${submitted.runId}"]`).waitFor();
-    expect(await runs.locator(`tr[data-run="${submitted.runId}"] [data-status]`).getAttribute('data-status')).toBe('SUCCEEDED');
-    await runs.screenshot({ path: join(SCREENSHOTS, 'runs.png'), fullPage: true });
-    await runs.close();
-    await page.close();
-  }, 480_000);
-
-  it('cancels a run from the page after asking, and the run ends CANCELLED', async () => {
-    const submitted = await dev.backend.submit(spec('to-cancel'));
-    const page = await open(`#/runs/${submitted.runId}`);
-    await page.locator('article[data-status="TRAINING"]').waitFor();
 
     await page.getByRole('button', { name: 'Cancel run…' }).click();
     const dialog = page.getByRole('dialog', { name: 'Cancel run to-cancel?' });
@@ -156,13 +108,15 @@ describe('runctl ui in chromium against runctl dev', () => {
     const final = await dev.backend.waitForRun(submitted.runId);
     expect(final.status).toBe('CANCELLED');
     expect(forwarded).toContain(`POST /runs/${submitted.runId}/cancel`);
+    await page.screenshot({ path: join(SCREENSHOTS, 'run-cancelled.png'), fullPage: true });
 
     const list = await open('#/?status=CANCELLED');
     await list.locator(`tr[data-run="${submitted.runId}"]`).waitFor();
     expect(await list.locator('tbody tr').count()).toBe(1);
+    await list.screenshot({ path: join(SCREENSHOTS, 'runs.png'), fullPage: true });
     await list.close();
     await page.close();
-  }, 180_000);
+  }, 480_000);
 
   it('refuses requests whose Host or Origin is not its own, and a cross-site page cannot cancel a run', async () => {
     const port = ui.port;
