@@ -162,5 +162,5 @@ describe('runctl ui in chromium against runctl dev', () => {
     } finally {
       await new Promise<void>((r) => evil.close(() => r()));
     }
-  }, 120_000);
+  }, 300_000);
 });
