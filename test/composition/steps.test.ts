@@ -17,6 +17,7 @@ const ENV = {
   TRAINING_SUBNET_IDS: 'subnet-0aaa1111,subnet-0bbb2222',
   TRAINING_SECURITY_GROUP_ID: 'sg-0abc',
   TRAINING_INSTANCE_PROFILE_ARN: 'arn:aws:iam::123456789012:instance-profile/runctl/training',
+  AGENT_CONTROL_ENDPOINT: 'https://abc123.execute-api.us-east-1.amazonaws.com',
 };
 
 const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
