@@ -6,6 +6,7 @@ import {
   DescribeInstancesCommand,
   DescribeSnapshotsCommand,
   DescribeSubnetsCommand,
+  DescribeTagsCommand,
   DescribeVolumesCommand,
   DetachVolumeCommand,
   EC2Client,
@@ -79,7 +80,7 @@ interface SimInstance {
   spot: boolean;
 }
 
-function awsError(name: string, message: string, status = 400): Error {
+export function awsError(name: string, message: string, status = 400): Error {
   return Object.assign(new Error(message), { name, $fault: 'client', $metadata: { httpStatusCode: status } });
 }
 
@@ -113,6 +114,12 @@ export class SimulatedAccount {
   prefetch: { status: 'Success' | 'Failed'; exitCode: number; stderr: string } = { status: 'Success', exitCode: 0, stderr: '' };
   /** The agent of attempt n (1-based); the last entry serves later attempts. */
   agent: AgentBehaviour[] = [{ kind: 'succeed' }];
+  /** Runs when an agent has started, before it does anything (a spot warning arriving mid-training, say). */
+  onAgentStart?: (run: { runId: string; attempt: number; instanceId: string }) => Promise<void>;
+  /** What DescribeInstanceInformation throws, when set (a failing SSM call). */
+  ssmDescribeError?: Error;
+  /** Every SSM command sent, in order. */
+  readonly commandLog: Array<{ instanceId: string; comment?: string }> = [];
   private seq = 0;
   private readonly commands = new Map<string, { status: string; exitCode: number; stdout: string; stderr: string }>();
 
@@ -279,6 +286,17 @@ export class SimulatedAccount {
       }
       return { TerminatingInstances: [] };
     });
+    ec2.on(DescribeTagsCommand).callsFake((input) => {
+      const ids: string[] = input.Filters?.find((f: { Name?: string }) => f.Name === 'resource-id')?.Values ?? [];
+      const keys: string[] | undefined = input.Filters?.find((f: { Name?: string }) => f.Name === 'key')?.Values;
+      return {
+        Tags: ids.flatMap((id) =>
+          Object.entries(this.instances.get(id)?.tags ?? {})
+            .filter(([Key]) => keys === undefined || keys.includes(Key))
+            .map(([Key, Value]) => ({ ResourceId: id, ResourceType: 'instance', Key, Value })),
+        ),
+      };
+    });
     ec2.on(DescribeSubnetsCommand).callsFake((input) => ({
       Subnets: (input.SubnetIds ?? Object.keys(SUBNET_AZ)).map((SubnetId: string) => ({ SubnetId, AvailabilityZone: SUBNET_AZ[SubnetId] })),
     }));
@@ -349,6 +367,7 @@ export class SimulatedAccount {
   private mockSsm(): void {
     const ssm = mockClient(this.ssm);
     ssm.on(DescribeInstanceInformationCommand).callsFake((input) => {
+      if (this.ssmDescribeError !== undefined) throw this.ssmDescribeError;
       const ids: string[] = input.Filters?.[0]?.Values ?? [];
       return {
         InstanceInformationList: this.ssmOnline ? ids.map((InstanceId) => ({ InstanceId, PingStatus: 'Online' })) : [],
@@ -362,7 +381,11 @@ export class SimulatedAccount {
       const commandId = `cmd-${this.seq}`;
       const script: string = input.Parameters.commands[0];
       const comment: string | undefined = input.Comment;
-      if (comment?.startsWith('runctl mount')) {
+      this.commandLog.push({ instanceId, comment });
+      if (comment?.startsWith('runctl checkpoint')) {
+        // "Checkpoint now": the scenario's agent decides when it calls back.
+        this.commands.set(commandId, { status: 'Success', exitCode: 0, stdout: '', stderr: '' });
+      } else if (comment?.startsWith('runctl mount')) {
         this.mountScripts.push({ instanceId, script });
         this.commands.set(commandId, { status: 'Success', exitCode: 0, stdout: '{"device":"/dev/nvme1n1","mountPath":"/mnt/dataset","initialized":false}\n', stderr: '' });
       } else if (comment?.startsWith('runctl prefetch')) {
@@ -375,7 +398,7 @@ export class SimulatedAccount {
         const runId = instance.tags['runctl:run'] ?? '';
         const attempt = Number(instance.tags['runctl:attempt']);
         // The agent starts detached: it calls back after SendCommand has returned.
-        setTimeout(() => void this.runAgent(runId, attempt), 5);
+        setTimeout(() => void this.runAgent(runId, attempt, instanceId), 5);
       }
       return { Command: { CommandId: commandId, Status: 'Pending' } };
     });
@@ -391,7 +414,8 @@ export class SimulatedAccount {
     });
   }
 
-  private async runAgent(runId: string, attempt: number): Promise<void> {
+  private async runAgent(runId: string, attempt: number, instanceId: string): Promise<void> {
+    await this.onAgentStart?.({ runId, attempt, instanceId });
     const behaviour = this.agent[attempt - 1] ?? this.agent.at(-1) ?? { kind: 'succeed' };
     // Like the real agent: the token of this attempt comes from the run record.
     const record = await this.store.get(runId);
