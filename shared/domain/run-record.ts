@@ -39,6 +39,8 @@ export const ReplacementSchema = z.object({
   launchedAt: z.string(),
   /** EC2 running and the SSM agent online. */
   readyAt: z.string().optional(),
+  /** The SSM command copying the run's data onto it: a run that adopts it mid-copy waits for this one instead of copying again. */
+  copyCommandId: z.string().optional(),
   /** The run's data copied onto it. */
   dataReadyAt: z.string().optional(),
   /** Terminated without being adopted (the old attempt finished, a cancel, a failure): billed until then. */

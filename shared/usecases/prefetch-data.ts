@@ -45,10 +45,16 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
     if (record.spec.data.length === 0) return { skipped: true, done: true };
     // The replacement launched on the spot warning copied the data while the old instance checkpointed.
     const replacement = record.attempts.find((a) => a.attempt === event.attempt - 1)?.replacement;
-    if (replacement?.instanceId === event.instanceId && replacement.dataReadyAt !== undefined) return { skipped: true, done: true };
+    const adopted = replacement?.instanceId === event.instanceId ? replacement : undefined;
+    if (adopted?.dataReadyAt !== undefined) return { skipped: true, done: true };
     await deps.store.transition(event.runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING'], 'PREFETCHING', {
       statusReason: `Copying ${record.spec.data.length} data source(s) to ${event.instanceId}`,
     });
+    // Adopted mid-copy (the checkpoint was done first): wait for that copy rather than start a
+    // second one that would share the instance's link with it and take as long again.
+    if (adopted?.copyCommandId !== undefined) {
+      return { skipped: false, done: false, commandId: adopted.copyCommandId, polls: 0, waitSeconds: COMMAND_POLL_BASE_SECONDS };
+    }
     const commandId = await deps.compute.sendCommand(event.instanceId, prefetchCommand(record.spec.data, {
       endpoint: requireControlEndpoint(deps.config),
       region: deps.config.region,

@@ -193,6 +193,7 @@ async function copy(event: { runId: string; attempt: number }, run: RunRecord, r
     comment: `runctl prefetch ${event.runId} attempt ${replacement.attempt} (replacement)`,
     timeoutSeconds: 6 * 3600,
   });
+  await record(event, { ...replacement, copyCommandId: commandId }, deps);
   return { stop: false, done: false, commandId, polls: 0 };
 }
 

@@ -84,8 +84,8 @@ interface Scenario {
   afterStep?: (action: string, runId: string) => Promise<void>;
   /** After prepare-replacement ended, before the warned agent calls back. */
   beforeCallback?: (runId: string) => Promise<void>;
-  /** The warned agent calls back once the replacement is recorded, without waiting for prepare-replacement to end. */
-  callBackEarly?: boolean;
+  /** The warned agent calls back as soon as the run record satisfies this, without waiting for prepare-replacement to end. */
+  callBackWhen?: (record: RunRecord) => boolean;
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
@@ -165,8 +165,12 @@ async function runWithWarning(scenario: Scenario) {
     scenario.beforeWarning?.();
     await router.emitSpotInterruptionWarning(instanceId);
     const execution = await until('prepare-replacement started', () => prepared[0]);
-    if (scenario.callBackEarly === true) {
-      await until('the replacement recorded', async () => (await world.store.get(runId))?.attempts[0]?.replacement);
+    const callBackWhen = scenario.callBackWhen;
+    if (callBackWhen !== undefined) {
+      await until('the moment to call back', async () => {
+        const record = await world.store.get(runId);
+        return record !== undefined && callBackWhen(record) ? true : undefined;
+      });
     } else {
       prepareOutcome = await execution.outcome;
       whenPrepared = await world.store.get(runId);
@@ -238,6 +242,31 @@ describe('prepare-replacement state machine', () => {
     expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
   });
 
+  it('adopted while it still copies the data, the run waits for that copy instead of starting a second one', async () => {
+    const { outcome, record, prepareOutcome, prepareStates, instances } = await runWithWarning({
+      agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
+      // The checkpoint is complete before the copy: the old agent reports as soon as the copy has started.
+      callBackWhen: (r) => r.attempts[0]?.replacement?.copyCommandId !== undefined,
+      afterStep: async (action, runId) => {
+        // CheckCopy comes only after the run has adopted the replacement and is training on it.
+        if (action === 'copy') await until('attempt 2 training', async () => ((await world.store.get(runId))?.attempts[1]?.trainingStartedAt === undefined ? undefined : true));
+      },
+    });
+
+    expect(prepareOutcome?.status).toBe('SUCCEEDED');
+    expect(prepareStates).toContain('CheckCopy');
+    const replacement = record?.attempts[0]?.replacement;
+    expect(replacement?.dataReadyAt).toBeUndefined();
+    expect(replacement?.releasedAt).toBeUndefined();
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(record?.attempts[1]).toMatchObject({ attempt: 2, instanceId: replacement?.instanceId, endReason: 'SUCCEEDED' });
+    // One copy onto the replacement: prepare-replacement's, which the run's PrefetchData waited for.
+    const copies = world.commandLog.filter((c) => c.instanceId === replacement?.instanceId && c.comment?.startsWith('runctl prefetch'));
+    expect(copies).toHaveLength(1);
+    expect(instances).toHaveLength(2);
+    expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
+  });
+
   it('terminates the replacement and records releasedAt when the run is cancelled before the replacement is ready', async () => {
     const { outcome, record, whenPrepared, prepareOutcome, prepareStates, instances } = await runWithWarning({
       agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
@@ -267,7 +296,7 @@ describe('prepare-replacement state machine', () => {
   it('releases the replacement when the warned attempt finishes training and the run ends before the replacement is ready', async () => {
     const { outcome, record, prepareOutcome, prepareStates, instances } = await runWithWarning({
       agent: [{ kind: 'succeed' }],
-      callBackEarly: true,
+      callBackWhen: (record) => record.attempts[0]?.replacement !== undefined,
       afterStep: async (action, runId) => {
         // The script's last epoch was done: the run finalizes and ends while the replacement boots.
         if (action === 'launch') await until('the run ended', async () => ((await world.store.get(runId))?.status === 'SUCCEEDED' ? true : undefined));
