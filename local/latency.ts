@@ -154,3 +154,26 @@ export class ThrottledLink {
 export function throttlesS3(model: LatencyModel): boolean {
   return model.s3DownloadBytesPerSecond !== undefined || model.s3UploadBytesPerSecond !== undefined;
 }
+
+/** The local backend's shortest pause between readiness checks. */
+const READINESS_POLL_MS = 250;
+
+/**
+ * The local backend's pause between readiness checks (WaitForInstance, WaitForReplacement): the
+ * steps give up on an instance after `maxChecks` checks (Instance.NotReady), so under a slow model
+ * the pause grows until those checks span twice its launch + SSM online time; otherwise an
+ * instance that boots as the model says would be declared not ready, again and again.
+ */
+export function readinessPollMs(model: LatencyModel, maxChecks: number, launchMs: number = model.launchMs): number {
+  return Math.max(READINESS_POLL_MS, Math.ceil((2 * (launchMs + model.ssmOnlineMs)) / maxChecks));
+}
+
+/**
+ * The local backend's pause between polls of the data copy (WaitForPrefetch). The machine's poll
+ * count is bounded by the run's event budget (as few as ~70 polls when it allows many attempts),
+ * sized for AWS's 10 s pauses; at 500 ms that is barely half a minute, less than a throttled
+ * copy of a big dataset takes, so a throttled model polls every 2 s.
+ */
+export function prefetchPollMs(model: LatencyModel): number {
+  return model.s3DownloadBytesPerSecond === undefined ? 500 : 2000;
+}

@@ -43,7 +43,7 @@ import { EC2_DETAIL_TYPE, EventRouter, LAMBDA_SUCCESS_DETAIL_TYPE } from './even
 import type { LocalApiDeps } from './http-api';
 import { VolumeNotCataloguedError } from '../shared/ports/volumes';
 import { LOCAL_INSTANCE_ROLE, LocalImds } from './imds';
-import type { LatencyModel } from './latency';
+import { latencyModel, prefetchPollMs, readinessPollMs, type LatencyModel } from './latency';
 import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
 import { startStableEndpoints } from './runtime-endpoints';
 import { RESUME_ENTRY_STATES, resumeEntry } from './runtime-resume';
@@ -272,6 +272,9 @@ async function assemble(
       capacityRetrySeconds: 10,
     },
   };
+  // Boots take what the latency model says: the readiness checks must span them.
+  const model = options.latency ?? latencyModel('instant');
+  const readinessPoll = readinessPollMs(model, stepDeps.config.readinessMaxChecks, options.bootMs);
   const launch = launchTraining.createHandler(stepDeps);
   const lambdas: Record<string, LocalLambda> = {
     ValidateRunLambdaFunction: validateRun.createHandler(stepDeps),
@@ -318,7 +321,7 @@ async function assemble(
       stateMachineName: 'train-run',
       region: services.region,
       // Boot and copies take milliseconds here, not minutes: poll accordingly.
-      waitOverridesMs: { WaitForInstance: 250, WaitForPrefetch: 500, WaitForCapacity: 2000 },
+      waitOverridesMs: { WaitForInstance: readinessPoll, WaitForPrefetch: prefetchPollMs(model), WaitForCapacity: 2000 },
       // Retry pauses likewise, so a throttled call is not retried seconds later.
       retryIntervalScale: RETRY_INTERVAL_SCALE,
       heartbeatOverridesMs: { LaunchTraining: options.heartbeatTimeoutMs ?? 60_000 },
@@ -355,7 +358,7 @@ async function assemble(
     lambdas: { PrepareReplacementLambdaFunction: prepareReplacement.createHandler(stepDeps) },
     stateMachineName: 'prepare-replacement',
     region: services.region,
-    waitOverridesMs: { WaitForReplacement: 250, WaitForCopy: 500 },
+    waitOverridesMs: { WaitForReplacement: readinessPoll, WaitForCopy: 500 },
     retryIntervalScale: RETRY_INTERVAL_SCALE,
   });
   const preparing = new Set<LocalExecution>();

@@ -1,6 +1,6 @@
 import { createServer, connect, type Server } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
-import { LATENCY_PROFILES, latencyModel, scaleBandwidth, ThrottledLink } from '../../local/latency';
+import { LATENCY_PROFILES, latencyModel, readinessPollMs, scaleBandwidth, ThrottledLink } from '../../local/latency';
 
 /** A TCP server that answers every connection with `size` bytes and counts what it received. */
 async function byteServer(size: number): Promise<{ server: Server; url: string; received: () => number }> {
@@ -38,6 +38,15 @@ describe('latency model', () => {
     expect(latencyModel('aws', { launchMs: 1000 })).toEqual({ ...LATENCY_PROFILES.aws, launchMs: 1000 });
     expect(scaleBandwidth(LATENCY_PROFILES.aws, 100).s3UploadBytesPerSecond).toBe(1_000_000);
     expect(scaleBandwidth(LATENCY_PROFILES.instant, 100).s3UploadBytesPerSecond).toBeUndefined();
+  });
+
+  it('spaces the readiness checks so that they span twice the model\'s boot', () => {
+    expect(readinessPollMs(LATENCY_PROFILES.instant, 40)).toBe(250);
+    const aws = readinessPollMs(LATENCY_PROFILES.aws, 40);
+    expect(aws * 40).toBeGreaterThanOrEqual(2 * (LATENCY_PROFILES.aws.launchMs + LATENCY_PROFILES.aws.ssmOnlineMs));
+    // An explicit boot time (the backend's bootMs) stands in for the model's launch.
+    expect(readinessPollMs(LATENCY_PROFILES.aws, 40, 5000) * 40).toBeGreaterThanOrEqual(2 * (5000 + LATENCY_PROFILES.aws.ssmOnlineMs));
+    expect(readinessPollMs(LATENCY_PROFILES.aws, 40, 5000)).toBeLessThan(aws);
   });
 
   it('moves every byte both ways through a throttled link, no faster than its rates', async () => {
