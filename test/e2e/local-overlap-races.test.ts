@@ -117,4 +117,29 @@ describe('local backend: races of the replacement started on the warning', () =>
     expect(await world.backend.compute.listTaggedInstances()).toEqual([]);
     expect(await everyProcessOf(record)).toEqual([]);
   }, 400_000);
+
+  it('a control-plane restart during the overlap: the resumed run still adopts the replacement, one instance per attempt', async () => {
+    world = await startWorld();
+    const submitted = await submitExample(world, { epochs: 12, min_epoch_seconds: 0.7, hold_after_epoch: 2 });
+    await waitForCheckpoint(world, submitted.runId, CHECKPOINT_WAIT_MS);
+
+    const interruption = await world.backend.interrupt(submitted.runId, { graceMs: 90_000 });
+    const replacement = await replacementOf(world, submitted.runId);
+    // prepare-replacement lived in the stopped process; the instances and the record did not.
+    await world.backend.stop();
+    const restarted = await world.restart();
+    expect(restarted.resumed).toEqual([submitted.runId]);
+    const record = await restarted.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    expect(record.attempts).toMatchObject([
+      { attempt: 1, instanceId: interruption.instanceId, endReason: 'SPOT_INTERRUPTED' },
+      { attempt: 2, instanceId: replacement.instanceId, endReason: 'SUCCEEDED' },
+    ]);
+    expect(record.attempts[0]?.replacement?.releasedAt).toBeUndefined();
+    expect(new Set(record.attempts.map((a) => a.instanceId)).size).toBe(2);
+    expect(await restarted.compute.listTaggedInstances()).toEqual([]);
+    expect(await everyProcessOf(record)).toEqual([]);
+  }, 400_000);
 });
