@@ -10,8 +10,8 @@ afterEach(async () => {
 
 describe('local backend: a slow latency model', () => {
   it('waits for an instance that boots as slowly as the model says instead of declaring it not ready', async () => {
-    // 12 s from RunInstances to SSM online: longer than the steps' 40 readiness checks at the shortest pause.
-    world = await startWorld({ latency: latencyModel('instant', { launchMs: 4000, ssmOnlineMs: 8000 }) });
+    // 20 s from RunInstances to SSM online: longer than the steps' 40 readiness checks at the shortest pause.
+    world = await startWorld({ latency: latencyModel('instant', { launchMs: 6000, ssmOnlineMs: 14000 }) });
     const submitted = await submitExample(world, { epochs: 2 });
 
     const record = await world.backend.waitForRun(submitted.runId);
@@ -20,5 +20,5 @@ describe('local backend: a slow latency model', () => {
     expect(record.interruptions).toBe(0);
     expect(record.attempts).toMatchObject([{ attempt: 1, endReason: 'SUCCEEDED' }]);
     expect(await processesOf(record)).toEqual([]);
-  }, 180_000);
+  }, 300_000);
 });
