@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
 import { packDirectory } from '../cli/pack';
 import { LATENCY_PROFILES, latencyModel, scaleBandwidth } from '../local/latency';
 import { startLocalBackend, type LocalBackend } from '../local/runtime';
@@ -18,6 +18,13 @@ import type { RunRecord } from '../shared/domain/run-record';
  */
 
 const SCALE = 100;
+/**
+ * Time runs TIME_SCALE times faster than the model: launch and SSM online take 1/TIME_SCALE of
+ * their time, bytes move TIME_SCALE times faster, and every figure is multiplied back, so the
+ * section ends in about three minutes instead of eight. The control plane's own time (polls,
+ * Lambda work, the agent's start) is multiplied too: the figures overstate it, on both paths.
+ */
+export const TIME_SCALE = 3;
 const CHECKPOINT_BYTES = 2e9;
 const DATASET_BYTES = 10e9;
 /** Warning → reclaim, as on EC2. */
@@ -27,6 +34,8 @@ export interface RecoveryTimeline {
   path: 'sequential' | 'overlapped';
   runId: string;
   status: string;
+  /** Why the run ended (shown when it did not succeed). */
+  statusReason?: string;
   /** Seconds after the warning. */
   stopSignal?: number;
   checkpointComplete?: number;
@@ -41,6 +50,8 @@ export interface RecoveryFigures {
   /** max(launch + SSM + data copy, checkpoint upload) + agent start + 5 s, from the model and the measured agent start. */
   target: number;
   ratio: number;
+  /** The best ratio overlapping can give under the model: (upload + prepare) / max(upload, prepare). */
+  idealRatio: number;
 }
 
 async function put(backend: LocalBackend, key: string, body: Buffer): Promise<string> {
@@ -49,9 +60,24 @@ async function put(backend: LocalBackend, key: string, body: Buffer): Promise<st
 }
 
 async function metricsOf(backend: LocalBackend, runId: string): Promise<Array<Record<string, number>>> {
-  const object = await backend.s3.send(new GetObjectCommand({ Bucket: backend.services.bucket, Key: `runs/${runId}/metrics.jsonl` }));
-  const text = (await object.Body?.transformToString()) ?? '';
+  let text: string;
+  try {
+    const object = await backend.s3.send(new GetObjectCommand({ Bucket: backend.services.bucket, Key: `runs/${runId}/metrics.jsonl` }));
+    text = (await object.Body?.transformToString()) ?? '';
+  } catch (error) {
+    // A run that never printed a metric: its timeline has no stop signal or resume to show.
+    if (error instanceof Error && error.name === 'NoSuchKey') return [];
+    throw error;
+  }
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number>);
+}
+
+/** Whether attempt 1's script has printed a metric line (the agent streams them live under `live/`). */
+async function printedMetrics(backend: LocalBackend, runId: string): Promise<boolean> {
+  const listed = await backend.s3.send(
+    new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
+  );
+  return (listed.KeyCount ?? 0) > 0;
 }
 
 async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -65,7 +91,7 @@ async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs:
 function secondsAfter(warning: number, at: string | number | undefined): number | undefined {
   if (at === undefined) return undefined;
   const ms = typeof at === 'number' ? at : Date.parse(at);
-  return Number.isFinite(ms) ? (ms - warning) / 1000 : undefined;
+  return Number.isFinite(ms) ? ((ms - warning) / 1000) * TIME_SCALE : undefined;
 }
 
 function timeline(path: RecoveryTimeline['path'], record: RunRecord, metrics: Array<Record<string, number>>, warning: number): RecoveryTimeline {
@@ -76,7 +102,9 @@ function timeline(path: RecoveryTimeline['path'], record: RunRecord, metrics: Ar
     path,
     runId: record.runId,
     status: record.status,
-    stopSignal: secondsAfter(warning, stop),
+    statusReason: record.statusReason,
+    // Control-plane time alone (the handler and the agent), not scaled.
+    stopSignal: stop === undefined ? undefined : (stop - warning) / 1000,
     checkpointComplete: secondsAfter(warning, first?.checkpointCompletedAt),
     replacementReady: secondsAfter(warning, first?.replacement?.readyAt),
     agentStarted: secondsAfter(warning, second?.trainingStartedAt),
@@ -85,10 +113,12 @@ function timeline(path: RecoveryTimeline['path'], record: RunRecord, metrics: Ar
 }
 
 /** Runs both paths side by side under the aws profile and returns their timelines. */
-export async function measureRecovery(): Promise<RecoveryFigures> {
+export async function measureRecovery(progress: (line: string) => void = () => undefined): Promise<RecoveryFigures> {
   const root = await mkdtemp(join(tmpdir(), 'runctl-bench-recovery-'));
   const model = latencyModel('aws');
-  const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 5, latency: scaleBandwidth(model, SCALE) });
+  let watch: NodeJS.Timeout | undefined;
+  const fast = latencyModel(scaleBandwidth(model, SCALE / TIME_SCALE), { launchMs: model.launchMs / TIME_SCALE, ssmOnlineMs: model.ssmOnlineMs / TIME_SCALE });
+  const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 5, latency: fast });
   try {
     const packed = await packDirectory(join(import.meta.dirname, 'recovery-script'));
     const bundle = await put(backend, `bundles/${packed.sha256}.tar.gz`, await readFile(packed.file));
@@ -107,15 +137,29 @@ export async function measureRecovery(): Promise<RecoveryFigures> {
     const sequential = await backend.submit({ spec: spec(false) });
     const overlapped = await backend.submit({ spec: spec(true) });
     const runs = [sequential, overlapped];
+    // Minutes of booting and copying under the model: say where each run is as it changes.
+    const seen = new Map<string, string>();
+    watch = setInterval(() => {
+      void Promise.all(runs.map((r) => backend.store.get(r.runId))).then((records) => {
+        for (const [i, record] of records.entries()) {
+          if (record === undefined) continue;
+          const line = `${i === 0 ? 'sequential' : 'overlapped'} attempt ${record.attempts.length}: ${record.status}${record.statusReason === undefined ? '' : ` (${record.statusReason})`}`;
+          if (seen.get(record.runId) !== line) progress(line);
+          seen.set(record.runId, line);
+        }
+      });
+    }, 1000);
     // Both first attempts boot, come online and copy the dataset under the model: a few minutes.
+    // TRAINING means the launch command went out; the agent still fetches the bundle before the
+    // script starts. A warning before the script's first step would find nothing to checkpoint,
+    // and the next attempt would start from scratch: wait for a step of each.
     await waitUntil(
-      'both runs training',
-      async () => (await Promise.all(runs.map((r) => backend.store.get(r.runId)))).every((r) => r?.status === 'TRAINING'),
+      'both scripts training',
+      async () => (await Promise.all(runs.map((r) => printedMetrics(backend, r.runId)))).every(Boolean),
       15 * 60_000,
     );
-    await new Promise((resolve) => setTimeout(resolve, 3000));
     const warning = Date.now();
-    await Promise.all(runs.map((r) => backend.interrupt(r.runId, { graceMs: RECLAIM_MS })));
+    await Promise.all(runs.map((r) => backend.interrupt(r.runId, { graceMs: RECLAIM_MS / TIME_SCALE })));
     const finals = await Promise.all(runs.map((r) => backend.waitForRun(r.runId)));
     const timelines = await Promise.all(
       finals.map(async (record, i) => timeline(i === 0 ? 'sequential' : 'overlapped', record, await metricsOf(backend, record.runId), warning)),
@@ -127,8 +171,9 @@ export async function measureRecovery(): Promise<RecoveryFigures> {
     const upload = CHECKPOINT_BYTES / (model.s3UploadBytesPerSecond ?? Infinity);
     const target = Math.max(prepare, upload) + agentStart + 5;
     const ratio = (seq?.trainingResumed ?? NaN) / (over?.trainingResumed ?? NaN);
-    return { model, timelines, target, ratio };
+    return { model, timelines, target, ratio, idealRatio: (prepare + upload) / Math.max(prepare, upload) };
   } finally {
+    clearInterval(watch);
     await backend.stop({ terminateInstances: true });
     await rm(root, { recursive: true, force: true });
   }
