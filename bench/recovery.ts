@@ -74,10 +74,15 @@ async function metricsOf(backend: LocalBackend, runId: string): Promise<Array<Re
 
 /** Whether attempt 1's script has printed a metric line (the agent streams them live under `live/`). */
 async function printedMetrics(backend: LocalBackend, runId: string): Promise<boolean> {
-  const listed = await backend.s3.send(
-    new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
-  );
-  return (listed.KeyCount ?? 0) > 0;
+  try {
+    const listed = await backend.s3.send(
+      new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
+    );
+    return (listed.KeyCount ?? 0) > 0;
+  } catch {
+    // The local S3 can fail a listing while the agent writes under the prefix: ask again.
+    return false;
+  }
 }
 
 async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
