@@ -78,7 +78,7 @@ async function printedMetrics(backend: LocalBackend, runId: string): Promise<boo
     const listed = await backend.s3.send(
       new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
     );
-    return (listed.KeyCount ?? 0) > 0;
+    return (listed.Contents?.length ?? 0) > 0;
   } catch {
     // The local S3 can fail a listing while the agent writes under the prefix: ask again.
     return false;
