@@ -157,6 +157,12 @@ export function throttlesS3(model: LatencyModel): boolean {
 
 /** The local backend's shortest pause between readiness checks. */
 const READINESS_POLL_MS = 250;
+/**
+ * The shortest span the readiness checks cover: a local "instance" is ready at once, but a
+ * loaded machine can take many seconds to start its processes, and an instance declared not
+ * ready is a lost attempt.
+ */
+const READINESS_MIN_WINDOW_MS = 60_000;
 
 /**
  * The local backend's pause between readiness checks (WaitForInstance, WaitForReplacement): the
@@ -165,7 +171,7 @@ const READINESS_POLL_MS = 250;
  * instance that boots as the model says would be declared not ready, again and again.
  */
 export function readinessPollMs(model: LatencyModel, maxChecks: number, launchMs: number = model.launchMs): number {
-  return Math.max(READINESS_POLL_MS, Math.ceil((2 * (launchMs + model.ssmOnlineMs)) / maxChecks));
+  return Math.max(READINESS_POLL_MS, Math.ceil(Math.max(READINESS_MIN_WINDOW_MS, 2 * (launchMs + model.ssmOnlineMs)) / maxChecks));
 }
 
 /**
