@@ -479,7 +479,13 @@ async function assemble(
       for (const timer of reclaimTimers) clearTimeout(timer);
       for (const execution of [...executions.all(), ...preparing]) execution.abort();
       images?.abort();
-      await Promise.all([...executions.all(), ...preparing].map((e) => e.outcome));
+      // An aborted execution settles at its next step; one stuck in a call must not keep the
+      // instances running, so the wait is bounded.
+      const settled = Promise.all([...executions.all(), ...preparing].map((e) => e.outcome.catch(() => undefined)));
+      let bound: NodeJS.Timeout | undefined;
+      const bounded = new Promise<void>((resolve) => (bound = setTimeout(resolve, STOP_SETTLE_MS)));
+      await Promise.race([settled, bounded]);
+      clearTimeout(bound);
       if (stopOptions.terminateInstances === true) {
         for (const instance of await localCompute.listTaggedInstances()) await localCompute.kill(instance.instanceId);
       }
@@ -494,6 +500,9 @@ async function assemble(
  * state a resumed run was in (`{resumeAt, state}` → `state` at `resumeAt`). Everything after it
  * is the ASL file unchanged; the extra state costs one transition per resume.
  */
+/** How long `stop` waits for aborted executions to settle before it terminates instances. */
+const STOP_SETTLE_MS = 15_000;
+
 function resumableDefinition(definition: AslDefinition): AslDefinition {
   const parsed = z.looseObject({ StartAt: z.string(), States: z.record(z.string(), z.unknown()) }).parse(definition);
   const entry = 'ResumeAfterRestart';

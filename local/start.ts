@@ -62,7 +62,9 @@ async function main(): Promise<number> {
     await backend.stop({ terminateInstances: true });
     process.exit(code);
   };
-  process.once('SIGINT', () => void stop(130));
+  // Ctrl-C in a terminal reaches both tsx and this process: the second SIGINT must not cut the clean-up short.
+  process.on('SIGINT', () => void stop(130));
+  process.on('SIGTERM', () => void stop(143));
   try {
     if (values.docker && !backend.docker.available) {
       console.error(`--docker: ${backend.docker.reason}`);
@@ -75,7 +77,8 @@ async function main(): Promise<number> {
     // Epochs last at least a second (PyTorch trains this MLP far faster). With the simulated spot
     // reclaim, the first attempt holds after epoch HOLD_EPOCH, checkpointed, until the warning's
     // stop signal: the reclaim lands mid-training, after a checkpoint, on any machine.
-    const hold: Record<string, number> = values['no-interrupt'] ? {} : { hold_after_epoch: Math.min(HOLD_EPOCH, epochs - 1) };
+    const holdEpoch = Math.min(HOLD_EPOCH, epochs - 1);
+    const hold: Record<string, number> = values['no-interrupt'] ? {} : { hold_after_epoch: holdEpoch };
     const submitted = await backend.submit({
       spec: {
         ...exampleSpec(example, { epochs, lr: 0.3, batch_size: 32, hidden: 32, min_epoch_seconds: 1, ...hold }),
@@ -100,8 +103,9 @@ async function main(): Promise<number> {
         const line = progressLine(record, metrics, Date.now() - started);
         if (line.slice(8) !== lastLine) console.log(line);
         lastLine = line.slice(8);
-        // One simulated spot reclaim, once a checkpoint is safe in S3, so the resume shows.
-        if (!interrupted && record.status === 'TRAINING' && (await backend.artifacts.latestCheckpoint(runId)) !== undefined) {
+        // One simulated spot reclaim, once the held epoch's checkpoint is safe in S3, so the
+        // resume shows. An earlier checkpoint is not enough: the reclaim must find the script holding.
+        if (!interrupted && record.status === 'TRAINING' && ((await backend.artifacts.latestCheckpoint(runId))?.epoch ?? 0) >= holdEpoch) {
           interrupted = true;
           const result = await backend.interrupt(runId);
           console.log(`  ⚡ spot interruption warning for ${result.instanceId} (attempt ${result.attempt}); reclaimed at ${result.reclaimAt}`);

@@ -47,7 +47,7 @@ def parse_args():
     p.add_argument("--min-epoch-seconds", type=float, default=0.0,
                    help="pace: an epoch lasts at least this long (demos and tests watch a run mid-training)")
     p.add_argument("--hold-after-epoch", type=int, default=0,
-                   help="after this epoch's checkpoint, wait for the stop signal (a demo or test interrupts at a known point)")
+                   help="after this epoch's checkpoint, unless resumed, wait for the stop signal (a demo or test interrupts at a known point)")
     p.add_argument("--fail-at-epoch", type=int, default=0, help="raise at this epoch (to see a failed run)")
     return p.parse_args()
 
@@ -209,7 +209,9 @@ def main():
         save_checkpoint(checkpoint_dir, model, epoch, [state[0], list(state[1]), state[2]], loss)
         print(json.dumps({"epoch": epoch, "loss": round(loss, 5), "accuracy": round(acc, 4),
                           "epoch_seconds": round(time.time() - started, 3)}), flush=True)
-        if epoch == args.hold_after_epoch:
+        # Only a fresh start holds: a resumed attempt that passes the epoch again must not wait
+        # for a second stop signal that never comes.
+        if epoch == args.hold_after_epoch and not resume_from:
             hold_for_stop(epoch)
         if STOP["requested"]:
             print(json.dumps({"event": "stopping", "checkpoint_epoch": epoch}), flush=True)

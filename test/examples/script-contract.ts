@@ -42,7 +42,8 @@ export async function checkScriptContract(script: string, modelFile: string): Pr
   const root = mkdtempSync(join(tmpdir(), 'runctl-example-'));
   const checkpointDir = join(root, 'checkpoints');
   const env = { RUNCTL_CHECKPOINT_DIR: checkpointDir, RUNCTL_OUTPUT_DIR: join(root, 'output'), RUNCTL_DATA_DIR: join(root, 'no-data'), RUNCTL_RESUME_FROM: '' };
-  const args = ['--epochs', '6', '--hidden', '8', '--min-epoch-seconds', '0.4'];
+  // The hold point lies past the interruption: only a fresh start may wait there, never the resume.
+  const args = ['--epochs', '6', '--hidden', '8', '--min-epoch-seconds', '0.4', '--hold-after-epoch', '5'];
 
   // Interrupted after two epochs: it stops at an epoch boundary with a checkpoint, and no output.
   const first = start(script, args, env);
@@ -57,13 +58,15 @@ export async function checkScriptContract(script: string, modelFile: string): Pr
   expect(trained.length).toBeLessThan(6);
   expect(readdirSync(checkpointDir)).toContain(modelFile);
 
-  // Resumed from that checkpoint: it goes on with the next epoch and finishes with the model.
+  // Resumed from that checkpoint: it goes on with the next epoch, through the hold point without
+  // waiting, and finishes with the model.
   const second = start(script, args, { ...env, RUNCTL_RESUME_FROM: checkpointDir });
   const finished = await second.done;
   expect(finished.code).toBe(0);
   const resumed = epochsOf(finished.lines);
   expect(resumed[0]).toBe((trained.at(-1) as number) + 1);
   expect(resumed.at(-1)).toBe(6);
+  expect(finished.lines.some((l) => l.event === 'holding')).toBe(false);
   expect(finished.lines.every((l) => !('loss' in l) || Number.isFinite(l.loss))).toBe(true);
   expect(readdirSync(join(root, 'output')).length).toBeGreaterThan(0);
 }
