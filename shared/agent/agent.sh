@@ -188,6 +188,9 @@ import base64, hmac, html, time, urllib.parse, urllib.request, signal, configpar
 
 LIVE_TICK = 0.25
 LIVE_MAX_CHUNK = 1024 * 1024
+# Live chunks a consolidated upload holds are deleted this long after that upload, checked this often.
+LIVE_PRUNE_AFTER = float(os.environ.get('RUNCTL_LIVE_PRUNE_AFTER_SECONDS', '30'))
+LIVE_PRUNE_EVERY = 5
 
 class Credentials:
     def __init__(self, imds):
@@ -234,14 +237,15 @@ class Credentials:
         self.expires = expiration.timestamp()
         return self.cached
 
-def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource=''):
+def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='', method='PUT'):
     """One signed PUT of an object (or of its `subresource`, such as `tagging`). `body` is
-    bytes or a file path (streamed, hashed first)."""
+    bytes or a file path (streamed, hashed first). With method='DELETE' (and an empty body),
+    the object is deleted."""
     endpoint = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
     quoted = urllib.parse.quote(key, safe='/-_.~')
     if endpoint:
         parts = urllib.parse.urlsplit(endpoint)
-        host, path = parts.netloc, (parts.path.rstrip('/') + '/' + bucket + '/' + quoted)
+        host, path = parts.netloc, (parts.path.rstrip('/') + '/' + bucket + ('/' + quoted if key else ''))
         url = '%s://%s%s' % (parts.scheme, host, path)
     else:
         host, path = '%s.s3.%s.amazonaws.com' % (bucket, region), '/' + quoted
@@ -264,7 +268,7 @@ def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='')
     if session:
         headers['x-amz-security-token'] = session
     names = sorted(headers)
-    canonical = '\n'.join(['PUT', path, subresource + '=' if subresource else '', ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload])
+    canonical = '\n'.join([method, path, subresource + '=' if subresource else '', ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload])
     scope = '%s/%s/s3/aws4_request' % (day, region)
     to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
     key_bytes = ('AWS4' + secret).encode()
@@ -279,8 +283,49 @@ def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='')
             request = urllib.request.Request(url, data=f, method='PUT', headers=headers)
             urllib.request.urlopen(request, timeout=60).read()
     else:
-        request = urllib.request.Request(url, data=body, method='PUT', headers=headers)
-        urllib.request.urlopen(request, timeout=10).read()
+        request = urllib.request.Request(url, data=body if method != 'DELETE' else None, method=method, headers=headers)
+        return urllib.request.urlopen(request, timeout=10).read()
+
+def prune_chunks(creds, c, chunks, sizes):
+    """Deletes the live chunks a consolidated upload already holds: `chunks` maps key → end
+    offset in its stream (log or metrics), `sizes` the consolidated objects' sizes. Returns the
+    chunks kept. A chunk not yet covered (the tail of a lost attempt) stays: readers need it."""
+    covered = [key for key, end in chunks.items() if end <= sizes.get('log' if '/log-' in key else 'metrics', 0)]
+    deleted = set()
+    for start in range(0, len(covered), 1000):
+        batch = covered[start:start + 1000]
+        body = ('<Delete><Quiet>true</Quiet>%s</Delete>'
+                % ''.join('<Object><Key>%s</Key></Object>' % html.escape(key) for key in batch)).encode()
+        md5 = base64.b64encode(hashlib.md5(body).digest()).decode()
+        try:
+            answer = s3_put(creds, c['region'], c['bucket'], '', body, {'content-md5': md5}, 'delete', method='POST')
+        except Exception as error:
+            sys.stderr.write('%s [runctl] deleting %d live chunks failed (%s); they expire with the logs\n' % (now_iso(), len(batch), error))
+            continue
+        # Quiet mode lists only the keys that could not be deleted.
+        failed = set(re.findall(r'<Key>([^<]*)</Key>', (answer or b'').decode('utf-8', 'replace')))
+        deleted.update(key for key in batch if html.escape(key) not in failed and key not in failed)
+    return {key: end for key, end in chunks.items() if key not in deleted}
+
+def consolidated_sizes(c, state_dir):
+    """Sizes of the log and metrics objects as last uploaded (put-seen.json: key → size:mtime)."""
+    seen = read_json(os.path.join(state_dir, 'put-seen.json'), {}) or {}
+    def size(key):
+        stamp = seen.get(key)
+        return int(stamp.split(':')[0]) if stamp else 0
+    return {'log': size('%s/logs/attempt-%d.log' % (c['runPrefix'], int(c['attempt']))),
+            'metrics': size('%s/metrics.jsonl' % c['runPrefix'])}
+
+def prune(config_path):
+    # prune CONFIG: after the attempt's last upload, the live chunks it holds are deleted.
+    c = read_json(config_path)
+    state_dir = os.path.dirname(config_path)
+    chunks_path = os.path.join(state_dir, 'live-chunks.json')
+    chunks = read_json(chunks_path, {}) or {}
+    if not chunks:
+        return
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    write_private(chunks_path, json.dumps(prune_chunks(creds, c, chunks, consolidated_sizes(c, state_dir))))
 
 def put(config_path, *args):
     # put CONFIG [--tagging=K=V] FILE KEY [FILE KEY ...]: in order, stopping at the first failure, so a
@@ -329,7 +374,14 @@ def live(config_path, log_path, jsonl_path, last_path, state_dir):
     # A fresh attempt's rows follow the earlier attempts' rows already in metrics.jsonl.
     metrics_off = int(offsets.get('metrics', os.path.getsize(jsonl_path) if os.path.exists(jsonl_path) else 0))
     last = read_json(last_path, {}) or {}
-    pending = []  # (key, bytes) not yet accepted by S3, in order
+    pending = []  # (key, bytes, end offset) not yet accepted by S3, in order
+    # Chunks S3 accepted (key → end offset in their stream), pruned once a consolidated upload
+    # holds them. A reader that read the older size then finds the gap and reads again, so a
+    # chunk goes only when its consolidated copy is LIVE_PRUNE_AFTER seconds old.
+    chunks_path = os.path.join(state_dir, 'live-chunks.json')
+    chunks = read_json(chunks_path, {}) or {}
+    consolidated = []  # (first seen at, sizes), oldest first
+    next_prune = time.time() + LIVE_PRUNE_EVERY
     stopping = []
     signal.signal(signal.SIGTERM, lambda *_: stopping.append(True))
     failures = 0
@@ -352,7 +404,7 @@ def live(config_path, log_path, jsonl_path, last_path, state_dir):
             partial_since = None
             chunk = data[:end]
             stamp = now_iso()
-            pending.append(('%slog-%012d' % (prefix, log_off), chunk))
+            pending.append(('%slog-%012d' % (prefix, log_off), chunk, log_off + end))
             log_off += end
             records = metric_records(defs, chunk.decode('utf-8', 'replace'), attempt, stamp)
             if records:
@@ -362,17 +414,20 @@ def live(config_path, log_path, jsonl_path, last_path, state_dir):
                 for r in records:
                     last.update({k: v for k, v in r.items() if k not in ('ts', 'attempt')})
                 write_private(last_path, json.dumps(last))
-                pending.append(('%smetrics-%012d' % (prefix, metrics_off), rows))
+                pending.append(('%smetrics-%012d' % (prefix, metrics_off), rows, metrics_off + len(rows)))
                 metrics_off += len(rows)
             write_private(offset_path, json.dumps({'log': log_off, 'metrics': metrics_off}))
             if len(data) == LIVE_MAX_CHUNK:
                 continue
         while pending and (failures == 0 or final or time.time() >= retry_at):
-            key, body = pending[0]
+            key, body, chunk_end = pending[0]
             try:
-                s3_put(creds, region, bucket, key, body)
+                # Tagged as a log: should the attempt never prune it, it expires with the logs.
+                s3_put(creds, region, bucket, key, body, {'x-amz-tagging': 'runctl%3Akind=log'})
                 pending.pop(0)
                 failures = 0
+                chunks[key] = chunk_end
+                write_private(chunks_path, json.dumps(chunks))
             except Exception as error:
                 failures += 1
                 retry_at = time.time() + min(30, 0.5 * 2 ** min(failures, 6))
@@ -384,6 +439,18 @@ def live(config_path, log_path, jsonl_path, last_path, state_dir):
                 break
         if final and not pending:
             return
+        if time.time() >= next_prune and not final:
+            next_prune = time.time() + LIVE_PRUNE_EVERY
+            sizes = consolidated_sizes(c, state_dir)
+            if not consolidated or consolidated[-1][1] != sizes:
+                consolidated.append((time.time(), sizes))
+            old_enough = [entry for entry in consolidated if time.time() - entry[0] >= LIVE_PRUNE_AFTER]
+            if old_enough and chunks:
+                consolidated = consolidated[len(old_enough) - 1:]
+                kept = prune_chunks(creds, c, chunks, old_enough[-1][1])
+                if kept != chunks:
+                    chunks = kept
+                    write_private(chunks_path, json.dumps(chunks))
         time.sleep(LIVE_TICK)
 
 def metrics(config_path, log_path, offset_path, jsonl_path, last_path, attempt):
@@ -931,6 +998,9 @@ main() {
   start_training
   start_live
   supervise
+  # The outcome is reported: the live chunks the last upload holds go (after the report, so they
+  # never delay it; a reclaimed instance leaves them to expire with the logs).
+  py prune "$STATE_DIR/config.json" || note "pruning the live chunks failed; they expire with the logs"
   echo "runctl agent: done" >&2
 }
 

@@ -67,9 +67,9 @@ function splitS3(uri: string): { bucket: string; key: string } | undefined {
 }
 
 /**
- * The session policy of one run: read/write under `runs/<runId>/` (and list only there), read
- * its bundle object, read and list its data sources, read its owner's secrets, pull runctl
- * images. A data source inside the runs bucket is never granted here: another run's prefix is
+ * The session policy of one run: read/write under `runs/<runId>/` (and list only there; delete
+ * only its live log chunks), read its bundle object, read and list its data sources, read its
+ * owner's secrets, pull runctl images. A data source inside the runs bucket is never granted here: another run's prefix is
  * not data (the ceiling allows runs/*, so this is where it must be refused).
  */
 export function runSessionPolicy(input: RunAccessInput): PolicyDocument {
@@ -81,6 +81,12 @@ export function runSessionPolicy(input: RunAccessInput): PolicyDocument {
       Effect: 'Allow',
       Action: ['s3:GetObject', 's3:PutObject', 's3:PutObjectTagging'],
       Resource: [`${s3}${input.runsBucket}/${runPrefix}*`],
+    },
+    {
+      Sid: 'PruneLiveChunks',
+      Effect: 'Allow',
+      Action: ['s3:DeleteObject'],
+      Resource: [`${s3}${input.runsBucket}/${runPrefix}live/*`],
     },
     {
       Sid: 'ListRunPrefix',

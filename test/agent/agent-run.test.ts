@@ -51,6 +51,9 @@ describe('agent: a training script that exits 0', () => {
       (await world.keys(`runs/${run.runId}/checkpoints/`)).filter((k) => k.endsWith('/_COMPLETE.json')).length;
     // The script keeps saving until two periodic snapshots are complete in S3.
     await waitFor(async () => (await completed()) >= 2, 'two periodic checkpoints', 60_000);
+    // The live shipper's chunks are in S3 while the script runs.
+    const liveChunks = () => world.keys(`runs/${run.runId}/live/attempt-1/`);
+    expect((await liveChunks()).some((k) => /\/log-\d{12}$/.test(k))).toBe(true);
     writeFileSync(release, '');
 
     const outcome = await run.outcome;
@@ -98,6 +101,8 @@ describe('agent: a training script that exits 0', () => {
     // The bucket's lifecycle rule expires logs by this tag.
     const tagging = await world.s3Client.send(new GetObjectTaggingCommand({ Bucket: BUCKET, Key: `${prefix}/logs/attempt-1.log` }));
     expect(tagging.TagSet).toEqual([{ Key: 'runctl:kind', Value: 'log' }]);
+    // The consolidated log and metrics hold every chunk: the agent deleted them after its report.
+    await waitFor(async () => (await liveChunks()).length === 0, 'the live chunks pruned', 30_000);
 
     const env = received(run.root);
     expect(env).toMatchObject({ runId: run.runId, attempt: '1', resumeFrom: '', custom: 'from-env' });

@@ -186,6 +186,14 @@ describe("run B's credentials (the run-access role under B's session policy, as 
     expect(await list('private-medical/')).not.toBe('Allowed');
   });
 
+  it('deletes only its own live log chunks: no checkpoint, no log, nothing of run A', async () => {
+    const remove = (key: string) => decide(R(), { action: 's3:DeleteObject', resource: `arn:aws:s3:::${bucket}/${key}` }, policyB(), 'run-b-1');
+    expect(await remove('runs/run-b/live/attempt-1/log-000000000000')).toBe('Allowed');
+    expect(await remove('runs/run-b/checkpoints/0001-000001/model.pt')).not.toBe('Allowed');
+    expect(await remove('runs/run-b/logs/attempt-1.log')).not.toBe('Allowed');
+    expect(await remove('runs/run-a/live/attempt-1/log-000000000000')).not.toBe('Allowed');
+  });
+
   it('is only assumable by the agent routes function', async () => {
     const template = role('RunAccessRole');
     expect(template.name).toBe(`runctl-${FAKE.stage}-run-access`);
