@@ -14,6 +14,7 @@ without it a synthetic dataset is generated. The data dir is --data-dir, else $R
 else /data (under $RUNCTL_INSTANCE_ROOT on the local backend, whose instances are sandboxes).
 """
 import argparse
+import atexit
 import json
 import math
 import os
@@ -49,6 +50,8 @@ def parse_args():
     p.add_argument("--hold-after-epoch", type=int, default=0,
                    help="after this epoch's checkpoint, unless resumed, wait for the stop signal (a demo or test interrupts at a known point)")
     p.add_argument("--fail-at-epoch", type=int, default=0, help="raise at this epoch (to see a failed run)")
+    p.add_argument("--busy-cores", type=int, default=0,
+                   help="keep this many extra processes spinning, as data loaders that peg every core do")
     return p.parse_args()
 
 
@@ -165,9 +168,32 @@ def load_checkpoint(directory):
     return state["model"], int(state["epoch"]), state.get("rng")
 
 
+def spin():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        pass
+
+
+def start_spinners(count):
+    """Forked busy loops in the script's process group, ended when the script exits."""
+    pids = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            spin()
+        pids.append(pid)
+
+    def stop():
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    atexit.register(stop)
+
+
 def main():
     args = parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
+    start_spinners(args.busy_cores)
     checkpoint_dir = os.environ.get("RUNCTL_CHECKPOINT_DIR", "")
     output_dir = os.environ.get("RUNCTL_OUTPUT_DIR", "")
     resume_from = os.environ.get("RUNCTL_RESUME_FROM", "")

@@ -32,7 +32,7 @@ UPLOAD_DIR="$STATE_DIR/upload"
 TRAIN_PID=""
 TRAIN_EXIT=0
 SYNC_PID=""
-SETUP_HEARTBEAT_PID=""
+HEARTBEAT_LOOP_PID=""
 LIVE_PID=""
 DOCKER_IMAGE=""
 DOCKER_ARGV=()
@@ -719,6 +719,10 @@ prepare_container() {
   while IFS= read -r -d '' arg; do DOCKER_ARGV+=("$arg"); done <"$STATE_DIR/docker-argv"
 }
 
+# nice, and ionice where the kernel takes it (it can refuse, e.g. in some containers).
+TRAIN_PRIORITY=(nice -n 10)
+if command -v ionice >/dev/null 2>&1 && ionice -c 2 -n 7 true 2>/dev/null; then TRAIN_PRIORITY+=(ionice -c 2 -n 7); fi
+
 start_training() {
   if [ -n "$DOCKER_IMAGE" ]; then
     # The docker CLI stays attached: its exit code is the container's, and its pid (a process
@@ -735,8 +739,10 @@ start_training() {
       RUNCTL_OUTPUT_DIR="$OUTPUT_DIR" RUNCTL_RESUME_FROM=""
     if [ -n "$RESUME_FROM" ]; then export RUNCTL_RESUME_FROM="$RESUME_DIR"; fi
     # This subshell is not a process group leader, so setsid execs in place: the training
-    # command's pid is its own process group id, which the stop signal is sent to.
-    exec setsid "${ARGV[@]}"
+    # command's pid is its own process group id, which the stop signal is sent to. The script
+    # runs below the agent's priority (CPU and I/O), so heartbeats, the stop signal and uploads
+    # keep their pace while its data loaders peg every core.
+    exec setsid "${TRAIN_PRIORITY[@]}" "${ARGV[@]}"
   ) >>"$TRAIN_LOG" 2>&1 </dev/null &
   TRAIN_PID=$!
   note "training started (pid $TRAIN_PID)"
@@ -840,6 +846,8 @@ stop_training() {
 interrupt() { # error name, reason
   local code
   note "checkpoint requested ($2): sending SIG$STOP_SIGNAL to the training"
+  # Beats go on while the script saves and the checkpoint goes up (a cancel's grace can be long).
+  start_heartbeats
   stop_training
   code=$TRAIN_EXIT
   note "training exited with code $code after SIG$STOP_SIGNAL; uploading its checkpoint"
@@ -858,17 +866,21 @@ interrupt() { # error name, reason
   fi
   upload_logs
   py interrupt-cause "$LATEST_FILE" "$2" "$STATE_DIR/cause.json"
+  stop_heartbeats
   report_failure "$1" "$STATE_DIR/cause.json"
 }
 
 finish() { # exit code
   local code=$1 manifest_uri="$S3_RUN/outputs/_manifest.json"
   note "training exited with code $code"
+  # The supervision loop no longer beats: the final uploads can take longer than its window.
+  start_heartbeats
   stop_live
   wait_sync
   if [ "$code" -ne 0 ]; then
     sync_all
     py failure-cause "$TRAIN_LOG" "$code" "$STATE_DIR/cause.json"
+    stop_heartbeats
     report_failure Training.Failed "$STATE_DIR/cause.json"
     return
   fi
@@ -877,9 +889,11 @@ finish() { # exit code
     py manifest "$OUTPUT_DIR" "$RUN_ID" "$ATTEMPT" "$S3_RUN/outputs/" "$STATE_DIR/manifest.json" &&
     aws s3 cp "$STATE_DIR/manifest.json" "$manifest_uri" --only-show-errors --region "$REGION" >&2; then
     py success-output "$LATEST_FILE" "$STATE_DIR/metrics-last.json" "$manifest_uri" "$STATE_DIR/output.json"
+    stop_heartbeats
     control_final success "output=@$STATE_DIR/output.json"
   else
     py message-cause "uploading the final checkpoint or outputs to $S3_RUN failed" "$STATE_DIR/cause.json"
+    stop_heartbeats
     report_failure Agent.UploadFailed "$STATE_DIR/cause.json"
   fi
 }
@@ -947,14 +961,15 @@ cleanup() {
   fi
   if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
   if [ -n "$LIVE_PID" ]; then kill "$LIVE_PID" 2>/dev/null; fi
-  if [ -n "$SETUP_HEARTBEAT_PID" ]; then kill "$SETUP_HEARTBEAT_PID" 2>/dev/null; fi
+  if [ -n "$HEARTBEAT_LOOP_PID" ]; then kill "$HEARTBEAT_LOOP_PID" 2>/dev/null; fi
   rm -f "$STATE_DIR"/request.*
 }
 
-# Setup can outlast the heartbeat window (a large bundle, a checkpoint restore, an image pull):
-# heartbeats go on beside it until it is done. When the execution has moved on, it says so in
-# the control dir and stops.
-setup_heartbeats() {
+# Setup and the final uploads can outlast the heartbeat window (a large bundle, a checkpoint
+# restore, an image pull; the outputs, a large last checkpoint): heartbeats go on beside them
+# until they are done. When the execution has moved on, the loop says so in the control dir and
+# stops.
+heartbeat_loop() {
   local interval sleeper=""
   interval=$(printf '%d.%03d' $((HEARTBEAT_MS / 1000)) $((HEARTBEAT_MS % 1000)))
   # `wait` returns at once on the stop signal, where a foreground sleep would hold it.
@@ -969,6 +984,18 @@ setup_heartbeats() {
   done
 }
 
+start_heartbeats() {
+  heartbeat_loop &
+  HEARTBEAT_LOOP_PID=$!
+}
+
+stop_heartbeats() {
+  [ -n "$HEARTBEAT_LOOP_PID" ] || return 0
+  kill "$HEARTBEAT_LOOP_PID" 2>/dev/null
+  wait "$HEARTBEAT_LOOP_PID" 2>/dev/null
+  HEARTBEAT_LOOP_PID=""
+}
+
 main() {
   mkdir -p "$CONTROL_DIR" "$UPLOAD_DIR/logs"
   echo $$ >"$STATE_DIR/agent.pid"
@@ -977,13 +1004,10 @@ main() {
   write_python_helper
   load_config || { echo "runctl agent: unreadable config in $STATE_DIR" >&2; exit 1; }
   SETUP_ERROR="setting up the attempt failed"
-  setup_heartbeats &
-  SETUP_HEARTBEAT_PID=$!
+  start_heartbeats
   prepare
   local prepared=$?
-  kill "$SETUP_HEARTBEAT_PID" 2>/dev/null
-  wait "$SETUP_HEARTBEAT_PID" 2>/dev/null
-  SETUP_HEARTBEAT_PID=""
+  stop_heartbeats
   if [ -e "$CONTROL_DIR/moved-on" ]; then
     note "the execution no longer waits for this attempt; stopping before training"
     exit 0

@@ -1,6 +1,7 @@
 import { GetObjectTaggingCommand } from '@aws-sdk/client-s3';
 import { execFileSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { getPriority } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
@@ -34,6 +35,7 @@ const ReceivedSchema = z.object({
   resumeFrom: z.string(),
   restored: z.array(z.string()),
   custom: z.string().nullable(),
+  niceness: z.number(),
 });
 
 function received(root: string) {
@@ -106,6 +108,8 @@ describe('agent: a training script that exits 0', () => {
 
     const env = received(run.root);
     expect(env).toMatchObject({ runId: run.runId, attempt: '1', resumeFrom: '', custom: 'from-env' });
+    // Ten steps below the agent's priority (the agent runs at this process's niceness).
+    expect(env.niceness).toBe(Math.min(19, getPriority() + 10));
   });
 });
 
