@@ -129,10 +129,10 @@ export async function measureReconcile(root: string, runs: number): Promise<Reco
     const retry = { attempts: 1, baseMs: 1 };
     const deps = {
       store,
-      compute: new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, throttleRetry: retry }),
+      compute: new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, stack: 'runctl-bench', throttleRetry: retry }),
       executions: new SfnExecutions(sfnClient, STATE_MACHINE_ARN),
       pricing: new Ec2Pricing(ec2Client, 'us-east-1', { throttleRetry: retry }),
-      storage: new Ec2StorageInventory(ec2Client, { throttleRetry: retry }),
+      storage: new Ec2StorageInventory(ec2Client, { stack: 'runctl-bench', throttleRetry: retry }),
       clock: () => new Date(),
       awsRequests: () => counter.count + ec2.calls().length + ssm.calls().length + sfn.calls().length,
     };

@@ -11,6 +11,10 @@ import { Ec2Compute } from '../shared/adapters/ec2-compute';
 import { Ec2InstanceTags } from '../shared/adapters/ec2-instance-tags';
 import type { RunRecord } from '../shared/domain/run-record';
 import { parseRunSpec } from '../shared/domain/run-spec';
+import { STACK_TAG } from '../shared/ports/stack-tag';
+
+/** The stack the measured handler serves (its instances carry this `runctl:stack` tag). */
+const BENCH_STACK = 'runctl-bench';
 
 /**
  * AWS calls on the spot-warning path: the real spot-warning handler (its composition's
@@ -97,13 +101,14 @@ export async function measureSpotPath(root: string): Promise<SpotPathCase[]> {
     const ssmClient = new SSMClient({ region: 'us-east-1' });
     const ec2 = mockClient(ec2Client);
     const ssm = mockClient(ssmClient);
-    const instances = new Ec2InstanceTags(ec2Client);
-    const compute = new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, throttleRetry: { attempts: 1, baseMs: 1 } });
+    const instances = new Ec2InstanceTags(ec2Client, BENCH_STACK);
+    const compute = new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, stack: BENCH_STACK, throttleRetry: { attempts: 1, baseMs: 1 } });
     const handler = createSpotWarning(() => ({ instances, signals, store, compute }));
 
     const tags = (runId: string, owner: boolean) => [
       { Key: 'runctl:run', Value: runId, ResourceId: INSTANCE, ResourceType: 'instance' as const },
       { Key: 'runctl:attempt', Value: '1', ResourceId: INSTANCE, ResourceType: 'instance' as const },
+      { Key: STACK_TAG, Value: BENCH_STACK, ResourceId: INSTANCE, ResourceType: 'instance' as const },
       ...(owner ? [{ Key: 'runctl:owner', Value: OWNER, ResourceId: INSTANCE, ResourceType: 'instance' as const }] : []),
     ];
     const cases: SpotPathCase[] = [];

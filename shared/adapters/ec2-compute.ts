@@ -44,6 +44,7 @@ import type {
   LaunchedInstance,
   TaggedInstance,
 } from '../ports/compute';
+import { STACK_TAG } from '../ports/stack-tag';
 import { awsErrorCode, translateAwsError, withThrottleRetry, type ThrottleRetryOptions } from './aws-errors';
 import { DEFAULT_DLAMI_PARAMETER, amiRootDeviceName, resolveAmiFromParameter } from './dlami';
 
@@ -75,6 +76,8 @@ const MAX_CLIENT_TOKEN = 64;
 export interface Ec2ComputeOptions {
   ec2: EC2Client;
   ssm: SSMClient;
+  /** This stack's name: the `runctl:stack` tag of every launch, and the filter of every listing. */
+  stack: string;
   /** Used when a request names no subnet; else the default VPC's default-for-az subnets. */
   defaultSubnets?: string[];
   defaultInstanceProfile?: string;
@@ -263,9 +266,11 @@ export class Ec2Compute implements Compute {
   async listTaggedInstances(): Promise<TaggedInstance[]> {
     const filters: Filter[] = [
       { Name: 'tag-key', Values: [RUN_TAG] },
+      // Another stack's instances are never listed, so never judged orphans here.
+      this.stackFilter(),
       { Name: 'instance-state-name', Values: LIVE_STATES },
     ];
-    const instances = await this.describeAll(filters, 'DescribeInstances tagged runctl:run');
+    const instances = await this.describeAll(filters, `DescribeInstances tagged runctl:run of ${this.options.stack}`);
     return instances.flatMap((instance) => {
       const runId = tagValue(instance.Tags, RUN_TAG);
       if (instance.InstanceId === undefined || runId === undefined) return [];
@@ -303,6 +308,7 @@ export class Ec2Compute implements Compute {
       [
         { Name: `tag:${RUN_TAG}`, Values: [runId] },
         { Name: `tag:${ATTEMPT_TAG}`, Values: [String(attempt)] },
+        this.stackFilter(),
         { Name: 'instance-state-name', Values: ['pending', 'running'] },
       ],
       `DescribeInstances for run ${runId} attempt ${attempt}`,
@@ -314,6 +320,10 @@ export class Ec2Compute implements Compute {
       spot: instance.InstanceLifecycle === 'spot',
       misses: [],
     });
+  }
+
+  private stackFilter(): Filter {
+    return { Name: `tag:${STACK_TAG}`, Values: [this.options.stack] };
   }
 
   private async describeAll(filters: Filter[], operation: string): Promise<Instance[]> {
@@ -374,13 +384,7 @@ export class Ec2Compute implements Compute {
     request: LaunchRequest,
     t: { imageId: string; rootDevice: string; instanceType: _InstanceType; placement: Placement; spot: boolean; token: string },
   ): RunInstancesCommandInput {
-    const tags: Tag[] = Object.entries({
-      Name: `runctl-${request.runId}-${request.attempt}`,
-      ...request.tags,
-      // After the user's tags, so a user tag can never pose as another run's instance.
-      [RUN_TAG]: request.runId,
-      [ATTEMPT_TAG]: String(request.attempt),
-    }).map(([Key, Value]) => ({ Key, Value }));
+    const tags = launchTags(request, this.options.stack);
     const profile = request.instanceProfile ?? this.options.defaultInstanceProfile;
     const groups = this.options.securityGroupIds ?? [];
     return {
@@ -470,6 +474,21 @@ function knownInstanceTypes(requested: readonly string[]): _InstanceType[] {
     );
   }
   return requested.filter(isInstanceType);
+}
+
+/**
+ * The tags of a launch, on the instance and its root volume alike. runctl's own come after the
+ * user's, so a user tag can never pose as another run's (or another stack's) instance; the IAM
+ * conditions on RunInstances require `runctl:run` and this stack's `runctl:stack`.
+ */
+export function launchTags(request: Pick<LaunchRequest, 'runId' | 'attempt' | 'tags'>, stack: string): Tag[] {
+  return Object.entries({
+    Name: `runctl-${request.runId}-${request.attempt}`,
+    ...request.tags,
+    [RUN_TAG]: request.runId,
+    [ATTEMPT_TAG]: String(request.attempt),
+    [STACK_TAG]: stack,
+  }).map(([Key, Value]) => ({ Key, Value }));
 }
 
 /** Tag of prewarm and image-build helper instances (see shared/usecases/volume-helper.ts). */

@@ -1,6 +1,7 @@
 import { DescribeTagsCommand, type EC2Client, type TagDescription } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
 import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
+import { STACK_TAG } from '../ports/stack-tag';
 import { translateAwsError } from './aws-errors';
 import { ATTEMPT_TAG, RUN_TAG } from './ec2-compute';
 
@@ -12,11 +13,16 @@ const AttemptSchema = z.coerce.number().int().positive();
 
 /** InstanceTags through EC2 DescribeTags: one request, filtered to the instance and runctl's keys. */
 export class Ec2InstanceTags implements InstanceTags {
-  constructor(private readonly ec2: EC2Client) {}
+  /** `stack`: this stack's name; an instance of another stack (EC2 events reach every stack in the region) is not ours. */
+  constructor(
+    private readonly ec2: EC2Client,
+    private readonly stack: string,
+  ) {}
 
   /**
    * Tags of a terminated instance stay readable for about an hour, long enough for the state
-   * change events of its shutdown. An instance without a well-formed run tag is not runctl's.
+   * change events of its shutdown. An instance without a well-formed run tag, or launched by
+   * another stack, is not this stack's.
    */
   async runOf(instanceId: string): Promise<InstanceRun | undefined> {
     let tags: TagDescription[];
@@ -25,7 +31,7 @@ export class Ec2InstanceTags implements InstanceTags {
         new DescribeTagsCommand({
           Filters: [
             { Name: 'resource-id', Values: [instanceId] },
-            { Name: 'key', Values: [RUN_TAG, ATTEMPT_TAG, OWNER_TAG] },
+            { Name: 'key', Values: [RUN_TAG, ATTEMPT_TAG, OWNER_TAG, STACK_TAG] },
           ],
         }),
       );
@@ -36,7 +42,7 @@ export class Ec2InstanceTags implements InstanceTags {
     const value = (key: string) => tags.find((t) => t.ResourceId === instanceId && t.Key === key)?.Value;
     const runId = RunIdSchema.safeParse(value(RUN_TAG));
     const attempt = AttemptSchema.safeParse(value(ATTEMPT_TAG));
-    if (!runId.success || !attempt.success) return undefined;
+    if (!runId.success || !attempt.success || value(STACK_TAG) !== this.stack) return undefined;
     const owner = value(OWNER_TAG);
     return { runId: runId.data, attempt: attempt.data, owner: owner === undefined || owner === '' ? undefined : owner };
   }

@@ -8,11 +8,13 @@ import {
   DescribeVolumesCommand,
   _InstanceType,
   type EC2Client,
+  type Filter,
   type Tag,
 } from '@aws-sdk/client-ec2';
 import type { PricePoint } from '../domain/cost';
 import { onDemandPricePerHour } from '../domain/pricing';
 import type { Pricing } from '../ports/pricing';
+import { STACK_TAG } from '../ports/stack-tag';
 import type { StorageInventory, TaggedSnapshot, TaggedVolume } from '../usecases/reconcile';
 import { translateAwsError, withThrottleRetry, type ThrottleRetryOptions } from './aws-errors';
 
@@ -21,9 +23,6 @@ const MAX_SPOT_HISTORY_PAGES = 3;
 const SPOT_HISTORY_PAGE_SIZE = 1000;
 /** Bounds one stray-storage listing per pass: 5 pages of 500 volumes (or 1000 snapshots). */
 const MAX_STORAGE_PAGES = 5;
-
-/** Tags runctl puts on what it creates: instances and their root volumes, dataset volumes and their snapshots. */
-export const RUNCTL_STORAGE_TAG_KEYS = ['runctl:run', 'runctl:volume'] as const;
 
 const INSTANCE_TYPES: ReadonlySet<string> = new Set(Object.values(_InstanceType));
 
@@ -84,19 +83,27 @@ function tagMap(tags: Tag[] | undefined): Record<string, string> {
   return map;
 }
 
-/** Volumes and snapshots tagged by runctl, through DescribeVolumes / DescribeSnapshots. */
+/** Volumes and snapshots this stack tagged, through DescribeVolumes / DescribeSnapshots. */
 export class Ec2StorageInventory implements StorageInventory {
   constructor(
     private readonly ec2: EC2Client,
-    private readonly options: { throttleRetry?: ThrottleRetryOptions } = {},
+    private readonly options: { stack: string; throttleRetry?: ThrottleRetryOptions },
   ) {}
+
+  /**
+   * Everything this stack tagged: instances' root volumes, dataset volumes and their snapshots
+   * all carry its stack tag. Another stage's storage is never listed, so never reported here.
+   */
+  private filters(): Filter[] {
+    return [{ Name: `tag:${STACK_TAG}`, Values: [this.options.stack] }];
+  }
 
   async listTaggedVolumes(): Promise<{ items: TaggedVolume[]; complete: boolean }> {
     const items: TaggedVolume[] = [];
     let nextToken: string | undefined;
     for (let page = 0; page < MAX_STORAGE_PAGES; page += 1) {
       const command = new DescribeVolumesCommand({
-        Filters: [{ Name: 'tag-key', Values: [...RUNCTL_STORAGE_TAG_KEYS] }],
+        Filters: this.filters(),
         MaxResults: 500,
         NextToken: nextToken,
       });
@@ -125,7 +132,7 @@ export class Ec2StorageInventory implements StorageInventory {
     for (let page = 0; page < MAX_STORAGE_PAGES; page += 1) {
       const command = new DescribeSnapshotsCommand({
         OwnerIds: ['self'],
-        Filters: [{ Name: 'tag-key', Values: [...RUNCTL_STORAGE_TAG_KEYS] }],
+        Filters: this.filters(),
         MaxResults: 1000,
         NextToken: nextToken,
       });

@@ -35,6 +35,7 @@ import {
   type VolumeInfo,
   type Volumes,
 } from '../ports/volumes';
+import { STACK_TAG } from '../ports/stack-tag';
 import { awsErrorCode, translateAwsError, withThrottleRetry, type ThrottleRetryOptions } from './aws-errors';
 
 /** Tag holding the client token of the create that made a volume. */
@@ -50,6 +51,8 @@ const SnapshotStateSchema = z.enum(['pending', 'completed', 'error', 'recoverabl
 
 export interface Ec2VolumesOptions {
   ec2: EC2Client;
+  /** This stack's name: the `runctl:stack` tag of every volume and snapshot made, and the filter of every lookup. */
+  stack: string;
   throttleRetry?: ThrottleRetryOptions;
   /** Waiter polling bounds, seconds (tests make them short). */
   waiterDelay?: { min: number; max: number };
@@ -59,9 +62,11 @@ export class Ec2Volumes implements Volumes {
   private readonly ec2: EC2Client;
   private readonly retry: ThrottleRetryOptions;
   private readonly delay: { min: number; max: number };
+  private readonly stack: string;
 
   constructor(options: Ec2VolumesOptions) {
     this.ec2 = options.ec2;
+    this.stack = options.stack;
     this.retry = options.throttleRetry ?? { attempts: 3, baseMs: 250 };
     this.delay = options.waiterDelay ?? { min: 2, max: 15 };
   }
@@ -72,7 +77,7 @@ export class Ec2Volumes implements Volumes {
     }
     const [existing] = await this.findTagged(REQUEST_TAG, request.clientToken);
     if (existing !== undefined) return existing;
-    const tags = toTags({ ...request.tags, [REQUEST_TAG]: request.clientToken });
+    const tags = toTags({ ...request.tags, [REQUEST_TAG]: request.clientToken, [STACK_TAG]: this.stack });
     let output;
     try {
       output = await withThrottleRetry(() =>
@@ -125,7 +130,7 @@ export class Ec2Volumes implements Volumes {
   }
 
   async findTagged(key: string, value: string): Promise<VolumeInfo[]> {
-    const filters: Filter[] = [{ Name: `tag:${key}`, Values: [truncateTagValue(value)] }];
+    const filters = this.taggedFilters(key, value);
     return this.send(`DescribeVolumes tagged ${key}`, async () => {
       const found: VolumeInfo[] = [];
       for await (const page of paginateDescribeVolumes({ client: this.ec2 }, { Filters: filters })) {
@@ -206,7 +211,7 @@ export class Ec2Volumes implements Volumes {
         new CreateSnapshotCommand({
           VolumeId: volumeId,
           Description: options.description.slice(0, 255),
-          TagSpecifications: [{ ResourceType: 'snapshot', Tags: toTags(options.tags) }],
+          TagSpecifications: [{ ResourceType: 'snapshot', Tags: toTags({ ...options.tags, [STACK_TAG]: this.stack }) }],
         }),
       ),
     );
@@ -227,7 +232,7 @@ export class Ec2Volumes implements Volumes {
   }
 
   async findTaggedSnapshots(key: string, value: string): Promise<SnapshotInfo[]> {
-    const filters: Filter[] = [{ Name: `tag:${key}`, Values: [truncateTagValue(value)] }];
+    const filters = this.taggedFilters(key, value);
     return this.send(`DescribeSnapshots tagged ${key}`, async () => {
       const found: SnapshotInfo[] = [];
       for await (const page of paginateDescribeSnapshots({ client: this.ec2 }, { OwnerIds: ['self'], Filters: filters })) {
@@ -244,6 +249,14 @@ export class Ec2Volumes implements Volumes {
       if (awsErrorCode(error) === 'InvalidSnapshot.NotFound') return;
       throw translateAwsError(error, `DeleteSnapshot ${snapshotId}`);
     }
+  }
+
+  /** `key` = `value`, on this stack's resources only: a prewarm or run id of another stage is not ours. */
+  private taggedFilters(key: string, value: string): Filter[] {
+    return [
+      { Name: `tag:${key}`, Values: [truncateTagValue(value)] },
+      { Name: `tag:${STACK_TAG}`, Values: [this.stack] },
+    ];
   }
 
   private waiterConfig(maxWaitSeconds: number) {

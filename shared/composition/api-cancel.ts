@@ -2,7 +2,9 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { Ec2Compute } from '../adapters/ec2-compute';
+import { requireEnv } from '../config';
 import type { Compute } from '../ports/compute';
+import { STACK_ENV } from '../ports/stack-tag';
 import { awsApiDeps, type ApiDeps } from './api';
 
 /** Cancel also reaches the live attempt's agent through SSM. */
@@ -15,6 +17,10 @@ let compute: Compute | undefined;
  * bundle carries the EC2 and SSM clients.
  */
 export function awsCancelApiDeps(): CancelApiDeps {
-  compute ??= new Ec2Compute({ ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG), ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG) });
+  compute ??= new Ec2Compute({
+    ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG),
+    ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
+    stack: requireEnv(STACK_ENV),
+  });
   return { ...awsApiDeps(), compute };
 }

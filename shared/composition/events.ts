@@ -18,6 +18,7 @@ import { Ec2InstanceTags } from '../adapters/ec2-instance-tags';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { requireEnv } from '../config';
 import { parseEc2Event } from '../events/ec2-events';
+import { STACK_ENV } from '../ports/stack-tag';
 import type { InstanceEventOutcome } from '../usecases/instance-event';
 import type { InstanceStateDeps } from '../usecases/on-instance-state';
 import type { RebalanceDeps } from '../usecases/on-rebalance';
@@ -32,11 +33,12 @@ function runsTable(env: NodeJS.ProcessEnv): { documentClient: DynamoDBDocumentCl
 export function buildAwsCheckpointDeps(env: NodeJS.ProcessEnv = process.env): SpotWarningDeps & RebalanceDeps {
   const { documentClient, table } = runsTable(env);
   const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
+  const stack = requireEnv(STACK_ENV, env);
   return {
-    instances: new Ec2InstanceTags(ec2),
+    instances: new Ec2InstanceTags(ec2, stack),
     signals: new DynamoAttemptSignals(documentClient, table),
     store: new DynamoRunStore(documentClient, table),
-    compute: new Ec2Compute({ ec2, ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG) }),
+    compute: new Ec2Compute({ ec2, ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG), stack }),
   };
 }
 
@@ -44,7 +46,7 @@ export function buildAwsCheckpointDeps(env: NodeJS.ProcessEnv = process.env): Sp
 export function buildAwsInstanceStateDeps(env: NodeJS.ProcessEnv = process.env): InstanceStateDeps {
   const { documentClient, table } = runsTable(env);
   return {
-    instances: new Ec2InstanceTags(new EC2Client(AWS_CLIENT_RETRY_CONFIG)),
+    instances: new Ec2InstanceTags(new EC2Client(AWS_CLIENT_RETRY_CONFIG), requireEnv(STACK_ENV, env)),
     store: new DynamoRunStore(documentClient, table),
     executions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN', env)),
   };

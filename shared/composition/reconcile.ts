@@ -12,6 +12,7 @@ import { Ec2Pricing, Ec2StorageInventory } from '../adapters/ec2-pricing';
 import { EventBridgeScheduler } from '../adapters/eventbridge-schedules';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { optionalEnv, requireEnv } from '../config';
+import { STACK_ENV } from '../ports/stack-tag';
 import type { ReconcileDeps } from '../usecases/reconcile';
 import type { ScheduleApiDeps, StartScheduledRunDeps } from '../usecases/schedules';
 
@@ -44,12 +45,14 @@ export function buildReconcileDeps(env: NodeJS.ProcessEnv = process.env): Reconc
   ec2.middlewareStack.add(counter.middleware, counter.options);
   ssm.middlewareStack.add(counter.middleware, counter.options);
   sfn.middlewareStack.add(counter.middleware, counter.options);
+  // The reconciler lists only this stack's instances and storage: another stage's are never its orphans.
+  const stack = requireEnv(STACK_ENV, env);
   return {
     store: new DynamoRunStore(runsDocumentClient(dynamo), requireEnv('RUNS_TABLE', env)),
-    compute: new Ec2Compute({ ec2, ssm }),
+    compute: new Ec2Compute({ ec2, ssm, stack }),
     executions: new SfnExecutions(sfn, requireEnv('TRAIN_RUN_STATE_MACHINE_ARN', env)),
     pricing: new Ec2Pricing(ec2, requireEnv('AWS_REGION', env)),
-    storage: new Ec2StorageInventory(ec2),
+    storage: new Ec2StorageInventory(ec2, { stack }),
     clock: () => new Date(),
     logger: reconcileLogger,
     awsRequests: () => counter.count,

@@ -7,6 +7,7 @@ import { runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
 import { Ec2Volumes } from '../adapters/ec2-volumes';
 import { optionalEnv, requireEnv } from '../config';
+import { STACK_ENV } from '../ports/stack-tag';
 import type { StepDeps } from '../usecases/step-deps';
 import { buildAwsRecordStepDeps } from './record-steps';
 
@@ -29,12 +30,14 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
   const documents = runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG));
   const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
   const core = buildAwsRecordStepDeps(env, documents);
+  const stack = requireEnv(STACK_ENV, env);
   return {
     ...core,
     config: { ...core.config, controlEndpoint: requireEnv('AGENT_CONTROL_ENDPOINT', env) },
     compute: new Ec2Compute({
       ec2,
       ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
+      stack,
       defaultSubnets: list(optionalEnv('TRAINING_SUBNET_IDS', env) ?? optionalEnv('DEFAULT_SUBNETS', env)),
       defaultInstanceProfile: profileName(
         optionalEnv('TRAINING_INSTANCE_PROFILE_ARN', env) ?? optionalEnv('INSTANCE_PROFILE_NAME', env),
@@ -42,7 +45,7 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
       securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],
     }),
     catalog: new DynamoCatalog(documents, core.config.table),
-    volumes: new Ec2Volumes({ ec2 }),
+    volumes: new Ec2Volumes({ ec2, stack }),
   };
 }
 

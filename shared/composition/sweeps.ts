@@ -11,6 +11,7 @@ import { Ec2Compute } from '../adapters/ec2-compute';
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { requireEnv } from '../config';
+import { STACK_ENV } from '../ports/stack-tag';
 import type { Artifacts } from '../ports/artifacts';
 import type { RunStore } from '../ports/run-store';
 import type { Sweeps } from '../ports/sweeps';
@@ -49,7 +50,11 @@ export function awsSweepControlDeps(): SweepControlDeps & { artifacts: Artifacts
   control ??= {
     ...tableDeps(),
     executions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
-    compute: new Ec2Compute({ ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG), ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG) }),
+    compute: new Ec2Compute({
+      ec2: new EC2Client(AWS_CLIENT_RETRY_CONFIG),
+      ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
+      stack: requireEnv(STACK_ENV),
+    }),
     artifacts: new S3Artifacts(new S3Client(AWS_CLIENT_RETRY_CONFIG), requireEnv('RUNS_BUCKET')),
   };
   return control;

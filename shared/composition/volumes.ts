@@ -22,6 +22,7 @@ import type { Compute } from '../ports/compute';
 import type { Executions } from '../ports/executions';
 import type { ImageRegistry } from '../ports/images';
 import type { RunStore } from '../ports/run-store';
+import { STACK_ENV } from '../ports/stack-tag';
 import type { Volumes } from '../ports/volumes';
 
 /** Settings of the prewarm, build and run-volume steps. */
@@ -106,11 +107,13 @@ export function buildAwsVolumeDeps(env: NodeJS.ProcessEnv = process.env): Volume
   const table = requireEnv('RUNS_TABLE', env);
   const documents = runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG));
   const securityGroup = optionalEnv('HELPER_SECURITY_GROUP_ID', env);
+  const stack = requireEnv(STACK_ENV, env);
   return {
-    volumes: new Ec2Volumes({ ec2 }),
+    volumes: new Ec2Volumes({ ec2, stack }),
     compute: new Ec2Compute({
       ec2,
       ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
+      stack,
       amiParameter: optionalEnv('HELPER_AMI_PARAMETER', env) ?? HELPER_AMI_PARAMETER,
       defaultSubnets: (optionalEnv('HELPER_SUBNET_IDS', env) ?? '').split(',').map((s) => s.trim()).filter((s) => s !== ''),
       securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],

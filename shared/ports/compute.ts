@@ -22,7 +22,7 @@ export interface LaunchRequest {
   ami?: string;
   instanceProfile?: string;
   rootVolumeGiB: number;
-  /** User tags; `runctl:run` and `runctl:attempt` are added by the adapter. */
+  /** User tags; `runctl:run`, `runctl:attempt` and `runctl:stack` are added by the adapter. */
   tags: Readonly<Record<string, string>>;
 }
 
@@ -97,6 +97,6 @@ export interface Compute {
   sendCommand(instanceId: string, script: string, options?: { timeoutSeconds?: number; comment?: string }): Promise<string>;
   /** Status and output of a command sent with sendCommand. */
   commandResult(instanceId: string, commandId: string): Promise<CommandResult>;
-  /** Instances tagged `runctl:run` that are not terminated (for the reconciler). */
+  /** This stack's instances tagged `runctl:run` that are not terminated (for the reconciler); never another stack's. */
   listTaggedInstances(): Promise<TaggedInstance[]>;
 }

@@ -60,11 +60,11 @@ export interface SnapshotInfo {
 }
 
 export interface Volumes {
-  /** Creates (or restores) a volume; a repeated call with the same client token returns the first volume. */
+  /** Creates (or restores) a volume tagged with this stack; a repeated call with the same client token returns the first volume. */
   create(request: CreateVolumeRequest): Promise<VolumeInfo>;
   /** The volume, or undefined when EC2 does not know it. */
   describe(volumeId: string): Promise<VolumeInfo | undefined>;
-  /** Volumes carrying tag `key` = `value` that are not deleted. */
+  /** This stack's volumes carrying tag `key` = `value` that are not deleted. */
   findTagged(key: string, value: string): Promise<VolumeInfo[]>;
   /** Waits until the volume is `available`; throws Volume.Failed when it ends in `error`. */
   waitAvailable(volumeId: string, maxWaitSeconds: number): Promise<void>;
@@ -76,11 +76,11 @@ export interface Volumes {
   detach(volumeId: string, instanceId: string, options?: { force?: boolean }): Promise<void>;
   /** Deletes a volume; one already gone is success. */
   delete(volumeId: string): Promise<void>;
-  /** Starts a snapshot of the volume; returns its id. */
+  /** Starts a snapshot of the volume, tagged with this stack; returns its id. */
   createSnapshot(volumeId: string, options: { description: string; tags: Readonly<Record<string, string>> }): Promise<string>;
   /** The snapshot, or undefined when EC2 does not know it. */
   describeSnapshot(snapshotId: string): Promise<SnapshotInfo | undefined>;
-  /** Snapshots carrying tag `key` = `value`. */
+  /** This stack's snapshots carrying tag `key` = `value`. */
   findTaggedSnapshots(key: string, value: string): Promise<SnapshotInfo[]>;
   /** Deletes a snapshot; one already gone is success. */
   deleteSnapshot(snapshotId: string): Promise<void>;

@@ -28,7 +28,7 @@ export async function onInstanceState(event: InstanceStateChange, deps: Instance
   if (!LOST.has(state)) return report(ignored(instanceId, `the instance is ${state}: nothing was lost`));
 
   const run = await deps.instances.runOf(instanceId);
-  if (run === undefined) return report(ignored(instanceId, 'the instance has no runctl run tag'));
+  if (run === undefined) return report(ignored(instanceId, 'the instance carries no run tag of this stack'));
   const record = await deps.store.get(run.runId);
   const stale = staleAttemptReason(record, run, instanceId);
   if (stale !== undefined || record === undefined) return report(ignored(instanceId, stale ?? 'no record', run));

@@ -26,7 +26,7 @@ export interface RebalanceDeps {
 export async function onRebalance(event: RebalanceRecommendation, deps: RebalanceDeps): Promise<InstanceEventOutcome> {
   const instanceId = event.detail['instance-id'];
   const run = await deps.instances.runOf(instanceId);
-  if (run === undefined) return report(ignored(instanceId, 'the instance has no runctl run tag'));
+  if (run === undefined) return report(ignored(instanceId, 'the instance carries no run tag of this stack'));
 
   const marked = await deps.signals.markRebalanceCheckpoint({ runId: run.runId, attempt: run.attempt, instanceId, at: event.time });
   if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));

@@ -29,7 +29,7 @@ const DELIVERY_TIMEOUT_SECONDS = 60;
 export async function onSpotWarning(event: SpotInterruptionWarning, deps: SpotWarningDeps): Promise<InstanceEventOutcome> {
   const instanceId = event.detail['instance-id'];
   const run = await deps.instances.runOf(instanceId);
-  if (run === undefined) return report(ignored(instanceId, 'the instance has no runctl run tag'));
+  if (run === undefined) return report(ignored(instanceId, 'the instance carries no run tag of this stack'));
 
   let owner = run.owner;
   if (owner === undefined) {

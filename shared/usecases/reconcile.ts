@@ -25,7 +25,7 @@ import { FILL_TIMEOUT_SECONDS } from './volume-prewarm';
  * every write is conditional, so each piece of work is done once; terminating twice is harmless.
  */
 
-/** A volume runctl tagged (see shared/adapters/ec2-pricing.ts for the tag keys). */
+/** A volume this stack tagged (`runctl:stack`, shared/ports/stack-tag.ts). */
 export interface TaggedVolume {
   volumeId: string;
   state: string;

@@ -17,6 +17,7 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
 import type { LaunchRequest } from '../../shared/ports/compute';
+import { TEST_STACK } from '../support/stack';
 
 const clientConfig = () => ({
   endpoint: inject('motoEndpoint'),
@@ -27,7 +28,7 @@ const clientConfig = () => ({
 
 const ec2 = new EC2Client(clientConfig());
 const ssm = new SSMClient(clientConfig());
-const compute = new Ec2Compute({ ec2, ssm, throttleRetry: { attempts: 1, baseMs: 1 } });
+const compute = new Ec2Compute({ ec2, ssm, stack: TEST_STACK, throttleRetry: { attempts: 1, baseMs: 1 } });
 
 let ami = '';
 
@@ -74,6 +75,7 @@ describe('Ec2Compute on moto_server', () => {
       expect.arrayContaining([
         { Key: 'runctl:run', Value: req.runId },
         { Key: 'runctl:attempt', Value: '1' },
+        { Key: 'runctl:stack', Value: TEST_STACK },
         { Key: 'team', Value: 'vision' },
         { Key: 'Name', Value: `runctl-${req.runId}-1` },
       ]),
@@ -86,7 +88,28 @@ describe('Ec2Compute on moto_server', () => {
     );
     const root = volumes.Volumes?.find((v) => v.Attachments?.[0]?.Device === described?.RootDeviceName);
     expect(root?.Size).toBe(100);
-    expect(root?.Tags).toEqual(expect.arrayContaining([{ Key: 'runctl:run', Value: req.runId }]));
+    expect(root?.Tags).toEqual(
+      expect.arrayContaining([
+        { Key: 'runctl:run', Value: req.runId },
+        { Key: 'runctl:stack', Value: TEST_STACK },
+      ]),
+    );
+  });
+
+  it("sees only its own stack's instances: another stage's launch of the same run and attempt is neither listed nor adopted", async () => {
+    const other = new Ec2Compute({ ec2, ssm, stack: 'runctl-prod', throttleRetry: { attempts: 1, baseMs: 1 } });
+    const req = request();
+    const theirs = await other.launch(req);
+
+    const ours = await compute.launch(req);
+
+    expect(ours.instanceId).not.toBe(theirs.instanceId);
+    expect((await compute.listTaggedInstances()).map((i) => i.instanceId)).toContain(ours.instanceId);
+    expect((await compute.listTaggedInstances()).map((i) => i.instanceId)).not.toContain(theirs.instanceId);
+    expect((await other.listTaggedInstances()).map((i) => i.instanceId)).toContain(theirs.instanceId);
+    expect((await other.listTaggedInstances()).map((i) => i.instanceId)).not.toContain(ours.instanceId);
+    await other.terminate(theirs.instanceId);
+    await compute.terminate(ours.instanceId);
   });
 
   it('launches in the pinned AZ', async () => {
@@ -153,7 +176,7 @@ describe('Ec2Compute on moto_server', () => {
   it('resolves the AMI from an SSM parameter', async () => {
     const name = `/runctl/test/${randomUUID()}/ami-id`;
     await ssm.send(new PutParameterCommand({ Name: name, Type: 'String', Value: ami }));
-    const withParameter = new Ec2Compute({ ec2, ssm, amiParameter: name, throttleRetry: { attempts: 1, baseMs: 1 } });
+    const withParameter = new Ec2Compute({ ec2, ssm, stack: TEST_STACK, amiParameter: name, throttleRetry: { attempts: 1, baseMs: 1 } });
 
     const launched = await withParameter.launch(request({ ami: undefined }));
 
@@ -161,7 +184,7 @@ describe('Ec2Compute on moto_server', () => {
   });
 
   it('fails clearly when the AMI parameter does not exist', async () => {
-    const withMissing = new Ec2Compute({ ec2, ssm, amiParameter: '/runctl/test/missing', throttleRetry: { attempts: 1, baseMs: 1 } });
+    const withMissing = new Ec2Compute({ ec2, ssm, stack: TEST_STACK, amiParameter: '/runctl/test/missing', throttleRetry: { attempts: 1, baseMs: 1 } });
     await expect(withMissing.launch(request({ ami: undefined }))).rejects.toMatchObject({
       name: 'Aws.CallFailed',
       message: expect.stringContaining('/runctl/test/missing'),

@@ -23,7 +23,7 @@ import {
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { DEFAULT_DLAMI_PARAMETER } from '../../shared/adapters/dlami';
-import { Ec2Compute, clientToken } from '../../shared/adapters/ec2-compute';
+import { Ec2Compute, clientToken, launchTags } from '../../shared/adapters/ec2-compute';
 import {
   AwsCallFailedError,
   CapacityUnavailableError,
@@ -34,6 +34,7 @@ import {
   ThrottledError,
 } from '../../shared/errors';
 import type { LaunchRequest } from '../../shared/ports/compute';
+import { TEST_STACK } from '../support/stack';
 
 const ec2Mock = mockClient(EC2Client);
 const ssmMock = mockClient(SSMClient);
@@ -84,6 +85,7 @@ function compute(extra: Partial<ConstructorParameters<typeof Ec2Compute>[0]> = {
   return new Ec2Compute({
     ec2: new EC2Client({ region: 'us-east-1' }),
     ssm: new SSMClient({ region: 'us-east-1' }),
+    stack: TEST_STACK,
     throttleRetry: { attempts: 3, baseMs: 1, sleep: async () => undefined },
     ...extra,
   });
@@ -139,6 +141,7 @@ describe('launch', () => {
     const expectedTags = expect.arrayContaining([
       { Key: 'runctl:run', Value: 'run-7f3a' },
       { Key: 'runctl:attempt', Value: '2' },
+      { Key: 'runctl:stack', Value: TEST_STACK },
       { Key: 'team', Value: 'vision' },
       { Key: 'Name', Value: 'runctl-run-7f3a-2' },
     ]);
@@ -150,11 +153,13 @@ describe('launch', () => {
 
   it('never lets a user tag overwrite the runctl tags', async () => {
     ec2Mock.on(RunInstancesCommand).resolves({ Instances: [instance()] });
-    await compute().launch(request({ tags: { 'runctl:run': 'someone-else', Name: 'mine' } }));
+    await compute().launch(request({ tags: { 'runctl:run': 'someone-else', 'runctl:stack': 'runctl-prod', Name: 'mine' } }));
     const tags = runInputs()[0]?.TagSpecifications?.[0]?.Tags;
     expect(tags).toContainEqual({ Key: 'runctl:run', Value: 'run-7f3a' });
+    expect(tags).toContainEqual({ Key: 'runctl:stack', Value: TEST_STACK });
     expect(tags).toContainEqual({ Key: 'Name', Value: 'mine' });
     expect(tags?.filter((t) => t.Key === 'runctl:run')).toHaveLength(1);
+    expect(tags?.filter((t) => t.Key === 'runctl:stack')).toHaveLength(1);
   });
 
   it('walks to the next type on InsufficientInstanceCapacity, with a distinct deterministic token per try', async () => {
@@ -324,6 +329,8 @@ describe('launch', () => {
       expect.arrayContaining([
         { Name: 'tag:runctl:run', Values: ['run-7f3a'] },
         { Name: 'tag:runctl:attempt', Values: ['2'] },
+        // Another stack's instance of a run with the same id is never adopted.
+        { Name: 'tag:runctl:stack', Values: [TEST_STACK] },
       ]),
     );
   });
@@ -487,7 +494,23 @@ describe('listTaggedInstances', () => {
     expect(calls[1]?.args[0].input.NextToken).toBe('page-2');
     expect(calls[0]?.args[0].input.Filters).toEqual([
       { Name: 'tag-key', Values: ['runctl:run'] },
+      { Name: 'tag:runctl:stack', Values: [TEST_STACK] },
       { Name: 'instance-state-name', Values: ['pending', 'running', 'shutting-down', 'stopping', 'stopped'] },
+    ]);
+  });
+});
+
+describe('launchTags', () => {
+  it('tags a launch with its run, attempt and stack, after the request tags, so none of them can be posed', () => {
+    const tags = launchTags({ runId: 'run-7f3a', attempt: 2, tags: { team: 'vision', 'runctl:stack': 'runctl-prod', 'runctl:helper': 'build-image' } }, 'runctl-dev');
+
+    expect(tags).toEqual([
+      { Key: 'Name', Value: 'runctl-run-7f3a-2' },
+      { Key: 'team', Value: 'vision' },
+      { Key: 'runctl:stack', Value: 'runctl-dev' },
+      { Key: 'runctl:helper', Value: 'build-image' },
+      { Key: 'runctl:run', Value: 'run-7f3a' },
+      { Key: 'runctl:attempt', Value: '2' },
     ]);
   });
 });

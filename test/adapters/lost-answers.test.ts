@@ -16,6 +16,7 @@ import { ALICE, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { startLossyProxy, type LossyProxy } from '../support/lossy-proxy';
+import { TEST_STACK } from '../support/stack';
 
 /**
  * Lost answers: dynalite carries out the call, the proxy in front of it drops the reply, and the
@@ -128,8 +129,8 @@ describe('lost answers', () => {
     const ec2 = mockClient(ec2Client);
     const ssmClient = new SSMClient({ region: 'us-east-1' });
     const ssm = mockClient(ssmClient);
-    const instances = new Ec2InstanceTags(ec2Client);
-    const compute = new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, throttleRetry: { attempts: 1, baseMs: 1 } });
+    const instances = new Ec2InstanceTags(ec2Client, TEST_STACK);
+    const compute = new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, stack: TEST_STACK, throttleRetry: { attempts: 1, baseMs: 1 } });
     const warning = (): Record<string, unknown> =>
       JSON.parse(readFileSync(new URL('../fixtures/events/spot-interruption-warning.json', import.meta.url), 'utf8'));
 
@@ -143,6 +144,7 @@ describe('lost answers', () => {
       const tags = [
         { Key: 'runctl:run', Value: record.runId },
         { Key: 'runctl:attempt', Value: '1' },
+        { Key: 'runctl:stack', Value: TEST_STACK },
         { Key: 'runctl:owner', Value: record.owner },
       ];
       ec2.on(DescribeTagsCommand).resolves({ Tags: tags.map((t) => ({ ...t, ResourceId: INSTANCE, ResourceType: 'instance' })) });

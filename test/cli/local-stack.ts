@@ -16,6 +16,7 @@ import { startHttpApi, type LocalApiDeps, type RunningHttpApi } from '../../loca
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { startS3rver, type S3rverHandle } from '../support/s3rver';
+import { TEST_STACK } from '../support/stack';
 
 export const LOCAL_OWNER = 'arn:aws:iam::000000000000:user/local';
 const STATE_MACHINE = 'arn:aws:states:us-east-1:000000000000:stateMachine:runctl-local-train-run';
@@ -58,7 +59,7 @@ export async function startLocalStack(options: { bucket?: string; identity?: str
   const deps: LocalApiDeps = {
     store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
     executions: new SfnExecutions(sfnClient, STATE_MACHINE),
-    compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: new SSMClient({ region: 'us-east-1' }) }),
+    compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: new SSMClient({ region: 'us-east-1' }), stack: TEST_STACK }),
     clock: () => new Date(),
     logger: apiLogger,
     s3,

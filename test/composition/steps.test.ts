@@ -18,6 +18,7 @@ const ENV = {
   TRAINING_SECURITY_GROUP_ID: 'sg-0abc',
   TRAINING_INSTANCE_PROFILE_ARN: 'arn:aws:iam::123456789012:instance-profile/runctl/training',
   AGENT_CONTROL_ENDPOINT: 'https://abc123.execute-api.us-east-1.amazonaws.com',
+  RUNCTL_STACK: 'runctl-test',
 };
 
 const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
@@ -40,6 +41,10 @@ describe('the AWS composition of the train-run steps', () => {
 
     expect(deps.catalog).toBeInstanceOf(DynamoCatalog);
     expect(deps.volumes).toBeInstanceOf(Ec2Volumes);
+  });
+
+  it('refuses to start without the stack name that scopes every instance and volume it touches', () => {
+    expect(() => buildAwsStepDeps({ ...ENV, RUNCTL_STACK: '' })).toThrow('Environment variable RUNCTL_STACK is required');
   });
 
   it('awsStepDeps (what the handlers use) has both, built once per container', () => {

@@ -26,6 +26,7 @@ import { SfnExecutions } from '../../shared/adapters/sfn-executions';
 import { RequestCounter } from '../../shared/composition/reconcile';
 import { reconcile, type ReconcileDeps } from '../../shared/usecases/reconcile';
 import { createRunsTable } from '../support/aws-clients';
+import { TEST_STACK } from '../support/stack';
 import { attemptOn, runRecord } from './fixtures';
 
 const account = `4${String(randomInt(10_000_000_000, 99_999_999_999))}`;
@@ -50,16 +51,20 @@ dynamo.middlewareStack.add(counter.middleware, counter.options);
 let ami = '';
 let table = '';
 
-async function launch(runId: string, attempt: number): Promise<string> {
+/** Launches an instance tagged as runctl tags its own, for `stack` (null: without a stack tag). */
+async function launch(runId: string, attempt: number, stack: string | null = TEST_STACK): Promise<string> {
+  const tags = [
+    { Key: 'runctl:run', Value: runId },
+    { Key: 'runctl:attempt', Value: String(attempt) },
+    ...(stack === null ? [] : [{ Key: 'runctl:stack', Value: stack }]),
+  ];
   const output = await ec2.send(
     new RunInstancesCommand({
       ImageId: ami,
       InstanceType: 'g5.xlarge',
       MinCount: 1,
       MaxCount: 1,
-      TagSpecifications: [
-        { ResourceType: 'instance', Tags: [{ Key: 'runctl:run', Value: runId }, { Key: 'runctl:attempt', Value: String(attempt) }] },
-      ],
+      TagSpecifications: [{ ResourceType: 'instance', Tags: tags }],
     }),
   );
   const id = output.Instances?.[0]?.InstanceId;
@@ -77,10 +82,10 @@ function depsAt(offsetMinutes: number): ReconcileDeps {
   const retry = { attempts: 1, baseMs: 1 };
   return {
     store: new DynamoRunStore(runsDocumentClient(dynamo), table),
-    compute: new Ec2Compute({ ec2, ssm, throttleRetry: retry }),
+    compute: new Ec2Compute({ ec2, ssm, stack: TEST_STACK, throttleRetry: retry }),
     executions: new SfnExecutions(sfnClient, 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-moto'),
     pricing: new Ec2Pricing(ec2, REGION, { throttleRetry: retry }),
-    storage: new Ec2StorageInventory(ec2, { throttleRetry: retry }),
+    storage: new Ec2StorageInventory(ec2, { stack: TEST_STACK, throttleRetry: retry }),
     clock: () => new Date(Date.now() + offsetMinutes * 60_000),
     awsRequests: () => counter.count,
   };
@@ -138,24 +143,49 @@ describe('reconcile on moto_server', () => {
     expect(a.awsRequests).toBeLessThan(60);
   });
 
-  it('reports an unattached volume and a snapshot of a run that is gone', async () => {
-    const volume = await ec2.send(
-      new CreateVolumeCommand({
-        AvailabilityZone: `${REGION}a`,
-        Size: 50,
-        TagSpecifications: [{ ResourceType: 'volume', Tags: [{ Key: 'runctl:volume', Value: 'run:r-00000000000000bb' }] }],
-      }),
-    );
-    const snapshot = await ec2.send(
-      new CreateSnapshotCommand({
-        VolumeId: volume.VolumeId,
-        TagSpecifications: [{ ResourceType: 'snapshot', Tags: [{ Key: 'runctl:run', Value: 'r-00000000000000bb' }] }],
-      }),
-    );
+  it('reports an unattached volume and a snapshot of a run that is gone, of this stack only', async () => {
+    const storage = async (stack: string) => {
+      const volume = await ec2.send(
+        new CreateVolumeCommand({
+          AvailabilityZone: `${REGION}a`,
+          Size: 50,
+          TagSpecifications: [
+            { ResourceType: 'volume', Tags: [{ Key: 'runctl:volume', Value: 'run:r-00000000000000bb' }, { Key: 'runctl:stack', Value: stack }] },
+          ],
+        }),
+      );
+      const snapshot = await ec2.send(
+        new CreateSnapshotCommand({
+          VolumeId: volume.VolumeId,
+          TagSpecifications: [
+            { ResourceType: 'snapshot', Tags: [{ Key: 'runctl:run', Value: 'r-00000000000000bb' }, { Key: 'runctl:stack', Value: stack }] },
+          ],
+        }),
+      );
+      return { volumeId: volume.VolumeId, snapshotId: snapshot.SnapshotId };
+    };
+    const ours = await storage(TEST_STACK);
+    const theirs = await storage('runctl-prod');
 
     const report = await reconcile(depsAt(120));
 
-    expect(report.strayVolumes.map((v) => v.volumeId)).toContain(volume.VolumeId);
-    expect(report.straySnapshots.map((s) => s.snapshotId)).toContain(snapshot.SnapshotId);
+    expect(report.strayVolumes.map((v) => v.volumeId)).toContain(ours.volumeId);
+    expect(report.straySnapshots.map((s) => s.snapshotId)).toContain(ours.snapshotId);
+    expect(report.strayVolumes.map((v) => v.volumeId)).not.toContain(theirs.volumeId);
+    expect(report.straySnapshots.map((s) => s.snapshotId)).not.toContain(theirs.snapshotId);
+  });
+
+  it("leaves another stack's instance and an instance without a stack tag running, and terminates this stack's orphan", async () => {
+    const ours = await launch('r-00000000000000cc', 1);
+    const otherStage = await launch('r-00000000000000dd', 1, 'runctl-prod');
+    const untagged = await launch('r-00000000000000ee', 1, null);
+
+    const report = await reconcile(depsAt(180));
+
+    expect(await stateOf(ours)).toBe('terminated');
+    expect(await stateOf(otherStage)).toBe('running');
+    expect(await stateOf(untagged)).toBe('running');
+    expect(report.terminated.map((t) => t.instanceId)).toEqual([ours]);
+    expect(report.spared).toEqual([]);
   });
 });

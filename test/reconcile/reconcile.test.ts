@@ -10,6 +10,7 @@ import {
   DescribeVolumesCommand,
   EC2Client,
   TerminateInstancesCommand,
+  type Filter,
   type Instance,
 } from '@aws-sdk/client-ec2';
 import { DescribeExecutionCommand, ExecutionDoesNotExist, ListExecutionsCommand, SFNClient, SendTaskFailureCommand, TaskDoesNotExist } from '@aws-sdk/client-sfn';
@@ -27,6 +28,7 @@ import { createHandler } from '../../functions/events/reconcile';
 import { lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
+import { TEST_STACK } from '../support/stack';
 import { NOW, attemptOn, minutesAgo, runRecord } from './fixtures';
 
 const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
@@ -38,7 +40,8 @@ const ec2 = mockClient(ec2Client);
 const ssm = mockClient(ssmClient);
 const sfn = mockClient(sfnClient);
 
-function instance(id: string, runId: string, attempt: number, launchedMinutesAgo: number, state = 'running'): Instance {
+/** An instance of this stack, or of `stack` (null: one launched without a stack tag). */
+function instance(id: string, runId: string, attempt: number, launchedMinutesAgo: number, state = 'running', stack: string | null = TEST_STACK): Instance {
   return {
     InstanceId: id,
     InstanceType: 'g5.xlarge',
@@ -47,8 +50,20 @@ function instance(id: string, runId: string, attempt: number, launchedMinutesAgo
     Tags: [
       { Key: 'runctl:run', Value: runId },
       { Key: 'runctl:attempt', Value: String(attempt) },
+      ...(stack === null ? [] : [{ Key: 'runctl:stack', Value: stack }]),
     ],
   };
+}
+
+/** EC2's DescribeInstances filters, as far as the reconciler uses them: tag keys, tag values, states. */
+function matches(instance: Instance, filters: Filter[] = []): boolean {
+  const tags = new Map((instance.Tags ?? []).map((t) => [t.Key, t.Value]));
+  return filters.every(({ Name, Values = [] }) => {
+    if (Name === 'tag-key') return Values.some((key) => tags.has(key));
+    if (Name === 'instance-state-name') return Values.includes(instance.State?.Name ?? '');
+    if (Name?.startsWith('tag:')) return Values.includes(tags.get(Name.slice('tag:'.length)) ?? '\0');
+    throw new Error(`unexpected filter ${Name}`);
+  });
 }
 
 /** What EC2 lists as not terminated; TerminateInstances removes an instance from it. */
@@ -71,7 +86,9 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
     ssm.reset();
     sfn.reset();
     fleet = [];
-    ec2.on(DescribeInstancesCommand).callsFake(() => ({ Reservations: [{ Instances: [...fleet] }] }));
+    ec2.on(DescribeInstancesCommand).callsFake((input: { Filters?: Filter[] }) => ({
+      Reservations: [{ Instances: fleet.filter((i) => matches(i, input.Filters)) }],
+    }));
     ec2.on(TerminateInstancesCommand).callsFake((input: { InstanceIds?: string[] }) => {
       const ids = new Set(input.InstanceIds ?? []);
       const terminating = fleet.filter((i) => ids.has(i.InstanceId ?? ''));
@@ -89,10 +106,10 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
     const retry = { attempts: 1, baseMs: 1 };
     deps = {
       store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
-      compute: new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, throttleRetry: retry }),
+      compute: new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, stack: TEST_STACK, throttleRetry: retry }),
       executions: new SfnExecutions(sfnClient, STATE_MACHINE),
       pricing: new Ec2Pricing(ec2Client, 'us-east-1', { throttleRetry: retry }),
-      storage: new Ec2StorageInventory(ec2Client, { throttleRetry: retry }),
+      storage: new Ec2StorageInventory(ec2Client, { stack: TEST_STACK, throttleRetry: retry }),
       clock: () => NOW,
     };
   });
@@ -111,6 +128,20 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
 
     expect(terminatedIds()).toEqual(['i-orphan']);
     expect(report.terminated).toEqual([{ instanceId: 'i-orphan', runId: 'r-0000000000000001', reason: 'no run r-0000000000000001 exists' }]);
+  });
+
+  it("never lists nor terminates another stack's instance, or one launched without a stack tag", async () => {
+    fleet = [
+      instance('i-other-stage', 'r-0000000000000005', 1, 60, 'running', 'runctl-prod'),
+      instance('i-untagged', 'r-0000000000000006', 1, 60, 'running', null),
+      instance('i-ours', 'r-0000000000000007', 1, 60),
+    ];
+
+    const report = await reconcile(deps);
+
+    expect(terminatedIds()).toEqual(['i-ours']);
+    expect(report.instancesSeen).toBe(1);
+    expect(ec2.commandCalls(DescribeInstancesCommand)[0]?.args[0].input.Filters).toContainEqual({ Name: 'tag:runctl:stack', Values: [TEST_STACK] });
   });
 
   it('leaves prewarm and image-build helpers to their own machines, and terminates one that leaked', async () => {
@@ -340,7 +371,9 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
 
     expect(report.strayVolumes.map((v) => [v.volumeId, v.reason])).toEqual([['vol-stray', 'unattached, and run r-dead is not live']]);
     expect(report.straySnapshots.map((s) => s.snapshotId)).toEqual(['snap-stray']);
-    expect(ec2.commandCalls(DescribeVolumesCommand)[0]?.args[0].input.Filters).toEqual([{ Name: 'tag-key', Values: ['runctl:run', 'runctl:volume'] }]);
+    const storageFilters = [{ Name: 'tag:runctl:stack', Values: [TEST_STACK] }];
+    expect(ec2.commandCalls(DescribeVolumesCommand)[0]?.args[0].input.Filters).toEqual(storageFilters);
+    expect(ec2.commandCalls(DescribeSnapshotsCommand)[0]?.args[0].input.Filters).toEqual(storageFilters);
   });
 
   it('one failing run does not stop the pass: the error is reported and the other runs are handled', async () => {

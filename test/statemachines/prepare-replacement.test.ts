@@ -25,6 +25,7 @@ import type { StepDeps } from '../../shared/usecases/step-deps';
 import { dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { awsError, SimulatedAccount, type AgentBehaviour } from './train-run-world';
+import { TEST_STACK } from '../support/stack';
 
 /**
  * The prepare-replacement machine (docs/recovery.md, "The replacement starts on the warning"):
@@ -136,7 +137,7 @@ async function runWithWarning(scenario: Scenario) {
   router.on(
     EC2_DETAIL_TYPE.spotInterruptionWarning,
     spotWarning.createHandler({
-      instances: new Ec2InstanceTags(world.ec2),
+      instances: new Ec2InstanceTags(world.ec2, TEST_STACK),
       signals: new DynamoAttemptSignals(dynamoDocumentClient(dynalite.endpoint), TABLE),
       store: world.store,
       compute: deps.compute,

@@ -36,6 +36,7 @@ import type { RunStore } from '../../shared/ports/run-store';
 import type { StepDeps } from '../../shared/usecases/step-deps';
 import type { TaskTokens } from '../../local/task-tokens';
 import { createRunsTable, dynamoClient, dynamoDocumentClient, localClientConfig } from '../support/aws-clients';
+import { TEST_STACK } from '../support/stack';
 
 /**
  * A simulated AWS account for the train-run machine tests: EC2 and SSM are aws-sdk-client-mock
@@ -142,6 +143,7 @@ export class SimulatedAccount {
       compute: new Ec2Compute({
         ec2: this.ec2,
         ssm: this.ssm,
+        stack: TEST_STACK,
         defaultSubnets: ['subnet-0aaa1111', 'subnet-0bbb2222'],
         throttleRetry: { attempts: 3, baseMs: 1, sleep: async () => undefined },
       }),
@@ -164,8 +166,8 @@ export class SimulatedAccount {
   volumeDeps(): VolumeDeps {
     const once = { attempts: 1, baseMs: 1, sleep: async () => undefined };
     return {
-      volumes: new Ec2Volumes({ ec2: this.ec2, throttleRetry: once, waiterDelay: { min: 1, max: 1 } }),
-      compute: new Ec2Compute({ ec2: this.ec2, ssm: this.ssm, throttleRetry: once }),
+      volumes: new Ec2Volumes({ ec2: this.ec2, stack: TEST_STACK, throttleRetry: once, waiterDelay: { min: 1, max: 1 } }),
+      compute: new Ec2Compute({ ec2: this.ec2, ssm: this.ssm, stack: TEST_STACK, throttleRetry: once }),
       catalog: this.catalog,
       registry: new EcrImages(new ECRClient(localClientConfig('http://127.0.0.1:9'))),
       store: this.store,

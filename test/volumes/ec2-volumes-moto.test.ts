@@ -2,6 +2,7 @@ import { EC2Client, RunInstancesCommand, DescribeImagesCommand } from '@aws-sdk/
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
 import { localClientConfig } from '../support/aws-clients';
+import { TEST_STACK } from '../support/stack';
 
 const once = { attempts: 1, baseMs: 1 };
 const run = `moto-${Date.now().toString(36)}`;
@@ -14,7 +15,7 @@ describe('EC2 volumes adapter on moto_server', () => {
 
   beforeAll(async () => {
     ec2 = new EC2Client(localClientConfig(inject('motoEndpoint')));
-    volumes = new Ec2Volumes({ ec2, throttleRetry: once, waiterDelay: { min: 1, max: 1 } });
+    volumes = new Ec2Volumes({ ec2, stack: TEST_STACK, throttleRetry: once, waiterDelay: { min: 1, max: 1 } });
     const images = await ec2.send(new DescribeImagesCommand({}));
     const imageId = images.Images?.[0]?.ImageId ?? 'ami-12c6146b';
     const launched = await ec2.send(new RunInstancesCommand({ ImageId: imageId, InstanceType: 'c6i.large', MinCount: 1, MaxCount: 1, Placement: { AvailabilityZone: 'us-east-1a' } }));
@@ -34,7 +35,26 @@ describe('EC2 volumes adapter on moto_server', () => {
     expect(first).toMatchObject({ availabilityZone: 'us-east-1a', sizeGiB: 20, state: expect.stringMatching(/creating|available/) });
     expect(again.volumeId).toBe(first.volumeId);
     expect((await volumes.findTagged('runctl:prewarm', run)).map((v) => v.volumeId)).toEqual([first.volumeId]);
-    expect((await volumes.describe(first.volumeId))?.tags).toMatchObject({ 'runctl:volume': `prewarm:${run}`, 'runctl:request': `${run}-create` });
+    expect((await volumes.describe(first.volumeId))?.tags).toMatchObject({
+      'runctl:volume': `prewarm:${run}`,
+      'runctl:request': `${run}-create`,
+      'runctl:stack': TEST_STACK,
+    });
+  });
+
+  it("never finds another stack's volumes or snapshots, even under the same tags", async () => {
+    const other = new Ec2Volumes({ ec2, stack: 'runctl-prod', throttleRetry: once, waiterDelay: { min: 1, max: 1 } });
+    const request = { availabilityZone: 'us-east-1a', sizeGiB: 8, type: 'gp3' as const, clientToken: `${run}-shared`, tags: { 'runctl:prewarm': `${run}-shared` } };
+    const theirs = await other.create(request);
+    const theirSnapshot = await other.createSnapshot(theirs.volumeId, { description: 'theirs', tags: { 'runctl:prewarm': `${run}-shared` } });
+
+    const ours = await volumes.create({ ...request, clientToken: `${run}-shared-ours` });
+
+    expect(ours.volumeId).not.toBe(theirs.volumeId);
+    expect((await volumes.findTagged('runctl:prewarm', `${run}-shared`)).map((v) => v.volumeId)).toEqual([ours.volumeId]);
+    expect(await volumes.findTaggedSnapshots('runctl:prewarm', `${run}-shared`)).toEqual([]);
+    expect((await other.findTaggedSnapshots('runctl:prewarm', `${run}-shared`)).map((s) => s.snapshotId)).toEqual([theirSnapshot]);
+    expect((await volumes.describeSnapshot(theirSnapshot))?.tags).toMatchObject({ 'runctl:stack': 'runctl-prod' });
   });
 
   it('attaches, waits in-use, refuses a second attachment, detaches and deletes', async () => {

@@ -7,6 +7,7 @@ import { EcrImages } from '../../shared/adapters/ecr-images';
 import { DEFAULT_VOLUME_TUNING, HELPER_AMI_PARAMETER, type VolumeDeps } from '../../shared/composition/volumes';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import type { FakeAws } from './fake-aws';
+import { TEST_STACK } from '../support/stack';
 
 const once = { attempts: 1, baseMs: 1 };
 
@@ -16,8 +17,8 @@ export async function volumeDeps(fake: FakeAws, endpoint: string, name: string):
   await createRunsTable(dynamoClient(endpoint), table);
   const documents = dynamoDocumentClient(endpoint);
   return {
-    volumes: new Ec2Volumes({ ec2: fake.ec2Client, throttleRetry: once, waiterDelay: { min: 1, max: 1 } }),
-    compute: new Ec2Compute({ ec2: fake.ec2Client, ssm: fake.ssmClient, throttleRetry: once, amiParameter: HELPER_AMI_PARAMETER }),
+    volumes: new Ec2Volumes({ ec2: fake.ec2Client, stack: TEST_STACK, throttleRetry: once, waiterDelay: { min: 1, max: 1 } }),
+    compute: new Ec2Compute({ ec2: fake.ec2Client, ssm: fake.ssmClient, stack: TEST_STACK, throttleRetry: once, amiParameter: HELPER_AMI_PARAMETER }),
     catalog: new DynamoCatalog(documents, table),
     registry: new EcrImages(fake.ecrClient, { throttleRetry: once }),
     store: new DynamoRunStore(documents, table),

@@ -15,6 +15,7 @@ import type { CancelApiDeps } from '../../../shared/composition/api-cancel';
 import { ALICE, ALICE_OTHER_SESSION, ALICE_OWNER, BOB, apiEvent, lambdaContext } from '../../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
+import { TEST_STACK } from '../../support/stack';
 
 const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
 
@@ -54,7 +55,7 @@ describe('runs API handlers', () => {
     deps = {
       store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
       executions: new SfnExecutions(sfnClient, STATE_MACHINE),
-      compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: ssmClient, throttleRetry: { attempts: 1, baseMs: 1 } }),
+      compute: new Ec2Compute({ ec2: new EC2Client({ region: 'us-east-1' }), ssm: ssmClient, stack: TEST_STACK, throttleRetry: { attempts: 1, baseMs: 1 } }),
       clock: () => new Date(),
       logger: apiLogger,
       runsBucket: 'runctl-runs',

@@ -19,6 +19,7 @@ import type { RunStatus } from '../../../shared/domain/run-status';
 import { ALICE, BOB, lambdaContext } from '../../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
+import { TEST_STACK } from '../../support/stack';
 
 const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
 const INSTANCE = 'i-0b3c5a9e1f2d4c6a8';
@@ -78,8 +79,8 @@ describe('EC2 event handlers', () => {
   const ssm = mockClient(ssmClient);
   const sfnClient = new SFNClient({ region: 'us-east-1' });
   const sfn = mockClient(sfnClient);
-  const instances = new Ec2InstanceTags(ec2Client);
-  const compute = new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, throttleRetry: { attempts: 1, baseMs: 1 } });
+  const instances = new Ec2InstanceTags(ec2Client, TEST_STACK);
+  const compute = new Ec2Compute({ ec2: ec2Client, ssm: ssmClient, stack: TEST_STACK, throttleRetry: { attempts: 1, baseMs: 1 } });
   const executions = new SfnExecutions(sfnClient, STATE_MACHINE);
 
   const spotWarning = () => createSpotWarning(() => ({ instances, signals, store, compute }));
@@ -87,10 +88,11 @@ describe('EC2 event handlers', () => {
   const instanceState = () => createInstanceState(() => ({ instances, store, executions }));
 
   /** The instance carries the tags ProvisionInstance puts on it. */
-  function tagInstance(run: RunRecord, options: { attempt?: number; owner?: string | null } = {}): void {
+  function tagInstance(run: RunRecord, options: { attempt?: number; owner?: string | null; stack?: string } = {}): void {
     const tags = [
       { Key: 'runctl:run', Value: run.runId },
       { Key: 'runctl:attempt', Value: String(options.attempt ?? 2) },
+      { Key: 'runctl:stack', Value: options.stack ?? TEST_STACK },
       ...(options.owner === null ? [] : [{ Key: 'runctl:owner', Value: options.owner ?? run.owner }]),
     ];
     ec2.on(DescribeTagsCommand).resolves({ Tags: tags.map((t) => ({ ...t, ResourceId: INSTANCE, ResourceType: 'instance' })) });
@@ -190,7 +192,18 @@ describe('EC2 event handlers', () => {
     it('ignores an instance runctl does not own, without touching DynamoDB or SSM', async () => {
       const outcome = await spotWarning()(spotWarningEvent(), lambdaContext());
 
-      expect(outcome).toEqual({ action: 'ignored', instanceId: INSTANCE, reason: 'the instance has no runctl run tag' });
+      expect(outcome).toEqual({ action: 'ignored', instanceId: INSTANCE, reason: 'the instance carries no run tag of this stack' });
+      expect(awsCalls()).toEqual({ ec2: 1, dynamodb: 0, ssm: 0, sfn: 0 });
+    });
+
+    it("ignores another stack's instance even when this stack has a run of the same id", async () => {
+      const run = await seed(trainingRun());
+      tagInstance(run, { stack: 'runctl-prod' });
+
+      const outcome = await spotWarning()(spotWarningEvent(), lambdaContext());
+
+      expect(outcome).toEqual({ action: 'ignored', instanceId: INSTANCE, reason: 'the instance carries no run tag of this stack' });
+      expect((await stored(run.runId)).status).toBe('TRAINING');
       expect(awsCalls()).toEqual({ ec2: 1, dynamodb: 0, ssm: 0, sfn: 0 });
     });
 
@@ -321,7 +334,7 @@ describe('EC2 event handlers', () => {
     it('ignores an instance runctl does not own', async () => {
       const outcome = await instanceState()(stateChangeEvent('terminated'), lambdaContext());
 
-      expect(outcome).toMatchObject({ action: 'ignored', reason: 'the instance has no runctl run tag' });
+      expect(outcome).toMatchObject({ action: 'ignored', reason: 'the instance carries no run tag of this stack' });
       expect(sfn.calls()).toHaveLength(0);
     });
 
@@ -443,7 +456,7 @@ describe('EC2 event handlers', () => {
     it('ignores an instance runctl does not own', async () => {
       const outcome = await rebalance()(rebalanceEvent(), lambdaContext());
 
-      expect(outcome).toMatchObject({ action: 'ignored', reason: 'the instance has no runctl run tag' });
+      expect(outcome).toMatchObject({ action: 'ignored', reason: 'the instance carries no run tag of this stack' });
       expect(awsCalls()).toEqual({ ec2: 1, dynamodb: 0, ssm: 0, sfn: 0 });
     });
   });
