@@ -225,3 +225,83 @@ describe('no role of the stack but the control plane reads run records or answer
     }
   });
 });
+
+/**
+ * Stack-scoped tags: two stages in one account share EC2, and only the `runctl:stack` tag tells
+ * their resources apart. Every change the control plane makes to an instance, volume or snapshot
+ * is evaluated on one of this stack's (allowed), one of another stack's and one without the
+ * stack tag (both denied), with the tags runctl really puts on it.
+ */
+const STACK = `runctl-${FAKE.stage}`;
+const OTHER_STACK = 'runctl-prod';
+const INSTANCE = `arn:aws:ec2:${region}:${account}:instance/i-0cccccccccccccccc`;
+const VOLUME = `arn:aws:ec2:${region}:${account}:volume/vol-0cccccccccccccccc`;
+const SNAPSHOT = `arn:aws:ec2:${region}::snapshot/snap-0cccccccccccccccc`;
+const RUN_ID = 'r-0123456789abcdef';
+const TRAINING = { 'runctl:run': RUN_ID, 'runctl:attempt': '1' };
+
+interface TagScopedRequest {
+  role: string;
+  action: string;
+  resource: string;
+  /** How the policy names the tags: the resource's (`aws:ResourceTag`, `ssm:resourceTag` for SSM) or the request's. */
+  prefix: 'aws:ResourceTag' | 'ssm:resourceTag' | 'aws:RequestTag';
+  tags: Record<string, string>;
+  context?: Record<string, string>;
+}
+
+/** The request with `stack` as its stack tag (null: none). */
+function withStack(request: TagScopedRequest, stack: string | null): Request {
+  const tags = stack === null ? request.tags : { ...request.tags, 'runctl:stack': stack };
+  const context = Object.fromEntries(Object.entries(tags).map(([key, value]) => [`${request.prefix}/${key}`, value]));
+  return { action: request.action, resource: request.resource, context: { ...context, ...request.context } };
+}
+
+const STACK_CHANGES: [string, TagScopedRequest][] = [
+  ['the reconciler terminates an instance', { role: 'ReconcileIamRoleLambdaExecution', action: 'ec2:TerminateInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ['the reconciler tells an agent to stop', { role: 'ReconcileIamRoleLambdaExecution', action: 'ssm:SendCommand', resource: INSTANCE, prefix: 'ssm:resourceTag', tags: TRAINING }],
+  ['ReleaseResources terminates an instance', { role: 'ReleaseResourcesIamRoleLambdaExecution', action: 'ec2:TerminateInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ['ReleaseResources stops an instance', { role: 'ReleaseResourcesIamRoleLambdaExecution', action: 'ec2:StopInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ['ReleaseResources detaches a volume', { role: 'ReleaseResourcesIamRoleLambdaExecution', action: 'ec2:DetachVolume', resource: VOLUME, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ['cancel asks an agent to checkpoint', { role: 'CancelRunIamRoleLambdaExecution', action: 'ssm:SendCommand', resource: INSTANCE, prefix: 'ssm:resourceTag', tags: TRAINING }],
+  ['LaunchTraining starts an agent', { role: 'LaunchTrainingIamRoleLambdaExecution', action: 'ssm:SendCommand', resource: INSTANCE, prefix: 'ssm:resourceTag', tags: TRAINING }],
+  ['the spot-warning handler asks an agent to checkpoint', { role: 'SpotWarningIamRoleLambdaExecution', action: 'ssm:SendCommand', resource: INSTANCE, prefix: 'ssm:resourceTag', tags: TRAINING }],
+  ['PrefetchData attaches a dataset volume', { role: 'PrefetchDataIamRoleLambdaExecution', action: 'ec2:AttachVolume', resource: VOLUME, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ['prepare-replacement terminates an unwanted replacement', { role: 'PrepareReplacementIamRoleLambdaExecution', action: 'ec2:TerminateInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ['the helper function terminates a prewarm helper', { role: 'HelperInstanceIamRoleLambdaExecution', action: 'ec2:TerminateInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: { 'runctl:run': 'p-1', 'runctl:helper': 'prewarm-volume' } }],
+  ['build cleanup terminates an image builder', { role: 'BuildCleanupIamRoleLambdaExecution', action: 'ec2:TerminateInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: { 'runctl:run': 'b-1', 'runctl:helper': 'build-image' } }],
+  ['a prewarm fills its volume through its helper', { role: 'PrewarmFillVolumeIamRoleLambdaExecution', action: 'ssm:SendCommand', resource: INSTANCE, prefix: 'ssm:resourceTag', tags: { 'runctl:run': 'p-1', 'runctl:helper': 'prewarm-volume' } }],
+  ['a prewarm snapshots its volume', { role: 'PrewarmSnapshotVolumeIamRoleLambdaExecution', action: 'ec2:CreateSnapshot', resource: VOLUME, prefix: 'aws:ResourceTag', tags: { 'runctl:run': 'p-1', 'runctl:volume': 'prewarm:p-1' } }],
+  ['prewarm cleanup deletes a dataset volume', { role: 'PrewarmCleanupIamRoleLambdaExecution', action: 'ec2:DeleteVolume', resource: VOLUME, prefix: 'aws:ResourceTag', tags: { 'runctl:run': 'p-1', 'runctl:volume': 'prewarm:p-1' } }],
+  // A dataset snapshot carries the prewarm's tags and no run tag (shared/usecases/volume-prewarm.ts).
+  ['prewarm cleanup deletes a dataset snapshot', { role: 'PrewarmCleanupIamRoleLambdaExecution', action: 'ec2:DeleteSnapshot', resource: SNAPSHOT, prefix: 'aws:ResourceTag', tags: { 'runctl:volume': 'prewarm:p-1', 'runctl:prewarm': 'p-1' } }],
+  ["run-volume deletes a run's restored volume", { role: 'RunVolumeIamRoleLambdaExecution', action: 'ec2:DeleteVolume', resource: VOLUME, prefix: 'aws:ResourceTag', tags: { 'runctl:run': RUN_ID, 'runctl:volume': `run:${RUN_ID}` } }],
+  ['ProvisionInstance launches an instance', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: INSTANCE, prefix: 'aws:RequestTag', tags: TRAINING }],
+  ['ProvisionInstance launches its root volume', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: VOLUME, prefix: 'aws:RequestTag', tags: TRAINING }],
+  ['ProvisionInstance tags an instance at launch', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreateTags', resource: INSTANCE, prefix: 'aws:RequestTag', tags: TRAINING, context: { 'ec2:CreateAction': 'RunInstances' } }],
+  ['prepare-replacement launches a replacement', { role: 'PrepareReplacementIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: INSTANCE, prefix: 'aws:RequestTag', tags: TRAINING }],
+  ['the helper function launches a builder', { role: 'HelperInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: INSTANCE, prefix: 'aws:RequestTag', tags: { 'runctl:run': 'b-1', 'runctl:helper': 'build-image' } }],
+  ['run-volume restores a dataset copy', { role: 'RunVolumeIamRoleLambdaExecution', action: 'ec2:CreateVolume', resource: VOLUME, prefix: 'aws:RequestTag', tags: { 'runctl:run': RUN_ID, 'runctl:volume': `run:${RUN_ID}` } }],
+  ['a prewarm creates its volume', { role: 'PrewarmCreateVolumeIamRoleLambdaExecution', action: 'ec2:CreateVolume', resource: VOLUME, prefix: 'aws:RequestTag', tags: { 'runctl:run': 'p-1', 'runctl:volume': 'prewarm:p-1' } }],
+  ['a prewarm creates its snapshot', { role: 'PrewarmSnapshotVolumeIamRoleLambdaExecution', action: 'ec2:CreateSnapshot', resource: SNAPSHOT, prefix: 'aws:RequestTag', tags: { 'runctl:volume': 'prewarm:p-1' } }],
+  ['a prewarm tags its snapshot at creation', { role: 'PrewarmSnapshotVolumeIamRoleLambdaExecution', action: 'ec2:CreateTags', resource: SNAPSHOT, prefix: 'aws:RequestTag', tags: { 'runctl:volume': 'prewarm:p-1' }, context: { 'ec2:CreateAction': 'CreateSnapshot' } }],
+];
+
+describe("stack-scoped tags: a stack's control plane changes only its own stack's instances, volumes and snapshots", () => {
+  it.each(STACK_CHANGES)('allowed: %s of this stack', async (_name, request) => {
+    expect(await decide(role(request.role), withStack(request, STACK))).toBe('Allowed');
+  });
+
+  it.each(STACK_CHANGES)("denied: %s of another stack in the same account", async (_name, request) => {
+    expect(await decide(role(request.role), withStack(request, OTHER_STACK))).not.toBe('Allowed');
+  });
+
+  it.each(STACK_CHANGES)('denied: %s without the stack tag', async (_name, request) => {
+    expect(await decide(role(request.role), withStack(request, null))).not.toBe('Allowed');
+  });
+
+  it('lets no function tag an existing resource into its stack (tags are only given at creation)', async () => {
+    const retag = { action: 'ec2:CreateTags', resource: INSTANCE, context: { 'aws:RequestTag/runctl:stack': STACK, 'aws:RequestTag/runctl:run': RUN_ID } };
+    for (const r of roles.values()) expect(await decide(r, retag), r.logicalId).not.toBe('Allowed');
+  });
+});

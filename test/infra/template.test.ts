@@ -195,6 +195,36 @@ describe('serverless.yml', () => {
     }
   });
 
+  it("requires this stack's tag wherever it requires a runctl tag, with the name the functions tag with", () => {
+    const stack = raw.custom.stackTag;
+    expect(stack).toBe('${self:service}-${sls:stage}');
+    expect(config.provider.environment.RUNCTL_STACK).toBe(stack);
+    const conditionKeys = (statement: Statement) => Object.values(statement.Condition ?? {}).flatMap((operator) => Object.keys(operator));
+    const tagPrefixes = (statement: Statement) =>
+      new Set(conditionKeys(statement).flatMap((key) => /^(aws:ResourceTag|aws:RequestTag|ssm:resourceTag)\/runctl:/.exec(key)?.[1] ?? []));
+
+    const tagScoped = allStatements().filter(({ statement }) => tagPrefixes(statement).size > 0);
+    expect(tagScoped.length).toBeGreaterThan(30);
+    for (const { where, statement } of tagScoped) {
+      for (const prefix of tagPrefixes(statement)) {
+        expect(statement.Condition?.StringEquals?.[`${prefix}/runctl:stack`], `${where}: ${prefix}`).toBe(stack);
+      }
+    }
+
+    // Every call that changes an instance, a volume or a snapshot is among them (reading a snapshot to restore it is not a change).
+    const changes = allStatements().filter(({ statement }) => {
+      const resource = JSON.stringify(statement.Resource);
+      const actions = actionsOf(statement).filter((a) => a.startsWith('ec2:') || a === 'ssm:SendCommand');
+      if (actions.length === 0) return false;
+      if (/:instance\/\*|:volume\/\*/.test(resource)) return true;
+      return /::snapshot\/\*/.test(resource) && actions.some((a) => a !== 'ec2:CreateVolume');
+    });
+    expect(changes.length).toBeGreaterThan(30);
+    for (const { where, statement } of changes) {
+      expect(conditionKeys(statement).filter((key) => key.endsWith('/runctl:stack')), `${where}: ${actionsOf(statement).join(', ')}`).not.toEqual([]);
+    }
+  });
+
   it('only lets EC2 and SSM mutations touch resources that carry the runctl:run tag', () => {
     const conditionKeys = (statement: Statement) =>
       Object.values(statement.Condition ?? {}).flatMap((operator) => Object.keys(operator));
