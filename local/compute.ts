@@ -14,6 +14,7 @@ import type {
   LaunchedInstance,
   TaggedInstance,
 } from '../shared/ports/compute';
+import { STACK_TAG } from '../shared/ports/stack-tag';
 import { latencyModel, ThrottledLink, throttlesS3, type LatencyModel } from './latency';
 import { isAlive, terminateMarked } from './process-tree';
 
@@ -29,6 +30,9 @@ import { isAlive, terminateMarked } from './process-tree';
 
 /** The environment variable that marks every process of a local instance. */
 export const INSTANCE_MARKER = 'RUNCTL_LOCAL_INSTANCE';
+
+/** The stack tag of local instances unless another stack is configured. */
+export const LOCAL_STACK = 'runctl-local';
 
 /** The availability zone of local instances unless other zones are configured. */
 export const LOCAL_ZONE = 'local-1a';
@@ -56,6 +60,11 @@ export type StateListener = (instanceId: string, state: InstanceLifecycleState) 
 export interface LocalComputeOptions {
   /** Directory holding instances/ (default `.runctl`). */
   root?: string;
+  /**
+   * The `runctl:stack` tag of the instances launched here (default `runctl-local`). As on EC2,
+   * the listing sees only this stack's instances, whoever else shares the registry.
+   */
+  stack?: string;
   /** How long an instance stays pending (default: the latency model's launchMs). */
   bootMs?: number;
   /** Launch, SSM and S3 timings (default: the `instant` profile). See local/latency.ts. */
@@ -183,7 +192,12 @@ export class LocalCompute implements Compute {
               runningAt: new Date(runningAt).toISOString(),
               onlineAt: new Date(runningAt + this.latency.ssmOnlineMs).toISOString(),
               state: 'pending',
-              tags: { ...request.tags, 'runctl:run': request.runId, 'runctl:attempt': String(request.attempt) },
+              tags: {
+                ...request.tags,
+                'runctl:run': request.runId,
+                'runctl:attempt': String(request.attempt),
+                [STACK_TAG]: this.stack(),
+              },
               misses,
             };
             registry.instances.push(record);
@@ -310,7 +324,9 @@ export class LocalCompute implements Compute {
 
   async listTaggedInstances(): Promise<TaggedInstance[]> {
     const registry = await this.readRegistry();
-    const ids = registry.instances.filter((i) => i.state !== 'terminated').map((i) => i.instanceId);
+    const ids = registry.instances
+      .filter((i) => i.state !== 'terminated' && i.tags[STACK_TAG] === this.stack())
+      .map((i) => i.instanceId);
     const records = await Promise.all(ids.map((id) => this.currentRecord(id)));
     return records.flatMap((record) =>
       record === undefined || record.state === 'terminated'
@@ -327,6 +343,10 @@ export class LocalCompute implements Compute {
             },
           ],
     );
+  }
+
+  private stack(): string {
+    return this.options.stack ?? LOCAL_STACK;
   }
 
   /** Stops the boot timers and closes the S3 links; instances and their processes are left as they are. */

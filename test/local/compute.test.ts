@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LATENCY_PROFILES, latencyModel } from '../../local/latency';
-import { INSTANCE_MARKER, LocalCompute, type LocalComputeOptions } from '../../local/compute';
+import { INSTANCE_MARKER, LOCAL_STACK, LocalCompute, type LocalComputeOptions } from '../../local/compute';
 import { findProcessesByEnv, terminateMarked } from '../../local/process-tree';
 import { CapacityUnavailableError, InstanceNotReadyError } from '../../shared/errors';
 import type { CommandResult, InstanceLifecycleState, LaunchRequest } from '../../shared/ports/compute';
@@ -289,5 +289,19 @@ describe('LocalCompute.terminate and kill', () => {
         spot: false,
       },
     ]);
+  });
+
+  it("tags each instance with its stack and lists only that stack's, like the EC2 adapter, when two share a registry", async () => {
+    // Still booting throughout: no boot timer rewrites the shared registry under the other's launch.
+    const ours = compute({ bootMs: 60_000 });
+    const theirs = compute({ stack: 'runctl-prod', bootMs: 60_000 });
+    const a = await launch(ours, { runId: 'run-ours' });
+    const b = await launch(theirs, { runId: 'run-theirs' });
+
+    expect((await ours.listTaggedInstances()).map((i) => i.instanceId)).toEqual([a.instanceId]);
+    expect((await theirs.listTaggedInstances()).map((i) => i.instanceId)).toEqual([b.instanceId]);
+    const registry = JSON.parse(await readFile(join(root, 'instances', 'registry.json'), 'utf8')) as { instances: { instanceId: string; tags: Record<string, string> }[] };
+    expect(registry.instances.find((i) => i.instanceId === a.instanceId)?.tags).toMatchObject({ 'runctl:run': 'run-ours', 'runctl:stack': LOCAL_STACK });
+    expect(registry.instances.find((i) => i.instanceId === b.instanceId)?.tags).toMatchObject({ 'runctl:stack': 'runctl-prod' });
   });
 });
