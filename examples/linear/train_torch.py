@@ -5,6 +5,7 @@ SIGTERM, resume from $RUNCTL_RESUME_FROM, the model in $RUNCTL_OUTPUT_DIR, one J
 per epoch. Used by `npm start` when `import torch` works.
 """
 import argparse
+import atexit
 import json
 import math
 import os
@@ -42,6 +43,8 @@ def parse_args():
     p.add_argument("--hold-after-epoch", type=int, default=0,
                    help="after this epoch's checkpoint, unless resumed, wait for the stop signal (a demo or test interrupts at a known point)")
     p.add_argument("--fail-at-epoch", type=int, default=0)
+    p.add_argument("--busy-cores", type=int, default=0,
+                   help="keep this many extra processes spinning, as data loaders that peg every core do")
     return p.parse_args()
 
 
@@ -76,9 +79,32 @@ def load_dataset(args):
     return data[:, 1:], data[:, :1]
 
 
+def spin():
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    while True:
+        pass
+
+
+def start_spinners(count):
+    """Forked busy loops in the script's process group, ended when the script exits."""
+    pids = []
+    for _ in range(count):
+        pid = os.fork()
+        if pid == 0:
+            spin()
+        pids.append(pid)
+
+    def stop():
+        for pid in pids:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+    atexit.register(stop)
+
+
 def main():
     args = parse_args()
     signal.signal(signal.SIGTERM, on_sigterm)
+    start_spinners(args.busy_cores)
     torch.manual_seed(args.seed)
     checkpoint_dir = os.environ.get("RUNCTL_CHECKPOINT_DIR", "")
     output_dir = os.environ.get("RUNCTL_OUTPUT_DIR", "")
