@@ -9,6 +9,8 @@ import type { LocalDocker } from './docker-env';
  *
  * - CreateRepository, DescribeRepositories: a repository exists once created here or once the
  *   registry has a tag in it (distribution creates repositories on push);
+ * - PutImageTagMutability: kept and returned; the registry itself does not refuse a pushed tag
+ *   again, so locally the tag check of RecordImage (shared/usecases/image-build.ts) is what holds;
  * - PutLifecyclePolicy: kept and returned, not enforced (the local registry never expires images);
  * - DescribeImages by tag: the digest the registry answers for the tag's manifest;
  * - GetAuthorizationToken: `AWS:<password>` of the registry's htpasswd user, as ECR's token is.
@@ -27,6 +29,12 @@ const MANIFEST_TYPES = [
 ].join(', ');
 const REPOSITORY_NAME = /^(?:[a-z0-9]+(?:[._-][a-z0-9]+)*\/)*[a-z0-9]+(?:[._-][a-z0-9]+)*$/;
 
+function tagMutability(value: unknown): string {
+  if (value === undefined) return 'MUTABLE';
+  if (value === 'MUTABLE' || value === 'IMMUTABLE') return value;
+  throw new EcrError('InvalidParameterException', `imageTagMutability must be MUTABLE or IMMUTABLE, got ${String(value)}`);
+}
+
 class EcrError extends Error {
   constructor(
     readonly type: string,
@@ -38,7 +46,7 @@ class EcrError extends Error {
 
 export class LocalEcr {
   private server: Server | undefined;
-  private readonly repositories = new Map<string, { createdAt: number; lifecyclePolicyText?: string }>();
+  private readonly repositories = new Map<string, { createdAt: number; lifecyclePolicyText?: string; imageTagMutability?: string }>();
 
   constructor(private readonly docker: Pick<LocalDocker, 'registry' | 'username' | 'password'>) {}
 
@@ -86,7 +94,7 @@ export class LocalEcr {
         if (this.repositories.has(name) || (await this.tags(name)) !== undefined) {
           throw new EcrError('RepositoryAlreadyExistsException', `The repository with name '${name}' already exists in the registry with id '${ACCOUNT}'`);
         }
-        this.repositories.set(name, { createdAt: Date.now() / 1000 });
+        this.repositories.set(name, { createdAt: Date.now() / 1000, imageTagMutability: tagMutability(body.imageTagMutability) });
         return { repository: this.describe(name) };
       }
       case 'DescribeRepositories': {
@@ -101,6 +109,14 @@ export class LocalEcr {
         const entry = this.repositories.get(name) ?? { createdAt: Date.now() / 1000 };
         this.repositories.set(name, { ...entry, lifecyclePolicyText: text });
         return { registryId: ACCOUNT, repositoryName: name, lifecyclePolicyText: text };
+      }
+      case 'PutImageTagMutability': {
+        const name = repositoryName(body.repositoryName);
+        await this.requireRepository(name);
+        const mutability = tagMutability(body.imageTagMutability);
+        const entry = this.repositories.get(name) ?? { createdAt: Date.now() / 1000 };
+        this.repositories.set(name, { ...entry, imageTagMutability: mutability });
+        return { registryId: ACCOUNT, repositoryName: name, imageTagMutability: mutability };
       }
       case 'DescribeImages': {
         const name = repositoryName(body.repositoryName);
@@ -140,7 +156,7 @@ export class LocalEcr {
       repositoryName: name,
       repositoryUri: `${this.docker.registry}/${name}`,
       createdAt: this.repositories.get(name)?.createdAt ?? Date.now() / 1000,
-      imageTagMutability: 'MUTABLE',
+      imageTagMutability: this.repositories.get(name)?.imageTagMutability ?? 'MUTABLE',
     };
   }
 

@@ -1,5 +1,7 @@
 /**
- * ECR repositories and images. The authorization token GetAuthorizationToken returns is never
+ * ECR repositories and images. Repositories are IMMUTABLE: once pushed, a tag names the same
+ * digest for as long as the image exists, so a tag recorded with its digest cannot be re-pointed.
+ * The authorization token GetAuthorizationToken returns is never
  * passed on: the builder and the agent fetch their own with `aws ecr get-login-password`, so no
  * registry password appears in a state's input, an SSM command's text or a log.
  */
@@ -8,6 +10,7 @@ import {
   DescribeImagesCommand,
   DescribeRepositoriesCommand,
   GetAuthorizationTokenCommand,
+  PutImageTagMutabilityCommand,
   PutLifecyclePolicyCommand,
   type ECRClient,
   type Repository,
@@ -55,7 +58,7 @@ export class EcrImages implements ImageRegistry {
               new CreateRepositoryCommand({
                 repositoryName: name,
                 imageScanningConfiguration: { scanOnPush: true },
-                imageTagMutability: 'MUTABLE',
+                imageTagMutability: 'IMMUTABLE',
                 encryptionConfiguration: { encryptionType: 'AES256' },
                 tags: Object.entries(options.tags ?? {}).map(([Key, Value]) => ({ Key, Value })),
               }),
@@ -72,6 +75,13 @@ export class EcrImages implements ImageRegistry {
     }
     if (repository?.repositoryUri === undefined || repository.registryId === undefined) {
       throw new AwsCallFailedError(`ECR returned no URI for repository ${name}`);
+    }
+    // A repository made before tags were immutable, or edited since, is set back: a build trusts
+    // that the tag it pushed still names the digest it pushed.
+    if (!created && repository.imageTagMutability !== 'IMMUTABLE') {
+      await this.call(`PutImageTagMutability ${name}`, () =>
+        this.ecr.send(new PutImageTagMutabilityCommand({ repositoryName: name, imageTagMutability: 'IMMUTABLE' })),
+      );
     }
     // Put on every build: the policy is the same text, and an edited one is set back.
     await this.call(`PutLifecyclePolicy ${name}`, () =>

@@ -28,7 +28,10 @@ export interface RegistryLogin {
 }
 
 export interface ImageRegistry {
-  /** Creates the repository when missing (scan on push, lifecycle keeping the last `keepLastImages`). */
+  /**
+   * Creates the repository when missing (immutable tags, scan on push, lifecycle keeping the last
+   * `keepLastImages`); an existing one with mutable tags is made immutable.
+   */
   ensureRepository(name: string, options: { keepLastImages: number; tags?: Readonly<Record<string, string>> }): Promise<ImageRepository>;
   /** The image tagged `tag`, or undefined (repository or tag missing). */
   findImage(repositoryName: string, tag: string): Promise<PushedImage | undefined>;

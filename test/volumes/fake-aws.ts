@@ -31,6 +31,7 @@ import {
   DescribeRepositoriesCommand,
   ECRClient,
   GetAuthorizationTokenCommand,
+  PutImageTagMutabilityCommand,
   PutLifecyclePolicyCommand,
 } from '@aws-sdk/client-ecr';
 import {
@@ -54,6 +55,15 @@ interface FakeVolume {
   snapshotId?: string;
   tags: Record<string, string>;
   attachment?: { instanceId: string; device: string };
+}
+
+interface FakeRepository {
+  uri: string;
+  /** Tag → digest. */
+  images: Map<string, string>;
+  lifecycle?: string;
+  scanOnPush?: boolean;
+  mutability: 'MUTABLE' | 'IMMUTABLE';
 }
 
 interface FakeInstance {
@@ -106,7 +116,7 @@ export class FakeAws {
   readonly snapshots = new Map<string, { id: string; state: string; volumeSize: number; tags: Record<string, string>; polls: number }>();
   readonly instances = new Map<string, FakeInstance>();
   readonly commands = new Map<string, { instanceId: string; script: string }>();
-  readonly repositories = new Map<string, { uri: string; images: Map<string, string>; lifecycle?: string; scanOnPush?: boolean }>();
+  readonly repositories = new Map<string, FakeRepository>();
   /** Every script sent through SSM, in order. */
   readonly scripts: string[] = [];
 
@@ -288,13 +298,25 @@ export class FakeAws {
       const name = input.repositoryNames?.[0] ?? '';
       const repo = this.repositories.get(name);
       if (repo === undefined) throw awsError('RepositoryNotFoundException');
-      return { repositories: [{ repositoryName: name, repositoryUri: repo.uri, registryId: ACCOUNT }] };
+      return { repositories: [{ repositoryName: name, repositoryUri: repo.uri, registryId: ACCOUNT, imageTagMutability: repo.mutability }] };
     });
     ecr.on(CreateRepositoryCommand).callsFake((input) => {
       const name = input.repositoryName ?? '';
-      const repo = { uri: `${REGISTRY}/${name}`, images: new Map<string, string>(), scanOnPush: input.imageScanningConfiguration?.scanOnPush };
+      if (this.repositories.has(name)) throw awsError('RepositoryAlreadyExistsException');
+      const repo: FakeRepository = {
+        uri: `${REGISTRY}/${name}`,
+        images: new Map<string, string>(),
+        scanOnPush: input.imageScanningConfiguration?.scanOnPush,
+        mutability: input.imageTagMutability === 'IMMUTABLE' ? 'IMMUTABLE' : 'MUTABLE',
+      };
       this.repositories.set(name, repo);
-      return { repository: { repositoryName: name, repositoryUri: repo.uri, registryId: ACCOUNT } };
+      return { repository: { repositoryName: name, repositoryUri: repo.uri, registryId: ACCOUNT, imageTagMutability: repo.mutability } };
+    });
+    ecr.on(PutImageTagMutabilityCommand).callsFake((input) => {
+      const repo = this.repositories.get(input.repositoryName ?? '');
+      if (repo === undefined) throw awsError('RepositoryNotFoundException');
+      repo.mutability = input.imageTagMutability === 'IMMUTABLE' ? 'IMMUTABLE' : 'MUTABLE';
+      return { repositoryName: input.repositoryName, registryId: ACCOUNT, imageTagMutability: repo.mutability };
     });
     ecr.on(PutLifecyclePolicyCommand).callsFake((input) => {
       const repo = this.repositories.get(input.repositoryName ?? '');
@@ -312,6 +334,19 @@ export class FakeAws {
     ecr.on(GetAuthorizationTokenCommand).resolves({
       authorizationData: [{ authorizationToken: 'QVdTOnNlY3JldA==', proxyEndpoint: `https://${REGISTRY}`, expiresAt: new Date('2030-01-01T00:00:00Z') }],
     });
+  }
+
+  /**
+   * A push of `tag` as the registry takes it: an IMMUTABLE repository refuses a tag it holds
+   * already, whatever the digest (ImageTagAlreadyExistsException, which `docker push` reports as
+   * "tag invalid"); false then, and the tag keeps its digest.
+   */
+  push(repositoryName: string, tag: string, digest: string): boolean {
+    const repo = this.repositories.get(repositoryName);
+    if (repo === undefined) return false;
+    if (repo.mutability === 'IMMUTABLE' && repo.images.has(tag)) return false;
+    repo.images.set(tag, digest);
+    return true;
   }
 
   private describeInstance(i: FakeInstance) {
