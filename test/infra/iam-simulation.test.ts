@@ -305,3 +305,37 @@ describe("stack-scoped tags: a stack's control plane changes only its own stack'
     for (const r of roles.values()) expect(await decide(r, retag), r.logicalId).not.toBe('Allowed');
   });
 });
+
+describe('restoring a volume from a snapshot (CreateVolume on snapshot/*)', () => {
+  const SNAPSHOT = `arn:aws:ec2:${region}::snapshot/snap-0123456789abcdef0`;
+  /** The tags CreateSnapshot puts on a prewarm's snapshot (shared/usecases/volume-prewarm.ts). */
+  const RUNCTL_SNAPSHOT = {
+    'aws:ResourceTag/runctl:volume': 'prewarm:prewarm-0123456789abcdef',
+    'aws:ResourceTag/runctl:prewarm': 'prewarm-0123456789abcdef',
+    'aws:ResourceTag/runctl:stack': STACK,
+    'ec2:Owner': account,
+  };
+  const restore = (context: Record<string, string>): Request => ({ action: 'ec2:CreateVolume', resource: SNAPSHOT, context });
+  const RESTORERS = ['PrewarmCreateVolumeIamRoleLambdaExecution', 'RunVolumeIamRoleLambdaExecution'];
+
+  it.each(RESTORERS)('%s may restore a snapshot a prewarm of this account took', async (id) => {
+    expect(await decide(role(id), restore(RUNCTL_SNAPSHOT))).toBe('Allowed');
+  });
+
+  it.each(RESTORERS.flatMap((id) => [
+    [id, 'an untagged snapshot of the account', { 'ec2:Owner': account }],
+    [id, 'a snapshot tagged by something else', { 'aws:ResourceTag/runctl:volume': 'backup', 'ec2:Owner': account }],
+    [id, "a run's restored copy's tag value", { 'aws:ResourceTag/runctl:volume': 'run:r-1', 'ec2:Owner': account }],
+    [id, 'a snapshot shared by another account, tagged as runctl tags', { ...RUNCTL_SNAPSHOT, 'ec2:Owner': '210987654321' }],
+    [id, "another stack's prewarm snapshot", { ...RUNCTL_SNAPSHOT, 'aws:ResourceTag/runctl:stack': OTHER_STACK }],
+  ]))('%s cannot restore %s', async (id, _label, context) => {
+    expect(await decide(role(id), restore(context))).not.toBe('Allowed');
+  });
+
+  it('no other role of the stack may restore any snapshot at all', async () => {
+    for (const r of roles.values()) {
+      if (RESTORERS.includes(r.logicalId)) continue;
+      expect(await decide(r, restore(RUNCTL_SNAPSHOT)), r.logicalId).not.toBe('Allowed');
+    }
+  });
+});
