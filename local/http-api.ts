@@ -22,6 +22,7 @@ import { createHandler as listExperimentRuns } from '../functions/api/list-exper
 import { createHandler as listExperiments } from '../functions/api/list-experiments';
 import { createHandler as listModels } from '../functions/api/list-models';
 import { createHandler as listRuns } from '../functions/api/list-runs';
+import { createHandler as listImages } from '../functions/api/list-images';
 import { createHandler as listVolumes } from '../functions/api/list-volumes';
 import { createHandler as promoteModel } from '../functions/api/promote-model';
 import { createHandler as registerModel } from '../functions/api/register-model';
@@ -60,6 +61,7 @@ export function volumeRoutes(deps: VolumeApiDeps): Record<string, RouteHandler> 
     'POST /volumes': createVolume(get),
     'GET /volumes': listVolumes(get),
     'POST /images': createImage(get),
+    'GET /images': listImages(get),
   };
 }
 

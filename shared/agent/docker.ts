@@ -138,7 +138,7 @@ export const DOCKERFILE_CANDIDATES = ['Dockerfile', 'docker/Dockerfile', '.docke
 export interface BuildImageOptions {
   /** `s3://<runsBucket>/bundles/<bundleSha>.tar.gz`: the only bundle location the builder accepts. */
   bundleUri: string;
-  /** sha256 of the bundle: checked after download, and the image tag. */
+  /** sha256 of the bundle: checked after download. */
   bundleSha: string;
   /** The stack's runs bucket, whose `bundles/` holds the content-addressed uploads. */
   runsBucket: string;

@@ -1,6 +1,6 @@
 /**
  * EnsureImage: a `docker: "auto"` or `docker.build` run gets its image before an instance is
- * provisioned. The image already catalogued for the run's code bundle is reused; otherwise the
+ * provisioned. The image its owner already has catalogued for the code bundle is reused; otherwise the
  * step answers the build-image input, and the train-run machine runs that build (a nested
  * execution) before ProvisionInstance. A failed build ends the run's prechecks.
  */
@@ -28,9 +28,15 @@ export type EnsureImageResult =
       needsBuild: true;
       /** Name of the build-image execution: one per run, so a retried start names the same build. */
       buildId: string;
-      /** The build-image execution's input: what POST /images starts it with. */
-      build: BuildRequest;
+      /** The build-image execution's input: what POST /images starts it with, in the run owner's name. */
+      build: OwnedBuildRequest;
     };
+
+/** A build request in its owner's name (shared/usecases/owned-input.ts). */
+export interface OwnedBuildRequest {
+  owner: string;
+  request: BuildRequest;
+}
 
 export type EnsureImageDeps = Pick<StepDeps, 'store'> & ImageLookupDeps;
 
@@ -66,16 +72,18 @@ async function checkImage(runId: string, deps: EnsureImageDeps): Promise<EnsureI
   const requirement = imageRequirement(spec);
   if (requirement === undefined) return { needsBuild: false };
   // Without a catalog (the local backend) no image can be reused: the build step says what to do.
-  const entry: ImageEntry | undefined = await deps.catalog?.getImage(requirement.bundleSha);
+  const entry: ImageEntry | undefined = await deps.catalog?.getImage(record.owner, requirement.bundleSha);
   if (entry !== undefined && satisfies(entry, requirement)) return { needsBuild: false, image: entry.imageUri };
   // Validated here with the machine's own schema, so a request it would refuse fails this run's prechecks now.
-  const build = parseBuildRequest({
+  const request = parseBuildRequest({
     bundle: spec.code.bundle,
     bundleSha: requirement.bundleSha,
     ...(requirement.dockerfile === undefined ? {} : { dockerfile: requirement.dockerfile }),
     // An image of this bundle from another Dockerfile: build again rather than reuse it.
     rebuild: entry !== undefined,
   });
+  // In the run owner's name: the image it records is the owner's, for this run and their next ones.
+  const build: OwnedBuildRequest = { owner: record.owner, request };
   const buildId = executionName('build', 'train-run', runId);
   // Conditional, and harmless when a retried check finds the run already building.
   await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE'], 'BUILDING_IMAGE', {

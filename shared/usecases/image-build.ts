@@ -1,8 +1,9 @@
 /**
- * The steps of the build-image machine: prepare (reuse the image of the same bundle digest, or
+ * The steps of the build-image machine: prepare (reuse the owner's image of the same bundle digest, or
  * ensure the repository and a registry login), build and push on the builder through SSM,
  * record the digest, and clean up on failure.
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { BUILD_ARG_NAME, buildImageCommand, IMAGE_EXIT } from '../agent/docker';
 import type { VolumeDeps } from '../composition/volumes';
@@ -12,6 +13,7 @@ import { logger } from '../logger';
 import type { ImageEntry } from '../ports/catalog';
 import type { CommandResult } from '../ports/compute';
 import { DockerfileMissingError, ImageBuildFailedError } from '../ports/images';
+import { ownedInput } from './owned-input';
 import { finished, HelperIdSchema, lastErrorLine, lastJsonLine, terminateHelpers } from './volume-helper';
 
 const SHA256 = /^[0-9a-f]{64}$/;
@@ -88,13 +90,23 @@ export function parseBuildRequest(input: unknown, runsBucket?: string): BuildReq
   throw new RunInvalidError(`Invalid image request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
 }
 
-/** The image tag of a bundle: the digest itself, so a tag always names the same content. */
-export function bundleTag(bundleSha: string): string {
-  return `bundle-${bundleSha}`;
+/** Docker's limit on a tag's length. */
+const MAX_TAG = 128;
+
+/**
+ * The image tag a build pushes: the bundle's digest and the build's own name, so no two builds
+ * ever push the same tag. Repositories are IMMUTABLE: a tag names one image for good, and a tag
+ * this build did not push is never taken for its own. An id too long for a tag is hashed.
+ */
+export function buildTag(bundleSha: string, buildId: string): string {
+  const tag = `bundle-${bundleSha}-${buildId}`;
+  return tag.length <= MAX_TAG ? tag : `bundle-${bundleSha}-${createHash('sha256').update(buildId).digest('hex').slice(0, 16)}`;
 }
 
 const BuildPlanSchema = z.object({
   buildId: HelperIdSchema,
+  /** Whose build it is: the catalog entry it records is that owner's. */
+  owner: z.string().min(1),
   bundle: z.string(),
   bundleSha: z.string().regex(SHA256),
   dockerfile: z.string().optional(),
@@ -103,6 +115,8 @@ const BuildPlanSchema = z.object({
   registry: z.string(),
   tag: z.string(),
   buildArgs: z.record(z.string(), z.string()).optional(),
+  /** Build id of the owner's entry for this bundle when the build started: the one RecordImage may replace. */
+  replaces: z.string().min(1).optional(),
 });
 export type BuildPlan = z.infer<typeof BuildPlanSchema>;
 
@@ -110,38 +124,45 @@ export const PrepareBuildEventSchema = z.object({ buildId: HelperIdSchema, input
 
 export type PrepareBuildResult = { reuse: true; image: ImageEntry } | { reuse: false; build: BuildPlan };
 
-/** PrepareBuild: reuse the image of this bundle when it still exists in ECR, else plan a build. */
+/** Whether an owner's catalogued image answers a request: same repository, and the Dockerfile it names (if any). */
+function answers(entry: ImageEntry, repositoryName: string, dockerfile: string | undefined): boolean {
+  return entry.repository === repositoryName && (dockerfile === undefined || entry.dockerfile === dockerfile);
+}
+
+/**
+ * PrepareBuild: reuse the owner's own image of this bundle while its tag still names its digest
+ * in ECR, else plan a build that pushes a tag of its own. Nothing found in ECR is adopted: only
+ * the owner's catalog entry is reused, and only RecordImage, with the digest this build pushed,
+ * writes one.
+ */
 export async function prepareBuild(event: z.infer<typeof PrepareBuildEventSchema>, deps: VolumeDeps): Promise<PrepareBuildResult> {
-  const request = parseBuildRequest(event.input, deps.config.runsBucket);
+  const { owner, request: input } = ownedInput(event.input);
+  const request = parseBuildRequest(input, deps.config.runsBucket);
   const repositoryName = `${deps.config.repositoryPrefix}${request.repository}`;
-  const tag = bundleTag(request.bundleSha);
-  if (!request.rebuild) {
-    const pushed = await deps.registry.findImage(repositoryName, tag);
-    if (pushed !== undefined) {
-      const catalogued = await deps.catalog.getImage(request.bundleSha);
-      if (catalogued?.digest === pushed.digest) return { reuse: true, image: catalogued };
-      // Pushed by an execution that failed before recording it: record it now.
-      const image: ImageEntry = {
-        bundleSha: request.bundleSha,
-        repository: repositoryName,
-        imageUri: pushed.imageUri,
-        digest: pushed.digest,
-        dockerfile: catalogued?.dockerfile ?? request.dockerfile ?? 'Dockerfile',
-        createdAt: deps.clock().toISOString(),
-      };
-      await deps.catalog.putImage(image);
-      return { reuse: true, image };
-    }
+  const catalogued = await deps.catalog.getImage(owner, request.bundleSha);
+  if (!request.rebuild && catalogued !== undefined && answers(catalogued, repositoryName, request.dockerfile)) {
+    const pushed = await deps.registry.findImage(repositoryName, catalogued.tag);
+    // Expired by the lifecycle policy (or deleted): build again.
+    if (pushed?.digest === catalogued.digest) return { reuse: true, image: catalogued };
   }
   const repository = await deps.registry.ensureRepository(repositoryName, {
     keepLastImages: deps.config.keepLastImages,
     tags: { 'runctl:repository': 'true' },
   });
+  const tag = buildTag(request.bundleSha, event.buildId);
+  const existing = await deps.registry.findImage(repositoryName, tag);
+  if (existing !== undefined) {
+    // Nothing of this build has been pushed yet: whoever pushed this tag, it was not this build.
+    throw new ImageBuildFailedError(
+      `Image tag ${tag} already exists in ${repositoryName} (${existing.digest}) before build ${event.buildId} pushed anything; tags are immutable and a build records only the image it pushed itself: start the build again under another name`,
+    );
+  }
   const login = await deps.registry.registryLogin();
   return {
     reuse: false,
     build: {
       buildId: event.buildId,
+      owner,
       bundle: request.bundle,
       bundleSha: request.bundleSha,
       dockerfile: request.dockerfile,
@@ -150,6 +171,7 @@ export async function prepareBuild(event: z.infer<typeof PrepareBuildEventSchema
       registry: login.registry,
       tag,
       buildArgs: { ...deps.config.defaultBuildArgs, ...request.buildArgs },
+      ...(catalogued === undefined ? {} : { replaces: catalogued.buildId }),
     },
   };
 }
@@ -224,17 +246,33 @@ export const RecordImageEventSchema = z.object({
   result: z.object({ digest: z.string().regex(/^sha256:[0-9a-f]{64}$/), dockerfile: z.string().min(1) }),
 });
 
-/** RecordImage: the catalog entry that `docker: auto` runs reuse. */
+/**
+ * RecordImage: the owner's catalog entry that `docker: auto` runs reuse. The build's tag must name
+ * the digest the builder reported for its own push (tags are immutable, so it does for good);
+ * the entry is written only over none, this build's own, or the one the build started from.
+ */
 export async function recordImage(event: z.infer<typeof RecordImageEventSchema>, deps: VolumeDeps): Promise<ImageEntry> {
+  const { build, result } = event;
+  const pushed = await deps.registry.findImage(build.repositoryName, build.tag);
+  if (pushed?.digest !== result.digest) {
+    throw new ImageBuildFailedError(
+      pushed === undefined
+        ? `Image tag ${build.tag} is not in ${build.repositoryName}: the push of build ${build.buildId} did not land, and nothing is recorded`
+        : `Image tag ${build.tag} of ${build.repositoryName} names ${pushed.digest}, not ${result.digest} that build ${build.buildId} pushed; nothing is recorded`,
+    );
+  }
   const entry: ImageEntry = {
-    bundleSha: event.build.bundleSha,
-    repository: event.build.repositoryName,
-    imageUri: `${event.build.repositoryUri}@${event.result.digest}`,
-    digest: event.result.digest,
-    dockerfile: event.result.dockerfile,
+    owner: build.owner,
+    bundleSha: build.bundleSha,
+    repository: build.repositoryName,
+    imageUri: `${build.repositoryUri}@${result.digest}`,
+    digest: result.digest,
+    tag: build.tag,
+    buildId: build.buildId,
+    dockerfile: result.dockerfile,
     createdAt: deps.clock().toISOString(),
   };
-  await deps.catalog.putImage(entry);
+  await deps.catalog.putImage(entry, { replaces: build.replaces });
   return entry;
 }
 

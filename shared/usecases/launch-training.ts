@@ -3,6 +3,7 @@ import { AgentDockerSchema, type AgentConfigInput } from '../agent/agent-config'
 import { buildAgentLaunchCommand } from '../agent/commands';
 import { ecrRegistryOf } from '../agent/docker';
 import { buildTrainingArgv } from '../domain/hyperparameters';
+import type { RunRecord } from '../domain/run-record';
 import type { RunSpec } from '../domain/run-spec';
 import { PrecheckFailedError, RunCancelledError } from '../errors';
 import { runPrefix } from '../ports/artifacts';
@@ -20,6 +21,9 @@ export const LaunchTrainingEventSchema = z.object({
   taskToken: z.string().min(1),
 });
 export type LaunchTrainingEvent = z.infer<typeof LaunchTrainingEventSchema>;
+
+/** A run's spec and its owner, whose catalog its image is looked up in. */
+export type OwnedSpec = Pick<RunRecord, 'owner' | 'spec'>;
 
 /** The catalog lookup a `docker: "auto"` or `docker.build` run needs (the image built for its bundle). */
 export interface ImageLookupDeps {
@@ -69,11 +73,12 @@ export function satisfies(entry: ImageEntry, requirement: ImageRequirement): boo
 }
 
 /**
- * The image to train in: the spec's own, or the one build-image recorded for this code bundle
- * (EnsureImage built it before the instance was provisioned, so a miss here is a catalog that
- * changed under the run).
+ * The image to train in: the spec's own, or the one build-image recorded for this code bundle in
+ * the run owner's catalog (EnsureImage built it before the instance was provisioned, so a miss
+ * here is a catalog that changed under the run). Another owner's image of the bundle is never used.
  */
-async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<string | undefined> {
+async function resolveImage(run: OwnedSpec, deps: ImageLookupDeps): Promise<string | undefined> {
+  const { spec } = run;
   const docker = spec.docker;
   if (docker === undefined) return undefined;
   if (docker !== 'auto' && docker.image !== undefined) return docker.image;
@@ -82,7 +87,7 @@ async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<strin
   const { bundleSha, dockerfile } = requirement;
   const buildFirst = `build it with \`runctl images build\` (POST /images {"bundle": "${spec.code.bundle}"}), then submit again`;
   if (deps.catalog === undefined) throw new PrecheckFailedError(`No image catalog is configured for this step; set docker.image, or ${buildFirst}`);
-  const entry = await deps.catalog.getImage(bundleSha);
+  const entry = await deps.catalog.getImage(run.owner, bundleSha);
   if (entry === undefined) throw new PrecheckFailedError(`No image has been built for code bundle ${bundleSha}: ${buildFirst}`);
   if (!satisfies(entry, requirement)) {
     throw new PrecheckFailedError(
@@ -96,8 +101,9 @@ async function resolveImage(spec: RunSpec, deps: ImageLookupDeps): Promise<strin
  * The agent's `docker` settings: the image, the ECR registry to log in to, and the run's data
  * targets (read-write) and dataset volume (read-only) to mount. Undefined for a run on the host.
  */
-export async function agentDockerConfig(spec: RunSpec, region: string, deps: ImageLookupDeps): Promise<z.infer<typeof AgentDockerSchema> | undefined> {
-  const image = await resolveImage(spec, deps);
+export async function agentDockerConfig(run: OwnedSpec, region: string, deps: ImageLookupDeps): Promise<z.infer<typeof AgentDockerSchema> | undefined> {
+  const { spec } = run;
+  const image = await resolveImage(run, deps);
   if (image === undefined) return undefined;
   const registry = loginRegistryOf(image, deps);
   const mounts = [
@@ -128,7 +134,7 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
   const record = await requireRun(deps.store, runId);
   const spec = record.spec;
   // Before the token is stored: a run whose image is missing fails its prechecks, not its training.
-  const docker = await agentDockerConfig(spec, deps.config.region, deps);
+  const docker = await agentDockerConfig(record, deps.config.region, deps);
   await deps.store.transition(runId, ['STARTING', 'ATTACHING_VOLUME', 'PREFETCHING', 'TRAINING'], 'TRAINING', {
     statusReason: `Training on ${instanceId} (attempt ${attempt}${docker ? ` in ${docker.image}` : ''}${event.resumeFrom ? `, resuming from ${event.resumeFrom}` : ''})`,
   });

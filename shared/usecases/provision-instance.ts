@@ -45,14 +45,14 @@ export interface VolumeAzDeps {
 }
 
 /**
- * The AZ to pin the launch to: that of the run's catalogued dataset volume when it is free (so
+ * The AZ to pin the launch to: that of the dataset volume catalogued for the run's owner when it is free (so
  * AttachVolume claims it instead of restoring a copy from the snapshot). Only on the first try
  * of an attempt: once the run waits for capacity, any AZ will do, and AttachVolume restores.
  */
-async function volumeAz(spec: RunSpec, allowedAzs: readonly string[], event: ProvisionInstanceEvent, deps: VolumeAzDeps): Promise<string | undefined> {
+async function volumeAz(owner: string, spec: RunSpec, allowedAzs: readonly string[], event: ProvisionInstanceEvent, deps: VolumeAzDeps): Promise<string | undefined> {
   if (spec.volume === undefined || event.waitingSince !== null) return undefined;
   if (deps.catalog === undefined || deps.volumes === undefined) return undefined;
-  const entry = await deps.catalog.getVolume(spec.volume.dataset);
+  const entry = await deps.catalog.getVolume(owner, spec.volume.dataset);
   // Nothing catalogued: AttachVolume refuses the run with Volume.NotCatalogued.
   if (entry === undefined) return undefined;
   const volume = await deps.volumes.describe(entry.volumeId);
@@ -90,7 +90,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     availabilityZones: spec.instance.availabilityZones,
     spot: spec.instance.spot,
   };
-  const pinnedAz = await volumeAz(spec, placement.availabilityZones, event, deps);
+  const pinnedAz = await volumeAz(record.owner, spec, placement.availabilityZones, event, deps);
   await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     statusReason:
       `Launching attempt ${attempt} (${placement.instanceTypes.join(', ')}${placement.spot ? ', spot' : ''}` +

@@ -1,11 +1,12 @@
-/** POST /volumes and GET /volumes: start a prewarm, list the catalog. */
+/** POST /volumes and GET /volumes: start a prewarm, list the caller's catalogued volumes. */
 import { createHash, randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import type { VolumeApiDeps } from '../composition/volumes';
 import { toFieldIssues } from '../domain/run-spec';
 import { RunInvalidError } from '../errors';
-import type { VolumeEntry } from '../ports/catalog';
-import { parsePrewarmRequest, type PrewarmRequest } from './volume-prewarm';
+import type { ListOptions, VolumeEntry } from '../ports/catalog';
+import type { OwnedInput } from './owned-input';
+import { parsePrewarmRequest, requireOwnSnapshot, type PrewarmRequest } from './volume-prewarm';
 
 const ClientTokenSchema = z.string().regex(/^[A-Za-z0-9._:-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_", ":" or "-"');
 
@@ -39,24 +40,35 @@ export interface StartedPrewarm {
   request: PrewarmRequest;
 }
 
-/** Validates a prewarm request and starts its prewarm-volume execution. */
+/**
+ * Validates a prewarm request and starts its prewarm-volume execution, in the caller's name: the
+ * volume it records is the caller's entry for the dataset. A `fromSnapshot` must be the snapshot
+ * of the caller's own catalogued volume of that dataset (the machine checks again).
+ */
 export async function startPrewarm(request: { owner: string; body: unknown }, deps: VolumeApiDeps): Promise<StartedPrewarm> {
   const { clientToken, rest } = splitClientToken(request.body);
   const parsed = parsePrewarmRequest(rest);
+  if (parsed.fromSnapshot !== undefined) requireOwnSnapshot(parsed, await deps.catalog.getVolume(request.owner, parsed.dataset));
   const prewarmId = executionName('prewarm', request.owner, clientToken);
-  const started = await deps.prewarms.start(prewarmId, parsed);
+  const input: OwnedInput = { owner: request.owner, request: parsed };
+  const started = await deps.prewarms.start(prewarmId, input);
   return { prewarmId, executionArn: started.executionArn, alreadyStarted: started.alreadyStarted, request: parsed };
 }
 
-export const ListVolumesQuerySchema = z.object({
+const ListCatalogQuerySchema = z.object({
   limit: z.coerce.number().int().min(1, 'must be between 1 and 100').max(100, 'must be between 1 and 100').default(50),
   nextToken: z.string().min(1).optional(),
 });
 
-/** The catalog of pre-warmed volumes, newest first. */
-export async function listVolumes(query: unknown, deps: VolumeApiDeps): Promise<{ volumes: VolumeEntry[]; nextToken?: string }> {
-  const parsed = ListVolumesQuerySchema.safeParse(query ?? {});
+/** The query of a catalog listing (GET /volumes, GET /images); RunInvalidError names each bad field. */
+export function parseListQuery(query: unknown): ListOptions {
+  const parsed = ListCatalogQuerySchema.safeParse(query ?? {});
   if (!parsed.success) throw invalid('query', parsed.error);
-  const page = await deps.catalog.listVolumes(parsed.data);
+  return parsed.data;
+}
+
+/** The caller's catalogued volumes, newest first. */
+export async function listVolumes(request: { owner: string; query: unknown }, deps: VolumeApiDeps): Promise<{ volumes: VolumeEntry[]; nextToken?: string }> {
+  const page = await deps.catalog.listVolumes(request.owner, parseListQuery(request.query));
   return { volumes: page.items, nextToken: page.nextToken };
 }

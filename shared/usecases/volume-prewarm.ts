@@ -22,6 +22,7 @@ import {
   VOLUME_TAG,
   VOLUME_TYPES,
 } from '../ports/volumes';
+import { ownedInput } from './owned-input';
 import { finished, HelperIdSchema, lastErrorLine, lastJsonLine } from './volume-helper';
 
 /** Tag naming the prewarm execution that created a volume or snapshot (cleanup finds them by it). */
@@ -69,26 +70,50 @@ export function parsePrewarmRequest(input: unknown): PrewarmRequest {
   throw new RunInvalidError(`Invalid volume request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
 }
 
+/**
+ * A refresh restores only the snapshot of the owner's own catalogued volume of the dataset: a
+ * snapshot id is no capability, and any other (another owner's dataset, anything else in the
+ * account) is refused before a volume is made from it.
+ */
+export function requireOwnSnapshot(request: PrewarmRequest, entry: VolumeEntry | undefined): void {
+  if (request.fromSnapshot === undefined || entry?.snapshotId === request.fromSnapshot) return;
+  const message =
+    entry === undefined
+      ? `must be the snapshot of your catalogued volume of ${request.dataset}, and you have none: prewarm it without fromSnapshot`
+      : `must be the snapshot of your catalogued volume of ${request.dataset}: ${entry.snapshotId}`;
+  throw new RunInvalidError(`Invalid volume request: fromSnapshot: ${message}`, [{ path: 'fromSnapshot', message }]);
+}
+
 /** What the machine carries after CreateVolume, under `$.prewarm`. */
 export const PrewarmStateSchema = z.object({
   prewarmId: HelperIdSchema,
+  /** Whose prewarm it is: the catalog entry it records is that owner's. */
+  owner: z.string().min(1),
   dataset: z.string(),
   az: z.string(),
   sizeGiB: z.number().int(),
   type: z.string(),
   fromSnapshot: z.string().optional(),
   volumeId: z.string().min(1),
+  /** Prewarm id of the owner's entry for the dataset when this prewarm started: the one RecordVolume may replace. */
+  replaces: z.string().min(1).optional(),
 });
 export type PrewarmState = z.infer<typeof PrewarmStateSchema>;
 
 export const CreatePrewarmVolumeEventSchema = z.object({ prewarmId: HelperIdSchema, input: z.unknown() });
 
-/** CreateVolume: validates the request, checks the snapshot, creates the volume and waits until it is available. */
+/**
+ * CreateVolume: validates the request, checks that a snapshot to restore is the owner's own
+ * catalogued one and is complete, creates the volume and waits until it is available.
+ */
 export async function createPrewarmVolume(
   event: z.infer<typeof CreatePrewarmVolumeEventSchema>,
   deps: VolumeDeps,
 ): Promise<PrewarmState> {
-  const request = parsePrewarmRequest(event.input);
+  const { owner, request: input } = ownedInput(event.input);
+  const request = parsePrewarmRequest(input);
+  const catalogued = await deps.catalog.getVolume(owner, request.dataset);
+  requireOwnSnapshot(request, catalogued);
   if (request.fromSnapshot !== undefined) {
     const snapshot = await deps.volumes.describeSnapshot(request.fromSnapshot);
     if (snapshot === undefined) throw new SnapshotMissingError(`Snapshot ${request.fromSnapshot} does not exist`);
@@ -121,12 +146,15 @@ export async function createPrewarmVolume(
   await deps.volumes.waitAvailable(volume.volumeId, deps.config.waiterSeconds);
   return {
     prewarmId: event.prewarmId,
+    owner,
     dataset: request.dataset,
     az: volume.availabilityZone,
     sizeGiB: request.sizeGiB,
     type: request.type,
     fromSnapshot: request.fromSnapshot,
     volumeId: volume.volumeId,
+    // A retried CreateVolume finds its own entry only if RecordVolume ran: nothing to replace then.
+    ...(catalogued === undefined || catalogued.prewarmId === event.prewarmId ? {} : { replaces: catalogued.prewarmId }),
   };
 }
 
@@ -271,9 +299,14 @@ export const RecordVolumeEventSchema = z.object({
   snapshot: z.object({ snapshotId: z.string().min(1) }),
 });
 
-/** RecordVolume: the catalog entry runs find the dataset by. */
+/**
+ * RecordVolume: the owner's catalog entry runs find the dataset by, written only over none, this
+ * prewarm's own, or the entry the prewarm started from (Catalog.Conflict otherwise, and the
+ * machine's cleanup removes this prewarm's volume and snapshot).
+ */
 export async function recordVolume(event: z.infer<typeof RecordVolumeEventSchema>, deps: VolumeDeps): Promise<VolumeEntry> {
   const entry: VolumeEntry = {
+    owner: event.prewarm.owner,
     datasetUri: event.prewarm.dataset,
     sizeGiB: event.prewarm.sizeGiB,
     az: event.prewarm.az,
@@ -285,6 +318,6 @@ export async function recordVolume(event: z.infer<typeof RecordVolumeEventSchema
     createdAt: deps.clock().toISOString(),
     prewarmId: event.prewarm.prewarmId,
   };
-  await deps.catalog.putVolume(entry);
+  await deps.catalog.putVolume(entry, { replaces: event.prewarm.replaces });
   return entry;
 }

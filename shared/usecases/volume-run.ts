@@ -90,15 +90,16 @@ export interface VolumeTarget {
 
 /**
  * Gives the run a volume with its dataset in the target's AZ, available (or already attached to
- * the target instance, by an earlier try of the same step): the catalogued one (claimed for the
- * run, conditionally, so two runs cannot both take it) or a fresh restore of its snapshot.
+ * the target instance, by an earlier try of the same step): the volume catalogued for the run's
+ * owner (claimed for the run, conditionally, so two runs cannot both take it) or a fresh restore
+ * of its snapshot. Only the owner's own entry is read, so only a snapshot it records is restored.
  * Undefined when the spec asks for no volume. Safe to repeat.
  */
 export async function prepareRunVolume(run: RunRecord, target: VolumeTarget, deps: VolumeDeps): Promise<PreparedRunVolume | undefined> {
   const wanted = run.spec.volume;
   if (wanted === undefined) return undefined;
   const { attempt, instanceId, az } = target;
-  const entry = await deps.catalog.getVolume(wanted.dataset);
+  const entry = await deps.catalog.getVolume(run.owner, wanted.dataset);
   if (entry?.claimedBy === run.runId) {
     // A retried step whose first try attached the catalogued volume: it is not `available`
     // any more, and restoring a copy beside it would be wasted.
@@ -110,7 +111,7 @@ export async function prepareRunVolume(run: RunRecord, target: VolumeTarget, dep
   const request = { runId: run.runId, instanceAz: az, allowedAzs: run.spec.instance.availabilityZones, initialize: wanted.initialize };
   let placement = decideVolumePlacement(await observe(entry, deps), request);
   if (placement.action === 'use-catalogued' && entry !== undefined) {
-    if (await deps.catalog.claimVolume(wanted.dataset, placement.volumeId, run.runId)) {
+    if (await deps.catalog.claimVolume(run.owner, wanted.dataset, placement.volumeId, run.runId)) {
       return { volumeId: placement.volumeId, created: false, initialize: false, mountPath: wanted.mountPath, datasetUri: wanted.dataset };
     }
     // Another run claimed it between the read and the claim: decide again, knowing that.
@@ -157,7 +158,7 @@ export async function releaseRunVolume(run: RunRecord, deps: VolumeDeps): Promis
   const wanted = run.spec.volume;
   if (wanted === undefined) return released;
   const instances = new Set(run.attempts.flatMap((a) => (a.instanceId === undefined ? [] : [a.instanceId])));
-  const entry = await deps.catalog.getVolume(wanted.dataset);
+  const entry = await deps.catalog.getVolume(run.owner, wanted.dataset);
   if (entry?.claimedBy === run.runId) {
     const volume = await deps.volumes.describe(entry.volumeId);
     for (const attachment of volume?.attachments ?? []) {
@@ -166,7 +167,7 @@ export async function releaseRunVolume(run: RunRecord, deps: VolumeDeps): Promis
       released.detached.push(entry.volumeId);
     }
     if (released.detached.length > 0) await deps.volumes.waitAvailable(entry.volumeId, deps.config.waiterSeconds);
-    await deps.catalog.releaseVolume(wanted.dataset, run.runId);
+    await deps.catalog.releaseVolume(run.owner, wanted.dataset, run.runId);
   }
   const restored = (await deps.volumes.findTagged(VOLUME_TAG, `run:${run.runId}`)).filter((v) => v.tags[RUN_TAG] === run.runId);
   for (const volume of restored) {

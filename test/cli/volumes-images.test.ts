@@ -6,10 +6,11 @@ import { GetObjectCommand, ListObjectsV2Command } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { VolumeEntry } from '../../shared/ports/catalog';
 import { startHttpApi } from '../../local/http-api';
-import { BUILD_MACHINE, PREWARM_MACHINE, startLocalStack, type LocalStack } from './local-stack';
+import { BUILD_MACHINE, LOCAL_OWNER, PREWARM_MACHINE, startLocalStack, type LocalStack } from './local-stack';
 import { runCli } from './run-cli';
 
 const volume = (overrides: Partial<VolumeEntry>): VolumeEntry => ({
+  owner: LOCAL_OWNER,
   datasetUri: 's3://datasets-bucket/imagenet/',
   sizeGiB: 500,
   az: 'us-east-1a',
@@ -64,7 +65,7 @@ describe('runctl volumes and images against the local HTTP API (dynalite + s3rve
         {
           stateMachineArn: PREWARM_MACHINE,
           name: prewarmId,
-          input: { dataset: 's3://datasets-bucket/imagenet/', az: 'us-east-1a', sizeGiB: 500, type: 'gp3', iops: 6000, throughput: 500 },
+          input: { owner: LOCAL_OWNER, request: { dataset: 's3://datasets-bucket/imagenet/', az: 'us-east-1a', sizeGiB: 500, type: 'gp3', iops: 6000, throughput: 500 } },
         },
       ]);
       expect(result.stderr).toContain(`Started prewarm ${prewarmId}: s3://datasets-bucket/imagenet/ onto a 500 GiB gp3 volume in us-east-1a`);
@@ -205,7 +206,7 @@ describe('runctl volumes and images against the local HTTP API (dynalite + s3rve
         {
           stateMachineArn: BUILD_MACHINE,
           name: buildId,
-          input: { bundle, bundleSha: sha, dockerfile: 'docker/Dockerfile.gpu', repository: 'vision', rebuild: false },
+          input: { owner: LOCAL_OWNER, request: { bundle, bundleSha: sha, dockerfile: 'docker/Dockerfile.gpu', repository: 'vision', rebuild: false } },
         },
       ]);
       expect(result.stderr).toContain('docker: {build: {dockerfile: docker/Dockerfile.gpu}}');
@@ -232,10 +233,13 @@ describe('runctl volumes and images against the local HTTP API (dynalite + s3rve
       const sha = /([0-9a-f]{64})\.tar\.gz$/.exec(bundle)?.[1] ?? '';
       const imageUri = `000000000000.dkr.ecr.us-east-1.amazonaws.com/runctl/vision@sha256:${'5'.repeat(64)}`;
       await stack.volumes.catalog.putImage({
+        owner: LOCAL_OWNER,
         bundleSha: sha,
         repository: 'runctl/vision',
         imageUri,
         digest: `sha256:${'5'.repeat(64)}`,
+        tag: `bundle-${sha}-${buildId}`,
+        buildId,
         dockerfile: 'docker/Dockerfile.gpu',
         createdAt: '2026-11-25T12:00:00.000Z',
       });
@@ -256,7 +260,7 @@ describe('runctl volumes and images against the local HTTP API (dynalite + s3rve
 
       expect(rebuilt.code, rebuilt.stderr).toBe(0);
       expect(rebuilt.stdout.trim()).not.toBe(buildId);
-      expect(executionsOf(BUILD_MACHINE).map((e) => e.input)).toContainEqual(expect.objectContaining({ bundle, rebuild: true }));
+      expect(executionsOf(BUILD_MACHINE).map((e) => e.input)).toContainEqual({ owner: LOCAL_OWNER, request: expect.objectContaining({ bundle, rebuild: true }) });
       expect(await bundleKeys()).toHaveLength(1);
     });
 

@@ -22,6 +22,7 @@ const ENV = {
 };
 
 const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
+const OWNER = 'arn:aws:iam::123456789012:user/alice';
 
 describe('the AWS composition of the train-run steps', () => {
   afterEach(() => {
@@ -76,9 +77,9 @@ describe('the AWS composition of the train-run steps', () => {
       ec2.on(DescribeVolumesCommand).resolves({ Volumes: [{ VolumeId: 'vol-0abc', AvailabilityZone: 'us-east-1b', State: 'available', Size: 200 }] });
       const deps = buildAwsStepDeps(ENV);
 
-      expect(await deps.catalog?.getVolume('s3://datasets-bucket/imagenet/')).toBeUndefined();
+      expect(await deps.catalog?.getVolume(OWNER, 's3://datasets-bucket/imagenet/')).toBeUndefined();
       expect(await deps.volumes?.describe('vol-0abc')).toMatchObject({ volumeId: 'vol-0abc', availabilityZone: 'us-east-1b', state: 'available' });
-      expect(documents.commandCalls(GetCommand)[0]?.args[0].input.TableName).toBe(ENV.RUNS_TABLE);
+      expect(documents.commandCalls(GetCommand)[0]?.args[0].input).toMatchObject({ TableName: ENV.RUNS_TABLE, Key: { pk: `VOLUME#${OWNER}`, sk: 's3://datasets-bucket/imagenet/' } });
       expect(ec2.commandCalls(DescribeVolumesCommand)[0]?.args[0].input.VolumeIds).toEqual(['vol-0abc']);
     } finally {
       documents.restore();
@@ -91,7 +92,10 @@ describe('the AWS composition of the train-run steps', () => {
     try {
       const imageUri = `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${'5e'.repeat(32)}`;
       documents.on(GetCommand).resolves({
-        Item: { bundleSha: SHA, repository: 'runctl/training', imageUri, digest: `sha256:${'5e'.repeat(32)}`, dockerfile: 'Dockerfile', createdAt: '2026-11-25T12:00:00.000Z' },
+        Item: {
+          owner: OWNER, bundleSha: SHA, repository: 'runctl/training', imageUri, digest: `sha256:${'5e'.repeat(32)}`,
+          tag: `bundle-${SHA}-build-1`, buildId: 'build-1', dockerfile: 'Dockerfile', createdAt: '2026-11-25T12:00:00.000Z',
+        },
       });
       const spec = parseRunSpec({
         name: 'resnet50',
@@ -100,9 +104,10 @@ describe('the AWS composition of the train-run steps', () => {
         docker: 'auto',
       });
 
-      const docker = await agentDockerConfig(spec, ENV.AWS_REGION, buildAwsStepDeps(ENV));
+      const docker = await agentDockerConfig({ owner: OWNER, spec }, ENV.AWS_REGION, buildAwsStepDeps(ENV));
 
       expect(docker?.image).toBe(imageUri);
+      expect(documents.commandCalls(GetCommand)[0]?.args[0].input.Key).toEqual({ pk: `IMAGE#${OWNER}`, sk: SHA });
     } finally {
       documents.restore();
     }

@@ -3,7 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { startLocalBackend, type LocalBackend } from '../../local/runtime';
+import { LOCAL_OWNER as OWNER, startLocalBackend, type LocalBackend } from '../../local/runtime';
 import { dockerForTests } from '../support/docker';
 import { containersNamed, dockerLines, registryDigest, uploadBundle } from './support';
 
@@ -53,16 +53,17 @@ describe.skipIf(docker === undefined)('build-image on a real Docker engine and r
     const bundle = await uploadBundle(backend, { Dockerfile: DOCKERFILE, 'train.py': `print("build ${Date.now()}")\n` });
     const images = backend.images!;
 
-    const first = await images.run({ bundle: bundle.uri }, `build-first-${bundle.sha.slice(0, 8)}`);
+    const name = `build-first-${bundle.sha.slice(0, 8)}`;
+    const first = await images.run({ owner: OWNER, request: { bundle: bundle.uri } }, name);
 
     expect(first.status, JSON.stringify(first)).toBe('SUCCEEDED');
-    const tag = `bundle-${bundle.sha}`;
+    const tag = `bundle-${bundle.sha}-${name}`;
     const digest = await registryDigest(docker!, 'runctl/training', tag);
     expect(digest).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(first).toMatchObject({
       output: { bundleSha: bundle.sha, digest, imageUri: `${docker!.registry}/runctl/training@${digest}`, dockerfile: 'Dockerfile' },
     });
-    expect(await images.deps.catalog.getImage(bundle.sha)).toMatchObject({ digest });
+    expect(await images.deps.catalog.getImage(OWNER, bundle.sha)).toMatchObject({ digest, tag, buildId: name });
     // Built FROM the base image the build argument named.
     const layers = await dockerLines(docker!, ['history', '--no-trunc', '--format', '{{.CreatedBy}}', `${docker!.registry}/runctl/training:${tag}`]);
     expect(layers.join('\n')).toContain('import json, signal');
@@ -72,7 +73,7 @@ describe.skipIf(docker === undefined)('build-image on a real Docker engine and r
     expect(builders()).toHaveLength(1);
     await expectNothingLeftBehind();
 
-    const second = images.start({ bundle: bundle.uri }, `build-second-${bundle.sha.slice(0, 8)}`);
+    const second = images.start({ owner: OWNER, request: { bundle: bundle.uri } }, `build-second-${bundle.sha.slice(0, 8)}`);
     const outcome = await second.outcome;
 
     expect(outcome).toMatchObject({ status: 'SUCCEEDED', output: { digest } });
@@ -85,14 +86,15 @@ describe.skipIf(docker === undefined)('build-image on a real Docker engine and r
     const bundle = await uploadBundle(backend, { Dockerfile: failing, 'train.py': 'print("never")\n' });
     const before = builders().length;
 
-    const outcome = await backend.images!.run({ bundle: bundle.uri }, `build-failing-${bundle.sha.slice(0, 8)}`);
+    const name = `build-failing-${bundle.sha.slice(0, 8)}`;
+    const outcome = await backend.images!.run({ owner: OWNER, request: { bundle: bundle.uri } }, name);
 
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'Image.BuildFailed' });
     const cause = outcome.status === 'FAILED' ? outcome.cause : '';
     expect(cause).toContain('docker build failed');
     expect(cause).toContain('compiling the extension: missing header foo.h');
-    expect(await registryDigest(docker!, 'runctl/training', `bundle-${bundle.sha}`)).toBeUndefined();
-    expect(await backend.images!.deps.catalog.getImage(bundle.sha)).toBeUndefined();
+    expect(await registryDigest(docker!, 'runctl/training', `bundle-${bundle.sha}-${name}`)).toBeUndefined();
+    expect(await backend.images!.deps.catalog.getImage(OWNER, bundle.sha)).toBeUndefined();
     expect(builders()).toHaveLength(before + 1);
     await expectNothingLeftBehind();
     expect(await containersNamed(docker!, `runctl-build`)).toEqual([]);

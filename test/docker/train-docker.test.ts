@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { exampleSpec, prepareExample, type PreparedExample } from '../../examples/linear/prepare';
-import { startLocalBackend, type LocalBackend } from '../../local/runtime';
+import { LOCAL_OWNER, startLocalBackend, type LocalBackend } from '../../local/runtime';
 import { readMetrics } from '../../local/summary';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { dockerForTests } from '../support/docker';
@@ -82,7 +82,7 @@ describe.skipIf(docker === undefined)('training in a container on a real Docker 
     expect(record.status, record.statusReason).toBe('SUCCEEDED');
     expect(record.attempts).toHaveLength(2);
     const bundleSha = /([0-9a-f]{64})\.tar\.gz$/.exec(example.bundle)?.[1] ?? '';
-    const built = await backend.images!.deps.catalog.getImage(bundleSha);
+    const built = await backend.images!.deps.catalog.getImage(LOCAL_OWNER, bundleSha);
     expect(built?.imageUri).toMatch(new RegExp(`^${docker!.registry.replace(/\./g, '\\.')}/runctl/training@sha256:[0-9a-f]{64}$`));
     image = built?.imageUri ?? '';
 

@@ -339,3 +339,16 @@ describe('restoring a volume from a snapshot (CreateVolume on snapshot/*)', () =
     }
   });
 });
+
+describe('image repositories', () => {
+  const REPOSITORY = `arn:aws:ecr:${region}:${account}:repository/runctl/training`;
+
+  it('lets the build steps make tags immutable and read a tag\'s digest, and no function push or re-tag an image', async () => {
+    expect(await decide(role('BuildPrepareIamRoleLambdaExecution'), { action: 'ecr:PutImageTagMutability', resource: REPOSITORY })).toBe('Allowed');
+    expect(await decide(role('BuildRecordImageIamRoleLambdaExecution'), { action: 'ecr:DescribeImages', resource: REPOSITORY })).toBe('Allowed');
+    for (const r of roles.values()) {
+      if (r.logicalId === 'ImageBuilderInstanceRole') continue;
+      expect(await decide(r, { action: 'ecr:PutImage', resource: REPOSITORY }), r.logicalId).not.toBe('Allowed');
+    }
+  });
+});

@@ -176,8 +176,8 @@ export class SimulatedAccount {
     };
   }
 
-  /** Catalogues a pre-warmed dataset: its volume (free, in `az`) and a completed snapshot. */
-  async catalogue(datasetUri: string, az: string): Promise<SimVolume> {
+  /** Catalogues a pre-warmed dataset of `owner`: its volume (free, in `az`) and a completed snapshot. */
+  async catalogue(datasetUri: string, az: string, owner = 'arn:aws:iam::123456789012:user/alice'): Promise<SimVolume> {
     this.seq += 1;
     const volume: SimVolume = {
       id: `vol-0${String(this.seq).padStart(16, '0')}`, az, state: 'available', size: 200,
@@ -187,7 +187,7 @@ export class SimulatedAccount {
     this.volumes.set(volume.id, volume);
     this.snapshots.add(snapshotId);
     await this.catalog.putVolume({
-      datasetUri, sizeGiB: 200, az, volumeId: volume.id, snapshotId, volumeType: 'gp3', bytes: 1234, files: 3,
+      owner, datasetUri, sizeGiB: 200, az, volumeId: volume.id, snapshotId, volumeType: 'gp3', bytes: 1234, files: 3,
       createdAt: new Date().toISOString(), prewarmId: 'p1',
     });
     return volume;

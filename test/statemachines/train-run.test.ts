@@ -22,6 +22,9 @@ import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { SimulatedAccount, type AgentBehaviour } from './train-run-world';
 
 const BUCKET = 'runctl-train-run-tests';
+/** The owner runScenario submits as (the API's `{runId, owner, spec}`). */
+const ALICE = 'arn:aws:iam::123456789012:user/alice';
+const BOB = 'arn:aws:iam::123456789012:role/bob';
 const TABLE = 'runs';
 
 let dynalite: RunningDynalite;
@@ -46,7 +49,7 @@ const START_BUILD = 'arn:aws:states:::states:startExecution.sync:2';
 const NestedBuildSchema = z.object({
   StateMachineArn: z.string(),
   Name: z.string(),
-  Input: z.object({ bundle: z.string(), bundleSha: z.string(), dockerfile: z.string().optional() }).loose(),
+  Input: z.object({ owner: z.string(), request: z.object({ bundle: z.string(), bundleSha: z.string(), dockerfile: z.string().optional() }).loose() }),
 });
 
 /**
@@ -57,16 +60,21 @@ function successfulBuild(calls: Array<z.infer<typeof NestedBuildSchema>> = []): 
   return async (event) => {
     const request = NestedBuildSchema.parse(event);
     calls.push(request);
-    const digest = `sha256:${request.Input.bundleSha}`;
+    const { owner, request: build } = request.Input;
+    const digest = `sha256:${build.bundleSha}`;
     const image = {
-      bundleSha: request.Input.bundleSha,
+      owner,
+      bundleSha: build.bundleSha,
       repository: 'runctl/training',
       imageUri: `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@${digest}`,
       digest,
-      dockerfile: request.Input.dockerfile ?? 'Dockerfile',
+      tag: `bundle-${build.bundleSha}-${request.Name}`,
+      buildId: request.Name,
+      dockerfile: build.dockerfile ?? 'Dockerfile',
       createdAt: new Date().toISOString(),
     };
-    await world.catalog.putImage(image);
+    // As PrepareBuild and RecordImage do: the owner's entry the build started from is the one it replaces.
+    await world.catalog.putImage(image, { replaces: (await world.catalog.getImage(owner, build.bundleSha))?.buildId });
     return { ExecutionArn: `arn:aws:states:us-east-1:000000000000:execution:build-image:${request.Name}`, Status: 'SUCCEEDED', Output: image };
   };
 }
@@ -132,10 +140,10 @@ async function runScenario(scenario: Scenario = {}) {
     const parsed = parseRunSpec(rawSpec);
     const now = new Date().toISOString();
     await store.create({
-      runId, owner: 'arn:aws:iam::123456789012:user/alice', spec: parsed, specHash: 'h', status: 'PENDING',
+      runId, owner: ALICE, spec: parsed, specHash: 'h', status: 'PENDING',
       createdAt: now, updatedAt: now, attempts: [], costUsd: 0, interruptions: 0, userFailures: 0,
     });
-    input = { runId, owner: 'arn:aws:iam::123456789012:user/alice', spec: rawSpec };
+    input = { runId, owner: ALICE, spec: rawSpec };
   }
   const machine = new LocalStateMachine({
     definition: loadAsl('train-run', localLambdaArn),
@@ -482,7 +490,7 @@ describe('train-run state machine', () => {
       expect(volume.attachment).toBeUndefined();
       expect(volume.deleted).toBe(false);
       expect(world.mountScripts.filter((m) => m.instanceId === launched[0]?.id)).toHaveLength(1);
-      expect((await world.catalog.getVolume(uri))?.claimedBy).toBeUndefined();
+      expect((await world.catalog.getVolume(ALICE, uri))?.claimedBy).toBeUndefined();
       expect(restoredFor(runId)).toEqual([]);
       expect(terminated).toEqual(launched.map((i) => i.id));
     });
@@ -490,7 +498,7 @@ describe('train-run state machine', () => {
     it('restores a copy when the catalogued volume is taken, and deletes the copy when the script fails', async () => {
       const uri = dataset();
       const volume = await world.catalogue(uri, 'us-east-1a');
-      expect(await world.catalog.claimVolume(uri, volume.id, 'another-run')).toBe(true);
+      expect(await world.catalog.claimVolume(ALICE, uri, volume.id, 'another-run')).toBe(true);
 
       const { outcome, record, launched, runId, terminated } = await runScenario({ spec: volumeSpec(uri), agent: [{ kind: 'fail', exitCode: 3 }] });
 
@@ -500,7 +508,7 @@ describe('train-run state machine', () => {
       expect(copies).toHaveLength(1);
       expect(copies[0]).toMatchObject({ az: launched[0]?.az, history: [launched[0]?.id], deleted: true });
       expect(volume.history).toEqual([]);
-      expect((await world.catalog.getVolume(uri))?.claimedBy).toBe('another-run');
+      expect((await world.catalog.getVolume(ALICE, uri))?.claimedBy).toBe('another-run');
       expect(terminated).toEqual(launched.map((i) => i.id));
     });
 
@@ -523,7 +531,7 @@ describe('train-run state machine', () => {
       expect(releases[0]).toBeGreaterThan(attaches[0] ?? Infinity);
       expect(releases[0]).toBeLessThan(attaches[1] ?? -1);
       expect(volume.attachment).toBeUndefined();
-      expect((await world.catalog.getVolume(uri))?.claimedBy).toBeUndefined();
+      expect((await world.catalog.getVolume(ALICE, uri))?.claimedBy).toBeUndefined();
       expect(terminated).toEqual(launched.map((i) => i.id));
     });
 
@@ -558,7 +566,7 @@ describe('train-run state machine', () => {
       expect(record?.statusReason).toContain('Injected.Failure');
       expect(terminated).toEqual(launched.map((i) => i.id));
       expect(volume.attachment).toBeUndefined();
-      expect((await world.catalog.getVolume(uri))?.claimedBy).toBeUndefined();
+      expect((await world.catalog.getVolume(ALICE, uri))?.claimedBy).toBeUndefined();
       expect(restoredFor(runId).filter((v) => !v.deleted)).toEqual([]);
       if (stateName === 'CheckVolume') expect(volume.history).toEqual(launched.map((i) => i.id));
     });
@@ -568,6 +576,12 @@ describe('train-run state machine', () => {
     const sha = 'ab'.repeat(32);
     const bundle = `s3://${BUCKET}/bundles/${sha}.tar.gz`;
     const IMAGE = `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${'5e'.repeat(32)}`;
+
+    /** A catalogued image of `owner` for the bundle `bundleSha`. */
+    const imageOf = (owner: string, bundleSha: string) => ({
+      owner, bundleSha, repository: 'runctl/training', imageUri: IMAGE, digest: `sha256:${'5e'.repeat(32)}`,
+      tag: `bundle-${bundleSha}-build-earlier`, buildId: 'build-earlier', dockerfile: 'Dockerfile', createdAt: new Date().toISOString(),
+    });
 
     /** The agent config shipped in the launch command of the run's first attempt. */
     function agentConfig(runId: string): unknown {
@@ -593,7 +607,7 @@ describe('train-run state machine', () => {
         {
           StateMachineArn: localLambdaArn('BuildImageStateMachine'),
           Name: expect.stringMatching(/^build-[0-9a-f]{16}$/),
-          Input: { bundle: `s3://${BUCKET}/bundles/${built}.tar.gz`, bundleSha: built, repository: 'training', rebuild: false },
+          Input: { owner: ALICE, request: { bundle: `s3://${BUCKET}/bundles/${built}.tar.gz`, bundleSha: built, repository: 'training', rebuild: false } },
         },
       ]);
       const states = execution.statesEntered();
@@ -604,10 +618,27 @@ describe('train-run state machine', () => {
       expect(record?.statusReason).toContain(`runs/${runId}/outputs/_manifest.json`);
     });
 
+    it("never trains in another owner's image of the bundle: the run builds one of its own", async () => {
+      const shared = 'c5'.repeat(32);
+      await world.put(`bundles/${shared}.tar.gz`, 'tarball');
+      await world.catalog.putImage(imageOf(BOB, shared));
+      const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
+
+      const { outcome, runId } = await runScenario({
+        spec: spec({ code: { bundle: `s3://${BUCKET}/bundles/${shared}.tar.gz`, entrypoint: 'train.py' }, docker: 'auto' }),
+        stateOverrides: { BuildImage: successfulBuild(calls) },
+      });
+
+      expect(outcome.status).toBe('SUCCEEDED');
+      expect(calls.map((c) => c.Input)).toEqual([{ owner: ALICE, request: expect.objectContaining({ bundleSha: shared, rebuild: false }) }]);
+      expect(agentConfig(runId)).toMatchObject({ docker: { image: `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${shared}` } });
+      expect(await world.catalog.getImage(BOB, shared)).toMatchObject({ imageUri: IMAGE, buildId: 'build-earlier' });
+    });
+
     it('builds again when the catalogued image of the bundle came from another Dockerfile', async () => {
       const other = 'ce'.repeat(32);
       await world.put(`bundles/${other}.tar.gz`, 'tarball');
-      await world.catalog.putImage({ bundleSha: other, repository: 'runctl/training', imageUri: IMAGE, digest: `sha256:${'5e'.repeat(32)}`, dockerfile: 'Dockerfile', createdAt: new Date().toISOString() });
+      await world.catalog.putImage(imageOf(ALICE, other));
       const calls: Array<z.infer<typeof NestedBuildSchema>> = [];
 
       const { outcome, runId } = await runScenario({
@@ -616,7 +647,9 @@ describe('train-run state machine', () => {
       });
 
       expect(outcome.status).toBe('SUCCEEDED');
-      expect(calls.map((c) => c.Input)).toEqual([{ bundle: `s3://${BUCKET}/bundles/${other}.tar.gz`, bundleSha: other, dockerfile: 'docker/Dockerfile.gpu', repository: 'training', rebuild: true }]);
+      expect(calls.map((c) => c.Input)).toEqual([
+        { owner: ALICE, request: { bundle: `s3://${BUCKET}/bundles/${other}.tar.gz`, bundleSha: other, dockerfile: 'docker/Dockerfile.gpu', repository: 'training', rebuild: true } },
+      ]);
       expect(agentConfig(runId)).toMatchObject({ docker: { image: `123456789012.dkr.ecr.us-east-1.amazonaws.com/runctl/training@sha256:${other}` } });
     });
 
@@ -647,12 +680,12 @@ describe('train-run state machine', () => {
       expect(launched).toEqual([]);
       expect(execution.statesEntered()).not.toContain('ProvisionInstance');
       expect(world.launchScripts.filter((l) => l.comment?.includes(runId))).toEqual([]);
-      expect(await world.catalog.getImage(broken)).toBeUndefined();
+      expect(await world.catalog.getImage(ALICE, broken)).toBeUndefined();
     });
 
     it('trains a docker: auto run in the image built for its bundle, with the data and volume mounts', async () => {
       await world.put(`bundles/${sha}.tar.gz`, 'tarball');
-      await world.catalog.putImage({ bundleSha: sha, repository: 'runctl/training', imageUri: IMAGE, digest: `sha256:${'5e'.repeat(32)}`, dockerfile: 'Dockerfile', createdAt: new Date().toISOString() });
+      await world.catalog.putImage(imageOf(ALICE, sha));
       const uri = `s3://datasets-bucket/docker-${Date.now().toString(36)}/`;
       await world.catalogue(uri, 'us-east-1a');
 

@@ -10,6 +10,8 @@ import { FakeAws } from './fake-aws';
 import { volumeDeps } from './world';
 
 const DATASET = 's3://datasets-bucket/imagenet/';
+const ALICE = 'arn:aws:iam::123456789012:user/alice';
+const BOB = 'arn:aws:iam::123456789012:role/bob';
 
 let dynalite: RunningDynalite;
 let fake: FakeAws;
@@ -26,27 +28,27 @@ beforeEach(async () => {
   deps = await volumeDeps(fake, dynalite.endpoint, 'run-volume');
 });
 
-/** A catalogued dataset: its volume in us-east-1a and a completed snapshot. */
-async function catalogue(): Promise<{ volumeId: string }> {
+/** A dataset catalogued for `owner`: its volume in us-east-1a and a completed snapshot. */
+async function catalogue(owner = ALICE): Promise<{ volumeId: string }> {
   const volumeId = 'vol-0000000000000aaaa';
   fake.volumes.set(volumeId, { id: volumeId, az: 'us-east-1a', state: 'available', size: 200, type: 'gp3', tags: { 'runctl:volume': 'prewarm:p1' } });
   fake.snapshots.set('snap-0000000000000aaaa', { id: 'snap-0000000000000aaaa', state: 'completed', volumeSize: 200, tags: {}, polls: 0 });
   await deps.catalog.putVolume({
-    datasetUri: DATASET, sizeGiB: 200, az: 'us-east-1a', volumeId, snapshotId: 'snap-0000000000000aaaa', volumeType: 'gp3',
+    owner, datasetUri: DATASET, sizeGiB: 200, az: 'us-east-1a', volumeId, snapshotId: 'snap-0000000000000aaaa', volumeType: 'gp3',
     bytes: 1234, files: 3, createdAt: '2026-11-25T10:00:00Z', prewarmId: 'p1',
   });
   return { volumeId };
 }
 
-/** A run record with a volume in its spec and an instance in `az`. */
-async function run(az: string, volume: RunSpecInput['volume'] | 'none' = { dataset: DATASET, mountPath: '/mnt/dataset', initialize: true }) {
+/** A run record of `owner` with a volume in its spec and an instance in `az`. */
+async function run(az: string, volume: RunSpecInput['volume'] | 'none' = { dataset: DATASET, mountPath: '/mnt/dataset', initialize: true }, owner = ALICE) {
   sequence += 1;
   const runId = `r-vol-${sequence}`;
   const instanceId = `i-${sequence.toString(16).padStart(17, '0')}`;
   fake.instances.set(instanceId, { id: instanceId, az, state: 'running', type: 'g5.xlarge', tags: { 'runctl:run': runId } });
   const now = new Date().toISOString();
   await deps.store.create({
-    runId, owner: 'arn:aws:iam::123456789012:user/alice', specHash: 'h', status: 'STARTING', createdAt: now, updatedAt: now,
+    runId, owner, specHash: 'h', status: 'STARTING', createdAt: now, updatedAt: now,
     spec: parseRunSpec({ name: 'r', code: { bundle: 's3://runctl-runs/b.tar.gz', entrypoint: 'train.py' }, instance: { types: ['g5.xlarge'] }, volume: volume === 'none' ? undefined : volume }),
     attempts: [{ attempt: 1, instanceId, availabilityZone: az, spot: true, startedAt: now }], costUsd: 0, interruptions: 0, userFailures: 0,
   });
@@ -69,7 +71,7 @@ describe('run dataset volumes', () => {
     expect(attached).toMatchObject({ skipped: false, done: false, volumeId });
     expect(fake.ec2.commandCalls(CreateVolumeCommand)).toHaveLength(0);
     expect(fake.volumes.get(volumeId)?.attachment?.instanceId).toBe(r.instanceId);
-    expect((await deps.catalog.getVolume(DATASET))?.claimedBy).toBe(r.runId);
+    expect((await deps.catalog.getVolume(ALICE, DATASET))?.claimedBy).toBe(r.runId);
     expect(fake.scripts[0]).toContain('mount -o ro,noatime');
     // The catalogued volume was written, not restored: no initialization read.
     expect(fake.scripts[0]).not.toContain('fio');
@@ -79,7 +81,7 @@ describe('run dataset volumes', () => {
 
     expect(await r.release()).toMatchObject({ released: { detached: [volumeId], deleted: [] } });
     expect(fake.volumes.get(volumeId)).toMatchObject({ state: 'available', attachment: undefined });
-    expect((await deps.catalog.getVolume(DATASET))?.claimedBy).toBeUndefined();
+    expect((await deps.catalog.getVolume(ALICE, DATASET))?.claimedBy).toBeUndefined();
   });
 
   it('restores a fresh copy for a second run while the first holds the catalogued volume, and deletes it at release', async () => {
@@ -120,6 +122,20 @@ describe('run dataset volumes', () => {
 
     await expect(r.attach()).rejects.toMatchObject({ name: 'Volume.NotCatalogued', message: expect.stringContaining('POST /volumes') });
     expect(fake.ec2.commandCalls(AttachVolumeCommand)).toHaveLength(0);
+  });
+
+  it.each([
+    ['the same AZ (no claim on the volume)', 'us-east-1a'],
+    ['another AZ (no restore of the snapshot)', 'us-east-1b'],
+  ])("never gives another owner's run the catalogued dataset in %s: the dataset is not catalogued for its owner", async (_label, az) => {
+    const { volumeId } = await catalogue(ALICE);
+    const bobs = await run(az, undefined, BOB);
+
+    await expect(bobs.attach()).rejects.toMatchObject({ name: 'Volume.NotCatalogued' });
+    expect(fake.ec2.commandCalls(CreateVolumeCommand)).toHaveLength(0);
+    expect(fake.ec2.commandCalls(AttachVolumeCommand)).toHaveLength(0);
+    expect((await deps.catalog.getVolume(ALICE, DATASET))?.claimedBy).toBeUndefined();
+    expect(fake.volumes.get(volumeId)?.attachment).toBeUndefined();
   });
 
   it('refuses with Volume.AzMismatch when the only copy is a volume in another AZ', async () => {
@@ -173,7 +189,7 @@ describe('a run\'s status and attempts while its volume is attached', () => {
 
     await expect(r.attach()).rejects.toMatchObject({ name: 'Run.Cancelled' });
     expect(fake.ec2.commandCalls(AttachVolumeCommand)).toHaveLength(0);
-    expect((await deps.catalog.getVolume(DATASET))?.claimedBy).toBeUndefined();
+    expect((await deps.catalog.getVolume(ALICE, DATASET))?.claimedBy).toBeUndefined();
   });
 
   it('restores the next attempt\'s copy in the same AZ under a new client token, after the first copy was deleted', async () => {

@@ -7,7 +7,7 @@ import { createHandler as createListVolumes } from '../../functions/api/list-vol
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
 import { SfnExecutions } from '../../shared/adapters/sfn-executions';
 import type { VolumeApiDeps } from '../../shared/composition/volumes';
-import { apiEvent, lambdaContext } from '../support/api-events';
+import { ALICE_OWNER, apiEvent, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 
@@ -61,7 +61,7 @@ describe('volume and image API handlers', () => {
     expect(answer.prewarmId).toMatch(/^prewarm-[0-9a-f]{16}$/);
     const start = started(PREWARM)[0]?.args[0].input;
     expect(start?.name).toBe(answer.prewarmId);
-    expect(JSON.parse(start?.input ?? '{}')).toEqual({ ...volumeBody, type: 'gp3' });
+    expect(JSON.parse(start?.input ?? '{}')).toEqual({ owner: ALICE_OWNER, request: { ...volumeBody, type: 'gp3' } });
   });
 
   it('POST /volumes with the same client token names the same execution', async () => {
@@ -89,10 +89,10 @@ describe('volume and image API handlers', () => {
     expect(started(PREWARM)).toHaveLength(0);
   });
 
-  it('GET /volumes lists the catalog newest first, page by page', async () => {
+  it('GET /volumes lists the caller\'s catalog newest first, page by page', async () => {
     for (const [i, name] of ['a', 'b', 'c'].entries()) {
       await deps.catalog.putVolume({
-        datasetUri: `s3://datasets-bucket/${name}/`, sizeGiB: 10, az: 'us-east-1a', volumeId: `vol-${i}`, snapshotId: `snap-${i}`,
+        owner: ALICE_OWNER, datasetUri: `s3://datasets-bucket/${name}/`, sizeGiB: 10, az: 'us-east-1a', volumeId: `vol-${i}`, snapshotId: `snap-${i}`,
         volumeType: 'gp3', bytes: 100 * i, files: i, createdAt: `2026-11-2${i}T00:00:00Z`, prewarmId: `prewarm-${i}`,
       });
     }
@@ -115,9 +115,15 @@ describe('volume and image API handlers', () => {
     expect(first.statusCode).toBe(202);
     expect(body(first)).toMatchObject({ status: 'building', bundleSha: SHA });
     expect(body(second).buildId).toBe(body(first).buildId);
-    expect(JSON.parse(started(BUILD)[0]?.args[0].input.input ?? '{}')).toMatchObject({ bundle, bundleSha: SHA, repository: 'training', rebuild: false });
+    expect(JSON.parse(started(BUILD)[0]?.args[0].input.input ?? '{}')).toEqual({
+      owner: ALICE_OWNER,
+      request: { bundle, bundleSha: SHA, repository: 'training', rebuild: false },
+    });
 
-    await deps.catalog.putImage({ bundleSha: SHA, repository: 'runctl/training', imageUri: 'x@sha256:1', digest: 'sha256:1', dockerfile: 'Dockerfile', createdAt: 'now' });
+    await deps.catalog.putImage({
+      owner: ALICE_OWNER, bundleSha: SHA, repository: 'runctl/training', imageUri: 'x@sha256:1', digest: 'sha256:1',
+      tag: `bundle-${SHA}-build-1`, buildId: 'build-1', dockerfile: 'Dockerfile', createdAt: 'now',
+    });
     const built = await postImage({ bundle });
     expect(built.statusCode).toBe(200);
     expect(body(built)).toMatchObject({ status: 'built', image: { digest: 'sha256:1' } });

@@ -119,7 +119,7 @@ describe('POST /runs under generated hostile input', () => {
     if (record === undefined) return;
     const spec = record.spec;
     const needsBuild = spec.docker !== undefined && (spec.docker === 'auto' || spec.docker.image === undefined);
-    const docker = needsBuild ? undefined : await agentDockerConfig(spec, 'us-east-1', {});
+    const docker = needsBuild ? undefined : await agentDockerConfig(record, 'us-east-1', {});
     const config = agentConfigFor(spec, { runId, attempt: 1, resumeFrom: null, docker }, { region: 'us-east-1', bucket: RUNS_BUCKET, heartbeatSeconds: 60, controlEndpoint: 'https://agentapi01.execute-api.us-east-1.amazonaws.com' });
     expect(buildAgentLaunchCommand(config)).toContain('setsid nohup bash');
     const argv = buildTrainingArgv(spec);
