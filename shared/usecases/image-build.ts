@@ -10,7 +10,7 @@ import type { VolumeDeps } from '../composition/volumes';
 import { toFieldIssues } from '../domain/run-spec';
 import { RunInvalidError } from '../errors';
 import { logger } from '../logger';
-import type { ImageEntry } from '../ports/catalog';
+import { CatalogConflictError, type ImageEntry } from '../ports/catalog';
 import type { CommandResult } from '../ports/compute';
 import { DockerfileMissingError, ImageBuildFailedError } from '../ports/images';
 import { ownedInput } from './owned-input';
@@ -250,6 +250,8 @@ export const RecordImageEventSchema = z.object({
  * RecordImage: the owner's catalog entry that `docker: auto` runs reuse. The build's tag must name
  * the digest the builder reported for its own push (tags are immutable, so it does for good);
  * the entry is written only over none, this build's own, or the one the build started from.
+ * When another build of the owner recorded the bundle meanwhile, built the same way, its entry is
+ * kept and returned; otherwise Catalog.Conflict.
  */
 export async function recordImage(event: z.infer<typeof RecordImageEventSchema>, deps: VolumeDeps): Promise<ImageEntry> {
   const { build, result } = event;
@@ -272,8 +274,18 @@ export async function recordImage(event: z.infer<typeof RecordImageEventSchema>,
     dockerfile: result.dockerfile,
     createdAt: deps.clock().toISOString(),
   };
-  await deps.catalog.putImage(entry, { replaces: build.replaces });
-  return entry;
+  try {
+    await deps.catalog.putImage(entry, { replaces: build.replaces });
+    return entry;
+  } catch (error) {
+    if (!(error instanceof CatalogConflictError)) throw error;
+    // Another build of the same owner and bundle recorded first (two runs of a new bundle started
+    // together): its entry stays, and answers this request as well when built the same way.
+    const current = await deps.catalog.getImage(build.owner, build.bundleSha);
+    if (current === undefined || !answers(current, build.repositoryName, build.dockerfile)) throw error;
+    logger.info('another build recorded the image first; keeping its entry', { buildId: build.buildId, recorded: current.buildId });
+    return current;
+  }
 }
 
 export const CleanupBuildEventSchema = z.object({

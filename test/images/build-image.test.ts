@@ -64,15 +64,19 @@ beforeEach(async () => {
   deps = await volumeDeps(fake, dynalite.endpoint, 'build');
 });
 
-async function build(input: unknown) {
+async function build(input: unknown, options: { beforeRecord?: () => Promise<void> } = {}) {
   sequence += 1;
+  const record = recordImage.createHandler(deps);
   const machine = new LocalStateMachine({
     definition: loadAsl('build-image', localLambdaArn),
     lambdas: {
       BuildPrepareLambdaFunction: prepareBuild.createHandler(deps),
       HelperInstanceLambdaFunction: helperInstance.createHandler(deps),
       BuildImageLambdaFunction: buildImage.createHandler(deps),
-      BuildRecordImageLambdaFunction: recordImage.createHandler(deps),
+      BuildRecordImageLambdaFunction: async (event: unknown, context: Parameters<typeof record>[1]) => {
+        await options.beforeRecord?.();
+        return record(event, context);
+      },
       BuildCleanupLambdaFunction: cleanupBuild.createHandler(deps),
     },
     fastWaits: true,
@@ -211,6 +215,25 @@ describe('build-image state machine', () => {
     expect(outcome).toMatchObject({ status: 'FAILED', error: 'Image.BuildFailed', cause: expect.stringContaining(`not ${DIGEST} that build`) });
     expect(execution.statesEntered()).toContain('RecordImage');
     expect(await deps.catalog.getImage(ALICE, SHA)).toBeUndefined();
+  });
+
+  it.each([
+    ['built the same way: this build answers with that entry', 'docker/Dockerfile', 'SUCCEEDED'],
+    ['from another Dockerfile: Catalog.Conflict, and that entry stays', 'images/Dockerfile.cpu', 'FAILED'],
+  ])('when another build of the owner recorded the bundle meanwhile, %s', async (_label, dockerfile, status) => {
+    const other = {
+      owner: ALICE, bundleSha: SHA, repository: 'runctl/training', imageUri: `${REGISTRY}/runctl/training@sha256:${'9'.repeat(64)}`,
+      digest: `sha256:${'9'.repeat(64)}`, tag: `bundle-${SHA}-build-other`, buildId: 'build-other', dockerfile, createdAt: '2026-11-25T11:00:00.000Z',
+    };
+
+    const { outcome } = await build(owned({ bundle: BUNDLE, dockerfile: 'docker/Dockerfile' }), {
+      beforeRecord: () => deps.catalog.putImage(other),
+    });
+
+    expect(outcome.status).toBe(status);
+    if (status === 'SUCCEEDED') expect(outcome).toMatchObject({ output: { buildId: 'build-other', digest: other.digest } });
+    else expect(outcome).toMatchObject({ error: 'Catalog.Conflict' });
+    expect(await deps.catalog.getImage(ALICE, SHA)).toEqual(other);
   });
 
   it('makes an existing repository with mutable tags immutable', async () => {
