@@ -307,9 +307,11 @@ export class LocalCompute implements Compute {
     if (!/^[0-9a-f-]{36}$/.test(commandId) || !(await exists(dir))) {
       throw new NotFoundError(`Command ${commandId} was never sent to instance ${instanceId}`);
     }
+    // The exit code first: once it is there, the output files are complete (read the other way
+    // round, a command ending between the reads would report Success with output missing).
+    const exit = await readOptional(join(dir, 'exit'));
     const stdout = await readHead(join(dir, 'stdout'));
     const stderr = await readHead(join(dir, 'stderr'));
-    const exit = await readOptional(join(dir, 'exit'));
     if (exit !== undefined) {
       const exitCode = Number(exit.trim());
       if (await exists(join(dir, 'timed-out'))) return { status: 'TimedOut', exitCode, stdout, stderr };

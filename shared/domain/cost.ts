@@ -83,7 +83,32 @@ export interface RunCost {
   unpriced: number[];
 }
 
-/** Cost so far: the sum over attempts of their billed hours × their price. */
+/**
+ * A replacement launched on a spot warning that no attempt adopted (the old attempt finished, a
+ * cancel, a failure), as the attempt it was billed like: from its launch to its release, or to
+ * now while it still runs. An adopted one is the next attempt's instance, billed as that attempt
+ * (whose start is the replacement's launch).
+ */
+export function unadoptedReplacements(attempts: readonly Attempt[]): Attempt[] {
+  const adopted = new Set(attempts.map((a) => a.instanceId).filter((id) => id !== undefined));
+  return attempts.flatMap((attempt) => {
+    const replacement = attempt.replacement;
+    if (replacement === undefined || adopted.has(replacement.instanceId)) return [];
+    return [
+      {
+        attempt: replacement.attempt,
+        instanceId: replacement.instanceId,
+        instanceType: replacement.instanceType,
+        availabilityZone: replacement.availabilityZone,
+        spot: replacement.spot,
+        startedAt: replacement.launchedAt,
+        ...(replacement.releasedAt === undefined ? {} : { endedAt: replacement.releasedAt }),
+      },
+    ];
+  });
+}
+
+/** Cost so far: the sum over attempts (and replacements no attempt adopted) of their billed hours × their price. */
 export function runCostUsd(
   attempts: readonly Attempt[],
   rateOf: (attempt: Attempt) => AttemptRate | undefined,
@@ -96,6 +121,11 @@ export function runCostUsd(
     const rate = rateOf(attempt);
     if (rate === undefined) unpriced.push(attempt.attempt);
     else usd += attemptCostUsd(attempts, attempt, rate, now);
+  }
+  for (const replacement of unadoptedReplacements(attempts)) {
+    const rate = rateOf(replacement);
+    if (rate === undefined) unpriced.push(replacement.attempt);
+    else usd += attemptCostUsd([replacement], replacement, rate, now);
   }
   return { usd: roundCents(usd), unpriced };
 }

@@ -3,6 +3,7 @@ import {
   budgetVerdict,
   isBudgetStop,
   runCostUsd,
+  unadoptedReplacements,
   type AttemptRate,
   type BudgetLimit,
   type PricePoint,
@@ -304,7 +305,7 @@ async function loadSpotHistories(
 ): Promise<Map<string, PricePoint[]>> {
   const earliest = new Map<string, { instanceType: string; availabilityZone: string; from: Date }>();
   for (const run of runs) {
-    for (const a of run.attempts) {
+    for (const a of [...run.attempts, ...unadoptedReplacements(run.attempts)]) {
       if (!a.spot || a.instanceId === undefined || a.instanceType === undefined || a.availabilityZone === undefined) continue;
       const key = historyKey(a.instanceType, a.availabilityZone);
       const from = new Date(a.startedAt);

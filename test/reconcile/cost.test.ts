@@ -88,6 +88,26 @@ describe('runCostUsd', () => {
     expect(cost).toEqual({ usd: 5, unpriced: [2] });
   });
 
+  it('bills a replacement no attempt adopted from its launch to its release (or to now), and an adopted one once, as its attempt', () => {
+    const flat = (perHourUsd: number): AttemptRate => ({ kind: 'flat', perHourUsd });
+    const replacement = { attempt: 2, instanceId: 'i-r', instanceType: 'g5.2xlarge', availabilityZone: 'us-east-1b', spot: true, launchedAt: iso(1) };
+    const rates = (a: Attempt) => flat(a.instanceType === 'g5.2xlarge' ? 2 : 1);
+    // The old attempt finished after the warning: the replacement ran 30 minutes, then was released.
+    const released = [attempt(1, { endedAt: iso(2), replacement: { ...replacement, releasedAt: iso(1.5) } })];
+    expect(runCostUsd(released, rates, at(5)).usd).toBe(2 * 1 + 0.5 * 2);
+    // Still running, not adopted yet: billed until now.
+    const running = [attempt(1, { endedAt: iso(2), replacement })];
+    expect(runCostUsd(running, rates, at(2)).usd).toBe(2 * 1 + 1 * 2);
+    // Adopted: attempt 2 is that instance, billed from the replacement's launch, and not twice.
+    const adopted = [
+      attempt(1, { endedAt: iso(1.25), replacement }),
+      attempt(2, { instanceId: 'i-r', instanceType: 'g5.2xlarge', startedAt: iso(1), endedAt: iso(3) }),
+    ];
+    expect(runCostUsd(adopted, rates, at(5)).usd).toBe(1.25 * 1 + 2 * 2);
+    // A replacement without a price is listed, as an attempt would be.
+    expect(runCostUsd(released, (a) => (a.instanceId === 'i-r' ? undefined : flat(1)), at(5)).unpriced).toEqual([2]);
+  });
+
   it('a single attempt of 90 minutes at $1.006/h', () => {
     expect(attemptCostUsd([attempt(1)], attempt(1), flat(1.006), at(1.5))).toBeCloseTo(1.509, 10);
   });
