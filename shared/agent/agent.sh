@@ -833,14 +833,25 @@ stop_training() {
     kill "-$STOP_SIGNAL" -- "-$TRAIN_PID" 2>/dev/null
   fi
   deadline=$(($(now_ms) + GRACE_MS))
-  while group_alive && (($(now_ms) < deadline)); do sleep 0.2; done
-  if group_alive; then
+  while group_alive && ! container_stopped && (($(now_ms) < deadline)); do sleep 0.2; done
+  if group_alive && ! container_stopped; then
     note "training did not stop within the grace period; killing it"
     if [ -n "$DOCKER_IMAGE" ]; then docker kill "$CONTAINER" >/dev/null 2>&1; fi
     kill -KILL -- "-$TRAIN_PID" 2>/dev/null
   fi
   wait "$TRAIN_PID" 2>/dev/null
   TRAIN_EXIT=$?
+}
+
+# A container's script has stopped once the container has exited, though the attached docker CLI
+# (TRAIN_PID) waits for its removal, which takes seconds on some storage drivers (vfs copies and
+# deletes the whole filesystem): that wait is not the script overrunning its grace period.
+container_stopped() {
+  [ -n "$DOCKER_IMAGE" ] || return 1
+  case "$(docker container inspect --format '{{.State.Status}}' "$CONTAINER" 2>/dev/null)" in
+    exited | dead | removing) return 0 ;;
+    *) return 1 ;;
+  esac
 }
 
 interrupt() { # error name, reason

@@ -153,6 +153,28 @@ describe('agent: training in a docker image', () => {
     expect(await world.text(`${key}final.ckpt`)).toMatch(/"step": \d+/);
   });
 
+  it('waits for a slow container removal without calling it an overrun grace period (docker run --rm on vfs)', async () => {
+    const docker = fakeDocker();
+    const run = await world.launch({
+      env: { FIXTURE_MODE: 'save-on-term' },
+      config: { docker: { ...dockerConfig, mounts: [] }, checkpoint: { intervalSeconds: 60, graceSeconds: 3 } },
+      // The container has exited; its removal outlasts the 3 s grace period.
+      instanceEnv: { ...docker.env, FAKE_DOCKER_REMOVE_SECONDS: '6' },
+    });
+    await waitFor(() => existsSync(join(run.root, 'opt/runctl/output/received.json')), 'the training to start');
+
+    await world.runOnInstance(run.root, checkpointNowCommand(run.runId, 1));
+    const outcome = await run.outcome;
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Spot.Interrupted' });
+    const log = readFileSync(join(run.stateDir, 'upload/logs/attempt-1.log'), 'utf8');
+    expect(log).not.toContain('did not stop within the grace period');
+    // Only the stop signal: no SIGKILL through docker kill.
+    expect(docker.calls().filter((c) => c[0] === 'kill')).toEqual([dockerKillArgv(`runctl-${run.runId}-1`, 'SIGTERM').slice(1)]);
+    const cause = z.object({ checkpoint: z.object({ uri: z.string() }) }).parse(outcome.kind === 'failure' ? outcome.cause : undefined);
+    expect(await world.text(`${cause.checkpoint.uri.replace(`s3://${BUCKET}/`, '')}final.ckpt`)).toMatch(/"step": \d+/);
+  });
+
   it('keeps sending heartbeats while a long setup (here an image pull) runs, so the task does not time out', async () => {
     const docker = fakeDocker();
     const run = await world.launch({

@@ -38,14 +38,34 @@ case "${1:-}" in
       esac
     done
     shift # the image
-    echo $$ >"$dir/container-$name.pid"
     cd "$workdir" || exit 125
-    exec env -i PATH="$PATH" LANG=C.UTF-8 "${envs[@]}" "$@"
+    if [ -z "${FAKE_DOCKER_REMOVE_SECONDS:-}" ]; then
+      echo $$ >"$dir/container-$name.pid"
+      exec env -i PATH="$PATH" LANG=C.UTF-8 "${envs[@]}" "$@"
+    fi
+    # As with --rm on the vfs storage driver: the CLI returns only after the exited container's
+    # filesystem is removed, seconds after the script ended.
+    env -i PATH="$PATH" LANG=C.UTF-8 "${envs[@]}" "$@" &
+    script=$!
+    echo "$script" >"$dir/container-$name.pid"
+    trap '' TERM INT
+    wait "$script"
+    code=$?
+    : >"$dir/container-$name.exited"
+    sleep "$FAKE_DOCKER_REMOVE_SECONDS"
+    exit "$code"
     ;;
   kill)
     signal=KILL
     if [ "${2:-}" = --signal ]; then signal=${3#SIG}; fi
     pid=$(pid_of "${*: -1}") && kill -s "$signal" "$pid" 2>/dev/null || { echo "No such container: ${*: -1}" >&2; exit 1; }
+    ;;
+  container)
+    # container inspect --format '{{.State.Status}}' NAME: running while its process lives; a
+    # container that exited is still listed while FAKE_DOCKER_REMOVE_SECONDS of removal last.
+    name=${*: -1}
+    pid=$(pid_of "$name") || { echo "Error: No such container: $name" >&2; exit 1; }
+    if kill -0 "$pid" 2>/dev/null && [ ! -e "$dir/container-$name.exited" ]; then echo running; else echo exited; fi
     ;;
   stop)
     pid=$(pid_of "${*: -1}") || exit 0
