@@ -18,6 +18,7 @@ export const AttemptSchema = z.looseObject({
   resumeFrom: z.string().optional(),
   warnedAt: z.string().optional(),
   checkpointCompletedAt: z.string().optional(),
+  checkpointUpload: z.looseObject({ bytes: z.number(), totalBytes: z.number(), at: z.string() }).optional(),
   trainingStartedAt: z.string().optional(),
   replacement: z
     .looseObject({

@@ -56,6 +56,7 @@ const ATTEMPT_FIELDS = [
   'resumeFrom',
   'warnedAt',
   'checkpointCompletedAt',
+  'checkpointUpload',
   'replacement',
   'trainingStartedAt',
 ] as const satisfies readonly (keyof Omit<Attempt, 'attempt'>)[];

@@ -138,6 +138,12 @@ def request(out, *fields):
     body = {}
     for field in fields:
         key, _, value = field.partition('=')
+        if value.startswith('json@'):
+            # A JSON document as the field's value (an object, not its text); skipped if unreadable.
+            parsed = read_json(value[5:])
+            if parsed is not None:
+                body[key] = parsed
+            continue
         if value.startswith('@'):
             with open(value[1:]) as f:
                 value = f.read()
@@ -478,6 +484,23 @@ def metrics(config_path, log_path, offset_path, jsonl_path, last_path, attempt):
     offsets['log'] = offset + end + 1
     write_private(offset_path, json.dumps(offsets))
 
+PROGRESS_LINE = re.compile(r'Completed ([0-9.]+) (Bytes|KiB|MiB|GiB|TiB)/~?([0-9.]+) (Bytes|KiB|MiB|GiB|TiB)')
+UNITS = {'Bytes': 1, 'KiB': 1 << 10, 'MiB': 1 << 20, 'GiB': 1 << 30, 'TiB': 1 << 40}
+
+def upload_progress(out):
+    # The AWS CLI's transfer progress on stdin ("Completed 1.2 GiB/2.0 GiB (…) with 3 file(s)
+    # remaining", one per line): the newest figures to OUT for the heartbeats; other lines
+    # (errors) to stderr.
+    for line in sys.stdin:
+        match = PROGRESS_LINE.search(line)
+        if match is None:
+            if line.strip():
+                sys.stderr.write(line)
+            continue
+        done = int(float(match.group(1)) * UNITS[match.group(2)])
+        total = int(float(match.group(3)) * UNITS[match.group(4)])
+        write_private(out, json.dumps({'bytes': min(done, total), 'totalBytes': total}))
+
 def fingerprint(root):
     digest = hashlib.sha256()
     found = False
@@ -615,6 +638,7 @@ load_config() {
   RESUME_DIR="$WORK_DIR/resume"
   S3_RUN="s3://$BUCKET/$RUN_PREFIX"
   TRAIN_LOG="$UPLOAD_DIR/logs/attempt-$ATTEMPT.log"
+  UPLOAD_PROGRESS="$STATE_DIR/upload-progress.json"
   METRICS_FILE="$UPLOAD_DIR/metrics.jsonl"
   ARGV=()
   while IFS= read -r -d '' arg; do ARGV+=("$arg"); done <"$STATE_DIR/argv"
@@ -763,7 +787,11 @@ snapshot_checkpoint() {
   echo "$seq" >"$SEQ_FILE"
   id=$(printf '%04d-%06d' "$ATTEMPT" "$seq")
   uri="$S3_RUN/checkpoints/$id/"
-  aws s3 cp --recursive "$SNAPSHOT_DIR" "$uri" --only-show-errors --region "$REGION" >&2 || return 1
+  # Its progress goes to UPLOAD_PROGRESS, which the heartbeats after a warning carry to the status.
+  rm -f "$UPLOAD_PROGRESS"
+  aws s3 cp --recursive "$SNAPSHOT_DIR" "$uri" --region "$REGION" 2>&1 | tr '\r' '\n' | py upload-progress "$UPLOAD_PROGRESS" >&2
+  if [ "${PIPESTATUS[0]}" -ne 0 ]; then rm -f "$UPLOAD_PROGRESS"; return 1; fi
+  rm -f "$UPLOAD_PROGRESS"
   py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" \
     "$STATE_DIR/metrics-last.json" || return 1
   # The marker, then the pointer: one signed PUT each, no CLI start-up on the warning's clock.
@@ -857,8 +885,9 @@ container_stopped() {
 interrupt() { # error name, reason
   local code
   note "checkpoint requested ($2): sending SIG$STOP_SIGNAL to the training"
-  # Beats go on while the script saves and the checkpoint goes up (a cancel's grace can be long).
-  start_heartbeats
+  # Beats go on while the script saves and the checkpoint goes up (a cancel's grace can be long),
+  # every 5 s at most, each with the upload's progress: the status shows it during the overlap.
+  start_heartbeats $((HEARTBEAT_MS < 5000 ? HEARTBEAT_MS : 5000))
   stop_training
   code=$TRAIN_EXIT
   note "training exited with code $code after SIG$STOP_SIGNAL; uploading its checkpoint"
@@ -980,9 +1009,9 @@ cleanup() {
 # restore, an image pull; the outputs, a large last checkpoint): heartbeats go on beside them
 # until they are done. When the execution has moved on, the loop says so in the control dir and
 # stops.
-heartbeat_loop() {
-  local interval sleeper=""
-  interval=$(printf '%d.%03d' $((HEARTBEAT_MS / 1000)) $((HEARTBEAT_MS % 1000)))
+heartbeat_loop() { # [interval ms]
+  local every=${1:-$HEARTBEAT_MS} interval sleeper=""
+  interval=$(printf '%d.%03d' $((every / 1000)) $((every % 1000)))
   # `wait` returns at once on the stop signal, where a foreground sleep would hold it.
   trap '[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null; exit 0' TERM
   while :; do
@@ -990,13 +1019,14 @@ heartbeat_loop() {
     sleeper=$!
     wait "$sleeper"
     sleeper=""
-    control_call heartbeat
+    # While a checkpoint goes up, each beat carries how far it is (shown by runctl status).
+    if [ -s "$UPLOAD_PROGRESS" ]; then control_call heartbeat "upload=json@$UPLOAD_PROGRESS"; else control_call heartbeat; fi
     if [ $? -eq 2 ]; then : >"$CONTROL_DIR/moved-on"; return; fi
   done
 }
 
-start_heartbeats() {
-  heartbeat_loop &
+start_heartbeats() { # [interval ms]
+  heartbeat_loop "$@" &
   HEARTBEAT_LOOP_PID=$!
 }
 

@@ -21,7 +21,10 @@ export interface InterruptionTimeline {
 }
 
 /** The attempt fields the timeline reads (so the CLI can pass what the API returned). */
-export type TimelineAttempt = Pick<Attempt, 'attempt' | 'instanceId' | 'endedAt' | 'warnedAt' | 'checkpointCompletedAt' | 'trainingStartedAt'> & {
+export type TimelineAttempt = Pick<
+  Attempt,
+  'attempt' | 'instanceId' | 'endedAt' | 'warnedAt' | 'checkpointCompletedAt' | 'checkpointUpload' | 'trainingStartedAt'
+> & {
   replacement?: Pick<Replacement, 'instanceId' | 'readyAt' | 'dataReadyAt' | 'releasedAt'>;
 };
 
@@ -63,6 +66,14 @@ export function overlapLine(attempts: readonly TimelineAttempt[], now: Date): st
   const checkpoint =
     warned.checkpointCompletedAt !== undefined || warned.endedAt !== undefined
       ? `${old}'s checkpoint is complete`
-      : `${old} uploads its checkpoint`;
+      : `${old} uploads its checkpoint${uploadProgress(warned.checkpointUpload)}`;
   return `replacement ${replacement.instanceId} ${state} while ${checkpoint} (${since})`;
+}
+
+/** `: 1.2 of 2.0 GB` from the agent's last report, in the unit of the total; empty without one. */
+function uploadProgress(upload: Attempt['checkpointUpload']): string {
+  if (upload === undefined || upload.totalBytes <= 0) return '';
+  const [unit, size] = upload.totalBytes >= 1e9 ? ['GB', 1e9] : upload.totalBytes >= 1e6 ? ['MB', 1e6] : ['kB', 1e3];
+  const show = (bytes: number) => (bytes / size).toFixed(1);
+  return `: ${show(Math.min(upload.bytes, upload.totalBytes))} of ${show(upload.totalBytes)} ${unit}`;
 }

@@ -67,6 +67,8 @@ export const AttemptSchema = z.object({
   warnedAt: z.string().optional(),
   /** When this attempt's last checkpoint was complete in S3 after the warning (its agent's callback). */
   checkpointCompletedAt: z.string().optional(),
+  /** How far that checkpoint's upload was at the agent's last heartbeat (`at`). */
+  checkpointUpload: z.object({ bytes: z.number(), totalBytes: z.number(), at: z.string() }).optional(),
   /** The next attempt's instance, launched on the warning. */
   replacement: ReplacementSchema.optional(),
   /** When LaunchTraining handed this attempt to its agent: after an interruption, training resumes here. */

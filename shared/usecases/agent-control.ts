@@ -25,10 +25,11 @@ export interface AgentControlConfig {
 }
 
 export interface AgentControlDeps {
-  store: Pick<RunStore, 'get'>;
+  store: Pick<RunStore, 'get' | 'updateAttempt'>;
   credentials: RunCredentials;
   tasks: TaskCallbacks;
   config: AgentControlConfig;
+  clock?: () => Date;
 }
 
 export const AGENT_ACTIONS = ['credentials', 'heartbeat', 'success', 'failure'] as const;
@@ -42,6 +43,8 @@ const AgentRequestSchema = z.object({
   /** failure: the ASL error name and its cause. */
   error: z.string().max(256).optional(),
   cause: z.string().max(32_768).optional(),
+  /** heartbeat: how far the checkpoint upload after a warning is. */
+  upload: z.object({ bytes: z.number().int().min(0), totalBytes: z.number().int().min(0) }).optional(),
 });
 export type AgentRequest = z.infer<typeof AgentRequestSchema>;
 
@@ -123,4 +126,8 @@ export async function relayCallback(
         ? await deps.tasks.succeedTask(token, request.output ?? '{}')
         : await deps.tasks.failTask(token, request.error ?? 'States.TaskFailed', request.cause ?? '');
   if (!accepted) throw new ConflictError(`The task of attempt ${request.attempt} of run ${request.runId} has ended`);
+  const attempt = record.attempts.find((a) => a.attempt === request.attempt);
+  if (action === 'heartbeat' && request.upload !== undefined && attempt?.checkpointCompletedAt === undefined) {
+    await deps.store.updateAttempt(record.runId, request.attempt, { checkpointUpload: { ...request.upload, at: (deps.clock?.() ?? new Date()).toISOString() } });
+  }
 }

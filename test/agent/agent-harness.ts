@@ -122,7 +122,13 @@ export class AgentWorld {
     this.control = await startAgentControlApi({
       imds: this.imds,
       deps: () => ({
-        store: { get: async (runId) => this.records.get(runId) },
+        store: {
+          get: async (runId) => this.records.get(runId),
+          updateAttempt: async (runId, attempt, patch) => {
+            const record = this.records.get(runId);
+            if (record !== undefined) record.attempts = record.attempts.map((a) => (a.attempt === attempt ? { ...a, ...patch } : a));
+          },
+        },
         credentials: this.credentials,
         tasks,
         config: {

@@ -39,6 +39,10 @@ describe('interruption timeline', () => {
     expect(overlapLine([{ ...warned, checkpointCompletedAt: 'x', replacement: { instanceId: 'i-new', readyAt: 'x', dataReadyAt: 'x' } }], now)).toContain(
       "i-new ready while i-old's checkpoint is complete",
     );
+    const uploading = { ...warned, checkpointUpload: { bytes: 1_234_000_000, totalBytes: 2_000_000_000, at: 'x' } };
+    expect(overlapLine([uploading], now)).toBe('replacement i-new booting while i-old uploads its checkpoint: 1.2 of 2.0 GB (12 s after the warning)');
+    expect(overlapLine([{ ...warned, checkpointUpload: { bytes: 300_000, totalBytes: 9_400_000, at: 'x' } }], now)).toContain('uploads its checkpoint: 0.3 of 9.4 MB');
+    expect(overlapLine([{ ...uploading, checkpointCompletedAt: 'x' }], now)).toContain("i-old's checkpoint is complete (");
     expect(overlapLine([{ ...warned, replacement: { instanceId: 'i-new', releasedAt: 'x' } }], now)).toBeUndefined();
     expect(overlapLine([{ attempt: 1, instanceId: 'i-old' }], now)).toBeUndefined();
   });

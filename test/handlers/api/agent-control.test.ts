@@ -43,7 +43,13 @@ function world() {
   const answered: Array<[string, string, string?]> = [];
   const stale = new Set<string>();
   const deps: AgentControlDeps = {
-    store: { get: async (runId) => records.get(runId) },
+    store: {
+      get: async (runId) => records.get(runId),
+      updateAttempt: async (runId, attempt, patch) => {
+        const record = records.get(runId);
+        if (record !== undefined) records.set(runId, { ...record, attempts: record.attempts.map((a) => (a.attempt === attempt ? { ...a, ...patch } : a)) });
+      },
+    },
     credentials: {
       issue: async (sessionName, policy) => {
         issued.push({ sessionName, policy });
@@ -180,5 +186,15 @@ describe('POST /agent/{heartbeat,success,failure}', () => {
 
     expect((await call('heartbeat', { runId: 'run-b', attempt: 1 })).status).toBe(200);
     expect(answered).toEqual([['heartbeat', 'TOKEN-B2']]);
+  });
+
+  it("records the upload progress a heartbeat carries on the attempt, for the status; a bad one is a 400", async () => {
+    const { call, records } = world();
+
+    expect((await call('heartbeat', { runId: 'run-b', attempt: 1, upload: { bytes: 1200, totalBytes: 2000 } })).status).toBe(200);
+    expect(records.get('run-b')?.attempts[0]?.checkpointUpload).toMatchObject({ bytes: 1200, totalBytes: 2000, at: expect.any(String) });
+    const bad = await call('heartbeat', { runId: 'run-b', attempt: 1, upload: { bytes: -1, totalBytes: 'x' } });
+    expect(bad.status).toBe(400);
+    expect(JSON.stringify(bad.body)).toContain('upload.bytes');
   });
 });
