@@ -494,7 +494,8 @@ def upload_progress(out):
     for line in sys.stdin:
         match = PROGRESS_LINE.search(line)
         if match is None:
-            if line.strip():
+            # "upload: a to s3://…" per file is what --only-show-errors would have hidden.
+            if line.strip() and not line.startswith('upload: '):
                 sys.stderr.write(line)
             continue
         done = int(float(match.group(1)) * UNITS[match.group(2)])

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,10 +26,14 @@ describe("the agent's Python helper", () => {
     expect(JSON.parse(readFileSync(out, 'utf8'))).toEqual({ bytes: Math.trunc(1.2 * 2 ** 30), totalBytes: 2 * 2 ** 30 });
   });
 
-  it('upload-progress writes nothing for output without progress', () => {
+  it('upload-progress writes nothing for output without progress, passes errors on and drops per-file lines', () => {
     const out = join(dir, 'none.json');
-    py(['upload-progress', out], 'upload failed: a to s3://b/a An error occurred (AccessDenied)\n');
+    const result = spawnSync('python3', [helper, 'upload-progress', out], {
+      input: 'upload: ./a to s3://b/a\nupload failed: ./c to s3://b/c An error occurred (AccessDenied)\n',
+      encoding: 'utf8',
+    });
     expect(() => readFileSync(out, 'utf8')).toThrow();
+    expect(result.stderr).toBe('upload failed: ./c to s3://b/c An error occurred (AccessDenied)\n');
   });
 
   it('request passes a json@ field as a JSON value, and skips it when the file is missing', () => {
