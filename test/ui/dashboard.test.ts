@@ -13,6 +13,7 @@ import { startDev, type RunningDev } from '../../local/dev';
 import { bundleKey } from '../../shared/usecases/uploads';
 import { buildAssets } from '../../ui/server/assets';
 import { startUiServer, type RunningUi, type UiApi } from '../../ui/server/ui-server';
+import { waitFor } from '../e2e/support';
 import { launchChromium, SCREENSHOTS, type Browser } from './browser';
 
 /**
@@ -79,6 +80,41 @@ describe('runctl ui in chromium against runctl dev', () => {
     await dev?.close();
     await rm(root, { recursive: true, force: true });
   }, 60_000);
+
+  it('follows a run through a spot interruption without a reload: two attempts, the resume point, every metric point, the log', async () => {
+    const submitted = await dev.backend.submit(spec('interrupted'));
+    const page = await open(`#/runs/${submitted.runId}`);
+    await page.getByRole('heading', { name: 'interrupted' }).waitFor();
+
+    // Interrupted once the first checkpoint is in S3, while the page watches.
+    await waitFor('a checkpoint', async () => ((await dev.backend.artifacts.latestCheckpoint(submitted.runId)) === undefined ? undefined : true), 240_000);
+    await dev.backend.interrupt(submitted.runId, { graceMs: 15_000 });
+    const final = await dev.backend.waitForRun(submitted.runId);
+    expect(final.status).toBe('SUCCEEDED');
+    expect(final.attempts[0]?.endReason).toBe('SPOT_INTERRUPTED');
+    expect(final.attempts.length).toBeGreaterThanOrEqual(2);
+
+    await page.locator('article[data-status="SUCCEEDED"]').waitFor({ timeout: 60_000 });
+    const attempts = page.locator('ol.attempts li');
+    await expect.poll(() => attempts.count(), { timeout: 30_000 }).toBe(final.attempts.length);
+    expect(await attempts.nth(0).textContent()).toContain('ended: spot interruption');
+    const checkpoint = /checkpoints\/([^/]+)\/?$/.exec(final.attempts[1]?.resumeFrom ?? '')?.[1] ?? 'missing';
+    await expect.poll(() => attempts.nth(1).textContent(), { timeout: 30_000 }).toContain(`resumed from checkpoint ${checkpoint}`);
+    expect(await page.locator('svg .resume-mark').count()).toBe(final.attempts.filter((a) => a.resumeFrom !== undefined).length);
+    expect(await page.locator('svg .interruption-mark').count()).toBeGreaterThanOrEqual(1);
+
+    const metrics = await new ApiClient(resolveConfig({ endpoint: dev.url }, { RUNCTL_CONFIG: join(root, 'none.json') })).metrics(submitted.runId, { limit: 5000 });
+    const loss = metrics.metrics.filter((m) => typeof m.loss === 'number');
+    const chart = page.locator('figure.chart[data-metric="loss"]');
+    await expect.poll(() => chart.getAttribute('data-points'), { timeout: 30_000 }).toBe(String(loss.length));
+    expect(Number(await chart.getAttribute('data-resumes'))).toBe(new Set(loss.map((m) => m.attempt)).size - 1);
+
+    const log = page.locator('pre.log');
+    await expect.poll(() => log.getAttribute('data-attempt'), { timeout: 30_000 }).toBe(String(final.attempts.length));
+    await expect.poll(() => log.textContent(), { timeout: 30_000 }).toContain('training finished after step');
+    await page.screenshot({ path: join(SCREENSHOTS, 'run-interrupted.png'), fullPage: true });
+    await page.close();
+  }, 480_000);
 
   it('cancels a run from the page after asking, and the run ends CANCELLED', async () => {
     const submitted = await dev.backend.submit(spec('to-cancel', { note: HOSTILE_TAG }));
