@@ -88,7 +88,8 @@ describe('runctl ui in chromium against runctl dev', () => {
 
     // Interrupted once the first checkpoint is in S3, while the page watches.
     await waitFor('a checkpoint', async () => ((await dev.backend.artifacts.latestCheckpoint(submitted.runId)) === undefined ? undefined : true), 240_000);
-    await dev.backend.interrupt(submitted.runId, { graceMs: 15_000 });
+    // EC2 gives two minutes; a minute here leaves a loaded machine time to upload and report.
+    await dev.backend.interrupt(submitted.runId, { graceMs: 60_000 });
     const final = await dev.backend.waitForRun(submitted.runId);
     expect(final.status).toBe('SUCCEEDED');
     expect(final.attempts[0]?.endReason).toBe('SPOT_INTERRUPTED');
