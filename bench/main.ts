@@ -139,8 +139,40 @@ async function dashboard(): Promise<void> {
   console.log(`new metric line in the API → on the chart: ${f.liveMs.map((ms) => ms.toFixed(0)).join(', ')} ms (worst ${worst.toFixed(0)} ms; the page polls every 1,000 ms)`);
 }
 
+async function containers(): Promise<void> {
+  const { measureContainers, SLOW_REPEATS, FAST_REPEATS } = await import('./containers');
+  const f = await measureContainers();
+  if (!f.available) {
+    // A machine without Docker still benches the rest: said loudly, not failed.
+    console.log(`\n${'!'.repeat(100)}\n!! SKIPPING the containers section: ${f.reason}\n${'!'.repeat(100)}`);
+    return;
+  }
+  const time = (ms: number) => (ms >= 1000 ? `${(ms / 1000).toFixed(2)} s` : ms >= 10 ? `${ms.toFixed(0)} ms` : `${ms.toFixed(2)} ms`);
+  const sample = (s: { median: number; min: number; max: number }) => `${time(s.median)} (${time(s.min)}–${time(s.max)})`;
+  console.log(
+    `\nContainers: what the Docker path adds on this machine (engine ${f.engine}, storage driver ${f.storageDriver}, client ${f.client}; ` +
+      `base image ${f.baseImageMiB.toFixed(0)} MiB, example image ${f.imageMiB.toFixed(0)} MiB; median (min–max) of ${SLOW_REPEATS} builds, pushes and pulls, ${FAST_REPEATS} creates, starts and signals; ` +
+      `load average ${f.load.before.toFixed(1)} at the start, ${f.load.after.toFixed(1)} at the end)`,
+  );
+  console.log(`${'step'.padEnd(60)} ${'docker path'.padEnd(28)} ${'host path'.padEnd(42)} note`);
+  for (const row of f.rows) {
+    console.log(`${row.step.padEnd(60)} ${sample(row.docker).padEnd(28)} ${(row.host === undefined ? (row.hostNote ?? '') : sample(row.host)).padEnd(42)} ${row.note ?? ''}`);
+  }
+  console.log(`left behind: ${f.leftBehind.length === 0 ? 'nothing (containers, images and registry tags removed; the base image restored)' : f.leftBehind.join(', ')}`);
+  if (f.leftBehind.length > 0) process.exitCode = 1;
+}
+
 /** `npm run bench` runs every section; `npm run bench -- ui spot` only those named. */
-const sections: Record<string, () => Promise<void>> = { bundles, cli, spot: spotPath, reconcile: reconcilePass, transitions, recovery, ui: dashboard };
+const sections: Record<string, () => Promise<void>> = {
+  bundles,
+  cli,
+  spot: spotPath,
+  reconcile: reconcilePass,
+  transitions,
+  recovery,
+  ui: dashboard,
+  containers,
+};
 const chosen = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 for (const name of chosen) if (!(name in sections)) throw new Error(`Unknown bench section "${name}"; choose from ${Object.keys(sections).join(', ')}`);
 for (const [name, section] of Object.entries(sections)) {
