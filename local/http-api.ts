@@ -37,7 +37,7 @@ import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
 /** A Lambda handler of an HTTP API route, as `createHandler(deps)` returns it. */
 export type RouteHandler = (event: ApiEvent, context: Context) => Promise<APIGatewayProxyResultV2>;
 
-export type LocalApiDeps = ApiDeps & RunsBucketDeps & { compute: Compute };
+export type LocalApiDeps = ApiDeps & RunsBucketDeps & { compute: Compute; secretsPrefix?: string };
 
 /** Every route of the API (serverless.yml `httpApi` events), bound to the given dependencies. */
 export function apiRoutes(deps: LocalApiDeps): Record<string, RouteHandler> {

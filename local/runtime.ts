@@ -267,6 +267,7 @@ async function assemble(
       table: services.table,
       region: services.region,
       controlEndpoint: endpoints.urls.control,
+      secretsPrefix: LOCAL_SECRETS_PREFIX,
       ...DEFAULT_STEP_TUNING,
       heartbeatSeconds: options.heartbeatSeconds ?? 5,
       capacityRetrySeconds: 10,
@@ -385,6 +386,7 @@ async function assemble(
     logger: apiLogger,
     s3,
     runsBucket: services.bucket,
+    secretsPrefix: LOCAL_SECRETS_PREFIX,
   });
 
   const experimentDeps = (): ExperimentDeps => ({ store, experiments: new DynamoExperiments(documentClient, services.table) });

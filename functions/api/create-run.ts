@@ -5,7 +5,7 @@ import { toView } from '../../shared/usecases/query-runs';
 import { submitRun } from '../../shared/usecases/submit-run';
 
 /** POST /runs — 201 for a new run, 200 when the client token names an existing one. */
-export const createHandler = (deps: () => ApiDeps & { runsBucket: string }) =>
+export const createHandler = (deps: () => ApiDeps & { runsBucket: string; secretsPrefix?: string }) =>
   apiHandler(
     deps,
     async (event, d) => {

@@ -37,10 +37,10 @@ export function awsApiDeps(): ApiDeps {
   return built;
 }
 
-let builtBucket: RunsBucketDeps | undefined;
+let builtBucket: (RunsBucketDeps & { secretsPrefix: string }) | undefined;
 
-/** The API dependencies plus the runs bucket (RUNS_BUCKET), for the artifact and upload routes. */
-export function awsBucketApiDeps(): ApiDeps & RunsBucketDeps {
-  builtBucket ??= { s3: new S3Client(AWS_CLIENT_RETRY_CONFIG), runsBucket: requireEnv('RUNS_BUCKET') };
+/** The API dependencies plus the runs bucket (RUNS_BUCKET) and the secrets prefix (SECRETS_PREFIX), for the submit, artifact and upload routes. */
+export function awsBucketApiDeps(): ApiDeps & RunsBucketDeps & { secretsPrefix: string } {
+  builtBucket ??= { s3: new S3Client(AWS_CLIENT_RETRY_CONFIG), runsBucket: requireEnv('RUNS_BUCKET'), secretsPrefix: requireEnv('SECRETS_PREFIX') };
   return { ...awsApiDeps(), ...builtBucket };
 }

@@ -102,6 +102,7 @@ export function awsStartScheduledRunDeps(env: NodeJS.ProcessEnv = process.env): 
       executions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN', env)),
       clock: () => new Date(),
       runsBucket: requireEnv('RUNS_BUCKET', env),
+      secretsPrefix: requireEnv('SECRETS_PREFIX', env),
     };
   }
   return startDeps;

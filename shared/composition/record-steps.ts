@@ -20,11 +20,12 @@ export function buildAwsRecordStepDeps(
   const region = requireEnv('AWS_REGION', env);
   const table = requireEnv('RUNS_TABLE', env);
   const bucket = requireEnv('RUNS_BUCKET', env);
+  const secretsPrefix = requireEnv('SECRETS_PREFIX', env);
   return {
     store: new DynamoRunStore(documents, table),
     artifacts: new S3Artifacts(new S3Client(AWS_CLIENT_RETRY_CONFIG), bucket),
     clock: () => new Date(),
-    config: { bucket, table, region, ...DEFAULT_STEP_TUNING },
+    config: { bucket, table, region, secretsPrefix, ...DEFAULT_STEP_TUNING },
   };
 }
 

@@ -4,6 +4,7 @@ import { ExperimentNameSchema } from './experiment';
 import { buildTrainingArgv, findArgConflicts, HyperparametersSchema } from './hyperparameters';
 import { argvEnvBytes, rawInputIssues, SPEC_LIMITS, specSizeIssue } from './spec-limits';
 import { hasNvidiaGpu } from './instance-gpus';
+import { secretRefIssues, SecretRefSchema, type SecretsScope } from './secret-refs';
 
 /**
  * The run spec: everything a run needs, as submitted through the API, a schedule or the Step
@@ -323,6 +324,16 @@ export const RunSpecFieldsSchema = z
       .record(envName, argument)
       .refine(atMostKeys(SPEC_LIMITS.env), `must have at most ${SPEC_LIMITS.env} variables`)
       .default({}),
+    /**
+     * Secrets for the script's environment: variable name → `ssm:<parameter name>` or a Secrets
+     * Manager ARN under the owner's secrets path. The agent reads each on the instance with the
+     * run's credentials; only the references are ever stored or shipped. Optional, so specs
+     * without secrets keep their hash.
+     */
+    secrets: z
+      .record(envName, SecretRefSchema)
+      .refine(atMostKeys(SPEC_LIMITS.secrets), `must have at most ${SPEC_LIMITS.secrets} secrets`)
+      .optional(),
     /** Tags for the run's instances and volumes (besides runctl's own). */
     tags: z
       .record(tagKey, z.string().max(256, 'must be at most 256 characters'))
@@ -349,6 +360,12 @@ export const RunSpecFieldsSchema = z
       }
       if (/[:,]/.test(spec.checkpoint.dir)) {
         ctx.addIssue({ code: 'custom', path: ['checkpoint', 'dir'], message: 'must not contain ":" or "," in a docker run (docker -v separators)' });
+      }
+    }
+    // One environment: a secret would silently replace (or be replaced by) an env value.
+    for (const name of Object.keys(spec.secrets ?? {})) {
+      if (Object.hasOwn(spec.env, name)) {
+        ctx.addIssue({ code: 'custom', path: ['secrets', name], message: `is also set in env: give ${name} either a value (env) or a secret (secrets), not both` });
       }
     }
     if (Object.keys(spec.hyperparameters).length > SPEC_LIMITS.hyperparameters) {
@@ -442,6 +459,8 @@ export function toFieldIssues(error: z.ZodError): FieldIssue[] {
 export interface SpecContext {
   /** The stack's runs bucket: its `runs/` prefix holds every run's files, `bundles/` the code uploads. */
   runsBucket: string;
+  /** The stack's secrets prefix and the run's owner; without them a spec with secrets is refused. */
+  secrets?: SecretsScope;
 }
 
 /** `s3://bucket/key` → [bucket, key]. */
@@ -491,13 +510,13 @@ export function runsBucketIssues(spec: Pick<RunSpec, 'code' | 'data' | 'volume'>
 /**
  * Validates a run spec; throws RunInvalidError naming each bad field and what to fix. With a
  * context (the API, schedules and ValidateRun pass the stack's), it also refuses locations that
- * reach into other runs' files.
+ * reach into other runs' files and secrets outside the owner's secrets path.
  */
 export function parseRunSpec(input: unknown, context?: SpecContext): RunSpec {
   // reportInput lets a missing field read "is required"; the inputs never leave this function.
   const result = RunSpecSchema.safeParse(input, { reportInput: true });
   if (result.success) {
-    const located = context === undefined ? [] : runsBucketIssues(result.data, context);
+    const located = context === undefined ? [] : [...runsBucketIssues(result.data, context), ...secretRefIssues(result.data.secrets ?? {}, context.secrets)];
     if (located.length === 0) return result.data;
     throw new RunInvalidError(`Invalid run spec: ${located.map((i) => `${i.path}: ${i.message}`).join('; ')}`, located);
   }

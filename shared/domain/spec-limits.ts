@@ -21,6 +21,8 @@ export const SPEC_LIMITS = {
   /** Entries of each map and list. */
   hyperparameters: 256,
   env: 256,
+  /** Each secret is one API call at the start of every attempt. */
+  secrets: 32,
   /** EC2 allows 50 tags per resource; runctl adds its own. */
   tags: 40,
   args: 1024,

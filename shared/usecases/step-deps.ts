@@ -12,6 +12,11 @@ export interface StepConfig {
   table: string;
   region: string;
   /**
+   * Parameter Store / Secrets Manager path under which owners keep secrets (`custom.secretsPrefix`):
+   * ValidateRun refuses a secret outside the owner's part of it, and any secret when it is unset.
+   */
+  secretsPrefix?: string;
+  /**
    * Base URL of the agent routes (runctl's HTTP API): where a training instance takes its run's
    * credentials and reports. Set for the steps that command an instance (LaunchTraining,
    * PrefetchData); the record-only steps leave it out.

@@ -3,6 +3,7 @@ import { ConflictError, RunInvalidError, StatusConflictError } from '../errors';
 import type { RunRecord } from '../domain/run-record';
 import { runIdFor, specHash } from '../domain/run-identity';
 import { parseRunSpec, toFieldIssues } from '../domain/run-spec';
+import { secretsScope } from '../domain/secret-refs';
 import type { Executions } from '../ports/executions';
 import type { RunStore } from '../ports/run-store';
 
@@ -21,6 +22,8 @@ export interface SubmitRunDeps {
   clock: () => Date;
   /** The stack's runs bucket: a spec may not point into its `runs/` (other runs' files). */
   runsBucket: string;
+  /** The stack's secrets prefix (`custom.secretsPrefix`); without it a spec with secrets is refused. */
+  secretsPrefix?: string;
 }
 
 export interface SubmitRunResult {
@@ -48,7 +51,9 @@ export async function submitRun(
     const issues = toFieldIssues(body.error);
     throw new RunInvalidError(`Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
   }
-  const spec = prefixIssues('spec', () => parseRunSpec(body.data.spec, { runsBucket: deps.runsBucket }));
+  const spec = prefixIssues('spec', () =>
+    parseRunSpec(body.data.spec, { runsBucket: deps.runsBucket, secrets: secretsScope(deps.secretsPrefix, request.owner) }),
+  );
   const { clientToken } = body.data;
   const now = deps.clock().toISOString();
   const record: RunRecord = {

@@ -3,6 +3,7 @@ import { ConflictError, PrecheckFailedError } from '../errors';
 import type { RunRecord } from '../domain/run-record';
 import { specHash } from '../domain/run-identity';
 import { parseRunSpec } from '../domain/run-spec';
+import { secretsScope } from '../domain/secret-refs';
 import type { RecordStepDeps } from './step-deps';
 import { RunIdSchema, type AttemptState } from './train-run-state';
 
@@ -32,14 +33,18 @@ export const CONSOLE_OWNER = 'console';
 export async function validateRun(event: ValidateRunEvent, deps: RecordStepDeps): Promise<AttemptState> {
   const api = ApiInputSchema.safeParse(event.input);
   const runId = api.success ? api.data.runId : RunIdSchema.parse(event.executionName);
-  const spec = parseRunSpec(api.success ? api.data.spec : event.input, { runsBucket: deps.config.bucket });
+  const owner = api.success ? api.data.owner : CONSOLE_OWNER;
+  const spec = parseRunSpec(api.success ? api.data.spec : event.input, {
+    runsBucket: deps.config.bucket,
+    secrets: secretsScope(deps.config.secretsPrefix, owner),
+  });
   const now = deps.clock().toISOString();
 
   const existing = await deps.store.get(runId);
   if (existing === undefined) {
     const record: RunRecord = {
       runId,
-      owner: api.success ? api.data.owner : CONSOLE_OWNER,
+      owner,
       spec,
       specHash: specHash(spec),
       clientToken: api.success ? api.data.clientToken : undefined,

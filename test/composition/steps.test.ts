@@ -19,6 +19,7 @@ const ENV = {
   TRAINING_INSTANCE_PROFILE_ARN: 'arn:aws:iam::123456789012:instance-profile/runctl/training',
   AGENT_CONTROL_ENDPOINT: 'https://abc123.execute-api.us-east-1.amazonaws.com',
   RUNCTL_STACK: 'runctl-test',
+  SECRETS_PREFIX: '/runctl/test/secrets',
 };
 
 const SHA = '9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08';
@@ -33,8 +34,9 @@ describe('the AWS composition of the train-run steps', () => {
     const deps = buildAwsRecordStepDeps(ENV);
 
     expect(Object.keys(deps).sort()).toEqual(['artifacts', 'clock', 'config', 'store']);
-    expect(deps.config).toMatchObject({ table: 'runctl-test-runs', bucket: 'runctl-test-bucket', region: 'us-east-1' });
+    expect(deps.config).toMatchObject({ table: 'runctl-test-runs', bucket: 'runctl-test-bucket', region: 'us-east-1', secretsPrefix: '/runctl/test/secrets' });
     expect(() => buildAwsRecordStepDeps({ ...ENV, RUNS_BUCKET: '' })).toThrow('Environment variable RUNS_BUCKET is required');
+    expect(() => buildAwsRecordStepDeps({ ...ENV, SECRETS_PREFIX: '' })).toThrow('Environment variable SECRETS_PREFIX is required');
   });
 
   it('builds the image and volume catalog and the EBS volumes adapter', () => {

@@ -57,3 +57,27 @@ describe('step handlers reject malformed events with errors that name the field'
     await expect(failure).rejects.toThrow(/name: must be 1-63 letters/);
   });
 });
+
+describe('ValidateRun checks secrets against the owner of the run', () => {
+  const owner = 'arn:aws:iam::123456789012:role/ml-engineer';
+  const withSecrets = (secrets: Record<string, string>) => ({
+    executionName: 'r-0123456789abcdef',
+    input: {
+      runId: 'r-0123456789abcdef',
+      owner,
+      spec: { name: 'tracked', code: { bundle: 's3://code/b.tar.gz', entrypoint: 'train.py' }, instance: { types: ['g5.xlarge'] }, secrets },
+    },
+  });
+
+  it('fails Run.Invalid (FAILED_PRECHECKS) for a secret outside the owner path, before anything is stored', async () => {
+    const scoped = { ...deps, config: { ...deps.config, secretsPrefix: '/runctl/test/secrets' } };
+    const failure = validateRun.createHandler(scoped)(withSecrets({ WANDB_API_KEY: 'ssm:/runctl/test/secrets/someone-else/wandb-key' }), context);
+    await expect(failure).rejects.toMatchObject({ name: 'Run.Invalid' });
+    await expect(failure).rejects.toThrow(/secrets\.WANDB_API_KEY: must name a parameter under your secrets path: "ssm:\/runctl\/test\/secrets\/[0-9a-f]{32}\/<name>"/);
+  });
+
+  it('fails Run.Invalid for any secret when the stack has no secrets prefix', async () => {
+    const failure = validateRun.createHandler(deps)(withSecrets({ WANDB_API_KEY: 'ssm:/runctl/test/secrets/x/k' }), context);
+    await expect(failure).rejects.toThrow(/secrets\.WANDB_API_KEY: this runctl stack has no secrets prefix/);
+  });
+});
