@@ -14,7 +14,6 @@ export interface PolicyDocument {
 }
 
 export interface PolicyStatement {
-  Sid?: string;
   Effect: 'Allow' | 'Deny';
   Action: string[];
   Resource: string[];
@@ -34,11 +33,15 @@ export interface RunAccessInput {
   dataSources: readonly string[];
   /** The run's owner, as stored on the record. */
   owner: string;
-  /** Parameter Store path under which owners keep secrets, e.g. `/runctl/dev/secrets`. */
+  /** Path under which owners keep secrets (Parameter Store names, Secrets Manager names), e.g. `/runctl/dev/secrets`. */
   secretsPrefix: string;
 }
 
-/** STS refuses an inline session policy over 2,048 characters. */
+/**
+ * STS refuses an inline session policy over 2,048 characters, and counts every one: so the
+ * statements carry no Sid, and their action lists lean on the ceiling (which names each action)
+ * where a wildcard is shorter.
+ */
 export const MAX_SESSION_POLICY_CHARS = 2048;
 
 /** A run whose session policy cannot be expressed within STS's limits (too many data sources). */
@@ -47,7 +50,7 @@ export class RunAccessTooLargeError extends Error {
 }
 
 /**
- * The key of an owner's secrets in Parameter Store: `<secretsPrefix>/<ownerSecretsKey>/…`.
+ * The key of an owner's secrets in Parameter Store and Secrets Manager: `<secretsPrefix>/<ownerSecretsKey>/…`.
  * Owners are ARNs (":" is not allowed in parameter names), and a lossy character mapping could
  * let two owners share a path, so the key is a digest: 32 hex characters of sha256(owner).
  */
@@ -55,7 +58,7 @@ export function ownerSecretsKey(owner: string): string {
   return createHash('sha256').update(owner, 'utf8').digest('hex').slice(0, 32);
 }
 
-/** The Parameter Store path prefix (with trailing "/") a run of `owner` may read. */
+/** The path prefix (with trailing "/") of the parameters and secrets a run of `owner` may read. */
 export function ownerSecretsPath(secretsPrefix: string, owner: string): string {
   return `${secretsPrefix.replace(/\/+$/, '')}/${ownerSecretsKey(owner)}/`;
 }
@@ -69,27 +72,26 @@ function splitS3(uri: string): { bucket: string; key: string } | undefined {
 /**
  * The session policy of one run: read/write under `runs/<runId>/` (and list only there; delete
  * only its live log chunks), read its bundle object, read and list its data sources, read its
- * owner's secrets, pull runctl images. A data source inside the runs bucket is never granted here: another run's prefix is
+ * owner's secrets (Parameter Store and Secrets Manager, decrypted through them), pull runctl
+ * images. A data source inside the runs bucket is never granted here: another run's prefix is
  * not data (the ceiling allows runs/*, so this is where it must be refused).
  */
 export function runSessionPolicy(input: RunAccessInput): PolicyDocument {
   const s3 = `arn:${input.partition}:s3:::`;
   const runPrefix = `runs/${input.runId}/`;
+  const secrets = ownerSecretsPath(input.secretsPrefix, input.owner);
   const statements: PolicyStatement[] = [
     {
-      Sid: 'RunPrefix',
       Effect: 'Allow',
       Action: ['s3:GetObject', 's3:PutObject', 's3:PutObjectTagging'],
       Resource: [`${s3}${input.runsBucket}/${runPrefix}*`],
     },
     {
-      Sid: 'PruneLiveChunks',
       Effect: 'Allow',
       Action: ['s3:DeleteObject'],
       Resource: [`${s3}${input.runsBucket}/${runPrefix}live/*`],
     },
     {
-      Sid: 'ListRunPrefix',
       Effect: 'Allow',
       Action: ['s3:ListBucket'],
       Resource: [`${s3}${input.runsBucket}`],
@@ -115,7 +117,7 @@ export function runSessionPolicy(input: RunAccessInput): PolicyDocument {
     reads.push(`${s3}${parsed.bucket}/${prefix}`, `${s3}${parsed.bucket}/${prefix}/*`);
     lists.set(parsed.bucket, [...(lists.get(parsed.bucket) ?? []), prefix, `${prefix}/*`]);
   }
-  if (reads.length > 0) statements.push({ Sid: 'ReadInputs', Effect: 'Allow', Action: ['s3:GetObject'], Resource: [...new Set(reads)] });
+  if (reads.length > 0) statements.push({ Effect: 'Allow', Action: ['s3:GetObject'], Resource: [...new Set(reads)] });
   for (const [bucket, prefixes] of lists) {
     statements.push({
       Effect: 'Allow',
@@ -126,13 +128,25 @@ export function runSessionPolicy(input: RunAccessInput): PolicyDocument {
   }
   statements.push(
     {
-      Sid: 'OwnerSecrets',
+      // The owner's secrets, in Parameter Store and in Secrets Manager.
       Effect: 'Allow',
-      Action: ['ssm:GetParameter', 'ssm:GetParameters', 'ssm:GetParametersByPath'],
-      Resource: [`arn:${input.partition}:ssm:${input.region}:${input.accountId}:parameter${ownerSecretsPath(input.secretsPrefix, input.owner)}*`],
+      // GetParameter, GetParameters, GetParametersByPath: the ceiling grants no other GetParameter* action.
+      Action: ['ssm:GetParameter*', 'secretsmanager:GetSecretValue'],
+      Resource: [
+        `arn:${input.partition}:ssm:${input.region}:${input.accountId}:parameter${secrets}*`,
+        `arn:${input.partition}:secretsmanager:${input.region}:${input.accountId}:secret:${secrets}*`,
+      ],
     },
     {
-      Sid: 'PullImages',
+      // SecureStrings and secrets are encrypted: the two services decrypt with the caller's own
+      // kms:Decrypt, which a session policy bounds like any other permission. The ceiling allows it
+      // only through those two services (kms:ViaService), whose grants above are the owner's path;
+      // spelling that condition here too would cost the session policy's scarce characters.
+      Effect: 'Allow',
+      Action: ['kms:Decrypt'],
+      Resource: ['*'],
+    },
+    {
       Effect: 'Allow',
       Action: ['ecr:GetAuthorizationToken', 'ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:BatchCheckLayerAvailability'],
       Resource: ['*'],

@@ -40,7 +40,13 @@ interface Request {
 }
 
 /** Allowed / ImplicitlyDenied / ExplicitlyDenied for one request by a session of `who`. */
-async function decide(who: PackagedRole, request: Request, sessionPolicy?: PolicyDocument, session = 'i-0bbbbbbbbbbbbbbbb'): Promise<string> {
+async function decide(
+  who: PackagedRole,
+  request: Request,
+  sessionPolicy?: PolicyDocument,
+  session = 'i-0bbbbbbbbbbbbbbbb',
+  resourcePolicy?: unknown,
+): Promise<string> {
   const simulation: Simulation = {
     request: {
       principal: `arn:aws:sts::${account}:assumed-role/${who.name}/${session}`,
@@ -52,6 +58,7 @@ async function decide(who: PackagedRole, request: Request, sessionPolicy?: Polic
     serviceControlPolicies: [],
     resourceControlPolicies: [],
     sessionPolicy,
+    resourcePolicy,
   };
   const result = await runSimulation(simulation, {});
   if (result.resultType === 'error') throw new Error(`simulation refused ${request.action} ${request.resource}: ${JSON.stringify(result.errors)}`);
@@ -74,7 +81,13 @@ function sessionPolicyOf(runId: string, owner: string, dataSources: string[] = [
   });
 }
 
-const RUN_REQUESTS = ['read its checkpoint', 'overwrite its checkpoint', 'list its prefix', "read its owner's secret"] as const;
+const RUN_REQUESTS = [
+  'read its checkpoint',
+  'overwrite its checkpoint',
+  'list its prefix',
+  "read its owner's secret",
+  "read its owner's Secrets Manager secret",
+] as const;
 
 /** One of RUN_REQUESTS against a run (built when a test runs: the bucket is known only after packaging). */
 function against(name: (typeof RUN_REQUESTS)[number], runId: string, owner: string): Request {
@@ -93,6 +106,10 @@ function requestsAgainst(runId: string, owner: string): Record<string, Request> 
       action: 'ssm:GetParameter',
       resource: `arn:aws:ssm:${region}:${account}:parameter${ownerSecretsPath(SECRETS_PREFIX, owner)}wandb-key`,
     },
+    "read its owner's Secrets Manager secret": {
+      action: 'secretsmanager:GetSecretValue',
+      resource: `arn:aws:secretsmanager:${region}:${account}:secret:${ownerSecretsPath(SECRETS_PREFIX, owner)}mlflow-AbCdEf`,
+    },
   };
 }
 
@@ -101,6 +118,16 @@ const ACCOUNT_WIDE: Record<string, Request> = {
   // SendTask* have no resource type (the token is the capability): the request is on "*".
   'complete a task with a token': { action: 'states:SendTaskSuccess', resource: '*' },
   'read a parameter outside the secrets prefix': { action: 'ssm:GetParameter', resource: `arn:aws:ssm:${region}:${account}:parameter/prod/db-password` },
+  'read a Secrets Manager secret outside the secrets prefix': {
+    action: 'secretsmanager:GetSecretValue',
+    resource: `arn:aws:secretsmanager:${region}:${account}:secret:prod/db-password-AbCdEf`,
+  },
+  'call KMS Decrypt directly': { action: 'kms:Decrypt', resource: `arn:aws:kms:${region}:${account}:key/1234abcd-12ab-34cd-56ef-1234567890ab` },
+  'decrypt through another service than the secret stores': {
+    action: 'kms:Decrypt',
+    resource: `arn:aws:kms:${region}:${account}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+    context: { 'kms:ViaService': `s3.${region}.amazonaws.com` },
+  },
   'list every run': { action: 's3:ListBucket', resource: '', context: { 's3:prefix': 'runs/' } },
   'terminate an instance': { action: 'ec2:TerminateInstances', resource: `arn:aws:ec2:${region}:${account}:instance/i-0aaaaaaaaaaaaaaaa` },
   'push to an image repository': { action: 'ecr:PutImage', resource: `arn:aws:ecr:${region}:${account}:repository/runctl/someone-else` },
@@ -161,6 +188,68 @@ describe("run B's credentials (the run-access role under B's session policy, as 
 
   it.each(RUN_REQUESTS)('cannot %s of run A', async (name) => {
     expect(await decide(R(), against(name, 'run-a', OWNER_A), policyB(), 'run-b-1')).not.toBe('Allowed');
+  });
+
+  it("reads its owner's secrets in Secrets Manager, and no other owner's, nor any outside the prefix", async () => {
+    const read = (name: string) =>
+      decide(R(), { action: 'secretsmanager:GetSecretValue', resource: `arn:aws:secretsmanager:${region}:${account}:secret:${name}` }, policyB(), 'run-b-1');
+    expect(await read(`${ownerSecretsPath(SECRETS_PREFIX, OWNER_B)}wandb-AbCdEf`)).toBe('Allowed');
+    expect(await read(`${ownerSecretsPath(SECRETS_PREFIX, OWNER_B)}team/mlflow-AbCdEf`)).toBe('Allowed');
+    expect(await read(`${ownerSecretsPath(SECRETS_PREFIX, OWNER_A)}wandb-AbCdEf`)).not.toBe('Allowed');
+    expect(await read(`${SECRETS_PREFIX}/shared-AbCdEf`)).not.toBe('Allowed');
+    expect(await read('/runctl/prod/secrets/x/wandb-AbCdEf')).not.toBe('Allowed');
+    expect(await read('wandb-AbCdEf')).not.toBe('Allowed');
+    // The owner's path in another region: not this stack's.
+    const other = await decide(
+      R(),
+      { action: 'secretsmanager:GetSecretValue', resource: `arn:aws:secretsmanager:eu-west-1:${account}:secret:${ownerSecretsPath(SECRETS_PREFIX, OWNER_B)}wandb-AbCdEf` },
+      policyB(),
+      'run-b-1',
+    );
+    expect(other).not.toBe('Allowed');
+  });
+
+  // What Parameter Store and Secrets Manager ask KMS on the caller's behalf (GetParameter
+  // --with-decryption, GetSecretValue), under the policy of the AWS managed key (aws/ssm,
+  // aws/secretsmanager: any principal of the account, through that service) and of a customer key
+  // that leaves access to IAM (the default key policy).
+  const KEY = `arn:aws:kms:${region}:${account}:key/1234abcd-12ab-34cd-56ef-1234567890ab`;
+  const managedKeyPolicy = (service: string) => ({
+    Version: '2012-10-17',
+    Statement: [{
+      Effect: 'Allow',
+      Principal: { AWS: '*' },
+      Action: ['kms:Encrypt', 'kms:Decrypt', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:CreateGrant', 'kms:DescribeKey'],
+      Resource: '*',
+      Condition: { StringEquals: { 'kms:CallerAccount': account, 'kms:ViaService': `${service}.${region}.amazonaws.com` } },
+    }],
+  });
+  const iamKeyPolicy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Principal: { AWS: `arn:aws:iam::${account}:root` }, Action: 'kms:*', Resource: '*' }] };
+  const decrypt = (via: string | undefined, keyPolicy: unknown, policy: PolicyDocument = policyB(), key = KEY) =>
+    decide(
+      R(),
+      { action: 'kms:Decrypt', resource: key, context: { 'kms:CallerAccount': account, ...(via === undefined ? {} : { 'kms:ViaService': via }) } },
+      policy,
+      'run-b-1',
+      keyPolicy,
+    );
+
+  it.each(['ssm', 'secretsmanager'])('decrypts through %s with its AWS managed key, or a key left to IAM', async (service) => {
+    expect(await decrypt(`${service}.${region}.amazonaws.com`, managedKeyPolicy(service))).toBe('Allowed');
+    expect(await decrypt(`${service}.${region}.amazonaws.com`, iamKeyPolicy)).toBe('Allowed');
+  });
+
+  it('needs the kms:Decrypt of its session policy even for an AWS managed key: a session policy bounds what a key policy grants to "*"', async () => {
+    const withoutDecrypt: PolicyDocument = { ...policyB(), Statement: policyB().Statement.filter((s) => !s.Action.includes('kms:Decrypt')) };
+    expect(await decrypt(`ssm.${region}.amazonaws.com`, managedKeyPolicy('ssm'), withoutDecrypt)).not.toBe('Allowed');
+  });
+
+  it('never decrypts by calling KMS itself, through another service or region, or with a key of another account', async () => {
+    expect(await decrypt(undefined, iamKeyPolicy)).not.toBe('Allowed');
+    expect(await decrypt(undefined, managedKeyPolicy('ssm'))).not.toBe('Allowed');
+    expect(await decrypt(`s3.${region}.amazonaws.com`, iamKeyPolicy)).not.toBe('Allowed');
+    expect(await decrypt(`ssm.eu-west-1.amazonaws.com`, iamKeyPolicy)).not.toBe('Allowed');
+    expect(await decrypt(`ssm.${region}.amazonaws.com`, iamKeyPolicy, policyB(), KEY.replace(account, '210987654321'))).not.toBe('Allowed');
   });
 
   it('cannot do the same with the ceiling alone for another run: the session policy is what narrows it', async () => {
