@@ -76,7 +76,7 @@ export interface LocalComputeOptions {
   /** Zones to walk, in order (default `local-1a`). */
   zones?: readonly string[];
   /** AWS endpoints the instance's AWS CLI talks to (AWS_ENDPOINT_URL_<SERVICE>). */
-  endpoints?: { s3?: string; dynamodb?: string; sfn?: string };
+  endpoints?: { s3?: string; dynamodb?: string; sfn?: string; ssm?: string; secretsManager?: string };
   credentials?: { accessKeyId: string; secretAccessKey: string };
   region?: string;
   /** The metadata endpoint of an instance (see LocalImds.endpointFor); without it the agent's metadata poll is off. */
@@ -487,6 +487,8 @@ export class LocalCompute implements Compute {
     if (s3Endpoint !== undefined) env.AWS_ENDPOINT_URL_S3 = s3Endpoint;
     if (endpoints.dynamodb !== undefined) env.AWS_ENDPOINT_URL_DYNAMODB = endpoints.dynamodb;
     if (endpoints.sfn !== undefined) env.AWS_ENDPOINT_URL_SFN = endpoints.sfn;
+    if (endpoints.ssm !== undefined) env.AWS_ENDPOINT_URL_SSM = endpoints.ssm;
+    if (endpoints.secretsManager !== undefined) env.AWS_ENDPOINT_URL_SECRETS_MANAGER = endpoints.secretsManager;
     return env;
   }
 

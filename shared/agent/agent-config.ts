@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { SecretRefSchema } from '../domain/secret-refs';
 
 /**
  * The configuration the on-instance agent (agent.sh) runs with, one per attempt. The launch
@@ -92,6 +93,12 @@ export const AgentConfigSchema = z.object({
   env: z
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string())
     .default({}),
+  /**
+   * Environment variable → secret reference (`ssm:<name>` or a Secrets Manager ARN). The agent
+   * reads each with the run's credentials before anything else and puts the values in the
+   * training process's environment only; this config, like the SSM command, holds references.
+   */
+  secrets: z.record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), SecretRefSchema).default({}),
   checkpoint: z
     .object({
       dir: InstancePathSchema.default('/opt/runctl/checkpoints'),

@@ -36,6 +36,8 @@ HEARTBEAT_LOOP_PID=""
 LIVE_PID=""
 DOCKER_IMAGE=""
 DOCKER_ARGV=()
+# NAME=value of each spec.secrets entry, in this process's memory only (see resolve_secrets).
+SECRET_ENV=()
 
 write_python_helper() {
   cat >"$PY" <<'PY'
@@ -130,6 +132,10 @@ def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_
         env['RUNCTL_INSTANCE_ROOT'] = root
     for key, value in env.items():
         argv += ['-e', '%s=%s' % (key, value)]
+    # Secrets by name only: docker takes each value from its own environment, which the agent
+    # sets for the docker CLI alone, so no value is ever on a command line or in this file.
+    for key in sorted(c.get('secrets') or {}):
+        argv += ['-e', key]
     argv += ['-w', code_dir, docker['image']] + c['argv']
     with open(out, 'w') as f:
         f.write(''.join(arg + '\0' for arg in argv))
@@ -190,7 +196,7 @@ def metric_defs(config_path):
 # a retried PUT is harmless. It signs with SigV4 itself (no AWS CLI start-up per chunk), with
 # the credentials the AWS CLI would use: environment, the config's credential_process (the
 # run's own credentials, see control.py), shared credentials file, or the instance role.
-import base64, hmac, html, time, urllib.parse, urllib.request, signal, configparser
+import base64, hmac, html, time, urllib.error, urllib.parse, urllib.request, signal, configparser
 
 LIVE_TICK = 0.25
 LIVE_MAX_CHUNK = 1024 * 1024
@@ -243,6 +249,25 @@ class Credentials:
         self.expires = expiration.timestamp()
         return self.cached
 
+def sign_v4(creds, service, region, method, path, query, headers, payload_hash):
+    """Adds x-amz-date, the session token and the SigV4 authorization to `headers` (which
+    holds `host` and every other header to sign), for a request whose body hashes to `payload_hash`."""
+    access, secret, session = creds.get()
+    now = datetime.datetime.now(datetime.timezone.utc)
+    amz_date, day = now.strftime('%Y%m%dT%H%M%SZ'), now.strftime('%Y%m%d')
+    headers['x-amz-date'] = amz_date
+    if session:
+        headers['x-amz-security-token'] = session
+    names = sorted(headers)
+    canonical = '\n'.join([method, path, query, ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload_hash])
+    scope = '%s/%s/%s/aws4_request' % (day, region, service)
+    to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
+    key_bytes = ('AWS4' + secret).encode()
+    for part in (day, region, service, 'aws4_request'):
+        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
+    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
+    headers['authorization'] = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (access, scope, ';'.join(names), signature)
+
 def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='', method='PUT'):
     """One signed PUT of an object (or of its `subresource`, such as `tagging`). `body` is
     bytes or a file path (streamed, hashed first). With method='DELETE' (and an empty body),
@@ -258,9 +283,6 @@ def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='',
         url = 'https://' + host + path
     if subresource:
         url += '?' + subresource
-    access, secret, session = creds.get()
-    now = datetime.datetime.now(datetime.timezone.utc)
-    amz_date, day = now.strftime('%Y%m%dT%H%M%SZ'), now.strftime('%Y%m%d')
     if isinstance(body, str):
         digest = hashlib.sha256()
         with open(body, 'rb') as f:
@@ -269,19 +291,9 @@ def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='',
         payload, length = digest.hexdigest(), os.path.getsize(body)
     else:
         payload, length = hashlib.sha256(body).hexdigest(), len(body)
-    headers = {'host': host, 'x-amz-content-sha256': payload, 'x-amz-date': amz_date}
+    headers = {'host': host, 'x-amz-content-sha256': payload}
     headers.update(extra_headers or {})
-    if session:
-        headers['x-amz-security-token'] = session
-    names = sorted(headers)
-    canonical = '\n'.join([method, path, subresource + '=' if subresource else '', ''.join('%s:%s\n' % (n, headers[n]) for n in names), ';'.join(names), payload])
-    scope = '%s/%s/s3/aws4_request' % (day, region)
-    to_sign = '\n'.join(['AWS4-HMAC-SHA256', amz_date, scope, hashlib.sha256(canonical.encode()).hexdigest()])
-    key_bytes = ('AWS4' + secret).encode()
-    for part in (day, region, 's3', 'aws4_request'):
-        key_bytes = hmac.new(key_bytes, part.encode(), hashlib.sha256).digest()
-    signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
-    headers['authorization'] = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (access, scope, ';'.join(names), signature)
+    sign_v4(creds, 's3', region, method, path, subresource + '=' if subresource else '', headers, payload)
     del headers['host']
     headers['content-length'] = str(length)
     if isinstance(body, str):
@@ -291,6 +303,100 @@ def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='',
     else:
         request = urllib.request.Request(url, data=body if method != 'DELETE' else None, method=method, headers=headers)
         return urllib.request.urlopen(request, timeout=10).read()
+
+# --- secrets: spec.secrets read with the run's credentials, into the training's environment only ---
+# Parameter Store (`ssm:<name>`, GetParameter WithDecryption) and Secrets Manager (an ARN,
+# GetSecretValue), each one signed JSON request (no AWS CLI start-up per secret). The values go to
+# stdout, NUL-separated NAME=value records that the agent keeps in memory: never a file, a log
+# line or an argv. An error names the variable and the reference, never a value.
+SECRET_SERVICES = {
+    # reference kind: (SigV4 service, X-Amz-Target, AWS_ENDPOINT_URL_<…> of the AWS CLI)
+    'ssm': ('ssm', 'AmazonSSM.GetParameter', 'SSM'),
+    'secretsmanager': ('secretsmanager', 'secretsmanager.GetSecretValue', 'SECRETS_MANAGER'),
+}
+SECRET_ARN = re.compile(r'^arn:aws[a-z-]*:secretsmanager:([a-z]{2}(?:-[a-z]+)+-\d):\d{12}:secret:.+$')
+MAX_SECRET_BYTES = 64 * 1024
+
+class SecretError(Exception):
+    pass
+
+def aws_json(creds, kind, region, body):
+    """One signed JSON 1.1 call to Parameter Store or Secrets Manager; returns the decoded answer,
+    or raises SecretError with AWS's error type (retried on throttling, 5xx and network errors)."""
+    service, target, endpoint_var = SECRET_SERVICES[kind]
+    endpoint = os.environ.get('AWS_ENDPOINT_URL_' + endpoint_var) or os.environ.get('AWS_ENDPOINT_URL')
+    if endpoint:
+        parts = urllib.parse.urlsplit(endpoint)
+        host, path, url = parts.netloc, parts.path or '/', endpoint
+    else:
+        host = '%s.%s.amazonaws.com%s' % (service, region, '.cn' if region.startswith('cn-') else '')
+        path, url = '/', 'https://%s/' % host
+    payload = json.dumps(body).encode()
+    for attempt in range(4):
+        headers = {'host': host, 'content-type': 'application/x-amz-json-1.1', 'x-amz-target': target}
+        sign_v4(creds, service, region, 'POST', path, '', headers, hashlib.sha256(payload).hexdigest())
+        del headers['host']
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, data=payload, method='POST', headers=headers), timeout=10) as answer:
+                return json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            try:
+                detail = json.loads(error.read() or b'{}')
+            except ValueError:
+                detail = {}
+            kind_of = str(detail.get('__type', 'HTTP %d' % error.code)).rsplit('#', 1)[-1]
+            transient = error.code >= 500 or 'Throttl' in kind_of or 'TooManyRequests' in kind_of
+            if not transient or attempt == 3:
+                message = str(detail.get('message') or detail.get('Message') or '')[:300]
+                raise SecretError(kind_of + (': ' + message if message else ''))
+        except (urllib.error.URLError, OSError) as error:
+            if attempt == 3:
+                raise SecretError('cannot reach %s (%s)' % (url, getattr(error, 'reason', error)))
+        time.sleep(0.5 * 2 ** attempt)
+
+def secret_value(creds, region, reference):
+    if reference.startswith('ssm:'):
+        answer = aws_json(creds, 'ssm', region, {'Name': reference[4:], 'WithDecryption': True})
+        return (answer.get('Parameter') or {}).get('Value')
+    arn = SECRET_ARN.match(reference)
+    if arn is None:
+        raise SecretError('not a Parameter Store reference (ssm:/…) or a Secrets Manager ARN')
+    # The secret's own region: its ARN names it, and the request must go there.
+    answer = aws_json(creds, 'secretsmanager', arn.group(1), {'SecretId': reference})
+    if 'SecretString' in answer:
+        return answer['SecretString']
+    if 'SecretBinary' in answer:
+        try:
+            return base64.b64decode(answer['SecretBinary']).decode('utf-8')
+        except (ValueError, UnicodeDecodeError):
+            raise SecretError('the secret is binary, not text an environment variable can hold')
+    return None
+
+def secrets(config_path):
+    # secrets CONFIG: every spec.secrets entry resolved, as NAME=value\0 records on stdout; the first
+    # failure ends it with exit 1 and one line on stderr naming the variable and the reference.
+    c = read_json(config_path)
+    wanted = c.get('secrets') or {}
+    if not wanted:
+        return
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    out = []
+    for name, reference in sorted(wanted.items()):
+        try:
+            value = secret_value(creds, c['region'], reference)
+            if not isinstance(value, str):
+                raise SecretError('the answer holds no value')
+            if '\0' in value:
+                raise SecretError('the value holds a NUL character, which no environment variable can')
+            if len(value.encode('utf-8')) > MAX_SECRET_BYTES:
+                raise SecretError('the value is over %d bytes: too large for an environment variable' % MAX_SECRET_BYTES)
+        except Exception as error:
+            reason = str(error) if isinstance(error, SecretError) else 'reading it failed (%s)' % type(error).__name__
+            sys.stderr.write('secret %s (%s) could not be read: %s\n' % (name, reference, reason))
+            sys.exit(1)
+        out.append(('%s=%s\0' % (name, value)).encode('utf-8'))
+    sys.stdout.buffer.write(b''.join(out))
+    sys.stdout.flush()
 
 def prune_chunks(creds, c, chunks, sizes):
     """Deletes the live chunks a consolidated upload already holds: `chunks` maps key → end
@@ -680,9 +786,36 @@ report_failure() { # error, cause file
   control_final failure "error=$1" "cause=@$2"
 }
 
+# Reads spec.secrets with the run's credentials, straight from the helper's stdout into memory:
+# a value is never written to a file, a log or an argv, and only the training process gets it.
+resolve_secrets() {
+  local fd pid rc
+  exec {fd}< <(py secrets "$STATE_DIR/config.json" 2>"$STATE_DIR/secrets.err")
+  pid=$!
+  mapfile -t -d '' -u "$fd" SECRET_ENV
+  exec {fd}<&-
+  wait "$pid"
+  rc=$?
+  if [ "$rc" -ne 0 ]; then
+    SECRET_ENV=()
+    SETUP_ERROR=$(tail -n 1 "$STATE_DIR/secrets.err" 2>/dev/null)
+    SETUP_ERROR=${SETUP_ERROR:-"the run's secrets could not be read"}
+    return 1
+  fi
+  if [ "${#SECRET_ENV[@]}" -gt 0 ]; then note "read ${#SECRET_ENV[@]} secret(s) into the training environment"; fi
+}
+
+# The training's environment gets the secrets (this subshell's, so nothing else the agent runs does).
+export_secrets() {
+  local kv
+  for kv in ${SECRET_ENV[@]+"${SECRET_ENV[@]}"}; do export "$kv"; done
+}
+
 prepare() {
   mkdir -p "$CODE_DIR" "$CHECKPOINT_DIR" "$OUTPUT_DIR" "$RESUME_DIR" "$UPLOAD_DIR/logs" || return 1
   : >>"$TRAIN_LOG"
+  # First: a secret that cannot be read fails the attempt before any download.
+  resolve_secrets || return 1
   note "attempt $ATTEMPT of run $RUN_ID: fetching $CODE_BUNDLE"
   if ! aws s3 cp "$CODE_BUNDLE" "$STATE_DIR/code.tar.gz" --only-show-errors --region "$REGION" >&2; then
     SETUP_ERROR="code bundle $CODE_BUNDLE could not be downloaded"
@@ -752,7 +885,7 @@ start_training() {
   if [ -n "$DOCKER_IMAGE" ]; then
     # The docker CLI stays attached: its exit code is the container's, and its pid (a process
     # group of its own) is what the supervision loop watches.
-    (exec setsid "${DOCKER_ARGV[@]}") >>"$TRAIN_LOG" 2>&1 </dev/null &
+    (export_secrets && exec setsid "${DOCKER_ARGV[@]}") >>"$TRAIN_LOG" 2>&1 </dev/null &
     TRAIN_PID=$!
     note "training started in container $CONTAINER from $DOCKER_IMAGE (pid $TRAIN_PID)"
     return
@@ -760,6 +893,7 @@ start_training() {
   (
     cd "$CODE_DIR" || exit 127
     while IFS= read -r -d '' kv; do export "$kv"; done <"$STATE_DIR/env"
+    export_secrets
     export RUNCTL_RUN_ID="$RUN_ID" RUNCTL_ATTEMPT="$ATTEMPT" RUNCTL_CHECKPOINT_DIR="$CHECKPOINT_DIR" \
       RUNCTL_OUTPUT_DIR="$OUTPUT_DIR" RUNCTL_RESUME_FROM=""
     if [ -n "$RESUME_FROM" ]; then export RUNCTL_RESUME_FROM="$RESUME_DIR"; fi

@@ -26,6 +26,11 @@ export interface DockerRunOptions {
   env: Readonly<Record<string, string>>;
   /** The run spec's `env`. */
   userEnv?: Readonly<Record<string, string>>;
+  /**
+   * Names of the run's secrets: passed as `-e NAME`, so docker takes each value from its own
+   * environment (the agent sets it for the docker CLI alone) and no value is on the command line.
+   */
+  secretNames?: readonly string[];
   /** The training command: program and arguments. */
   argv: readonly string[];
   /** Signal `docker stop` sends (the spec's checkpoint.stopSignal). */
@@ -81,6 +86,10 @@ export function dockerRunArgv(options: DockerRunOptions): string[] {
     if (value.includes('\0')) refuse(`value of ${key}`, value);
     // KEY=VALUE as one element: docker splits at the first "=", and the value is taken verbatim.
     argv.push('-e', `${key}=${value}`);
+  }
+  for (const name of [...(options.secretNames ?? [])].sort()) {
+    if (!ENV_NAME.test(name)) refuse('secret variable name', name);
+    argv.push('-e', name);
   }
   if (options.workdir !== undefined) {
     if (!MOUNT_PATH.test(options.workdir)) refuse('workdir', options.workdir);

@@ -175,6 +175,7 @@ export function agentConfigFor(
     resumeFrom: attempt.resumeFrom ?? undefined,
     argv: buildTrainingArgv(spec),
     env: spec.env,
+    secrets: spec.secrets,
     checkpoint: spec.checkpoint,
     metricDefinitions: spec.metricDefinitions,
     docker: attempt.docker,

@@ -4,8 +4,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { z } from 'zod';
+import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { checkpointNowCommand } from '../../shared/agent/commands';
 import { dockerKillArgv, dockerRunArgv } from '../../shared/agent/docker';
+import { localClientConfig } from '../support/aws-clients';
+import { secretsEndpoints } from '../support/secrets';
 import { AgentWorld, BUCKET, waitFor, type Launched } from './agent-harness';
 
 // Real bash and AWS CLI processes, a fake docker CLI: slow on a loaded machine, never timing-based.
@@ -66,7 +69,7 @@ const dockerConfig = {
 };
 
 /** The argv dockerRunArgv gives for this run, with the instance paths under the test's root. */
-function expectedRun(run: Launched, grace: number, argv: string[], env: Record<string, string>, gpus: 'all' | 'none', resume = '') {
+function expectedRun(run: Launched, grace: number, argv: string[], env: Record<string, string>, gpus: 'all' | 'none', resume = '', secretNames: string[] = []) {
   const at = (path: string) => `${run.root}${path}`;
   return dockerRunArgv({
     image: IMAGE,
@@ -81,6 +84,7 @@ function expectedRun(run: Launched, grace: number, argv: string[], env: Record<s
       ...(resume ? [{ source: resume, target: resume, readOnly: true }] : []),
     ],
     userEnv: env,
+    secretNames,
     env: {
       RUNCTL_RUN_ID: run.runId,
       RUNCTL_ATTEMPT: String(run.attempt),
@@ -129,6 +133,34 @@ describe('agent: training in a docker image', () => {
     const log = await world.text(`runs/${run.runId}/logs/attempt-1.log`);
     expect(log).toContain(`training started in container runctl-${run.runId}-1`);
     expect(log).not.toContain(password.trim());
+  });
+
+  it('hands the container its secrets by name: the values reach the script through the docker CLI\'s environment, never its argv', async () => {
+    const docker = fakeDocker({ gpu: true });
+    const moto = inject('motoEndpoint');
+    const name = `/runctl/test/secrets/docker-${Date.now()}/hf-token`;
+    const value = `hf_${Date.now()}_secret value`;
+    const ssm = new SSMClient(localClientConfig(moto));
+    await ssm.send(new PutParameterCommand({ Name: name, Value: value, Type: 'SecureString' }));
+    ssm.destroy();
+    const env = { FIXTURE_MODE: 'periodic', FIXTURE_SECONDS: '1' };
+    const argv = ['python3', 'train.py'];
+
+    const run = await world.launch({
+      env,
+      argv,
+      config: { docker: dockerConfig, secrets: { FIXTURE_CUSTOM: `ssm:${name}` }, checkpoint: { intervalSeconds: 5, graceSeconds: 2 } },
+      instanceEnv: { ...docker.env, ...secretsEndpoints(moto) },
+    });
+
+    expect(await run.outcome).toMatchObject({ kind: 'success' });
+    const runCall = docker.calls().find((c) => c[0] === 'run');
+    expect(['docker', ...(runCall ?? [])]).toEqual(expectedRun(run, 2, argv, env, 'all', '', ['FIXTURE_CUSTOM']));
+    expect(runCall?.join(' ')).not.toContain(value);
+    expect(readFileSync(join(run.stateDir, 'docker-argv'), 'utf8')).not.toContain(value);
+    // The fixture reports FIXTURE_CUSTOM as it saw it: the secret, read inside the "container".
+    expect(JSON.parse(readFileSync(join(run.root, 'opt/runctl/output/received.json'), 'utf8'))).toMatchObject({ custom: value });
+    expect(await world.text(`runs/${run.runId}/logs/attempt-1.log`)).not.toContain(value);
   });
 
   it('delivers the stop signal through docker kill, then uploads the checkpoint the script saved', async () => {

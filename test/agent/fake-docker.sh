@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # A stand-in for the docker CLI in the agent tests (there is no Docker engine here). Every call
 # is recorded as one JSON array per line in $FAKE_DOCKER_DIR/calls.jsonl. `run` execs the
-# training command found after the image, with only the -e environment and in the -w directory,
+# training command found after the image, with only the -e environment (`-e NAME` takes NAME from
+# this process's environment, as docker does; unset, it is left out) and in the -w directory,
 # so the rest of the agent (checkpoints, signals, callbacks) runs for real; mounts need no
 # emulation because the agent binds every path at the same place inside the container.
 # `kill`/`stop` deliver signals to that process, found by container name.
@@ -30,7 +31,10 @@ case "${1:-}" in
       case "$1" in
         --rm | --init) shift ;;
         --name) name=$2; shift 2 ;;
-        -e) envs+=("$2"); shift 2 ;;
+        -e)
+          if [[ "$2" == *=* ]]; then envs+=("$2"); elif [ -n "${!2+set}" ]; then envs+=("$2=${!2}"); fi
+          shift 2
+          ;;
         -w) workdir=$2; shift 2 ;;
         --gpus | --stop-signal | --stop-timeout | --network | --ipc | -v) shift 2 ;;
         -*) echo "fake docker: unknown option $1" >&2; exit 125 ;;
