@@ -65,6 +65,9 @@ Usage: runctl <command> [options]
                                          keeping runs, objects and instances under --root
   local interrupt RUN [--root .runctl]   a spot interruption of RUN on runctl dev (the endpoint from
                                          --endpoint, RUNCTL_ENDPOINT, or the dev.json under --root)
+  local secrets set NAME [--from-env VAR] | ls | rm NAME  [--root .runctl]
+                                         secrets for runs on runctl dev (value from stdin or VAR);
+                                         set prints the reference to put in spec.secrets
 
 Options for every command:
   --endpoint URL    the runctl API (or RUNCTL_ENDPOINT, or "endpoint" in ~/.runctl/config.json)

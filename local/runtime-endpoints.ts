@@ -5,14 +5,14 @@ import { z } from 'zod';
 
 /**
  * Stable loopback ports for what a local instance talks to (S3, DynamoDB, the agent routes,
- * the metadata service). The emulators listen on fresh ports at every start, but an
+ * the metadata service, the secrets endpoint). The emulators listen on fresh ports at every start, but an
  * instance keeps the endpoints it was launched with for its whole life, like an EC2 instance
  * keeps talking to the same regional endpoints. So each endpoint is a small TCP forwarder whose
  * port is recorded in `<root>/endpoints.json` and taken again at the next start: an agent that
  * outlived a control-plane restart reaches the new emulators through the same address.
  */
 
-export const ENDPOINT_NAMES = ['s3', 'dynamodb', 'control', 'imds'] as const;
+export const ENDPOINT_NAMES = ['s3', 'dynamodb', 'control', 'imds', 'secrets'] as const;
 export type EndpointName = (typeof ENDPOINT_NAMES)[number];
 
 const PortsSchema = z.record(z.string(), z.number().int().min(1).max(65_535));
@@ -64,7 +64,7 @@ export async function startStableEndpoints(
   await writeFile(`${file}.tmp`, JSON.stringify(ports, null, 2));
   await rename(`${file}.tmp`, file);
   return {
-    urls: { s3: need(urls.s3), dynamodb: need(urls.dynamodb), control: need(urls.control), imds: need(urls.imds) },
+    urls: { s3: need(urls.s3), dynamodb: need(urls.dynamodb), control: need(urls.control), imds: need(urls.imds), secrets: need(urls.secrets) },
     close: () => closeAll(servers, sockets),
   };
 }

@@ -53,9 +53,9 @@ import { LocalRunCredentials, startAgentControlApi } from './agent-control';
 import { TaskTokens } from './task-tokens';
 import type { AgentControlDeps } from '../shared/usecases/agent-control';
 
+import { LOCAL_OWNER, LOCAL_SECRETS_PREFIX, startLocalSecretsEndpoint } from './secrets';
 
-/** Where local runs' owners keep secrets (Parameter Store path; see docs/deploy.md). */
-export const LOCAL_SECRETS_PREFIX = '/runctl/local/secrets';
+export { LOCAL_OWNER, LOCAL_SECRETS_PREFIX };
 
 /**
  * The embedded local backend: the train-run ASL in aws-local-stepfunctions with every task bound
@@ -63,9 +63,6 @@ export const LOCAL_SECRETS_PREFIX = '/runctl/local/secrets';
  * behind an in-process EventBridge, the real agent on local sandbox "instances". Only compute
  * (and the services it stands in for: EC2 tags, SSM, the metadata service) is local. See docs/local.md.
  */
-
-/** Who owns runs submitted on the local backend. */
-export const LOCAL_OWNER = 'arn:aws:iam::000000000000:user/local';
 
 export interface LocalBackendOptions {
   /** Where runs, objects, instances and ports live (default `.runctl`). */
@@ -187,11 +184,16 @@ async function assemble(
   });
   cleanups.push(() => control.close());
 
+  // Parameter Store and Secrets Manager for spec.secrets: the secrets file under the root (local/secrets.ts).
+  const secrets = await startLocalSecretsEndpoint(root, services.region);
+  cleanups.push(() => secrets.close());
+
   const endpoints = await startStableEndpoints(root, {
     s3: services.endpoints.s3,
     dynamodb: services.endpoints.dynamodb,
     control: control.url,
     imds: imdsUrl,
+    secrets: secrets.url,
   });
   cleanups.push(() => endpoints.close());
 
@@ -214,7 +216,7 @@ async function assemble(
     root,
     bootMs: options.bootMs,
     latency: options.latency,
-    endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb },
+    endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb, ssm: endpoints.urls.secrets, secretsManager: endpoints.urls.secrets },
     credentials: services.credentials,
     region: services.region,
     imdsEndpoint: (instanceId) => `${endpoints.urls.imds}/${instanceId}`,

@@ -6,7 +6,8 @@ import { CliError, UsageError } from '../errors';
 
 /**
  * Commands of the embedded local backend: `runctl dev` serves the API on localhost with the
- * same handlers (until Ctrl-C), `runctl local interrupt RUN` simulates a spot interruption.
+ * same handlers (until Ctrl-C), `runctl local interrupt RUN` simulates a spot interruption,
+ * `runctl local secrets` keeps the secrets its runs may name (local-secrets.ts).
  * The backend is imported only here, so the other commands never load it.
  */
 
@@ -53,7 +54,10 @@ const InterruptedSchema = z.object({ runId: z.string(), attempt: z.number(), ins
 /** `runctl local interrupt RUN [--endpoint URL] [--root .runctl]`: the endpoint as every command finds it, else the dev.json under the root. */
 export async function runLocal(args: string[], env: NodeJS.ProcessEnv, options: { parseOnly?: boolean } = {}): Promise<number> {
   const [sub, ...rest] = args;
-  if (sub !== 'interrupt') throw new UsageError('Usage: runctl local interrupt RUN  (simulates a spot interruption on runctl dev)');
+  if (sub === 'secrets') return (await import('./local-secrets')).runLocalSecrets(rest, env, options);
+  if (sub !== 'interrupt') {
+    throw new UsageError('Usage: runctl local interrupt RUN  (simulates a spot interruption on runctl dev) | runctl local secrets set|ls|rm');
+  }
   const { values, positionals } = parse(rest, {
     endpoint: { type: 'string' },
     root: { type: 'string' },

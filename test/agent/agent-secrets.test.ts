@@ -4,6 +4,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it, vi } from 'vitest';
 import { z } from 'zod';
+import { LocalSecretsFile, localSecretsPath, startLocalSecretsEndpoint } from '../../local/secrets';
 import { createSecret, secretsEndpoints } from '../support/secrets';
 import { localClientConfig } from '../support/aws-clients';
 import { AgentWorld } from './agent-harness';
@@ -103,6 +104,26 @@ describe('agent: spec.secrets', () => {
     expect(JSON.stringify(outcome)).not.toContain('present-value');
     expect(existsSync(join(run.root, 'opt/runctl/output/received.json'))).toBe(false);
     expect(await world.text(`runs/${run.runId}/logs/attempt-1.log`)).toContain(`secret WANDB_API_KEY (${missing}) could not be read`);
+  });
+
+  it("reads the local backend's secrets file through its endpoint, as runctl dev's instances do", async () => {
+    const root = world.newRoot();
+    const endpoint = await startLocalSecretsEndpoint(root, 'us-east-1');
+    try {
+      const value = `local-${Date.now()}`;
+      await new LocalSecretsFile(root).set(`${localSecretsPath()}wandb-key`, value);
+
+      const run = await world.launch({
+        argv: ['python3', '-c', REPORTER],
+        config: { secrets: { WANDB_API_KEY: `ssm:${localSecretsPath()}wandb-key` } },
+        instanceEnv: secretsEndpoints(endpoint.url),
+      });
+
+      expect(await run.outcome).toMatchObject({ kind: 'success' });
+      expect(JSON.parse(readFileSync(join(run.root, 'opt/runctl/output/seen.json'), 'utf8'))).toMatchObject({ seen: { WANDB_API_KEY: sha256(value) } });
+    } finally {
+      await endpoint.close();
+    }
   });
 
   it('fails the prechecks for a Secrets Manager secret that does not exist', async () => {
