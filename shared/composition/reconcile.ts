@@ -85,6 +85,7 @@ export function awsScheduleApiDeps(env: NodeJS.ProcessEnv = process.env): Schedu
     schedules: new DynamoScheduleStore(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), requireEnv('RUNS_TABLE', env)),
     scheduler: schedulerFrom(env),
     clock: () => new Date(),
+    secretsPrefix: requireEnv('SECRETS_PREFIX', env),
   };
   return scheduleApiDeps;
 }

@@ -67,6 +67,7 @@ export function awsSubmitSweepDeps(): SubmitSweepDeps {
     sweeps: tableDeps().sweeps,
     sweepExecutions: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('SWEEP_STATE_MACHINE_ARN')),
     clock: () => new Date(),
+    secretsPrefix: requireEnv('SECRETS_PREFIX'),
   };
   return submit;
 }

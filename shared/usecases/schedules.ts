@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 import { NotFoundError, RunInvalidError, type FieldIssue } from '../errors';
 import { parseRunSpec, toFieldIssues } from '../domain/run-spec';
+import { secretRefIssues, secretsScope, type SecretsScope } from '../domain/secret-refs';
 import type { ScheduleRecord, ScheduleStore, Scheduler } from '../ports/schedules';
 import { submitRun, type SubmitRunDeps } from './submit-run';
 
@@ -15,6 +16,8 @@ export interface ScheduleApiDeps {
   schedules: ScheduleStore;
   scheduler: Scheduler;
   clock: () => Date;
+  /** The stack's secrets prefix: a scheduled spec's secrets are checked against the owner's path. */
+  secretsPrefix?: string;
 }
 
 export interface StartScheduledRunDeps extends SubmitRunDeps {
@@ -95,9 +98,10 @@ function invalid(what: string, issues: FieldIssue[]): RunInvalidError {
 }
 
 /** Validates the spec now, so a schedule never fires a spec that cannot run; field paths under `spec.`. */
-function parseScheduledSpec(spec: unknown): ScheduleRecord['spec'] {
+function parseScheduledSpec(spec: unknown, secrets: SecretsScope | undefined): ScheduleRecord['spec'] {
+  let parsed: ScheduleRecord['spec'];
   try {
-    return parseRunSpec(spec);
+    parsed = parseRunSpec(spec);
   } catch (error) {
     if (!(error instanceof RunInvalidError)) throw error;
     throw invalid(
@@ -105,13 +109,16 @@ function parseScheduledSpec(spec: unknown): ScheduleRecord['spec'] {
       error.issues.map((i) => ({ path: i.path === '(root)' ? 'spec' : `spec.${i.path}`, message: i.message })),
     );
   }
+  const outside = secretRefIssues(parsed.secrets ?? {}, secrets);
+  if (outside.length > 0) throw invalid('run spec', outside.map((i) => ({ path: `spec.${i.path}`, message: i.message })));
+  return parsed;
 }
 
 /** Creates a schedule of the caller's: the record first, then the EventBridge schedule (undone if that fails). */
 export async function createSchedule(request: { owner: string; body: unknown }, deps: ScheduleApiDeps): Promise<ScheduleRecord> {
   const body = CreateScheduleBodySchema.safeParse(request.body);
   if (!body.success) throw invalid('request', toFieldIssues(body.error));
-  const spec = parseScheduledSpec(body.data.spec);
+  const spec = parseScheduledSpec(body.data.spec, secretsScope(deps.secretsPrefix, request.owner));
   const record: ScheduleRecord = {
     scheduleId: `sch-${randomBytes(8).toString('hex')}`,
     owner: request.owner,

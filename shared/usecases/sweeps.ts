@@ -5,6 +5,7 @@ import { specHash } from '../domain/run-identity';
 import type { RunRecord } from '../domain/run-record';
 import { parseRunSpec, toFieldIssues, type RunSpec } from '../domain/run-spec';
 import { isTerminal } from '../domain/run-status';
+import { secretRefIssues, secretsScope } from '../domain/secret-refs';
 import { parseSweepSpec, trialCount, trialHyperparameters, type SweepSpec } from '../domain/sweep-spec';
 import { ConflictError, NotFoundError, RunInvalidError } from '../errors';
 import type { Executions } from '../ports/executions';
@@ -37,6 +38,8 @@ export interface SubmitSweepDeps {
   /** Executions of the sweep machine. */
   sweepExecutions: Executions;
   clock: () => Date;
+  /** The stack's secrets prefix: the base spec's secrets are checked against the owner's path. */
+  secretsPrefix?: string;
 }
 
 /** The sweep machine's input. */
@@ -52,6 +55,12 @@ export async function submitSweep(request: { owner: string; body: unknown }, dep
     throw new RunInvalidError(`Invalid request: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
   }
   const parsed = prefixed(() => parseSweepSpec(body.data.spec));
+  // Every trial would fail ValidateRun: refuse the sweep instead.
+  const outside = secretRefIssues(parsed.base.secrets ?? {}, secretsScope(deps.secretsPrefix, request.owner));
+  if (outside.length > 0) {
+    const issues = outside.map((i) => ({ path: `spec.base.${i.path}`, message: i.message }));
+    throw new RunInvalidError(`Invalid sweep spec: ${issues.map((i) => `${i.path}: ${i.message}`).join('; ')}`, issues);
+  }
   const { clientToken } = body.data;
   const sweepId = clientToken === undefined ? `sw-${randomBytes(8).toString('hex')}` : `sw-${specHash({ owner: request.owner, clientToken }).slice(0, 16)}`;
   const now = deps.clock().toISOString();

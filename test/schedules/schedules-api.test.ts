@@ -7,6 +7,7 @@ import { createHandler as createListSchedules } from '../../functions/api/list-s
 import { DynamoScheduleStore } from '../../shared/adapters/dynamo-schedules';
 import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import { EventBridgeScheduler } from '../../shared/adapters/eventbridge-schedules';
+import { ownerSecretsPath } from '../../shared/domain/run-access';
 import { expressionProblem, type ScheduleApiDeps } from '../../shared/usecases/schedules';
 import { ALICE, ALICE_OWNER, BOB, apiEvent, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
@@ -87,6 +88,7 @@ describe('schedules API handlers', () => {
         namePrefix: 'runctl-',
       }),
       clock: () => new Date(),
+      secretsPrefix: '/runctl/test/secrets',
     };
     tableName = table;
   });
@@ -117,12 +119,21 @@ describe('schedules API handlers', () => {
     ['a missing name', { expression: 'rate(1 day)', spec }, 'name'],
     ['a missing spec', { name: 'n', expression: 'rate(1 day)' }, 'spec'],
     ['a bad spec field', { name: 'n', expression: 'rate(1 day)', spec: { ...spec, instance: { types: ['G5 XL'] } } }, 'spec.instance.types.0'],
+    ['a secret outside the owner path', { name: 'n', expression: 'rate(1 day)', spec: { ...spec, secrets: { WANDB_API_KEY: 'ssm:/prod/wandb-key' } } }, 'spec.secrets.WANDB_API_KEY'],
   ])('POST /schedules answers %s with a 400 naming the field', async (_label, payload, path) => {
     const result = await post(payload);
 
     expect(result.statusCode).toBe(400);
     expect(body(result).issues).toEqual(expect.arrayContaining([expect.objectContaining({ path })]));
     expect(scheduler.commandCalls(CreateScheduleCommand)).toHaveLength(0);
+  });
+
+  it("POST /schedules keeps a secret under the owner's path, as a reference", async () => {
+    const secrets = { WANDB_API_KEY: `ssm:${ownerSecretsPath('/runctl/test/secrets', ALICE_OWNER)}wandb-key` };
+    const result = await post({ name: 'nightly', expression: 'rate(1 day)', spec: { ...spec, secrets } });
+
+    expect(result.statusCode).toBe(201);
+    expect(body(result)).toMatchObject({ spec: { secrets } });
   });
 
   it('a schedule EventBridge refuses to create leaves no record behind', async () => {

@@ -3,8 +3,10 @@ import { createHandler as createCreateSweep } from '../../functions/api/create-s
 import { createHandler as createGetSweep } from '../../functions/api/get-sweep';
 import { DynamoSweeps } from '../../shared/adapters/dynamo-sweeps';
 import { parseSweepSpec, trialCount, trialHyperparameters } from '../../shared/domain/sweep-spec';
+import { ownerSecretsPath } from '../../shared/domain/run-access';
 import { RunInvalidError } from '../../shared/errors';
-import { ALICE, BOB, apiEvent, lambdaContext } from '../support/api-events';
+import { submitSweep } from '../../shared/usecases/sweeps';
+import { ALICE, ALICE_OWNER, BOB, apiEvent, lambdaContext } from '../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 
@@ -113,5 +115,19 @@ describe('sweeps API', () => {
     expect(bad.statusCode).toBe(400);
     expect(JSON.parse(bad.body ?? '{}').issues).toEqual([{ path: 'spec.search.grid.lr', message: 'list at least one value' }]);
     expect(started.length).toBe(before);
+  });
+});
+
+describe('submitting a sweep whose base spec names secrets', () => {
+  /** Ports that fail the test if reached: a refused sweep stores and starts nothing. */
+  const untouched = new Proxy({}, { get: (_target, property) => { throw new Error(`${String(property)} was used for a refused sweep`); } });
+  const deps = { sweeps: untouched as never, sweepExecutions: untouched as never, clock: () => new Date(), secretsPrefix: '/runctl/test/secrets' };
+  const sweep = (secrets: Record<string, string>) => ({ spec: { name: 's', base: { ...base, secrets }, search: { grid: { lr: [0.1] } }, objective: { metric: 'loss' } } });
+
+  it("refuses a secret outside the owner's path at spec.base.secrets, before anything is stored", async () => {
+    const refused = submitSweep({ owner: ALICE_OWNER, body: sweep({ WANDB_API_KEY: 'ssm:/prod/wandb-key' }) }, deps);
+
+    await expect(refused).rejects.toBeInstanceOf(RunInvalidError);
+    await expect(refused).rejects.toMatchObject({ issues: [{ path: 'spec.base.secrets.WANDB_API_KEY', message: expect.stringContaining(`ssm:${ownerSecretsPath('/runctl/test/secrets', ALICE_OWNER)}<name>`) }] });
   });
 });
