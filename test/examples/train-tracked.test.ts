@@ -3,6 +3,10 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { LOCAL_OWNER, LOCAL_SECRETS_PREFIX } from '../../local/secrets';
+import { parseRunSpec } from '../../shared/domain/run-spec';
 
 // examples/trackers/train_tracked.py run as the agent runs it, with stand-ins for the wandb and
 // mlflow packages (test/fixtures/trackers) or without them: runctl's JSON metric lines are there
@@ -98,5 +102,19 @@ describe('the tracker example', () => {
     expect(starts[1]?.run_id).toEqual(expect.any(String));
     expect(recorded.filter((c) => c.call === 'mlflow.end_run').map((c) => c.status)).toEqual(['KILLED', 'FINISHED']);
     expect(first.stdout + second.stdout + readFileSync(log, 'utf8')).not.toContain(KEY);
+  });
+});
+
+describe('examples/trackers/run.local.yaml', () => {
+  it("names the W&B key under the local owner's secrets path, as runctl dev accepts it", () => {
+    const text = readFileSync(new URL('../../examples/trackers/run.local.yaml', import.meta.url), 'utf8');
+    const { code, ...rest } = z.looseObject({ code: z.object({ entrypoint: z.string() }).loose() }).parse(parseYaml(text));
+    const spec = parseRunSpec(
+      { ...rest, code: { bundle: `s3://runctl-artifacts/bundles/${'a'.repeat(64)}.tar.gz`, entrypoint: code.entrypoint }, instance: { types: ['local.sandbox'] } },
+      { runsBucket: 'runctl-artifacts', secrets: { prefix: LOCAL_SECRETS_PREFIX, owner: LOCAL_OWNER } },
+    );
+
+    expect(spec.secrets).toEqual({ WANDB_API_KEY: expect.stringMatching(/^ssm:\/runctl\/local\/secrets\/[0-9a-f]{32}\/wandb-key$/) });
+    expect(spec.code.entrypoint).toBe('train_tracked.py');
   });
 });
