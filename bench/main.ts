@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { registerRawImports } from '../local/runtime-raw-imports';
 import { measureBundles } from './bundles';
@@ -127,6 +127,20 @@ async function recovery(): Promise<void> {
   if (!(resumed <= target) || timelines.some((t) => t.status !== 'SUCCEEDED')) process.exitCode = 1;
 }
 
+async function stopPath(): Promise<void> {
+  const { measureStopPath } = await import('./stop-path');
+  const cores = availableParallelism();
+  const rows = await measureStopPath(cores);
+  console.log('\nSpot warning on the local backend, small model (1 MB checkpoint, instant latency model): seconds after the warning');
+  console.log(`${'machine'.padEnd(16)} ${'load'.padStart(5)} ${'stop signal'.padStart(12)} ${'checkpoint'.padStart(11)} ${'reported'.padStart(9)} ${'resumed'.padStart(8)} ${'last line → SUCCEEDED'.padStart(22)}`);
+  for (const r of rows) {
+    const s = (v: number, width: number) => (Number.isFinite(v) ? v.toFixed(2) : '-').padStart(width);
+    console.log(`${r.label.padEnd(16)} ${r.loadAverage.toFixed(1).padStart(5)} ${s(r.stopSignal, 12)} ${s(r.checkpointComplete, 11)} ${s(r.outcomeReported, 9)} ${s(r.trainingResumed, 8)} ${s(r.lastLineToSucceeded, 22)}`);
+  }
+  const quiet = rows[0];
+  console.log(`warning → stop signal at the script (quiet): ${quiet?.stopSignal.toFixed(2)} s (target ≤ 1 s: ${(quiet?.stopSignal ?? Infinity) <= 1 ? 'holds' : 'DOES NOT HOLD'})`);
+}
+
 async function dashboard(): Promise<void> {
   const { measureUi } = await import('./ui');
   const f = await measureUi();
@@ -170,6 +184,7 @@ const sections: Record<string, () => Promise<void>> = {
   reconcile: reconcilePass,
   transitions,
   recovery,
+  stop: stopPath,
   ui: dashboard,
   containers,
 };

@@ -210,6 +210,17 @@ class Credentials:
         self.cached = None
         self.expires = 0
 
+    @staticmethod
+    def cached_by_process(command):
+        if '--cache' not in command[:-1]:
+            return None
+        doc = read_json(command[command.index('--cache') + 1])
+        try:
+            expires = datetime.datetime.strptime(doc['Expiration'][:19], '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc)
+        except (TypeError, KeyError, ValueError):
+            return None
+        return doc if expires.timestamp() - time.time() > 20 * 60 else None
+
     def get(self):
         env = os.environ
         if env.get('AWS_ACCESS_KEY_ID') and env.get('AWS_SECRET_ACCESS_KEY'):
@@ -221,8 +232,12 @@ class Credentials:
         config = configparser.ConfigParser()
         if env.get('AWS_CONFIG_FILE') and config.read(env['AWS_CONFIG_FILE']) and config.has_option('default', 'credential_process'):
             import shlex, subprocess
-            out = subprocess.run(shlex.split(config.get('default', 'credential_process')), capture_output=True, check=True, timeout=30)
-            doc = json.loads(out.stdout)
+            command = shlex.split(config.get('default', 'credential_process'))
+            # control.py's own cache, read here while fresh (its margin): no process per request.
+            doc = self.cached_by_process(command)
+            if doc is None:
+                out = subprocess.run(command, capture_output=True, check=True, timeout=30)
+                doc = json.loads(out.stdout)
             self.cached = (doc['AccessKeyId'], doc['SecretAccessKey'], doc.get('SessionToken', ''))
             self.expires = datetime.datetime.strptime(doc['Expiration'][:19], '%Y-%m-%dT%H:%M:%S').replace(tzinfo=datetime.timezone.utc).timestamp()
             return self.cached
@@ -268,19 +283,22 @@ def sign_v4(creds, service, region, method, path, query, headers, payload_hash):
     signature = hmac.new(key_bytes, to_sign.encode(), hashlib.sha256).hexdigest()
     headers['authorization'] = 'AWS4-HMAC-SHA256 Credential=%s/%s, SignedHeaders=%s, Signature=%s' % (access, scope, ';'.join(names), signature)
 
-def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='', method='PUT'):
-    """One signed PUT of an object (or of its `subresource`, such as `tagging`). `body` is
-    bytes or a file path (streamed, hashed first). With method='DELETE' (and an empty body),
-    the object is deleted."""
+def s3_location(region, bucket, key):
+    """(url, host, path) of an object, path-style on the endpoint AWS_ENDPOINT_URL_S3 names."""
     endpoint = os.environ.get('AWS_ENDPOINT_URL_S3') or os.environ.get('AWS_ENDPOINT_URL')
     quoted = urllib.parse.quote(key, safe='/-_.~')
     if endpoint:
         parts = urllib.parse.urlsplit(endpoint)
         host, path = parts.netloc, (parts.path.rstrip('/') + '/' + bucket + ('/' + quoted if key else ''))
-        url = '%s://%s%s' % (parts.scheme, host, path)
-    else:
-        host, path = '%s.s3.%s.amazonaws.com' % (bucket, region), '/' + quoted
-        url = 'https://' + host + path
+        return '%s://%s%s' % (parts.scheme, host, path), host, path
+    host, path = '%s.s3.%s.amazonaws.com' % (bucket, region), '/' + quoted
+    return 'https://' + host + path, host, path
+
+def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='', method='PUT'):
+    """One signed PUT of an object (or of its `subresource`, such as `tagging`). `body` is
+    bytes or a file path (streamed, hashed first). With method='DELETE' (and an empty body),
+    the object is deleted."""
+    url, host, path = s3_location(region, bucket, key)
     if subresource:
         url += '?' + subresource
     if isinstance(body, str):
@@ -303,6 +321,120 @@ def s3_put(creds, region, bucket, key, body, extra_headers=None, subresource='',
     else:
         request = urllib.request.Request(url, data=body if method != 'DELETE' else None, method=method, headers=headers)
         return urllib.request.urlopen(request, timeout=10).read()
+
+class NotFound(Exception):
+    pass
+
+def s3_get(creds, region, bucket, key, dest):
+    """One signed GET of an object, streamed to `dest` (written whole or not at all). Raises
+    NotFound for a missing object."""
+    url, host, path = s3_location(region, bucket, key)
+    empty = hashlib.sha256(b'').hexdigest()
+    headers = {'host': host, 'x-amz-content-sha256': empty}
+    sign_v4(creds, 's3', region, 'GET', path, '', headers, empty)
+    del headers['host']
+    try:
+        answer = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=60)
+    except urllib.error.HTTPError as error:
+        if error.code == 404:
+            raise NotFound('s3://%s/%s' % (bucket, key))
+        raise
+    os.makedirs(os.path.dirname(dest) or '.', exist_ok=True)
+    partial = dest + '.part'
+    with answer, open(partial, 'wb') as f:
+        for block in iter(lambda: answer.read(1 << 20), b''):
+            f.write(block)
+    os.replace(partial, dest)
+
+def split_uri(uri):
+    bucket, _, key = uri[len('s3://'):].partition('/')
+    return bucket, key
+
+# Objects up to this size move with one signed request each, 8 at a time, from this helper: no
+# AWS CLI start-up (about a second, several on a loaded instance) on the paths a spot warning
+# waits for. A tree holding a larger file goes through the AWS CLI's parallel multipart transfer.
+DIRECT_MAX_BYTES = int(os.environ.get('RUNCTL_AGENT_DIRECT_MAX_BYTES', str(64 << 20)))
+DIRECT = 3  # exit code: the tree is too large for direct transfer; nothing was sent
+
+def transfer_all(jobs, progress_out, total):
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+    done, lock = [0], threading.Lock()
+    def run(job):
+        action, size = job
+        action()
+        with lock:
+            done[0] += size
+            if progress_out:
+                write_private(progress_out, json.dumps({'bytes': min(done[0], total), 'totalBytes': total}))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        for future in [pool.submit(run, job) for job in jobs]:
+            future.result()
+
+def put_tree(config_path, root, uri, progress_out=''):
+    # put-tree CONFIG DIR s3://BUCKET/PREFIX/ [PROGRESS]: every file under DIR to PREFIX/<its
+    # relative path>. Exit 3, having sent nothing, when a file is over DIRECT_MAX_BYTES.
+    c = read_json(config_path)
+    files = [(rel, full, os.path.getsize(full)) for rel, full in files_of(root)]
+    if any(size > DIRECT_MAX_BYTES for _, _, size in files):
+        sys.exit(DIRECT)
+    bucket, prefix = split_uri(uri)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds.get()
+    def put_one(rel, full):
+        return lambda: s3_put(creds, c['region'], bucket, prefix + rel.replace(os.sep, '/'), full)
+    try:
+        transfer_all([(put_one(rel, full), size) for rel, full, size in files], progress_out, sum(f[2] for f in files))
+    except Exception as error:
+        sys.stderr.write('upload to %s failed: %s\n' % (uri, error))
+        sys.exit(1)
+
+def get(config_path, uri, dest, *flags):
+    # get CONFIG s3://BUCKET/KEY FILE [--optional]: one object to FILE. Exit 4 when it does not
+    # exist and --optional is given, 1 on any other failure.
+    c = read_json(config_path)
+    bucket, key = split_uri(uri)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    try:
+        s3_get(creds, c['region'], bucket, key, dest)
+    except NotFound:
+        if '--optional' in flags:
+            sys.exit(4)
+        sys.stderr.write('%s does not exist\n' % uri)
+        sys.exit(1)
+    except Exception as error:
+        sys.stderr.write('download of %s failed: %s\n' % (uri, error))
+        sys.exit(1)
+
+def get_checkpoint(config_path, uri, dest):
+    # get-checkpoint CONFIG s3://BUCKET/PREFIX/ DIR: the files its _COMPLETE.json lists, into
+    # DIR. Exit 3, having written nothing, when the marker lists no files (written before it
+    # did) or a file is over DIRECT_MAX_BYTES.
+    c = read_json(config_path)
+    bucket, prefix = split_uri(uri)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    marker = os.path.join(os.path.dirname(config_path), 'resume-complete.json')
+    try:
+        s3_get(creds, c['region'], bucket, prefix + '_COMPLETE.json', marker)
+    except Exception as error:
+        sys.stderr.write('reading %s_COMPLETE.json failed: %s\n' % (uri, error))
+        sys.exit(1)
+    paths = (read_json(marker, {}) or {}).get('paths')
+    if not isinstance(paths, list) or any(p.get('bytes', 0) > DIRECT_MAX_BYTES for p in paths):
+        sys.exit(DIRECT)
+    root = os.path.realpath(dest)
+    jobs = []
+    for p in paths:
+        target = os.path.realpath(os.path.join(root, p['key']))
+        if not target.startswith(root + os.sep):
+            sys.stderr.write('%s_COMPLETE.json lists %r, outside the checkpoint\n' % (uri, p['key']))
+            sys.exit(1)
+        jobs.append(((lambda key, target: lambda: s3_get(creds, c['region'], bucket, prefix + key, target))(p['key'], target), p['bytes']))
+    try:
+        transfer_all(jobs, '', sum(p['bytes'] for p in paths))
+    except Exception as error:
+        sys.stderr.write('restoring %s failed: %s\n' % (uri, error))
+        sys.exit(1)
 
 # --- secrets: spec.secrets read with the run's credentials, into the training's environment only ---
 # Parameter Store (`ssm:<name>`, GetParameter WithDecryption) and Secrets Manager (an ARN,
@@ -628,7 +760,9 @@ def complete(snapshot, attempt, seq, uri, complete_out, latest_out, last_path=''
     for key in ('step', 'epoch'):
         if isinstance(last.get(key), (int, float)):
             pointer[key] = last[key]
-    write_private(complete_out, json.dumps(dict(pointer, id='%04d-%06d' % (int(attempt), int(seq)))))
+    # The marker lists every file, so a restore fetches exactly these (get-checkpoint).
+    paths = [{'key': rel.replace(os.sep, '/'), 'bytes': os.path.getsize(full)} for rel, full in files]
+    write_private(complete_out, json.dumps(dict(pointer, id='%04d-%06d' % (int(attempt), int(seq)), paths=paths)))
     write_private(latest_out, json.dumps(pointer))
 
 def manifest(outputs, run_id, attempt, uri, out):
@@ -722,7 +856,21 @@ globals()[command.replace('-', '_')](*args)
 PY
 }
 
-py() { python3 "$PY" "$@"; }
+# The helper runs on the interpreter python3 resolves to, asked once (a version manager's shim
+# costs a tenth of a second a call), without site-packages (it needs only the standard library),
+# from bytecode compiled once: about 60 ms a call instead of 300, on every path a warning waits for.
+PYTHON=python3
+PY_CODE="$PY"
+prepare_python() {
+  local resolved
+  resolved=$(python3 -c 'import sys; print(sys.executable)' 2>/dev/null)
+  if [ -n "$resolved" ] && [ -x "$resolved" ]; then PYTHON=$resolved; fi
+  if "$PYTHON" -S -c 'import py_compile, sys; py_compile.compile(sys.argv[1], cfile=sys.argv[2], doraise=True)' \
+    "$PY" "${PY}c" 2>/dev/null; then
+    PY_CODE="${PY}c"
+  fi
+}
+py() { "$PYTHON" -S "$PY_CODE" "$@"; }
 
 now_ms() { local ns; ns=$(date +%s%N); echo $((ns / 1000000)); }
 
@@ -760,7 +908,7 @@ control_call() {
   request=$(mktemp "$STATE_DIR/request.XXXXXX")
   err=$(mktemp "$STATE_DIR/control-err.XXXXXX")
   py request "$request" "$@" || { rm -f "$request" "$err"; return 1; }
-  python3 "$CONTROL_PY" --endpoint "$CONTROL_ENDPOINT" --region "$REGION" --run-id "$RUN_ID" --attempt "$ATTEMPT" \
+  "$PYTHON" -S "$CONTROL_PY" --endpoint "$CONTROL_ENDPOINT" --region "$REGION" --run-id "$RUN_ID" --attempt "$ATTEMPT" \
     call "$action" "$request" 2>"$err"
   rc=$?
   rm -f "$request"
@@ -817,7 +965,7 @@ prepare() {
   # First: a secret that cannot be read fails the attempt before any download.
   resolve_secrets || return 1
   note "attempt $ATTEMPT of run $RUN_ID: fetching $CODE_BUNDLE"
-  if ! aws s3 cp "$CODE_BUNDLE" "$STATE_DIR/code.tar.gz" --only-show-errors --region "$REGION" >&2; then
+  if ! py get "$STATE_DIR/config.json" "$CODE_BUNDLE" "$STATE_DIR/code.tar.gz" >&2; then
     SETUP_ERROR="code bundle $CODE_BUNDLE could not be downloaded"
     return 1
   fi
@@ -827,8 +975,11 @@ prepare() {
   fi
   if [ -n "$RESUME_FROM" ]; then
     note "restoring checkpoint $RESUME_FROM"
-    aws s3 cp --recursive "${RESUME_FROM%/}/" "$RESUME_DIR" --exclude _COMPLETE.json \
-      --only-show-errors --region "$REGION" >&2
+    py get-checkpoint "$STATE_DIR/config.json" "${RESUME_FROM%/}/" "$RESUME_DIR" >&2
+    if [ $? -eq 3 ]; then
+      aws s3 cp --recursive "${RESUME_FROM%/}/" "$RESUME_DIR" --exclude _COMPLETE.json \
+        --only-show-errors --region "$REGION" >&2
+    fi
     if [ -z "$(ls -A "$RESUME_DIR")" ]; then
       SETUP_ERROR="checkpoint $RESUME_FROM could not be restored (missing or empty)"
       return 1
@@ -836,9 +987,9 @@ prepare() {
   fi
   # Earlier attempts' pointer and metrics: the latest checkpoint stays the latest until this
   # attempt writes a newer one, and metrics.jsonl keeps one line per report across attempts.
-  aws s3 cp "$S3_RUN/checkpoints/latest.json" "$LATEST_FILE.prev" --only-show-errors --region "$REGION" \
+  py get "$STATE_DIR/config.json" "$S3_RUN/checkpoints/latest.json" "$LATEST_FILE.prev" --optional \
     >/dev/null 2>&1 && mv "$LATEST_FILE.prev" "$LATEST_FILE"
-  aws s3 cp "$S3_RUN/metrics.jsonl" "$METRICS_FILE" --only-show-errors --region "$REGION" >/dev/null 2>&1
+  py get "$STATE_DIR/config.json" "$S3_RUN/metrics.jsonl" "$METRICS_FILE" --optional >/dev/null 2>&1
   echo 0 >"$SEQ_FILE"
   if [ -n "$DOCKER_IMAGE" ]; then prepare_container || return 1; fi
   return 0
@@ -907,6 +1058,19 @@ start_training() {
   note "training started (pid $TRAIN_PID)"
 }
 
+# A directory to an S3 prefix, with its progress in PROGRESS: signed PUTs from the helper when
+# every file is small (no CLI start-up), else the AWS CLI's parallel multipart upload.
+upload_tree() { # dir, s3 uri, progress file
+  py put-tree "$STATE_DIR/config.json" "$1" "$2" "$3" >&2
+  case $? in
+    0) return 0 ;;
+    3) ;;
+    *) return 1 ;;
+  esac
+  aws s3 cp --recursive "$1" "$2" --region "$REGION" 2>&1 | tr '\r' '\n' | py upload-progress "${3:-/dev/null}" >&2
+  [ "${PIPESTATUS[0]}" -eq 0 ]
+}
+
 # Uploads an immutable snapshot of the checkpoint dir when it changed since the last one, then
 # `_COMPLETE.json`, then `latest.json`: a reader that follows the pointer never sees a partial one.
 snapshot_checkpoint() {
@@ -924,8 +1088,7 @@ snapshot_checkpoint() {
   uri="$S3_RUN/checkpoints/$id/"
   # Its progress goes to UPLOAD_PROGRESS, which the heartbeats after a warning carry to the status.
   rm -f "$UPLOAD_PROGRESS"
-  aws s3 cp --recursive "$SNAPSHOT_DIR" "$uri" --region "$REGION" 2>&1 | tr '\r' '\n' | py upload-progress "$UPLOAD_PROGRESS" >&2
-  if [ "${PIPESTATUS[0]}" -ne 0 ]; then rm -f "$UPLOAD_PROGRESS"; return 1; fi
+  upload_tree "$SNAPSHOT_DIR" "$uri" "$UPLOAD_PROGRESS" || { rm -f "$UPLOAD_PROGRESS"; return 1; }
   rm -f "$UPLOAD_PROGRESS"
   py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" \
     "$STATE_DIR/metrics-last.json" || return 1
@@ -945,12 +1108,15 @@ upload_logs() {
   py put "$STATE_DIR/config.json" "$METRICS_FILE" "$RUN_PREFIX/metrics.jsonl"
 }
 
+# The live shipper parses the metric rows while it runs; without it, this does.
+parse_metrics() {
+  live_alive && return 0
+  py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/live-offsets.json" "$METRICS_FILE" \
+    "$STATE_DIR/metrics-last.json" "$ATTEMPT"
+}
+
 sync_all() {
-  # The live shipper parses the metric rows while it runs; without it, this does.
-  if ! live_alive; then
-    py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/live-offsets.json" "$METRICS_FILE" \
-      "$STATE_DIR/metrics-last.json" "$ATTEMPT"
-  fi
+  parse_metrics
   upload_logs
   snapshot_checkpoint
 }
@@ -962,7 +1128,7 @@ wait_sync() {
 # The live shipper (agent.py `live`): the log and metric rows to S3 within a second of the print.
 start_live() {
   # exec: the pid is python's own, so the stop signal reaches the shipper, not a subshell.
-  (exec python3 "$PY" live "$STATE_DIR/config.json" "$TRAIN_LOG" "$METRICS_FILE" "$STATE_DIR/metrics-last.json" "$STATE_DIR") \
+  (exec "$PYTHON" -S "$PY_CODE" live "$STATE_DIR/config.json" "$TRAIN_LOG" "$METRICS_FILE" "$STATE_DIR/metrics-last.json" "$STATE_DIR") \
     2>>"$TRAIN_LOG" &
   LIVE_PID=$!
 }
@@ -1029,7 +1195,9 @@ interrupt() { # error name, reason
   stop_live
   wait_sync
   local id
-  if sync_all; then
+  # The checkpoint first, then the log once (with the lines saying which checkpoint it is).
+  parse_metrics
+  if snapshot_checkpoint; then
     id=$(py checkpoint-id "$LATEST_FILE")
     if [ "$id" = none ]; then
       note "the script saved no checkpoint: the next attempt starts from the beginning; reporting $1"
@@ -1060,9 +1228,9 @@ finish() { # exit code
     return
   fi
   if sync_all &&
-    aws s3 sync "$OUTPUT_DIR" "$S3_RUN/outputs/" --only-show-errors --region "$REGION" >&2 &&
+    upload_tree "$OUTPUT_DIR" "$S3_RUN/outputs/" "" &&
     py manifest "$OUTPUT_DIR" "$RUN_ID" "$ATTEMPT" "$S3_RUN/outputs/" "$STATE_DIR/manifest.json" &&
-    aws s3 cp "$STATE_DIR/manifest.json" "$manifest_uri" --only-show-errors --region "$REGION" >&2; then
+    py put "$STATE_DIR/config.json" "$STATE_DIR/manifest.json" "$RUN_PREFIX/outputs/_manifest.json"; then
     py success-output "$LATEST_FILE" "$STATE_DIR/metrics-last.json" "$manifest_uri" "$STATE_DIR/output.json"
     stop_heartbeats
     control_final success "output=@$STATE_DIR/output.json"
@@ -1178,6 +1346,7 @@ main() {
   trap cleanup EXIT
   trap 'exit 143' TERM INT
   write_python_helper
+  prepare_python
   load_config || { echo "runctl agent: unreadable config in $STATE_DIR" >&2; exit 1; }
   SETUP_ERROR="setting up the attempt failed"
   start_heartbeats

@@ -209,6 +209,32 @@ describe('agent: launched twice for the same attempt', () => {
   });
 });
 
+describe('agent: files over the direct-transfer limit', () => {
+  it('go up through the AWS CLI, and a checkpoint whose marker lists them comes back through it too', async () => {
+    // Every file is over 1 byte: the helper declines (exit 3) and the CLI's multipart transfer takes them.
+    const large = { RUNCTL_AGENT_DIRECT_MAX_BYTES: '1' };
+    const release = join(world.newRoot(), 'release');
+    const run = await world.launch({ env: { FIXTURE_MODE: 'periodic', FIXTURE_UNTIL_FILE: release }, config: { checkpoint: { intervalSeconds: 1 } }, instanceEnv: large });
+    await waitFor(async () => (await world.keys(`runs/${run.runId}/checkpoints/`)).some((k) => k.endsWith('/_COMPLETE.json')), 'a checkpoint', 60_000);
+    writeFileSync(release, '');
+    const outcome = await run.outcome;
+    await run.waitForAgentExit();
+    expect(outcome.kind).toBe('success');
+    const prefix = `runs/${run.runId}`;
+    const latest = PointerSchema.parse(JSON.parse((await world.text(`${prefix}/checkpoints/latest.json`)) ?? ''));
+    const checkpointKey = latest.uri.replace(`s3://${BUCKET}/`, '');
+    expect(JSON.parse((await world.text(`${checkpointKey}model.ckpt`)) ?? '').step).toBeGreaterThan(0);
+    expect(JSON.parse((await world.text(`${checkpointKey}_COMPLETE.json`)) ?? '').paths).toEqual([{ key: 'model.ckpt', bytes: expect.any(Number) }]);
+    expect(await world.text(`${prefix}/outputs/model.bin`)).toMatch(/^weights after \d+ steps$/);
+    expect(JSON.parse((await world.text(`${prefix}/outputs/_manifest.json`)) ?? '').files).toHaveLength(2);
+
+    const resumed = await world.launch({ runId: run.runId, attempt: 2, env: { FIXTURE_MODE: 'fail' }, resumeFrom: latest.uri, instanceEnv: large });
+    expect(await resumed.outcome).toMatchObject({ kind: 'failure', error: 'Training.Failed' });
+    await resumed.waitForAgentExit();
+    expect(received(resumed.root).restored).toEqual(['model.ckpt']);
+  });
+});
+
 describe('agent: resuming from a checkpoint', () => {
   it('restores the checkpoint into RUNCTL_RESUME_FROM and keeps earlier metrics', async () => {
     const runId = 'run-resume-1';
