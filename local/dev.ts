@@ -42,6 +42,7 @@ export async function startDev(options: DevOptions = {}): Promise<RunningDev> {
       deps: backend.apiDeps(),
       experiments: backend.experimentDeps(),
       models: backend.modelDeps(),
+      sweeps: backend.sweepDeps(),
       identity: LOCAL_OWNER,
       extraRoutes: {
         'POST /local/runs/{id}/interrupt': async (event): Promise<APIGatewayProxyResultV2> => {

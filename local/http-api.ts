@@ -10,6 +10,7 @@ import type { APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { createHandler as cancelRun } from '../functions/api/cancel-run';
 import { createHandler as createImage } from '../functions/api/create-image';
 import { createHandler as createRun } from '../functions/api/create-run';
+import { createHandler as createSweep } from '../functions/api/create-sweep';
 import { createHandler as createUpload } from '../functions/api/create-upload';
 import { createHandler as createVolume } from '../functions/api/create-volume';
 import { createHandler as downloadModel } from '../functions/api/download-model';
@@ -17,6 +18,7 @@ import { createHandler as getLogs } from '../functions/api/get-logs';
 import { createHandler as getMetrics } from '../functions/api/get-metrics';
 import { createHandler as getModel } from '../functions/api/get-model';
 import { createHandler as getRun } from '../functions/api/get-run';
+import { createHandler as getSweep } from '../functions/api/get-sweep';
 import { createHandler as listCheckpoints } from '../functions/api/list-checkpoints';
 import { createHandler as listExperimentRuns } from '../functions/api/list-experiment-runs';
 import { createHandler as listExperiments } from '../functions/api/list-experiments';
@@ -26,12 +28,16 @@ import { createHandler as listImages } from '../functions/api/list-images';
 import { createHandler as listVolumes } from '../functions/api/list-volumes';
 import { createHandler as promoteModel } from '../functions/api/promote-model';
 import { createHandler as registerModel } from '../functions/api/register-model';
+import { createHandler as stopSweep } from '../functions/api/stop-sweep';
 import type { ApiDeps } from '../shared/composition/api';
 import type { VolumeApiDeps } from '../shared/composition/volumes';
 import type { Compute } from '../shared/ports/compute';
 import type { ApiEvent } from '../shared/http/responses';
 import type { ExperimentDeps } from '../shared/usecases/experiments';
 import type { ModelDeps } from '../shared/usecases/models';
+import type { Sweeps } from '../shared/ports/sweeps';
+import type { SweepControlDeps } from '../shared/usecases/sweep-control';
+import type { SubmitSweepDeps } from '../shared/usecases/sweeps';
 import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
 
 /** A Lambda handler of an HTTP API route, as `createHandler(deps)` returns it. */
@@ -86,6 +92,22 @@ export function modelRoutes(deps: ModelDeps): Record<string, RouteHandler> {
   };
 }
 
+/** What the sweep routes need: POST /sweeps starts the sweep machine; stop reaches the trials' runs. */
+export interface SweepApiDeps {
+  submit: SubmitSweepDeps;
+  control: SweepControlDeps;
+  sweeps: Sweeps;
+}
+
+/** The sweep routes (`runctl sweep`, `runctl sweeps status|stop`). */
+export function sweepRoutes(deps: SweepApiDeps): Record<string, RouteHandler> {
+  return {
+    'POST /sweeps': createSweep(() => deps.submit),
+    'GET /sweeps/{id}': getSweep(() => deps),
+    'POST /sweeps/{id}/stop': stopSweep(() => deps.control),
+  };
+}
+
 /** The signed-in caller, as the IAM authorizer would describe it. */
 export interface LocalIdentity {
   userArn: string;
@@ -108,6 +130,8 @@ export interface HttpApiOptions {
   experiments?: ExperimentDeps;
   /** Dependencies of the model registry routes; without them those routes answer 404. */
   models?: ModelDeps;
+  /** Dependencies of the sweep routes; without them those routes answer 404. */
+  sweeps?: SweepApiDeps;
   /** Whose runs these are: an IAM ARN, e.g. `arn:aws:iam::000000000000:user/local`; or a signature check per request. */
   identity: string | LocalIdentity | LocalAuthenticator;
   /** More routes (`"POST /schedules"` → handler) beside the built-in ones. */
@@ -131,6 +155,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttp
     ...(options.volumes === undefined ? {} : volumeRoutes(options.volumes)),
     ...(options.experiments === undefined ? {} : experimentRoutes(options.experiments)),
     ...(options.models === undefined ? {} : modelRoutes(options.models)),
+    ...(options.sweeps === undefined ? {} : sweepRoutes(options.sweeps)),
     ...options.extraRoutes,
   });
   const given = options.identity;

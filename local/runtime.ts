@@ -19,6 +19,7 @@ import * as spotWarning from '../functions/events/spot-warning';
 import { DynamoAttemptSignals } from '../shared/adapters/dynamo-attempt-signals';
 import { DynamoExperiments } from '../shared/adapters/dynamo-experiments';
 import { DynamoModels } from '../shared/adapters/dynamo-models';
+import { DynamoSweeps } from '../shared/adapters/dynamo-sweeps';
 import { DynamoRunStore, runsDocumentClient } from '../shared/adapters/dynamo-run-store';
 import { S3Artifacts } from '../shared/adapters/s3-artifacts';
 import { S3ModelBlobs } from '../shared/adapters/s3-model-blobs';
@@ -30,6 +31,9 @@ import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events
 import { cancelRun } from '../shared/usecases/cancel-run';
 import type { ExperimentDeps } from '../shared/usecases/experiments';
 import type { ModelDeps } from '../shared/usecases/models';
+import type { SweepControlDeps } from '../shared/usecases/sweep-control';
+import { submitSweep, type SubmitSweepDeps } from '../shared/usecases/sweeps';
+import type { SweepRecord, Sweeps } from '../shared/ports/sweeps';
 import { type ImageLookupDeps, LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
 import { DynamoCatalog } from '../shared/adapters/dynamo-catalog';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
@@ -50,6 +54,7 @@ import { RESUME_ENTRY_STATES, resumeEntry } from './runtime-resume';
 import { startLocalServices, type LocalServices } from './services';
 import { LocalStateMachine, type LocalExecution, type LocalLambda } from './state-machine-runner';
 import { LocalRunCredentials, startAgentControlApi } from './agent-control';
+import { LocalSweeps } from './sweeps';
 import { TaskTokens } from './task-tokens';
 import type { AgentControlDeps } from '../shared/usecases/agent-control';
 
@@ -79,6 +84,8 @@ export interface LocalBackendOptions {
   bootMs?: number;
   /** Launch, SSM and S3 timings of local instances (default: the `instant` profile; see local/latency.ts). */
   latency?: LatencyModel;
+  /** How often the early-stopping rule of running sweeps is applied (default 2 s; AWS: every minute). */
+  sweepEvaluationMs?: number;
   /** Resume the runs found live in the store (default true). */
   resume?: boolean;
   /**
@@ -119,6 +126,12 @@ export interface LocalBackend {
   experimentDeps(): ExperimentDeps;
   /** What the model registry routes need: the runs table and the runs bucket, as deployed. */
   modelDeps(): ModelDeps;
+  /** What the sweep routes need: POST /sweeps, GET /sweeps/{id}, POST /sweeps/{id}/stop. */
+  sweepDeps(): { submit: SubmitSweepDeps; control: SweepControlDeps; sweeps: Sweeps };
+  /** Submits a sweep through the real use case and starts its execution; returns the PENDING sweep. */
+  submitSweep(body: unknown, owner?: string): Promise<SweepRecord>;
+  /** Resolves with the final sweep once its execution has ended. */
+  waitForSweep(sweepId: string): Promise<SweepRecord>;
   /** Submits a run through the real submit use case; returns the PENDING record. */
   submit(body: unknown, owner?: string): Promise<RunRecord>;
   /** Resolves with the final record once the run's execution has ended. */
@@ -399,6 +412,19 @@ async function assemble(
     clock: () => new Date(),
   });
 
+  const sweepStore = new DynamoSweeps(documentClient, services.table);
+  const sweepControl = { store, sweeps: sweepStore, executions, compute: stepCompute, clock: () => new Date(), artifacts };
+  const sweeps = new LocalSweeps({
+    steps: { sweeps: sweepStore, store, clock: () => new Date() },
+    control: sweepControl,
+    trainRuns: executions,
+    callbacks: aliases,
+    region: services.region,
+    evaluateEveryMs: options.sweepEvaluationMs,
+    retryIntervalScale: RETRY_INTERVAL_SCALE,
+  });
+  cleanups.push(() => sweeps.stop());
+
   const resumed: string[] = [];
   if (options.resume ?? true) {
     for (const record of await liveRuns(store)) {
@@ -437,6 +463,12 @@ async function assemble(
     apiDeps,
     experimentDeps,
     modelDeps,
+    sweepDeps: () => ({ submit: { ...sweeps.submitDeps(), secretsPrefix: LOCAL_SECRETS_PREFIX }, control: sweepControl, sweeps: sweepStore }),
+    async submitSweep(body, owner = LOCAL_OWNER) {
+      const { sweep } = await submitSweep({ owner, body }, { ...sweeps.submitDeps(), secretsPrefix: LOCAL_SECRETS_PREFIX });
+      return sweep;
+    },
+    waitForSweep: (sweepId) => sweeps.waitForSweep(sweepId),
     async submit(body, owner = LOCAL_OWNER) {
       const { record } = await submitRun({ owner, body }, apiDeps());
       return record;
@@ -481,6 +513,7 @@ async function assemble(
       if (stopped) return;
       stopped = true;
       for (const timer of reclaimTimers) clearTimeout(timer);
+      await sweeps.stop();
       for (const execution of [...executions.all(), ...preparing]) execution.abort();
       images?.abort();
       // An aborted execution settles at its next step; one stuck in a call must not keep the

@@ -8,7 +8,11 @@
  * Dockerfile on the local Docker engine and pushed to the local registry first
  * (scripts/docker-test-env.sh start sets both up).
  *
+ * With `--sweep` it runs a 4-trial learning-rate sweep of the example instead, one trial stopped
+ * early by the median rule, prints the comparison and registers the best model (local/start-sweep.ts).
+ *
  *   npm start [-- --no-interrupt] [--docker] [--epochs 12] [--root .runctl]
+ *   npm start -- --sweep [--root .runctl]
  */
 import { parseArgs } from 'node:util';
 import { preflight } from './preflight';
@@ -16,13 +20,14 @@ import { registerRawImports } from './runtime-raw-imports';
 
 /** The epoch after which the first attempt waits for the simulated reclaim. */
 const HOLD_EPOCH = 3;
-const USAGE = 'usage: npm start -- [--no-interrupt] [--docker] [--epochs N] [--root DIR]';
+const USAGE = 'usage: npm start -- [--no-interrupt] [--docker] [--epochs N] [--root DIR]\n       npm start -- --sweep [--root DIR]';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
     options: {
       'no-interrupt': { type: 'boolean', default: false },
       docker: { type: 'boolean', default: false },
+      sweep: { type: 'boolean', default: false },
       epochs: { type: 'string', default: '12' },
       root: { type: 'string', default: '.runctl' },
       help: { type: 'boolean', default: false },
@@ -31,6 +36,10 @@ async function main(): Promise<number> {
   if (values.help) {
     console.log(USAGE);
     return 0;
+  }
+  if (values.sweep && (values.docker || values['no-interrupt'])) {
+    console.error(`--sweep runs its own 4 trials on the host: it takes no --docker or --no-interrupt\n${USAGE}`);
+    return 2;
   }
   const epochs = Number(values.epochs);
   if (!Number.isInteger(epochs) || epochs < 2) {
@@ -71,6 +80,10 @@ async function main(): Promise<number> {
       return 1;
     }
     if (backend.resumed.length > 0) console.log(`Resumed ${backend.resumed.length} run(s) left live by an earlier start: ${backend.resumed.join(', ')}`);
+    if (values.sweep) {
+      const { runSweepDemo } = await import('./start-sweep');
+      return await runSweepDemo(backend, started);
+    }
     // The container has Python 3 and no torch: the pure Python script.
     const example = await prepareExample(backend.s3, backend.services.bucket, { dataset: { rows: 20_000 }, preferTorch: !values.docker });
     console.log(`Code bundle ${example.bundle}\nDataset     ${example.dataset} → /data\nScript      ${example.entrypoint}`);

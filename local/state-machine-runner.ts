@@ -80,6 +80,8 @@ const TIMEOUT_KEY = '__runctl_local_timeout_seconds';
 const ENGINE_MAX_TIMEOUT_SECONDS = 2_147_483;
 const WAIT_FOR_TOKEN = /^arn:aws:states:::lambda:invoke\.waitForTaskToken$/;
 const LAMBDA_INVOKE = /^arn:aws:states:::lambda:invoke$/;
+/** A service integration that waits for its job (`startExecution.sync:2`, …). */
+const SYNC_INTEGRATION = /^arn:aws:states:::[\w-]+:\w+\.sync(:2)?$/;
 
 const TaskStateSchema = z.looseObject({
   Type: z.literal('Task'),
@@ -255,6 +257,11 @@ export class LocalStateMachine {
       const functionName = z.string().safeParse(state.Parameters?.FunctionName);
       if (functionName.success) this.requireHandler(stateName, functionName.data);
       return;
+    }
+    if (SYNC_INTEGRATION.test(state.Resource) && state.TimeoutSeconds === undefined && state.TimeoutSecondsPath === undefined) {
+      // Step Functions lets a .sync task without a timeout wait as long as the execution may run
+      // (a trial trains for hours); the engine would give up after its own default of 60 s.
+      states[stateName] = { ...state, TimeoutSeconds: ENGINE_MAX_TIMEOUT_SECONDS };
     }
     const mode = LAMBDA_INVOKE.test(state.Resource) ? 'invoke' : 'direct';
     if (mode === 'direct') this.requireHandler(stateName, state.Resource);

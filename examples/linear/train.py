@@ -49,6 +49,8 @@ def parse_args():
                    help="pace: an epoch lasts at least this long (demos and tests watch a run mid-training)")
     p.add_argument("--hold-after-epoch", type=int, default=0,
                    help="after this epoch's checkpoint, unless resumed, wait for the stop signal (a demo or test interrupts at a known point)")
+    p.add_argument("--hold-unless-loss-below", type=float, default=0.0,
+                   help="with --hold-after-epoch: hold only when that epoch's loss is not below this (a trial that is not learning waits, checkpointed, for early stopping to stop it)")
     p.add_argument("--fail-at-epoch", type=int, default=0, help="raise at this epoch (to see a failed run)")
     p.add_argument("--busy-cores", type=int, default=0,
                    help="keep this many extra processes spinning, as data loaders that peg every core do")
@@ -237,7 +239,8 @@ def main():
                           "epoch_seconds": round(time.time() - started, 3)}), flush=True)
         # Only a fresh start holds: a resumed attempt that passes the epoch again must not wait
         # for a second stop signal that never comes.
-        if epoch == args.hold_after_epoch and not resume_from:
+        learning = args.hold_unless_loss_below > 0 and loss < args.hold_unless_loss_below
+        if epoch == args.hold_after_epoch and not resume_from and not learning:
             hold_for_stop(epoch)
         if STOP["requested"]:
             print(json.dumps({"event": "stopping", "checkpoint_epoch": epoch}), flush=True)
