@@ -88,6 +88,30 @@ async function reconcilePass(): Promise<void> {
   }
 }
 
+async function sweeps(): Promise<void> {
+  const { measureSweeps } = await import('./sweeps');
+  const dir = await mkdtemp(join(tmpdir(), 'runctl-bench-sweeps-'));
+  try {
+    const f = await measureSweeps(dir);
+    console.log('\nSweeps: the sweep machine (real ASL and steps over dynalite; each trial a stand-in train-run that ends at once)');
+    console.log(`${'trials'.padStart(6)} ${'parallel'.padStart(8)} ${'map'.padEnd(11)} ${'transitions'.padStart(11)} ${'/trial'.padStart(7)} ${'lambdas'.padStart(8)} ${'children'.padStart(8)} ${'dynamodb'.padStart(9)} ${'/trial'.padStart(7)} ${'ms'.padStart(7)}`);
+    for (const s of f.sweeps) {
+      console.log(
+        `${String(s.trials).padStart(6)} ${String(s.maxParallel).padStart(8)} ${s.map.padEnd(11)} ${String(s.transitions).padStart(11)} ${(s.transitions / s.trials).toFixed(2).padStart(7)} ${String(s.lambdaInvocations).padStart(8)} ${String(s.childExecutions).padStart(8)} ${String(s.dynamodb).padStart(9)} ${(s.dynamodb / s.trials).toFixed(2).padStart(7)} ${s.ms.toFixed(0).padStart(7)}`,
+      );
+    }
+    const last = f.sweeps.at(-2);
+    if (last !== undefined) console.log(`        DynamoDB requests of the ${last.trials}-trial sweep: ${Object.entries(last.byCommand).map(([k, v]) => `${k.replace(/Command$/, '')}×${v}`).join(', ')}`);
+    console.log('\nrunctl compare over one experiment (the real GET /experiments/{name}/runs over dynalite, the CLI\'s own paging, 100 runs a page)');
+    console.log(`${'runs'.padStart(6)} ${'pages'.padStart(6)} ${'queries'.padStart(8)} ${'ms'.padStart(8)} ${'ms/1000 runs'.padStart(13)}`);
+    for (const c of f.compare) {
+      console.log(`${String(c.runs).padStart(6)} ${String(c.pages).padStart(6)} ${String(c.dynamodbQueries).padStart(8)} ${c.ms.toFixed(0).padStart(8)} ${((c.ms / c.runs) * 1000).toFixed(0).padStart(13)}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
 async function cli(): Promise<void> {
   const { measureCli, percentile } = await import('./cli');
   const f = await measureCli();
@@ -182,6 +206,7 @@ const sections: Record<string, () => Promise<void>> = {
   cli,
   spot: spotPath,
   reconcile: reconcilePass,
+  sweeps,
   transitions,
   recovery,
   stop: stopPath,
