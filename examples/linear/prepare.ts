@@ -4,12 +4,14 @@ import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { packDirectory } from '../../cli/pack';
+import { DATASET_MANIFEST_NAME, datasetManifest } from '../../shared/domain/dataset-manifest';
 import { bundleKey } from '../../shared/usecases/uploads';
 
 /**
  * Puts the linear example where a run can reach it on the local backend: its code bundle,
  * content-addressed as `runctl submit` uploads it, and a synthetic dataset under
- * `s3://<bucket>/datasets/…` that the run prefetches to /data.
+ * `s3://<bucket>/datasets/…` that the run prefetches to /data, with its manifest (sizes and sha256)
+ * that the prefetch checks the copy against.
  */
 
 export const EXAMPLE_DIR = dirname(fileURLToPath(import.meta.url));
@@ -70,9 +72,11 @@ export async function prepareExample(
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(packed.file) }));
     }
     const name = options.name ?? `linear-rings-${options.dataset.rows}`;
-    await s3.send(
-      new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/train.csv`, Body: generateDataset(options.dataset) }),
-    );
+    const csv = generateDataset(options.dataset);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/train.csv`, Body: csv }));
+    // Uploaded with its manifest: the run's prefetch checks the copy on the instance against it.
+    const manifest = datasetManifest([{ path: 'train.csv', body: csv }]);
+    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/${DATASET_MANIFEST_NAME}`, Body: JSON.stringify(manifest) }));
     return {
       bundle: `s3://${bucket}/${key}`,
       dataset: `s3://${bucket}/datasets/${name}/`,

@@ -7,6 +7,8 @@ import { AgentIdSchema, ControlSchema, parseAgentConfig, type AgentConfigInput }
 // above only brings in the `*?raw` module type.
 import agentScript from './agent.sh?raw';
 import controlScript from './control.py?raw';
+import verifyManifestScript from './verify_manifest.py?raw';
+import { DATASET_MANIFEST_NAME } from '../domain/dataset-manifest';
 
 /** Text of the agent script that the launch command installs. */
 export const AGENT_SCRIPT: string = agentScript;
@@ -15,7 +17,7 @@ export const AGENT_SCRIPT: string = agentScript;
 export const CONTROL_SCRIPT: string = controlScript;
 
 /** Exit codes of the prefetch command, distinct so the handler can name the failure. */
-export const PREFETCH_EXIT = { sourceMissing: 20, accessDenied: 21, copyFailed: 22 } as const;
+export const PREFETCH_EXIT = { sourceMissing: 20, accessDenied: 21, copyFailed: 22, manifestMismatch: 23 } as const;
 
 /** Exit code of a control command (checkpoint now, stop) when no agent runs that attempt. */
 export const CONTROL_EXIT_NO_AGENT = 3;
@@ -150,13 +152,16 @@ export interface PrefetchItem {
 /**
  * The bash text that copies each data source to its target on the instance. It prints one JSON
  * line per source (`{"source","target","bytes","seconds"}`), and stops with exit code
- * `PREFETCH_EXIT.sourceMissing` when a source lists nothing, `accessDenied` when S3 refuses.
+ * `PREFETCH_EXIT.sourceMissing` when a source lists nothing, `accessDenied` when S3 refuses, and
+ * `manifestMismatch` when a prefix carries a dataset manifest (`_runctl_manifest.json`) that its
+ * copy does not match (verify_manifest.py names the first bad file).
  */
 export function prefetchCommand(data: readonly PrefetchItem[], control: ControlTarget): string {
   const lines = [
     '#!/bin/bash',
     'set -uo pipefail',
     ...runCredentialsPreamble(control),
+    `(umask 077 && printf '%s' '${base64(verifyManifestScript)}' | base64 -d > "$ctl/verify_manifest.py")`,
     'root="${RUNCTL_INSTANCE_ROOT:-}"',
     // Refused credentials count as denied too: either way the instance role needs fixing.
     'denied="AccessDenied|Forbidden|403|InvalidAccessKeyId|SignatureDoesNotMatch|ExpiredToken"',
@@ -199,6 +204,10 @@ export function prefetchCommand(data: readonly PrefetchItem[], control: ControlT
     `      echo "runctl prefetch: access denied to $source: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.accessDenied}`,
     '    fi',
     `    echo "runctl prefetch: copying $source failed: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.copyFailed}`,
+    '  fi',
+    // The copy is checked before training sees it: a manifest that does not match is the dataset's to fix.
+    `  if [ $object = no ] && [ -f "$target/${DATASET_MANIFEST_NAME}" ]; then`,
+    `    python3 "$ctl/verify_manifest.py" "$source" "$target" || exit ${PREFETCH_EXIT.manifestMismatch}`,
     '  fi',
     '  rm -f "$err"',
     '  python3 - "$source" "$2" "$target" "$started" "$(date +%s%N)" <<\'PY\'',

@@ -37,7 +37,8 @@ const PrefetchLineSchema = z.object({ source: z.string(), bytes: z.number(), sec
 /**
  * PrefetchData: starts the SSM command that copies each data source onto the instance (the
  * machine polls it with a Wait loop; no Lambda sleeps), then reads its outcome. A missing or
- * denied source is the user's to fix: Run.PrecheckFailed.
+ * denied source, or a copy that does not match its dataset manifest, is the user's to fix:
+ * Run.PrecheckFailed.
  */
 export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Promise<PrefetchResult> {
   if (event.action === 'start') {
@@ -81,7 +82,8 @@ export async function prefetchData(event: PrefetchDataEvent, deps: StepDeps): Pr
   }
   const message = (result.stderr.trim().split('\n').at(-1) ?? '').slice(0, 500);
   if (result.status !== 'Success') {
-    if (result.exitCode === PREFETCH_EXIT.sourceMissing || result.exitCode === PREFETCH_EXIT.accessDenied) {
+    // Missing, denied, or not what its manifest says: the data is the user's to fix, not a retry.
+    if (result.exitCode === PREFETCH_EXIT.sourceMissing || result.exitCode === PREFETCH_EXIT.accessDenied || result.exitCode === PREFETCH_EXIT.manifestMismatch) {
       throw new PrecheckFailedError(message || `A data source is missing or denied (exit ${result.exitCode})`);
     }
     // A command cut short by its instance's death is an interruption, not a failed prefetch.

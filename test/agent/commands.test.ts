@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AgentConfigSchema } from '../../shared/agent/agent-config';
+import { DATASET_MANIFEST_NAME, datasetManifest } from '../../shared/domain/dataset-manifest';
 import {
   AGENT_SCRIPT,
   buildAgentLaunchCommand,
@@ -113,6 +114,26 @@ describe('prefetchCommand', { timeout: 300_000 }, () => {
     expect(readFileSync(join(root, 'data/archives/mnist.tar'), 'utf8')).toBe('tarball');
     expect(readFileSync(join(root, 'data/whole/train/a.bin'), 'utf8')).toBe('aaaa');
   }, 120_000); // each real AWS CLI start costs about 1 s of CPU idle, several under load
+
+  it('checks a copy against the dataset manifest beside it, and fails naming the first file S3 no longer matches', async () => {
+    const files = [
+      { path: 'images/0.bin', body: 'zero' },
+      { path: 'images/1.bin', body: 'one!' },
+    ];
+    const put = (key: string, body: string) => world.s3Client.send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: body }));
+    for (const file of files) await put(`datasets/checked/${file.path}`, file.body);
+    await put(`datasets/checked/${DATASET_MANIFEST_NAME}`, JSON.stringify(datasetManifest(files)));
+
+    const intact = await runBash(prefetch([{ source: `s3://${BUCKET}/datasets/checked/`, target: '/data/checked' }]));
+    expect(intact.stderr).toBe('');
+    expect(intact.code).toBe(0);
+
+    // The object is replaced by bytes of the same size: only the digest can tell.
+    await put('datasets/checked/images/1.bin', 'one?');
+    const corrupted = await runBash(prefetch([{ source: `s3://${BUCKET}/datasets/checked/`, target: '/data/checked-again' }]));
+    expect(corrupted.code).toBe(PREFETCH_EXIT.manifestMismatch);
+    expect(corrupted.stderr).toMatch(new RegExp(`runctl prefetch: s3://${BUCKET}/datasets/checked/ does not match its manifest: images/1\\.bin is sha256 [0-9a-f]{64}, the manifest says [0-9a-f]{64}`));
+  });
 
   it('fails with a distinct exit code and a clear message when a source is missing', async () => {
     const result = await runBash(prefetch([{ source: `s3://${BUCKET}/datasets/nothing-here/`, target: '/data/x' }]));

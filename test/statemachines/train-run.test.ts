@@ -18,6 +18,7 @@ import type { RunSpecInput } from '../../shared/domain/run-spec';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import type { RunStatus } from '../../shared/domain/run-status';
 import type { StepDeps } from '../../shared/usecases/step-deps';
+import { PREFETCH_EXIT } from '../../shared/agent/commands';
 import { startDynalite, type RunningDynalite } from '../support/dynalite';
 import { SimulatedAccount, type AgentBehaviour } from './train-run-world';
 
@@ -257,6 +258,23 @@ describe('train-run state machine', () => {
       expect(record?.status).toBe('FAILED_PRECHECKS');
       expect(record?.statusReason).toContain('s3://datasets/gone/ is missing');
       expect(statuses).toContain('PREFETCHING');
+      expect(terminated).toEqual(launched.map((i) => i.id));
+    } finally {
+      world.prefetch = { status: 'Success', exitCode: 0, stderr: '' };
+    }
+  });
+
+  it('fails the prechecks naming the file when the copy does not match its dataset manifest', async () => {
+    world.prefetch = {
+      status: 'Failed',
+      exitCode: PREFETCH_EXIT.manifestMismatch,
+      stderr: 'runctl prefetch: s3://datasets/mnist/ does not match its manifest: train/b.bin is sha256 00ff…, the manifest says 3e7a…\n',
+    };
+    try {
+      const { outcome, record, launched, terminated } = await runScenario({ spec: spec({ data: ['s3://datasets/mnist/:/data'] }) });
+      expect(outcome).toMatchObject({ status: 'FAILED', error: 'Run.FAILED_PRECHECKS' });
+      expect(record?.status).toBe('FAILED_PRECHECKS');
+      expect(record?.statusReason).toContain('does not match its manifest: train/b.bin');
       expect(terminated).toEqual(launched.map((i) => i.id));
     } finally {
       world.prefetch = { status: 'Success', exitCode: 0, stderr: '' };
