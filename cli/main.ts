@@ -49,6 +49,8 @@ Usage: runctl <command> [options]
                              each file of a version (VERSION may be a stage), checked against its sha256
   models promote NAME VERSION --stage production
                              point a stage at a version (one version per stage, history kept)
+  data manifest DIR           write DIR/_runctl_manifest.json (path, size, sha256 of every file): upload it with
+                             the dataset and the prefetch checks each copy against it
   volumes prewarm --dataset s3://bucket/prefix/ --az us-east-1a --size GiB
                              fill an EBS volume with a dataset and snapshot it, for runs to mount
       --type gp3                 gp3 (default), gp2, io1, io2, st1, sc1
@@ -229,6 +231,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   }
   if (argv[0] === 'dev') return (await import('./commands/local')).runDev(argv.slice(1), options);
   if (argv[0] === 'local') return (await import('./commands/local')).runLocal(argv.slice(1), env, options);
+  if (argv[0] === 'data') return (await import('./commands/data')).runData(argv.slice(1), options);
   const { command, rest } = commandOf(argv);
   if (!isCommand(command)) throw new UsageError(`Unknown command "${command}"`);
 
