@@ -9,7 +9,7 @@ import { startLocalStack, type LocalStack } from './local-stack';
 import { runCli } from './run-cli';
 
 const ROOT = resolve(import.meta.dirname, '../..');
-const LINEAR_FLAGS = ['--batch-size', '--busy-cores', '--data-dir', '--epochs', '--fail-at-epoch', '--hidden', '--hold-after-epoch', '--lr', '--min-epoch-seconds', '--seed'];
+const LINEAR_FLAGS = ['--batch-size', '--busy-cores', '--data-dir', '--epochs', '--fail-at-epoch', '--hidden', '--hold-after-epoch', '--hold-unless-loss-below', '--lr', '--min-epoch-seconds', '--seed'];
 
 /** A script whose top level, if it ever ran, would leave `marker` behind and never return. */
 function hostileScript(marker: string): string {
