@@ -23,6 +23,7 @@ import { createHandler as listCheckpoints } from '../functions/api/list-checkpoi
 import { createHandler as listExperimentRuns } from '../functions/api/list-experiment-runs';
 import { createHandler as listExperiments } from '../functions/api/list-experiments';
 import { createHandler as listModels } from '../functions/api/list-models';
+import { createHandler as listOutputs } from '../functions/api/list-outputs';
 import { createHandler as listRuns } from '../functions/api/list-runs';
 import { createHandler as listImages } from '../functions/api/list-images';
 import { createHandler as listVolumes } from '../functions/api/list-volumes';
@@ -56,6 +57,7 @@ export function apiRoutes(deps: LocalApiDeps): Record<string, RouteHandler> {
     'GET /runs/{id}/logs': getLogs(get),
     'GET /runs/{id}/metrics': getMetrics(get),
     'GET /runs/{id}/checkpoints': listCheckpoints(get),
+    'GET /runs/{id}/outputs': listOutputs(get),
     'POST /uploads': createUpload(get),
   };
 }

@@ -6,11 +6,12 @@
 import { GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
 import { PrecheckFailedError } from '../errors';
-import type { Artifacts, CheckpointInfo, OutputsManifest } from '../ports/artifacts';
+import type { Artifacts, CheckpointInfo, OutputFile, OutputsManifest } from '../ports/artifacts';
 import { runPrefix } from '../ports/artifacts';
 import { awsErrorCode, awsHttpStatus, translateAwsError } from './aws-errors';
 
 const COMPLETE_MARKER = '_COMPLETE.json';
+const OUTPUTS_MANIFEST = '_manifest.json';
 
 const LatestPointerSchema = z.object({
   uri: z.string().startsWith('s3://'),
@@ -137,6 +138,30 @@ export class S3Artifacts implements Artifacts {
       files: manifest.data.files.length,
       bytes: manifest.data.bytes,
     };
+  }
+
+  /**
+   * One page of the run's output files in key order (`limit` at most, after the path `after`),
+   * the outputs manifest left out; `last` is the path to continue after when more remain.
+   */
+  async listOutputs(runId: string, page: { limit: number; after?: string }): Promise<{ files: OutputFile[]; last?: string }> {
+    const prefix = `${runPrefix(runId)}/outputs/`;
+    const files: OutputFile[] = [];
+    let startAfter = page.after === undefined ? undefined : `${prefix}${page.after}`;
+    for (;;) {
+      const listed = await this.call(`ListObjectsV2 ${prefix}`, () =>
+        this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix, StartAfter: startAfter })),
+      );
+      for (const object of listed.Contents ?? []) {
+        const key = object.Key ?? '';
+        startAfter = key;
+        const path = key.slice(prefix.length);
+        if (path === '' || path === OUTPUTS_MANIFEST || path.endsWith('/')) continue;
+        if (files.length === page.limit) return { files, last: files.at(-1)?.path };
+        files.push({ path, size: object.Size ?? 0, lastModified: (object.LastModified ?? new Date(0)).toISOString() });
+      }
+      if (!listed.IsTruncated) return { files };
+    }
   }
 
   async readMetrics(runId: string): Promise<Array<Record<string, unknown>>> {

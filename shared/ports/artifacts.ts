@@ -22,6 +22,14 @@ export interface OutputsManifest {
   bytes: number;
 }
 
+/** One file a run wrote to `runs/<runId>/outputs/` (the outputs manifest excluded). */
+export interface OutputFile {
+  /** Path under the outputs prefix, e.g. `model/weights.pt`. */
+  path: string;
+  size: number;
+  lastModified: string;
+}
+
 export interface Artifacts {
   /** Whether an object exists at an `s3://bucket/key` URI. */
   objectExists(uri: string): Promise<boolean>;

@@ -103,6 +103,7 @@ const EXPECTED_ROUTES = [
   { method: 'GET', path: '/runs/{id}/logs', handler: 'functions/api/get-logs.handler' },
   { method: 'GET', path: '/runs/{id}/metrics', handler: 'functions/api/get-metrics.handler' },
   { method: 'GET', path: '/runs/{id}/checkpoints', handler: 'functions/api/list-checkpoints.handler' },
+  { method: 'GET', path: '/runs/{id}/outputs', handler: 'functions/api/list-outputs.handler' },
   { method: 'GET', path: '/experiments', handler: 'functions/api/list-experiments.handler' },
   { method: 'GET', path: '/experiments/{name}/runs', handler: 'functions/api/list-experiment-runs.handler' },
   { method: 'POST', path: '/sweeps', handler: 'functions/api/create-sweep.handler' },

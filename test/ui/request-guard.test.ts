@@ -36,6 +36,7 @@ describe('the dashboard passes on only the calls it makes', () => {
     ['GET', '/runs/r-0123abcd/logs'],
     ['GET', '/runs/r-0123abcd/metrics'],
     ['GET', '/runs/r-0123abcd/checkpoints'],
+    ['GET', '/runs/r-0123abcd/outputs'],
     ['POST', '/runs/r-0123abcd/cancel'],
     ['GET', '/experiments'],
     ['GET', '/sweeps/s-1'],

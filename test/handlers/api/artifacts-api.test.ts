@@ -8,6 +8,7 @@ import { createHandler as createCreateUpload } from '../../../functions/api/crea
 import { createHandler as createGetLogs } from '../../../functions/api/get-logs';
 import { createHandler as createGetMetrics } from '../../../functions/api/get-metrics';
 import { createHandler as createListCheckpoints } from '../../../functions/api/list-checkpoints';
+import { createHandler as createListOutputs } from '../../../functions/api/list-outputs';
 import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
 import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
 import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
@@ -274,6 +275,63 @@ describe('artifact API handlers (dynalite + s3rver)', () => {
       expect((list.checkpoints as Body[]).map((c) => c.latest)).toEqual([true, false, false]);
       expect(list.latest).toBe('0002-000003');
       expect(other.statusCode).toBe(404);
+    });
+  });
+
+  describe('GET /runs/{id}/outputs', () => {
+    it('lists the output files by path with their sizes, leaves the manifest out and reports it', async () => {
+      const runId = await newRun('outputs-1');
+      const prefix = `runs/${runId}/outputs`;
+      await put(`${prefix}/model/weights.pt`, Buffer.alloc(2048, 1));
+      await put(`${prefix}/metrics.json`, '{"acc": 0.9}');
+      await put(`${prefix}/_manifest.json`, JSON.stringify({ uri: `s3://${BUCKET}/${prefix}/`, attempt: 2, files: [{ key: 'metrics.json', bytes: 12 }, { key: 'model/weights.pt', bytes: 2048 }], bytes: 2060 }));
+      await put(`runs/${runId}/checkpoints/0001-000001/model.pt`, 'not an output');
+
+      const result = await runRoute(createListOutputs, runId, 'outputs');
+
+      expect(result.statusCode).toBe(200);
+      const list = body(result);
+      expect(list.outputs).toEqual([
+        { path: 'metrics.json', size: 12, lastModified: expect.stringMatching(/^\d{4}-\d\d-\d\dT/) },
+        { path: 'model/weights.pt', size: 2048, lastModified: expect.any(String) },
+      ]);
+      expect(list.manifest).toEqual({ manifestUri: `s3://${BUCKET}/${prefix}/_manifest.json`, uri: `s3://${BUCKET}/${prefix}/`, attempt: 2, files: 2, bytes: 2060 });
+      expect(list.nextToken).toBeUndefined();
+    });
+
+    it('pages with limit and nextToken, and answers a run without outputs with an empty list', async () => {
+      const runId = await newRun('outputs-2');
+      for (const name of ['a.txt', 'b.txt', 'c.txt']) await put(`runs/${runId}/outputs/${name}`, name);
+      await put(`runs/${runId}/outputs/_manifest.json`, '{}');
+      const empty = await newRun('outputs-3');
+
+      const first = body(await runRoute(createListOutputs, runId, 'outputs', { limit: '2' }));
+      const second = body(await runRoute(createListOutputs, runId, 'outputs', { limit: '2', nextToken: String(first.nextToken) }));
+      const none = body(await runRoute(createListOutputs, empty, 'outputs'));
+
+      expect((first.outputs as Body[]).map((o) => o.path)).toEqual(['a.txt', 'b.txt']);
+      expect(first.nextToken).toEqual(expect.any(String));
+      expect((second.outputs as Body[]).map((o) => o.path)).toEqual(['c.txt']);
+      expect(second.nextToken).toBeUndefined();
+      // A manifest that does not parse is not reported.
+      expect(second.manifest).toBeUndefined();
+      expect(none).toEqual({ runId: empty, outputs: [] });
+    });
+
+    it('answers another owner with a 404 and a bad query with a 400 that names the field', async () => {
+      const runId = await newRun('outputs-4');
+      await put(`runs/${runId}/outputs/secret.bin`, 'alice only');
+
+      const other = await runRoute(createListOutputs, runId, 'outputs', undefined, BOB);
+      const badLimit = await runRoute(createListOutputs, runId, 'outputs', { limit: '5000' });
+      const badToken = await runRoute(createListOutputs, runId, 'outputs', { nextToken: '../../x' });
+
+      expect(other.statusCode).toBe(404);
+      expect(other.body).not.toContain('secret.bin');
+      expect(badLimit.statusCode).toBe(400);
+      expect(body(badLimit).issues).toEqual([expect.objectContaining({ path: 'limit' })]);
+      expect(badToken.statusCode).toBe(400);
+      expect(body(badToken).issues).toEqual([expect.objectContaining({ path: 'nextToken' })]);
     });
   });
 });
