@@ -20,6 +20,8 @@ export interface ExperimentRun {
   runId: string;
   name: string;
   status: RunStatus;
+  /** Why the run is in its status (a stopped-early trial's numbers, a failure's cause). */
+  statusReason?: string;
   createdAt: string;
   costUsd: number;
   hyperparameters: Hyperparameters;
@@ -51,6 +53,7 @@ export function toExperimentRun(record: RunRecord): ExperimentRun {
     runId: record.runId,
     name: record.spec.name,
     status: record.status,
+    statusReason: record.statusReason,
     createdAt: record.createdAt,
     costUsd: record.costUsd,
     hyperparameters: record.spec.hyperparameters,
