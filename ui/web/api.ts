@@ -58,3 +58,33 @@ export async function postJson<T>(path: string, body: unknown): Promise<T> {
 export function forget(prefix: string): void {
   for (const url of validators.keys()) if (url.startsWith(`/api${prefix}`)) validators.delete(url);
 }
+
+/**
+ * Every item of a paginated listing, up to `max`, each page a conditional GET. `changed` is false
+ * when every page answered 304: the caller keeps what it shows.
+ */
+export async function getAllPages<P extends { nextToken?: string }, T>(
+  path: string,
+  items: (page: P) => T[],
+  options: { limit: number; max: number; query?: Query },
+): Promise<{ items: T[]; first: P; changed: boolean; truncated: boolean }> {
+  const all: T[] = [];
+  let changed = false;
+  let token: string | undefined;
+  let first: P | undefined;
+  do {
+    const { data, changed: pageChanged } = await getJson<P>(path, { ...options.query, limit: options.limit, nextToken: token });
+    first ??= data;
+    changed ||= pageChanged;
+    all.push(...items(data));
+    token = data.nextToken;
+  } while (token !== undefined && all.length < options.max);
+  if (first === undefined) throw new ApiError(`No answer from ${path}`, 502);
+  return { items: all.slice(0, options.max), first, changed, truncated: token !== undefined };
+}
+
+/** The message to show for a failed read: a 404 says the thing is not there (or not the caller's). */
+export function problem(error: unknown, notFound: string): string {
+  if (error instanceof ApiError && error.status === 404) return notFound;
+  return error instanceof Error ? error.message : String(error);
+}

@@ -2,9 +2,15 @@ import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
+import { ExperimentPage } from './pages/experiment-page';
+import { ExperimentsPage } from './pages/experiments-page';
+import { ModelPage } from './pages/model-page';
+import { ModelsPage } from './pages/models-page';
 import { RunPage } from './pages/run-page';
 import { RunsPage } from './pages/runs-page';
-import { useRoute } from './router';
+import { SweepPage } from './pages/sweep-page';
+import { focusHeading } from './focus';
+import { routeKey, useRoute, type Route } from './router';
 
 interface UiConfig {
   endpoint: string;
@@ -22,14 +28,23 @@ function App() {
   }, []);
   useEffect(() => {
     // Moving to another page puts the focus on its heading, as a screen reader expects.
-    document.querySelector<HTMLElement>('main h1')?.focus();
-  }, [route.page, route.page === 'run' ? route.runId : '']);
+    focusHeading();
+  }, [routeKey(route)]);
+  const section = route.page === 'run' || route.page === 'runs' ? 'runs' : route.page === 'model' || route.page === 'models' ? 'models' : 'experiments';
   return (
     <>
       <header class="top">
         <a class="brand" href="#/">runctl</a>
         <nav aria-label="Sections">
-          <a href="#/" aria-current={route.page === 'runs' ? 'page' : undefined}>Runs</a>
+          <a href="#/" aria-current={section === 'runs' ? (route.page === 'runs' ? 'page' : 'true') : undefined}>
+            Runs
+          </a>
+          <a href="#/experiments" aria-current={section === 'experiments' ? (route.page === 'experiments' ? 'page' : 'true') : undefined}>
+            Experiments
+          </a>
+          <a href="#/models" aria-current={section === 'models' ? (route.page === 'models' ? 'page' : 'true') : undefined}>
+            Models
+          </a>
         </nav>
         {config !== undefined && (
           <span class="endpoint" title="The API this dashboard reads">
@@ -37,9 +52,30 @@ function App() {
           </span>
         )}
       </header>
-      <main id="main">{route.page === 'run' ? <RunPage key={route.runId} runId={route.runId} /> : <RunsPage filter={route} />}</main>
+      <main id="main">
+        <Page route={route} />
+      </main>
     </>
   );
+}
+
+function Page({ route }: { route: Route }) {
+  switch (route.page) {
+    case 'run':
+      return <RunPage key={route.runId} runId={route.runId} />;
+    case 'experiments':
+      return <ExperimentsPage />;
+    case 'experiment':
+      return <ExperimentPage key={route.name} name={route.name} />;
+    case 'sweep':
+      return <SweepPage key={route.sweepId} sweepId={route.sweepId} />;
+    case 'models':
+      return <ModelsPage />;
+    case 'model':
+      return <ModelPage key={route.name} name={route.name} />;
+    default:
+      return <RunsPage filter={route} />;
+  }
 }
 
 const root = document.getElementById('app');

@@ -44,6 +44,7 @@ export interface Run {
   interruptions?: number;
   userFailures?: number;
   cancelRequested?: { at: string; force: boolean };
+  sweep?: { sweepId: string; trial: number };
 }
 
 export interface RunSummary {

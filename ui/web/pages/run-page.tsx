@@ -7,7 +7,10 @@ import { StatusBadge } from '../components/status-badge';
 import { Timeline } from '../components/timeline';
 import { bytes, checkpointId, dateTime, duration, time, usd } from '../format';
 import { chartData, metricNames, xAxisOf } from '../metrics';
+import { useHeadingFocus } from '../focus';
 import { usePoll } from '../poll';
+import type { OutputFile, OutputList } from '../research-types';
+import { experimentHref, sweepHref } from '../router';
 import { TERMINAL, type Checkpoint, type CheckpointList, type MetricPoint, type MetricsPage, type Run } from '../types';
 
 /** How often a live run is read: with the ETag an unchanged run costs a 304. */
@@ -38,6 +41,9 @@ export function RunPage({ runId }: { runId: string }) {
 
   const metrics = useMetrics(path, live);
   const checkpoints = useCheckpoints(path, live, run?.latestCheckpoint?.uri);
+  const outputs = useOutputs(path, live);
+
+  useHeadingFocus(run !== undefined);
 
   if (run === undefined) {
     return (
@@ -73,7 +79,7 @@ export function RunPage({ runId }: { runId: string }) {
       <Charts points={metrics} />
       <LogView runId={run.runId} live={live} />
       <Checkpoints checkpoints={checkpoints} />
-      <Outputs run={run} />
+      <Outputs run={run} outputs={outputs} />
     </article>
   );
 }
@@ -119,6 +125,22 @@ function useCheckpoints(path: string, live: boolean, latest: string | undefined)
     },
     CHECKPOINTS_POLL_MS,
     [path, live, latest],
+    () => undefined,
+  );
+  return list;
+}
+
+/** Outputs are uploaded when the script exits 0: read while the run lives, and once after it ended. */
+function useOutputs(path: string, live: boolean): OutputList | undefined {
+  const [list, setList] = useState<OutputList | undefined>();
+  usePoll(
+    async () => {
+      const { data, changed } = await getJson<OutputList>(`${path}/outputs`);
+      if (changed) setList(data);
+      return live;
+    },
+    CHECKPOINTS_POLL_MS,
+    [path, live],
     () => undefined,
   );
   return list;
@@ -178,10 +200,18 @@ function Details({ run, now }: { run: Run; now: number }) {
             {run.attempts.length} · {run.interruptions ?? 0} interruption(s)
           </dd>
         </div>
-        {run.spec.experiment !== undefined && (
+        <div>
+          <dt>Experiment</dt>
+          <dd>
+            <a href={experimentHref(run.spec.experiment ?? run.spec.name)}>{run.spec.experiment ?? run.spec.name}</a>
+          </dd>
+        </div>
+        {run.sweep !== undefined && (
           <div>
-            <dt>Experiment</dt>
-            <dd>{run.spec.experiment}</dd>
+            <dt>Sweep</dt>
+            <dd>
+              <a href={sweepHref(run.sweep.sweepId)}>{run.sweep.sweepId}</a>, trial {run.sweep.trial}
+            </dd>
           </div>
         )}
         {hyper.length > 0 && (
@@ -278,16 +308,44 @@ function Checkpoints({ checkpoints }: { checkpoints: Checkpoint[] }) {
   );
 }
 
-function Outputs({ run }: { run: Run }) {
-  const manifest = /(s3:\/\/\S+_manifest\.json)/.exec(run.statusReason ?? '')?.[1];
+function Outputs({ run, outputs }: { run: Run; outputs: OutputList | undefined }) {
+  const files: OutputFile[] = outputs?.outputs ?? [];
+  const total = files.reduce((sum, f) => sum + f.size, 0);
   return (
     <section aria-labelledby="outputs-title">
       <h2 id="outputs-title">Outputs</h2>
-      {manifest === undefined ? (
-        <p class="empty">{TERMINAL.has(run.status) ? 'This run wrote no outputs.' : 'Outputs are uploaded when the script exits 0.'}</p>
+      {files.length === 0 ? (
+        <p class="empty">{TERMINAL.has(run.status) ? 'This run wrote no outputs.' : 'Outputs are uploaded when the script exits 0 (whatever it wrote to RUNCTL_OUTPUT_DIR).'}</p>
       ) : (
+        <table class="outputs" data-files={files.length}>
+          <caption>
+            {files.length}
+            {outputs?.nextToken === undefined ? '' : ' (the first)'} file{files.length === 1 ? '' : 's'}, {bytes(total)}
+            {outputs?.manifest !== undefined && ` · manifest of attempt ${outputs.manifest.attempt}`}
+          </caption>
+          <thead>
+            <tr>
+              <th scope="col">File</th>
+              <th scope="col" class="num">Size</th>
+              <th scope="col">Written</th>
+            </tr>
+          </thead>
+          <tbody>
+            {files.map((f) => (
+              <tr>
+                <td class="mono">{f.path}</td>
+                <td class="num" data-size={f.size}>
+                  {bytes(f.size)}
+                </td>
+                <td>{dateTime(f.lastModified)}</td>
+              </tr>
+            ))}
+          </tbody>
+        </table>
+      )}
+      {outputs?.manifest !== undefined && (
         <p>
-          Manifest: <span class="mono uri">{manifest}</span>
+          Manifest: <span class="mono uri">{outputs.manifest.manifestUri}</span>
         </p>
       )}
     </section>

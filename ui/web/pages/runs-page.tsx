@@ -3,7 +3,7 @@ import { getJson } from '../api';
 import { StatusBadge } from '../components/status-badge';
 import { dateTime, usd } from '../format';
 import { usePoll } from '../poll';
-import { runHref, runsHref } from '../router';
+import { experimentHref, runHref, runsHref } from '../router';
 import { STATUSES, type RunSummary, type RunsPage as Page } from '../types';
 
 /** The API pages runs by 100; the list holds at most this many (the newest). */
@@ -115,7 +115,7 @@ export function RunsPage({ filter }: { filter: { status?: string; experiment?: s
                 <td>
                   <StatusBadge status={run.status} reason={run.statusReason} />
                 </td>
-                {experiments.length > 0 && <td>{run.experiment ?? ''}</td>}
+                {experiments.length > 0 && <td>{run.experiment === undefined ? '' : <a href={experimentHref(run.experiment)}>{run.experiment}</a>}</td>}
                 <td class="num">{run.attempts}</td>
                 <td class="num">{usd(run.costUsd)}</td>
                 <td>{dateTime(run.createdAt)}</td>
