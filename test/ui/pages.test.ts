@@ -126,6 +126,7 @@ describe('runctl ui: experiments, sweeps, models and outputs in chromium', () =>
     expect(await rows.nth(3).locator('.badge').getAttribute('title')).toContain('budget');
     expect(await page.locator('[data-stopped-early]').getAttribute('data-stopped-early')).toBe('1');
     expect(await page.locator('dd[data-trials]').textContent()).toBe('6 planned · 4 launched · 3 finished · 1 skipped');
+    expect(await page.locator('.details').getByRole('link', { name: 'trial 3' }).getAttribute('href')).toBe(`#/runs/${t3}`);
 
     expect(await page.locator('figure[data-chart="objective"]').getAttribute('data-points')).toBe('3');
     expect(await page.locator('figure[data-chart="objective"] circle.best title').textContent()).toContain('trial 3');

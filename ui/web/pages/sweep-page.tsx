@@ -7,7 +7,7 @@ import { useHeadingFocus } from '../focus';
 import { usePoll } from '../poll';
 import { SWEEP_TERMINAL, type ExperimentRun, type ExperimentRunsPage, type Sweep, type SweepPage as Page, type Trial } from '../research-types';
 import { experimentHref, runHref } from '../router';
-import { sweepRows, valueText } from '../trials';
+import { rankRows, sweepRows, valueText } from '../trials';
 import { TERMINAL } from '../types';
 
 const POLL_MS = 3000;
@@ -61,6 +61,9 @@ export function SweepPage({ sweepId }: { sweepId: string }) {
       </section>
     );
   }
+  // FinishSweep names the best trial; until then, the best of those that reported the objective.
+  const leader = rankRows(rows, objective.goal)[0];
+  const best = sweep.best ?? (leader?.best === undefined ? undefined : { runId: leader.runId, trial: leader.index, value: leader.best });
   const count = (status: string) => rows.filter((r) => r.status === status).length;
   const search = sweep.spec.search;
   const axes = Object.entries(search.grid ?? {}).map(([k, v]) => `${k} ∈ {${v.map(String).join(', ')}}`).concat(Object.entries(search.random ?? {}).map(([k, v]) => `${k} ~ ${v}`));
@@ -92,11 +95,12 @@ export function SweepPage({ sweepId }: { sweepId: string }) {
           <div>
             <dt>Best</dt>
             <dd>
-              {sweep.best === undefined ? (
+              {best === undefined ? (
                 '—'
               ) : (
                 <>
-                  {valueText(sweep.best.value)} · <a href={runHref(sweep.best.runId)}>trial {sweep.best.trial}</a>
+                  {valueText(best.value)} · <a href={runHref(best.runId)}>trial {best.trial}</a>
+                  {sweep.best === undefined && ' so far'}
                 </>
               )}
             </dd>
