@@ -7,6 +7,7 @@ import type { SweepRecord } from '../shared/ports/sweeps';
 import { startHttpApi } from './http-api';
 import { LOCAL_OWNER, type LocalBackend } from './runtime';
 import { readMetrics, lastValue } from './summary';
+import { isTerminal } from '../shared/domain/run-status';
 
 /**
  * `npm start -- --sweep`: a 4-trial grid over the linear example's learning rate on the local
@@ -70,7 +71,11 @@ export async function runSweepDemo(backend: LocalBackend, started: number): Prom
   return final.status === 'SUCCEEDED' ? 0 : 1;
 }
 
-/** One line per trial whenever its status or epoch changes, until the sweep's execution ends. */
+/**
+ * One line per trial whenever its status or epoch changes, until the sweep's execution ends and
+ * every trial's run has its final status (a stopped trial's run is written STOPPED_EARLY after
+ * its execution ends, so the sweep can end first).
+ */
 async function follow(backend: LocalBackend, sweepId: string, started: number): Promise<SweepRecord> {
   const outcome = backend.waitForSweep(sweepId);
   let done = false;
@@ -78,11 +83,13 @@ async function follow(backend: LocalBackend, sweepId: string, started: number): 
     done = true;
   }).catch(() => undefined);
   const last = new Map<string, string>();
-  while (!done) {
+  const report = async (): Promise<boolean> => {
+    let settled = true;
     const { sweeps } = backend.sweepDeps();
     for (const trial of (await sweeps.listTrials(sweepId, { limit: 100 })).items) {
       const run = await backend.store.get(trial.runId);
       if (run === undefined) continue;
+      if (!isTerminal(run.status)) settled = false;
       const metrics = await readMetrics(backend.s3, backend.services.bucket, trial.runId);
       const epoch = lastValue(metrics, 'epoch');
       const loss = lastValue(metrics, 'loss');
@@ -94,7 +101,13 @@ async function follow(backend: LocalBackend, sweepId: string, started: number): 
         last.set(`${trial.runId}#reason`, 'shown');
       }
     }
+    return settled;
+  };
+  while (!done) {
+    await report();
     await Promise.race([outcome.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
   }
+  const deadline = Date.now() + 60_000;
+  while (!(await report()) && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
   return outcome;
 }
