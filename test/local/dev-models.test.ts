@@ -1,12 +1,9 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runCli } from '../cli/run-cli';
-
-const ROOT = resolve(import.meta.dirname, '../..');
+import { ROOT, startRunctlDev, type RunningDev } from '../support/runctl-dev';
 
 /**
  * `runctl dev` serves the model registry: a real run of the linear example trains on the local
@@ -14,37 +11,17 @@ const ROOT = resolve(import.meta.dirname, '../..');
  */
 describe('runctl dev serves the model registry', { timeout: 300_000 }, () => {
   let dir: string;
-  let dev: ChildProcess;
+  let dev: RunningDev;
   let env: Record<string, string>;
   const cli = (...args: string[]) => runCli(args, env, ROOT);
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'runctl-dev-models-'));
-    dev = spawn(process.execPath, [join(ROOT, 'bin/runctl.mjs'), 'dev', '--port', '0', '--root', join(dir, 'root')], {
-      cwd: ROOT,
-      env: { ...process.env, HOME: dir, POWERTOOLS_LOG_LEVEL: 'SILENT' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    const url = await new Promise<string>((found, failed) => {
-      let out = '';
-      dev.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-        if (match !== undefined) found(match);
-      });
-      dev.once('exit', (code) => failed(new Error(`runctl dev exited ${String(code)}: ${out}`)));
-    });
-    env = { HOME: dir, RUNCTL_ENDPOINT: url, RUNCTL_CONFIG: join(dir, 'none.json'), RUNCTL_POLL_INTERVAL_MS: '250' };
+    dev = await startRunctlDev('runctl-dev-models-');
+    dir = dev.dir;
+    env = dev.env;
   }, 120_000);
 
-  afterAll(async () => {
-    if (dev.exitCode === null) {
-      const exited = new Promise((done) => dev.once('exit', done));
-      dev.kill('SIGINT');
-      await exited;
-    }
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => dev.stop());
 
   it('registers a finished run, promotes it and downloads the model it trained', async () => {
     expect(JSON.parse((await cli('models', 'ls', '--json')).stdout)).toEqual({ models: [] });

@@ -1,12 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { runCli } from '../cli/run-cli';
-
-const ROOT = resolve(import.meta.dirname, '../..');
+import { ROOT, startRunctlDev, type RunningDev } from '../support/runctl-dev';
 
 const SweepViewSchema = z.object({
   sweep: z.object({ sweepId: z.string(), status: z.string(), launched: z.number(), skipped: z.number(), trials: z.number() }),
@@ -20,40 +15,19 @@ const SweepViewSchema = z.object({
  * trials never launch, and the sweep ends STOPPED.
  */
 describe('runctl dev serves sweeps', { timeout: 240_000 }, () => {
-  let dir: string;
-  let dev: ChildProcess;
+  let dev: RunningDev;
   let url: string;
   let env: Record<string, string>;
   const cli = (...args: string[]) => runCli(args, env, ROOT);
   const view = async (sweepId: string) => SweepViewSchema.parse(await (await fetch(`${url}/sweeps/${sweepId}`)).json());
 
   beforeAll(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'runctl-dev-sweeps-'));
-    dev = spawn(process.execPath, [join(ROOT, 'bin/runctl.mjs'), 'dev', '--port', '0', '--root', join(dir, 'root')], {
-      cwd: ROOT,
-      env: { ...process.env, HOME: dir, POWERTOOLS_LOG_LEVEL: 'SILENT' },
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    url = await new Promise<string>((found, failed) => {
-      let out = '';
-      dev.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /API on (http:\/\/127\.0\.0\.1:\d+)/.exec(out)?.[1];
-        if (match !== undefined) found(match);
-      });
-      dev.once('exit', (code) => failed(new Error(`runctl dev exited ${String(code)}: ${out}`)));
-    });
-    env = { HOME: dir, RUNCTL_ENDPOINT: url, RUNCTL_CONFIG: join(dir, 'none.json'), RUNCTL_POLL_INTERVAL_MS: '250' };
+    dev = await startRunctlDev('runctl-dev-sweeps-');
+    url = dev.url;
+    env = dev.env;
   }, 120_000);
 
-  afterAll(async () => {
-    if (dev.exitCode === null) {
-      const exited = new Promise((done) => dev.once('exit', done));
-      dev.kill('SIGINT');
-      await exited;
-    }
-    await rm(dir, { recursive: true, force: true });
-  });
+  afterAll(async () => dev.stop());
 
   it('answers a sweep without a base spec with a 400 naming spec.base', async () => {
     const response = await fetch(`${url}/sweeps`, {
