@@ -155,3 +155,12 @@ export const ErrorBodySchema = z.object({
 
 /** Terminal statuses, as the API reports them. */
 export const TERMINAL = new Set(['SUCCEEDED', 'FAILED_USER', 'FAILED_PRECHECKS', 'FAILED_NO_CAPACITY', 'FAILED_CONTROLLER', 'CANCELLED', 'STOPPED_BUDGET', 'STOPPED_EARLY']);
+
+/** GET /me: who the API takes the caller for, and where its runs' secrets must be kept. */
+export const CallerSchema = z.looseObject({
+  principal: z.string(),
+  owner: z.string(),
+  ownerKey: z.string(),
+  secretsPrefix: z.string().nullable(),
+});
+export type Caller = z.infer<typeof CallerSchema>;

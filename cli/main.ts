@@ -30,6 +30,7 @@ Usage: runctl <command> [options]
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
+  whoami                                 the owner your runs belong to, its owner key and secrets path
   sweep [DIR] [ENTRYPOINT]    pack DIR as submit does and start a hyperparameter sweep over it
       --grid lr=0.1,0.01         a grid axis (repeatable): every combination is a trial
       --random 'lr=loguniform(1e-4,1e-1)' --trials 40 [--seed N]
@@ -124,6 +125,7 @@ const COMMAND_OPTIONS = {
   metrics: { metric: { type: 'string' }, last: { type: 'string' } },
   checkpoints: {},
   cancel: { force: { type: 'boolean', default: false } },
+  whoami: {},
   sweep: {
     ...SPEC_OPTIONS,
     experiment: { type: 'string' },
@@ -253,7 +255,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
   };
   const flag = (name: string): boolean => pick(name) === true;
 
-  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop', 'models ls', 'models show', 'models download', 'models promote', 'ui'].includes(command);
+  const takesRun = !['submit', 'ls', 'volumes prewarm', 'volumes ls', 'images build', 'experiments ls', 'compare', 'sweep', 'sweeps status', 'sweeps stop', 'models ls', 'models show', 'models download', 'models promote', 'ui', 'whoami'].includes(command);
   if (takesRun) onlyRun(command, positionals);
   // The documentation test checks every documented command line this far without running it.
   if (options.parseOnly === true) return 0;
@@ -345,6 +347,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
       return (await import('./commands/metrics')).showCheckpoints(context, onlyRun(command, positionals));
     case 'cancel':
       return (await import('./commands/runs')).cancelRun(context, onlyRun(command, positionals), { force: flag('force') });
+    case 'whoami':
+      if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
+      return (await import('./commands/whoami')).whoAmI(context, { local: config.local, region: config.region });
     case 'experiments ls':
       if (positionals.length > 0) throw new UsageError(`Unexpected arguments: ${positionals.join(' ')}`);
       return (await import('./commands/experiments')).listExperiments(context);

@@ -15,6 +15,7 @@ import { createHandler as createUpload } from '../functions/api/create-upload';
 import { createHandler as createVolume } from '../functions/api/create-volume';
 import { createHandler as downloadModel } from '../functions/api/download-model';
 import { createHandler as getLogs } from '../functions/api/get-logs';
+import { createHandler as getMe } from '../functions/api/get-me';
 import { createHandler as getMetrics } from '../functions/api/get-metrics';
 import { createHandler as getModel } from '../functions/api/get-model';
 import { createHandler as getRun } from '../functions/api/get-run';
@@ -59,6 +60,7 @@ export function apiRoutes(deps: LocalApiDeps): Record<string, RouteHandler> {
     'GET /runs/{id}/checkpoints': listCheckpoints(get),
     'GET /runs/{id}/outputs': listOutputs(get),
     'POST /uploads': createUpload(get),
+    'GET /me': getMe(get),
   };
 }
 

@@ -44,3 +44,8 @@ export function awsBucketApiDeps(): ApiDeps & RunsBucketDeps & { secretsPrefix: 
   builtBucket ??= { s3: new S3Client(AWS_CLIENT_RETRY_CONFIG), runsBucket: requireEnv('RUNS_BUCKET'), secretsPrefix: requireEnv('SECRETS_PREFIX') };
   return { ...awsApiDeps(), ...builtBucket };
 }
+
+/** What `GET /me` needs: the secrets prefix (SECRETS_PREFIX) alone; it calls no AWS service. */
+export function awsWhoAmIDeps(): { secretsPrefix: string } {
+  return { secretsPrefix: requireEnv('SECRETS_PREFIX') };
+}

@@ -28,12 +28,17 @@ const IamContextSchema = z.object({
  * the signed-in user, so each user keeps their own runs. An IAM user is its user ARN.
  */
 export function callerIdentity(event: unknown): string {
+  return ownerOf(callerPrincipal(event));
+}
+
+/** The ARN the request was signed with, as the AWS_IAM authorizer reports it (for an assumed role, with its session name). */
+export function callerPrincipal(event: unknown): string {
   const parsed = IamContextSchema.safeParse(event);
   if (!parsed.success) {
     // Only reachable when a route was deployed without IAM authorization: refuse, do not guess.
     throw new Error('Request carries no IAM identity; every route must use the AWS_IAM authorizer');
   }
-  return ownerOf(parsed.data.requestContext.authorizer.iam.userArn);
+  return parsed.data.requestContext.authorizer.iam.userArn;
 }
 
 /** The owner an IAM principal ARN stands for: an assumed-role session is its role, without the session name. */

@@ -100,6 +100,7 @@ const EXPECTED_ROUTES = [
   { method: 'GET', path: '/runs/{id}', handler: 'functions/api/get-run.handler' },
   { method: 'POST', path: '/runs/{id}/cancel', handler: 'functions/api/cancel-run.handler' },
   { method: 'POST', path: '/uploads', handler: 'functions/api/create-upload.handler' },
+  { method: 'GET', path: '/me', handler: 'functions/api/get-me.handler' },
   { method: 'GET', path: '/runs/{id}/logs', handler: 'functions/api/get-logs.handler' },
   { method: 'GET', path: '/runs/{id}/metrics', handler: 'functions/api/get-metrics.handler' },
   { method: 'GET', path: '/runs/{id}/checkpoints', handler: 'functions/api/list-checkpoints.handler' },
