@@ -169,9 +169,15 @@ async function dashboard(): Promise<void> {
   const { measureUi } = await import('./ui');
   const f = await measureUi();
   console.log('\nDashboard first render in chromium (runctl ui over a synthetic API; time from navigation, JS heap after GC)');
-  console.log(`${'page'.padEnd(40)} ${'render ms'.padStart(10)} ${'heap MiB'.padStart(9)} ${'DOM nodes'.padStart(10)}`);
-  for (const [name, p] of [['runs list, 1,000 runs', f.runsList], ['run, 10,000 metric points × 2 metrics', f.runPage]] as const) {
-    console.log(`${name.padEnd(40)} ${p.renderMs.toFixed(0).padStart(10)} ${p.heapMiB.toFixed(1).padStart(9)} ${String(p.domNodes).padStart(10)}`);
+  console.log(`${'page'.padEnd(46)} ${'render ms'.padStart(10)} ${'heap MiB'.padStart(9)} ${'DOM nodes'.padStart(10)}`);
+  const pages = [
+    ['runs list, 1,000 runs', f.runsList],
+    ['run, 10,000 metric points × 2 metrics', f.runPage],
+    ['experiment, 1,000 runs × 3 hyperparameters', f.experimentPage],
+    ['sweep, 200 trials (+ its 1,000-run experiment)', f.sweepPage],
+  ] as const;
+  for (const [name, p] of pages) {
+    console.log(`${name.padEnd(46)} ${p.renderMs.toFixed(0).padStart(10)} ${p.heapMiB.toFixed(1).padStart(9)} ${String(p.domNodes).padStart(10)}`);
   }
   const worst = Math.max(...f.liveMs);
   console.log(`new metric line in the API → on the chart: ${f.liveMs.map((ms) => ms.toFixed(0)).join(', ')} ms (worst ${worst.toFixed(0)} ms; the page polls every 1,000 ms)`);
