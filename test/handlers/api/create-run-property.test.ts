@@ -1,25 +1,15 @@
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { mockClient } from 'aws-sdk-client-mock';
 import fc from 'fast-check';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createHandler as createCreateRun } from '../../../functions/api/create-run';
+import { describe, expect, it } from 'vitest';
 import { buildAgentLaunchCommand } from '../../../shared/agent/commands';
-import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
-import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
-import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
 import { buildTrainingArgv } from '../../../shared/domain/hyperparameters';
 import { argvEnvBytes, SPEC_LIMITS, utf8Bytes } from '../../../shared/domain/spec-limits';
 import { agentConfigFor, agentDockerConfig } from '../../../shared/usecases/launch-training';
-import { apiEvent, lambdaContext } from '../../support/api-events';
-import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
-import { startDynalite, type RunningDynalite } from '../../support/dynalite';
+import { RUNS_BUCKET, useCreateRunHarness } from '../../support/create-run-harness';
 
 // Generated hostile specs and arbitrary JSON bodies thrown at the real POST /runs handler (over
 // dynalite): every answer is 201 or 400, never 500; every 201 stored a spec from which the
 // agent's config and launch command build, with an argv the kernel would exec.
 
-const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
-const RUNS_BUCKET = 'runctl-runs';
 /** Linux MAX_ARG_STRLEN: one argv or environment string, NUL included. */
 const MAX_ARG_STRLEN = 131_072;
 
@@ -82,39 +72,14 @@ const hostileSpec = fc
   );
 
 describe('POST /runs under generated hostile input', () => {
-  let dynalite: RunningDynalite;
-  let deps: ApiDeps & { runsBucket: string };
-  const sfnClient = new SFNClient({ region: 'us-east-1' });
-  const sfn = mockClient(sfnClient);
+  const harness = useCreateRunHarness({ name: 'property' });
   let token = 0;
 
-  beforeAll(async () => {
-    dynalite = await startDynalite();
-    const table = `property-${Date.now()}`;
-    await createRunsTable(dynamoClient(dynalite.endpoint), table);
-    deps = {
-      store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
-      executions: new SfnExecutions(sfnClient, STATE_MACHINE),
-      clock: () => new Date(),
-      logger: apiLogger,
-      runsBucket: RUNS_BUCKET,
-    };
-    sfn.on(StartExecutionCommand).callsFake((input: { name?: string }) => ({
-      executionArn: `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${input.name}`,
-      startDate: new Date(),
-    }));
-  });
-  afterAll(async () => dynalite.close());
-
-  async function post(rawBody: string): Promise<{ statusCode: number; body: string }> {
-    const event = apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', rawBody });
-    const result = await createCreateRun(() => deps)(event, lambdaContext());
-    return { statusCode: result.statusCode ?? 0, body: result.body ?? '' };
-  }
+  const post = (rawBody: string) => harness.post({ rawBody });
 
   /** What LaunchTraining would build from the stored record: it must not throw, and its argv must exec. */
   async function expectLaunchable(runId: string): Promise<void> {
-    const record = await deps.store.get(runId);
+    const record = await harness.deps.store.get(runId);
     expect(record).toBeDefined();
     if (record === undefined) return;
     const spec = record.spec;

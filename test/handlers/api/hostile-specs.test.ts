@@ -1,21 +1,13 @@
-import { SFNClient, StartExecutionCommand } from '@aws-sdk/client-sfn';
-import { mockClient } from 'aws-sdk-client-mock';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { createHandler as createCreateRun } from '../../../functions/api/create-run';
-import { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
-import { SfnExecutions } from '../../../shared/adapters/sfn-executions';
-import { apiLogger, type ApiDeps } from '../../../shared/composition/api';
+import { StartExecutionCommand } from '@aws-sdk/client-sfn';
+import { describe, expect, it } from 'vitest';
 import { runIdFor } from '../../../shared/domain/run-identity';
 import { SPEC_LIMITS } from '../../../shared/domain/spec-limits';
-import { ALICE, apiEvent, lambdaContext } from '../../support/api-events';
-import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
-import { startDynalite, type RunningDynalite } from '../../support/dynalite';
+import { ALICE_OWNER } from '../../support/api-events';
+import { RUNS_BUCKET, useCreateRunHarness } from '../../support/create-run-harness';
 
 // Inputs that once passed validation and then broke somewhere downstream (the DynamoDB
 // marshaller, the agent, exec): each is now a 400 naming the field, and nothing is stored.
 
-const STATE_MACHINE = 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run';
-const RUNS_BUCKET = 'runctl-runs';
 const SHA = 'e'.repeat(64);
 
 const spec = {
@@ -28,46 +20,24 @@ const manyKeys = (n: number, prefix = 'K') => Object.fromEntries(Array.from({ le
 const nested = (depth: number): unknown => (depth === 0 ? 'x' : [nested(depth - 1)]);
 
 describe('POST /runs refuses hostile specs, naming the field', () => {
-  let dynalite: RunningDynalite;
-  let deps: ApiDeps & { runsBucket: string };
-  const sfnClient = new SFNClient({ region: 'us-east-1' });
-  const sfn = mockClient(sfnClient);
+  const harness = useCreateRunHarness({ name: 'hostile' });
+  const { sfn } = harness;
   let token = 0;
 
   const post = async (payload: { spec?: unknown; clientToken?: string } | string) => {
     const clientToken = `hostile-${++token}`;
-    const event =
+    const result =
       typeof payload === 'string'
-        ? apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', rawBody: payload.replace('"CLIENT_TOKEN"', JSON.stringify(clientToken)) })
-        : apiEvent({ method: 'POST', path: '/runs', routeKey: 'POST /runs', body: { ...payload, clientToken } });
-    const result = await createCreateRun(() => deps)(event, lambdaContext());
-    return { result, runId: runIdFor(ALICE, clientToken) };
+        ? await harness.post({ rawBody: payload.replace('"CLIENT_TOKEN"', JSON.stringify(clientToken)) })
+        : await harness.post({ body: { ...payload, clientToken } });
+    // The run id a stored run would have: the owner (ALICE's role) and the client token.
+    return { result, runId: runIdFor(ALICE_OWNER, clientToken) };
   };
 
-  beforeAll(async () => {
-    dynalite = await startDynalite();
-    const table = `hostile-${Date.now()}`;
-    await createRunsTable(dynamoClient(dynalite.endpoint), table);
-    deps = {
-      store: new DynamoRunStore(dynamoDocumentClient(dynalite.endpoint), table),
-      executions: new SfnExecutions(sfnClient, STATE_MACHINE),
-      clock: () => new Date(),
-      logger: apiLogger,
-      runsBucket: RUNS_BUCKET,
-    };
-  });
-  afterAll(async () => dynalite.close());
-  beforeEach(() => {
-    sfn.reset();
-    sfn.on(StartExecutionCommand).callsFake((input: { name?: string }) => ({
-      executionArn: `${STATE_MACHINE.replace(':stateMachine:', ':execution:')}:${input.name}`,
-      startDate: new Date(),
-    }));
-  });
-
-  it('accepts the base spec (so each case below fails for its own field)', async () => {
-    const { result } = await post({ spec });
+  it('accepts the base spec (so each case below fails for its own field), stored under the run id the cases look for', async () => {
+    const { result, runId } = await post({ spec });
     expect(result.statusCode).toBe(201);
+    expect(await harness.deps.store.get(runId)).toBeDefined();
   });
 
   it.each<[string, Record<string, unknown>, string]>([
@@ -121,7 +91,7 @@ describe('POST /runs refuses hostile specs, naming the field', () => {
     const answer = JSON.parse(result.body ?? '{}') as { message: string; issues: { path: string }[] };
     expect(answer.issues.map((i) => i.path)).toContain(path);
     expect(answer.message).toContain(path);
-    expect(await deps.store.get(runId)).toBeUndefined();
+    expect(await harness.deps.store.get(runId)).toBeUndefined();
     expect(sfn.commandCalls(StartExecutionCommand)).toHaveLength(0);
   });
 
@@ -130,7 +100,7 @@ describe('POST /runs refuses hostile specs, naming the field', () => {
 
     expect(result.statusCode).toBe(400);
     expect(JSON.parse(result.body ?? '{}')).toMatchObject({ issues: [{ path: 'spec.env.__proto__' }] });
-    expect(await deps.store.get(runId)).toBeUndefined();
+    expect(await harness.deps.store.get(runId)).toBeUndefined();
   });
 
   it('stores well-formed astral characters and an integer at 2^53 - 1 as given', async () => {
