@@ -5,7 +5,7 @@
  * configured identity, as if its SigV4 signature had been checked.
  */
 import { randomUUID } from 'node:crypto';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { APIGatewayProxyResultV2, Context } from 'aws-lambda';
 import { createHandler as cancelRun } from '../functions/api/cancel-run';
 import { createHandler as createImage } from '../functions/api/create-image';
@@ -41,6 +41,7 @@ import type { Sweeps } from '../shared/ports/sweeps';
 import type { SweepControlDeps } from '../shared/usecases/sweep-control';
 import type { SubmitSweepDeps } from '../shared/usecases/sweeps';
 import type { RunsBucketDeps } from '../shared/usecases/run-artifacts';
+import { listenLoopback } from './loopback';
 
 /** A Lambda handler of an HTTP API route, as `createHandler(deps)` returns it. */
 export type RouteHandler = (event: ApiEvent, context: Context) => Promise<APIGatewayProxyResultV2>;
@@ -172,13 +173,7 @@ export async function startHttpApi(options: HttpApiOptions): Promise<RunningHttp
       else response.destroy(error instanceof Error ? error : undefined);
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port ?? 0, '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  return { url: `http://127.0.0.1:${port}`, port, close: () => closeServer(server) };
+  return listenLoopback(server, options.port ?? 0);
 }
 
 interface CompiledRoute {
@@ -367,11 +362,4 @@ function writeResult(response: ServerResponse, result: APIGatewayProxyResultV2):
 
 function writeJson(response: ServerResponse, status: number, body: unknown): void {
   response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
-}
-
-function closeServer(server: Server): Promise<void> {
-  return new Promise((resolve, reject) => {
-    server.close((error) => (error ? reject(error) : resolve()));
-    server.closeAllConnections();
-  });
 }

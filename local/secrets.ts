@@ -1,9 +1,9 @@
 import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ownerSecretsPath } from '../shared/domain/run-access';
+import { listenLoopback } from './loopback';
 
 /**
  * Secrets on the local backend. There is no Parameter Store or Secrets Manager here, so the
@@ -160,18 +160,6 @@ export async function startLocalSecretsEndpoint(root: string, region: string): P
       response.end(JSON.stringify({ __type: 'InternalFailure', message: error instanceof Error ? error.message : 'failed' }));
     });
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address: AddressInfo | string | null = server.address();
-  if (address === null || typeof address === 'string') throw new Error('the local secrets endpoint has no TCP port');
-  return {
-    url: `http://127.0.0.1:${address.port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { url, close } = await listenLoopback(server);
+  return { url, close };
 }

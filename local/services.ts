@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { CreateTableCommand, DescribeTableCommand, DynamoDBClient, type DynamoDBClientConfig } from '@aws-sdk/client-dynamodb';
 import type { S3ClientConfig } from '@aws-sdk/client-s3';
 import { runsTableDefinition } from '../shared/adapters/runs-table';
+import { listenLoopback } from './loopback';
 
 /**
  * S3 and DynamoDB for the local backend: s3rver and dynalite, in this process, on free loopback
@@ -161,21 +162,9 @@ async function startDynamo(path: string | undefined) {
     updateTableMs: 0,
     ...(path === undefined ? {} : { path }),
   });
-  await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolveListen());
-  });
-  const address: AddressInfo | string | null = server.address();
-  if (address === null || typeof address === 'string') throw new Error('dynalite has no TCP address');
-  return {
-    endpoint: `http://127.0.0.1:${address.port}`,
-    // dynalite's close also closes its LevelDB store, which releases the lock for the next start.
-    close: () =>
-      new Promise<void>((resolveClose, reject) => {
-        server.close((error) => (error ? reject(error) : resolveClose()));
-        server.closeAllConnections();
-      }),
-  };
+  const listener = await listenLoopback(server);
+  // dynalite's close also closes its LevelDB store, which releases the lock for the next start.
+  return { endpoint: listener.url, close: listener.close };
 }
 
 async function ensureTable(config: DynamoDBClientConfig, table: string): Promise<void> {

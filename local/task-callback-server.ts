@@ -1,6 +1,6 @@
 import { createServer, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { z } from 'zod';
+import { listenLoopback } from './loopback';
 
 /**
  * A loopback HTTP server that speaks the Step Functions JSON 1.0 protocol for the three
@@ -98,18 +98,6 @@ export async function startTaskCallbackServer(handler: TaskCallbackHandler): Pro
       response.end(JSON.stringify(payload));
     })();
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => resolve());
-  });
-  const address: AddressInfo | string | null = server.address();
-  const port = typeof address === 'object' && address ? address.port : 0;
-  return {
-    endpoint: `http://127.0.0.1:${port}`,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.closeAllConnections();
-        server.close(() => resolve());
-      }),
-  };
+  const { url, close } = await listenLoopback(server);
+  return { endpoint: url, close };
 }
