@@ -1,30 +1,17 @@
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { z } from 'zod';
 import * as spotWarning from '../../functions/events/spot-warning';
-import * as checkInstance from '../../functions/steps/check-instance';
-import * as decideRecovery from '../../functions/steps/decide-recovery';
-import * as ensureImage from '../../functions/steps/ensure-image';
-import * as finalizeArtifacts from '../../functions/steps/finalize-artifacts';
-import * as finishRun from '../../functions/steps/finish-run';
-import * as launchTraining from '../../functions/steps/launch-training';
-import * as prefetchData from '../../functions/steps/prefetch-data';
 import * as prepareReplacement from '../../functions/steps/prepare-replacement';
-import * as provisionInstance from '../../functions/steps/provision-instance';
-import * as releaseResources from '../../functions/steps/release-resources';
-import * as validateRun from '../../functions/steps/validate-run';
-import * as runVolume from '../../functions/volumes/run-volume';
 import { loadAsl, localLambdaArn } from '../../local/asl';
 import { EC2_DETAIL_TYPE, EventRouter, LAMBDA_SUCCESS_DETAIL_TYPE } from '../../local/event-router';
-import { LocalStateMachine, type ExecutionOutcome, type LocalExecution, type LocalLambda } from '../../local/state-machine-runner';
-import { TaskTokens } from '../../local/task-tokens';
+import { LocalStateMachine, type ExecutionOutcome, type LocalExecution } from '../../local/state-machine-runner';
+import type { TaskTokens } from '../../local/task-tokens';
 import { DynamoAttemptSignals } from '../../shared/adapters/dynamo-attempt-signals';
 import { Ec2InstanceTags } from '../../shared/adapters/ec2-instance-tags';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { parseRunSpec, type RunSpecInput } from '../../shared/domain/run-spec';
-import type { StepDeps } from '../../shared/usecases/step-deps';
 import { dynamoDocumentClient } from '../support/aws-clients';
-import { startDynalite, type RunningDynalite } from '../support/dynalite';
-import { awsError, SimulatedAccount, type AgentBehaviour } from './train-run-world';
+import { awsError, startSimulatedAccount, trainRunLambdas, type AgentBehaviour, type RunningAccount, type SimulatedAccount } from './train-run-world';
 import { TEST_STACK } from '../support/stack';
 
 /**
@@ -37,41 +24,22 @@ import { TEST_STACK } from '../support/stack';
 
 const BUCKET = 'runctl-prepare-replacement-tests';
 const TABLE = 'runs';
-const START_BUILD = 'arn:aws:states:::states:startExecution.sync:2';
 const DATA = [{ source: 's3://datasets/mnist/', target: '/data' }];
 
-let dynalite: RunningDynalite;
+let account: RunningAccount | undefined;
 let world: SimulatedAccount;
 let tokens: TaskTokens;
+let dynamoEndpoint: string;
 let sequence = 0;
 
 beforeAll(async () => {
-  dynalite = await startDynalite();
-  tokens = new TaskTokens();
-  world = new SimulatedAccount({ dynamoEndpoint: dynalite.endpoint, motoEndpoint: inject('motoEndpoint'), table: TABLE, bucket: BUCKET, tokens });
-  await world.setUp();
+  account = await startSimulatedAccount({ motoEndpoint: inject('motoEndpoint'), bucket: BUCKET, table: TABLE });
+  ({ world, tokens, dynamoEndpoint } = account);
   await world.put(`bundles/${'a'.repeat(64)}.tar.gz`, 'tarball');
 });
 afterAll(async () => {
-  await dynalite?.close();
+  await account?.close();
 });
-
-function trainRunLambdas(deps: StepDeps): Record<string, LocalLambda> {
-  return {
-    ValidateRunLambdaFunction: validateRun.createHandler(deps),
-    EnsureImageLambdaFunction: ensureImage.createHandler(deps),
-    [START_BUILD]: () => Promise.reject(new Error('these runs build no image')),
-    ProvisionInstanceLambdaFunction: provisionInstance.createHandler(deps),
-    CheckInstanceLambdaFunction: checkInstance.createHandler(deps),
-    PrefetchDataLambdaFunction: prefetchData.createHandler(deps),
-    LaunchTrainingLambdaFunction: launchTraining.createHandler(deps),
-    FinalizeArtifactsLambdaFunction: finalizeArtifacts.createHandler(deps),
-    ReleaseResourcesLambdaFunction: releaseResources.createHandler(deps),
-    DecideRecoveryLambdaFunction: decideRecovery.createHandler(deps),
-    FinishRunLambdaFunction: finishRun.createHandler(deps),
-    RunVolumeLambdaFunction: runVolume.createHandler({ ...world.volumeDeps(), store: deps.store }),
-  };
-}
 
 const ActionSchema = z.looseObject({ action: z.string() });
 
@@ -138,7 +106,7 @@ async function runWithWarning(scenario: Scenario) {
     EC2_DETAIL_TYPE.spotInterruptionWarning,
     spotWarning.createHandler({
       instances: new Ec2InstanceTags(world.ec2, TEST_STACK),
-      signals: new DynamoAttemptSignals(dynamoDocumentClient(dynalite.endpoint), TABLE),
+      signals: new DynamoAttemptSignals(dynamoDocumentClient(dynamoEndpoint), TABLE),
       store: world.store,
       compute: deps.compute,
     }),
@@ -181,7 +149,7 @@ async function runWithWarning(scenario: Scenario) {
 
   const trainRun = new LocalStateMachine({
     definition: loadAsl('train-run', localLambdaArn),
-    lambdas: trainRunLambdas({ ...deps, catalog: world.catalog, volumes: world.volumeDeps().volumes }),
+    lambdas: trainRunLambdas(world, { ...deps, catalog: world.catalog, volumes: world.volumeDeps().volumes }, () => Promise.reject(new Error('these runs build no image'))),
     tokens,
     fastWaits: true,
   });

@@ -24,6 +24,18 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import * as checkInstance from '../../functions/steps/check-instance';
+import * as decideRecovery from '../../functions/steps/decide-recovery';
+import * as ensureImage from '../../functions/steps/ensure-image';
+import * as finalizeArtifacts from '../../functions/steps/finalize-artifacts';
+import * as finishRun from '../../functions/steps/finish-run';
+import * as launchTraining from '../../functions/steps/launch-training';
+import * as prefetchData from '../../functions/steps/prefetch-data';
+import * as provisionInstance from '../../functions/steps/provision-instance';
+import * as releaseResources from '../../functions/steps/release-resources';
+import * as validateRun from '../../functions/steps/validate-run';
+import * as runVolume from '../../functions/volumes/run-volume';
+import type { LocalLambda } from '../../local/state-machine-runner';
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
 import { DynamoRunStore } from '../../shared/adapters/dynamo-run-store';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
@@ -34,8 +46,9 @@ import type { Catalog } from '../../shared/ports/catalog';
 import { S3Artifacts } from '../../shared/adapters/s3-artifacts';
 import type { RunStore } from '../../shared/ports/run-store';
 import type { StepDeps } from '../../shared/usecases/step-deps';
-import type { TaskTokens } from '../../local/task-tokens';
+import { TaskTokens } from '../../local/task-tokens';
 import { createRunsTable, dynamoClient, dynamoDocumentClient, localClientConfig } from '../support/aws-clients';
+import { startDynalite } from '../support/dynalite';
 import { TEST_STACK } from '../support/stack';
 
 /**
@@ -449,4 +462,52 @@ export class SimulatedAccount {
         return;
     }
   }
+}
+
+/** A simulated account on a dynalite of its own, set up (runs table and bucket created), with the task tokens its agents answer. */
+export interface RunningAccount {
+  world: SimulatedAccount;
+  tokens: TaskTokens;
+  /** The dynalite holding the runs table (for adapters a test builds beside the world's). */
+  dynamoEndpoint: string;
+  close(): Promise<void>;
+}
+
+/** Starts what each state-machine test file runs its scenarios in; `close` stops its dynalite. */
+export async function startSimulatedAccount(options: { motoEndpoint: string; bucket: string; table?: string }): Promise<RunningAccount> {
+  const dynalite = await startDynalite();
+  const tokens = new TaskTokens();
+  const world = new SimulatedAccount({ dynamoEndpoint: dynalite.endpoint, motoEndpoint: options.motoEndpoint, table: options.table ?? 'runs', bucket: options.bucket, tokens });
+  try {
+    await world.setUp();
+  } catch (error) {
+    await dynalite.close();
+    throw error;
+  }
+  return { world, tokens, dynamoEndpoint: dynalite.endpoint, close: () => dynalite.close() };
+}
+
+/** The task of train-run that runs build-image as a nested execution (bound by its resource ARN). */
+export const START_BUILD = 'arn:aws:states:::states:startExecution.sync:2';
+
+/**
+ * Every task of train-run bound to its real handler over `deps`, as the deployed machine's Lambda
+ * ARNs are; BuildImage, a nested execution of build-image, to `buildImage`.
+ */
+export function trainRunLambdas(world: SimulatedAccount, deps: StepDeps, buildImage: LocalLambda): Record<string, LocalLambda> {
+  return {
+    ValidateRunLambdaFunction: validateRun.createHandler(deps),
+    EnsureImageLambdaFunction: ensureImage.createHandler(deps),
+    [START_BUILD]: buildImage,
+    ProvisionInstanceLambdaFunction: provisionInstance.createHandler(deps),
+    CheckInstanceLambdaFunction: checkInstance.createHandler(deps),
+    PrefetchDataLambdaFunction: prefetchData.createHandler(deps),
+    LaunchTrainingLambdaFunction: launchTraining.createHandler(deps),
+    FinalizeArtifactsLambdaFunction: finalizeArtifacts.createHandler(deps),
+    ReleaseResourcesLambdaFunction: releaseResources.createHandler(deps),
+    DecideRecoveryLambdaFunction: decideRecovery.createHandler(deps),
+    FinishRunLambdaFunction: finishRun.createHandler(deps),
+    // The same store as the steps, so the volume steps' transitions are recorded too.
+    RunVolumeLambdaFunction: runVolume.createHandler({ ...world.volumeDeps(), store: deps.store }),
+  };
 }

@@ -2,25 +2,14 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { z } from 'zod';
 import { loadAsl, localLambdaArn } from '../../local/asl';
 import { LocalStateMachine, type LocalLambda } from '../../local/state-machine-runner';
-import { TaskTokens } from '../../local/task-tokens';
-import * as checkInstance from '../../functions/steps/check-instance';
-import * as decideRecovery from '../../functions/steps/decide-recovery';
-import * as ensureImage from '../../functions/steps/ensure-image';
-import * as finalizeArtifacts from '../../functions/steps/finalize-artifacts';
-import * as finishRun from '../../functions/steps/finish-run';
-import * as launchTraining from '../../functions/steps/launch-training';
-import * as prefetchData from '../../functions/steps/prefetch-data';
-import * as provisionInstance from '../../functions/steps/provision-instance';
-import * as releaseResources from '../../functions/steps/release-resources';
-import * as validateRun from '../../functions/steps/validate-run';
+import type { TaskTokens } from '../../local/task-tokens';
 import * as runVolume from '../../functions/volumes/run-volume';
 import type { RunSpecInput } from '../../shared/domain/run-spec';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import type { RunStatus } from '../../shared/domain/run-status';
 import type { StepDeps } from '../../shared/usecases/step-deps';
 import { PREFETCH_EXIT } from '../../shared/agent/commands';
-import { startDynalite, type RunningDynalite } from '../support/dynalite';
-import { SimulatedAccount, type AgentBehaviour } from './train-run-world';
+import { startSimulatedAccount, trainRunLambdas, type AgentBehaviour, type RunningAccount, type SimulatedAccount } from './train-run-world';
 
 const BUCKET = 'runctl-train-run-tests';
 /** The owner runScenario submits as (the API's `{runId, owner, spec}`). */
@@ -28,23 +17,18 @@ const ALICE = 'arn:aws:iam::123456789012:user/alice';
 const BOB = 'arn:aws:iam::123456789012:role/bob';
 const TABLE = 'runs';
 
-let dynalite: RunningDynalite;
+let account: RunningAccount | undefined;
 let world: SimulatedAccount;
 let tokens: TaskTokens;
 let sequence = 0;
 
 beforeAll(async () => {
-  dynalite = await startDynalite();
-  tokens = new TaskTokens();
-  world = new SimulatedAccount({ dynamoEndpoint: dynalite.endpoint, motoEndpoint: inject('motoEndpoint'), table: TABLE, bucket: BUCKET, tokens });
-  await world.setUp();
+  account = await startSimulatedAccount({ motoEndpoint: inject('motoEndpoint'), bucket: BUCKET, table: TABLE });
+  ({ world, tokens } = account);
 });
 afterAll(async () => {
-  await dynalite?.close();
+  await account?.close();
 });
-
-/** The task of train-run that runs build-image as a nested execution (bound by its resource ARN). */
-const START_BUILD = 'arn:aws:states:::states:startExecution.sync:2';
 
 /** What BuildImage hands the nested execution: the build-image machine, its name and its input. */
 const NestedBuildSchema = z.object({
@@ -81,21 +65,7 @@ function successfulBuild(calls: Array<z.infer<typeof NestedBuildSchema>> = []): 
 }
 
 function lambdas(deps: StepDeps): Record<string, LocalLambda> {
-  return {
-    ValidateRunLambdaFunction: validateRun.createHandler(deps),
-    EnsureImageLambdaFunction: ensureImage.createHandler(deps),
-    [START_BUILD]: successfulBuild(),
-    ProvisionInstanceLambdaFunction: provisionInstance.createHandler(deps),
-    CheckInstanceLambdaFunction: checkInstance.createHandler(deps),
-    PrefetchDataLambdaFunction: prefetchData.createHandler(deps),
-    LaunchTrainingLambdaFunction: launchTraining.createHandler(deps),
-    FinalizeArtifactsLambdaFunction: finalizeArtifacts.createHandler(deps),
-    ReleaseResourcesLambdaFunction: releaseResources.createHandler(deps),
-    DecideRecoveryLambdaFunction: decideRecovery.createHandler(deps),
-    FinishRunLambdaFunction: finishRun.createHandler(deps),
-    // The same store as the steps, so the volume steps' transitions are recorded too.
-    RunVolumeLambdaFunction: runVolume.createHandler({ ...world.volumeDeps(), store: deps.store }),
-  };
+  return trainRunLambdas(world, deps, successfulBuild());
 }
 
 function spec(overrides: Partial<RunSpecInput> = {}): RunSpecInput {
