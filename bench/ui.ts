@@ -1,5 +1,6 @@
 import type { Page } from 'playwright-core';
 import { buildAssets } from '../ui/server/assets';
+import type { ExperimentRun, Trial } from '../ui/web/research-types';
 import { startUiServer, type UiApi } from '../ui/server/ui-server';
 import { launchChromium } from '../test/ui/browser';
 
@@ -52,7 +53,7 @@ function trialFate(trial: number): 'SKIPPED' | 'STOPPED_EARLY' | 'FAILED_USER' |
  * a 4-way `batch_size`, a 3-way `optimizer` — and `loss`/`accuracy` summaries; failed runs report
  * nothing. Deterministic, so every bench run draws the same page.
  */
-export function syntheticExperiment(): { runs: ExperimentRunItem[]; trials: TrialItem[]; sweep: Record<string, unknown> } {
+export function syntheticExperiment(): { runs: ExperimentRun[]; trials: Trial[]; sweep: Record<string, unknown> } {
   const hyperparameters = (i: number) => ({
     lr: (1e-4 * 10 ** (3 * ((i * 0.618_034) % 1))).toPrecision(3),
     batch_size: String([32, 64, 128, 256][i % 4]),
@@ -64,8 +65,8 @@ export function syntheticExperiment(): { runs: ExperimentRunItem[]; trials: Tria
     const points = status === 'SUCCEEDED' ? 500 : 120;
     return { final: { loss: loss + 0.01, accuracy: 1 - loss / 2 }, min: { loss, accuracy: 0.5 }, max: { loss: 2.3, accuracy: 1 - loss / 2 }, points };
   };
-  const runs: ExperimentRunItem[] = [];
-  const trials: TrialItem[] = [];
+  const runs: ExperimentRun[] = [];
+  const trials: Trial[] = [];
   for (let trial = 1; trial <= SWEEP_TRIALS; trial += 1) {
     const fate = trialFate(trial);
     const runId = `r-bt${String(trial).padStart(14, '0')}`;
@@ -131,35 +132,9 @@ export function syntheticExperiment(): { runs: ExperimentRunItem[]; trials: Tria
   return { runs, trials, sweep };
 }
 
-/** The experiment run and sweep trial items as the API answers them (the fields the pages read). */
-interface ExperimentRunItem {
-  runId: string;
-  name: string;
-  status: string;
-  statusReason?: string;
-  createdAt: string;
-  costUsd: number;
-  hyperparameters: Record<string, string>;
-  metrics?: { final: Record<string, number>; min: Record<string, number>; max: Record<string, number>; points: number };
-  sweep?: { sweepId: string; trial: number };
-}
-
-interface TrialItem {
-  sweepId: string;
-  trial: number;
-  runId: string;
-  state: 'LAUNCHED' | 'SKIPPED' | 'RECORDED';
-  hyperparameters: Record<string, string>;
-  reservedUsd: number;
-  costUsd?: number;
-  runStatus?: string;
-  best?: number;
-  reason?: string;
-}
-
 /** What the experiment and sweep pages must show before they count as rendered: every row, every objective point. */
 export function expectedTrialViews(data: ReturnType<typeof syntheticExperiment>): { experiment: TrialsReady; sweep: TrialsReady } {
-  const scored = (r: ExperimentRunItem) => r.metrics?.min.loss !== undefined;
+  const scored = (r: ExperimentRun) => r.metrics?.min.loss !== undefined;
   return {
     experiment: { rows: data.runs.length, points: data.runs.filter(scored).length, sweeps: 1 },
     sweep: { rows: data.trials.length, points: data.trials.filter((t) => t.best !== undefined || data.runs.some((r) => r.runId === t.runId && scored(r))).length, sweeps: 0 },
