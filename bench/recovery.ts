@@ -73,7 +73,7 @@ async function metricsOf(backend: LocalBackend, runId: string): Promise<Array<Re
 }
 
 /** Whether attempt 1's script has printed a metric line (the agent streams them live under `live/`). */
-async function printedMetrics(backend: LocalBackend, runId: string): Promise<boolean> {
+export async function printedMetrics(backend: LocalBackend, runId: string): Promise<boolean> {
   try {
     const listed = await backend.s3.send(
       new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
@@ -85,7 +85,7 @@ async function printedMetrics(backend: LocalBackend, runId: string): Promise<boo
   }
 }
 
-async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+export async function waitUntil(what: string, probe: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await probe())) {
     if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);

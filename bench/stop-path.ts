@@ -2,9 +2,10 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { packDirectory } from '../cli/pack';
 import { startLocalBackend, type LocalBackend } from '../local/runtime';
+import { printedMetrics, waitUntil } from './recovery';
 
 /**
  * Where the seconds of a spot warning go on the local backend, for a small model (a 1 MB
@@ -37,27 +38,6 @@ async function metrics(backend: LocalBackend, runId: string): Promise<Array<Reco
   }
 }
 
-/** Whether attempt 1's script has printed a metric line (the agent streams them live under `live/`). */
-async function printed(backend: LocalBackend, runId: string): Promise<boolean> {
-  try {
-    const listed = await backend.s3.send(
-      new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
-    );
-    return (listed.Contents?.length ?? 0) > 0;
-  } catch {
-    // The local S3 can fail a listing while the agent writes under the prefix: ask again.
-    return false;
-  }
-}
-
-async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await probe())) {
-    if (Date.now() > deadline) throw new Error(`bench: timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
-
 /** Busy loops, one per core asked for, in child processes (ended by `stop`). */
 function spin(cores: number): { stop(): void } {
   const children: ChildProcess[] = [];
@@ -77,7 +57,7 @@ async function measureOnce(backend: LocalBackend, bundle: string, label: string,
   });
   const busy = spin(busyCores);
   try {
-    await until('the script stepping', () => printed(backend, run.runId));
+    await waitUntil('the script stepping', () => printedMetrics(backend, run.runId), 180_000);
     // The busy loops run 20 s before the warning, so the load average shows them.
     await new Promise((resolve) => setTimeout(resolve, busyCores > 0 ? 20_000 : 1000));
     const loadAverage = loadavg()[0] ?? 0;

@@ -264,6 +264,10 @@ class Credentials:
         self.expires = expiration.timestamp()
         return self.cached
 
+def run_credentials():
+    """The run's credentials, as every signed request of this helper gets them."""
+    return Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+
 def sign_v4(creds, service, region, method, path, query, headers, payload_hash):
     """Adds x-amz-date, the session token and the SigV4 authorization to `headers` (which
     holds `host` and every other header to sign), for a request whose body hashes to `payload_hash`."""
@@ -379,7 +383,7 @@ def put_tree(config_path, root, uri, progress_out=''):
     if any(size > DIRECT_MAX_BYTES for _, _, size in files):
         sys.exit(DIRECT)
     bucket, prefix = split_uri(uri)
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     creds.get()
     def put_one(rel, full):
         return lambda: s3_put(creds, c['region'], bucket, prefix + rel.replace(os.sep, '/'), full)
@@ -394,7 +398,7 @@ def get(config_path, uri, dest, *flags):
     # exist and --optional is given, 1 on any other failure.
     c = read_json(config_path)
     bucket, key = split_uri(uri)
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     try:
         s3_get(creds, c['region'], bucket, key, dest)
     except NotFound:
@@ -412,7 +416,7 @@ def get_checkpoint(config_path, uri, dest):
     # did) or a file is over DIRECT_MAX_BYTES.
     c = read_json(config_path)
     bucket, prefix = split_uri(uri)
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     marker = os.path.join(os.path.dirname(config_path), 'resume-complete.json')
     try:
         s3_get(creds, c['region'], bucket, prefix + '_COMPLETE.json', marker)
@@ -511,7 +515,7 @@ def secrets(config_path):
     wanted = c.get('secrets') or {}
     if not wanted:
         return
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     out = []
     for name, reference in sorted(wanted.items()):
         try:
@@ -568,7 +572,7 @@ def prune(config_path):
     chunks = read_json(chunks_path, {}) or {}
     if not chunks:
         return
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     write_private(chunks_path, json.dumps(prune_chunks(creds, c, chunks, consolidated_sizes(c, state_dir))))
 
 def put(config_path, *args):
@@ -578,7 +582,7 @@ def put(config_path, *args):
     args = list(args)
     tagging = args.pop(0)[len('--tagging='):] if args and args[0].startswith('--tagging=') else ''
     c = read_json(config_path)
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     seen_path = os.path.join(os.path.dirname(config_path), 'put-seen.json')
     seen = read_json(seen_path, {}) or {}
     for path, key in zip(args[0::2], args[1::2]):
@@ -611,7 +615,7 @@ def live(config_path, log_path, jsonl_path, last_path, state_dir):
     region, bucket, attempt = c['region'], c['bucket'], int(c['attempt'])
     prefix = '%s/live/attempt-%d/' % (c['runPrefix'], attempt)
     defs = metric_defs(config_path)
-    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    creds = run_credentials()
     offset_path = os.path.join(state_dir, 'live-offsets.json')
     offsets = read_json(offset_path, {}) or {}
     log_off = int(offsets.get('log', 0))
