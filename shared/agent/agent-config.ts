@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SecretRefSchema } from '../domain/secret-refs';
+import { MAX_NODES, MAX_NPROC_PER_NODE } from '../domain/multi-node';
 
 /**
  * The configuration the on-instance agent (agent.sh) runs with, one per attempt. The launch
@@ -76,6 +77,40 @@ export const MetricDefinitionSchema = z.object({
   regex: z.string().min(1),
 });
 
+/**
+ * One node of a multi-node run (docs/multi-node.md): its rank, the rendezvous every node of the
+ * attempt shares, and the launcher. The agent exports RUNCTL_NODE_RANK, RUNCTL_NUM_NODES,
+ * RUNCTL_MASTER_ADDR and RUNCTL_MASTER_PORT to the training, and with `distributed` starts
+ * `torchrun` with them (the argv of `torchrunArgv`, shared/agent/node.ts), `argv` being the
+ * script and its arguments. A rank above 0 uploads its log under its own key, writes no
+ * metrics, and with `checkpoint.ranks: "all"` answers rank 0's checkpoint rounds.
+ */
+export const AgentNodeSchema = z
+  .object({
+    /** 0 is the node whose address is the rendezvous and whose metrics are the run's. */
+    rank: z.number().int().min(0).max(MAX_NODES - 1),
+    count: z.number().int().min(1).max(MAX_NODES),
+    /** Rank 0's private address (an IP address or a host name): no shell metacharacters. */
+    masterAddr: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9.:-]{0,252}$/, 'an IP address or host name'),
+    masterPort: z.number().int().min(1024).max(65535),
+    /** New for every attempt, the same on every node of it: torchrun's `--rdzv-id`. */
+    rendezvousId: AgentIdSchema,
+    /** Start the command through this launcher; absent: the command reads the environment itself. */
+    distributed: z
+      .object({
+        launcher: z.literal('torchrun'),
+        nprocPerNode: z.union([z.literal('auto'), z.number().int().min(1).max(MAX_NPROC_PER_NODE)]),
+      })
+      .optional(),
+    /**
+     * With `checkpoint.ranks: "all"`: how long rank 0 waits for every rank's part of a checkpoint,
+     * and a rank above 0 for rank 0's last round, before giving up on it (the previous complete
+     * checkpoint stays the latest). Default 90 s, the default grace period.
+     */
+    partsWaitSeconds: z.number().positive().default(90),
+  })
+  .refine((node) => node.rank < node.count, { path: ['rank'], message: 'must be below count' });
+
 export const AgentConfigSchema = z.object({
   runId: AgentIdSchema,
   /** 1-based attempt number. */
@@ -106,6 +141,8 @@ export const AgentConfigSchema = z.object({
       stopSignal: SignalSchema.default('TERM'),
       /** Spot gives two minutes' notice; the upload needs part of it. */
       graceSeconds: z.number().nonnegative().default(90),
+      /** Absent or `rank0`: rank 0's dir is the checkpoint; `all`: one part per rank (with `node`). */
+      ranks: z.enum(['rank0', 'all']).optional(),
     })
     .prefault({}),
   outputDir: InstancePathSchema.default('/opt/runctl/output'),
@@ -125,7 +162,14 @@ export const AgentConfigSchema = z.object({
   imdsPollSeconds: z.number().positive().default(5),
   /** The agent routes it reports to and takes its run's credentials from. */
   control: ControlSchema,
-});
+  /** This node of a multi-node run; absent: a single-node run, exactly as before. */
+  node: AgentNodeSchema.optional(),
+})
+  // torchrun reads an argument starting with "-" as one of its own options, not as the script.
+  .refine((c) => c.node?.distributed === undefined || !(c.argv[0] ?? '').startsWith('-'), {
+    path: ['argv', 0],
+    message: 'must be the script torchrun runs, not an option',
+  });
 
 export type AgentConfig = z.infer<typeof AgentConfigSchema>;
 /** What a caller writes before defaults are applied. */

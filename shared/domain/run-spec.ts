@@ -4,6 +4,7 @@ import { ExperimentNameSchema } from './experiment';
 import { buildTrainingArgv, findArgConflicts, HyperparametersSchema } from './hyperparameters';
 import { argvEnvBytes, rawInputIssues, SPEC_LIMITS, specSizeIssue } from './spec-limits';
 import { hasNvidiaGpu } from './instance-gpus';
+import { DEFAULT_MASTER_PORT, MAX_NODES, MAX_NPROC_PER_NODE, multiNodeIssues } from './multi-node';
 import { secretRefIssues, SecretRefSchema, type SecretsScope } from './secret-refs';
 
 /**
@@ -237,6 +238,32 @@ const CheckpointSchema = z.strictObject({
     .min(1, 'must be at least 1 second')
     .max(110, 'must be at most 110: spot reclaims the instance 120 s after its warning, and the upload needs the rest')
     .default(90),
+  /**
+   * Which ranks' checkpoint dirs make a checkpoint in a multi-node run (docs/multi-node.md):
+   * `rank0` (the default, when absent) uploads rank 0's alone, `all` one part per rank (sharded
+   * checkpoints), complete only when every part is in. Optional, so existing specs keep their hash.
+   */
+  ranks: z.enum(['rank0', 'all'], { error: 'must be "rank0" (rank 0 writes the checkpoint) or "all" (every rank uploads its own part)' }).optional(),
+});
+
+/** How the agent starts the command on every node of a multi-node run (docs/multi-node.md). */
+const DistributedSchema = z.strictObject({
+  /** The launcher the agent starts on each node; torchrun is the one runctl knows. */
+  launcher: z.literal('torchrun', { error: 'must be "torchrun" (for another launcher, start it in code.command with the RUNCTL_NODE_* environment)' }).default('torchrun'),
+  /** Processes per node: `auto` (torchrun: one per GPU, else one per CPU) or a count. */
+  nprocPerNode: z
+    .union([
+      z.literal('auto'),
+      z.number().int('must be a whole number of processes').min(1, 'must be at least 1').max(MAX_NPROC_PER_NODE, `must be at most ${MAX_NPROC_PER_NODE}`),
+    ], { error: `must be "auto" or a number of processes from 1 to ${MAX_NPROC_PER_NODE}` })
+    .default('auto'),
+  /** TCP port of the rendezvous on rank 0's node. Default 29500 (torchrun's own). */
+  port: z
+    .number()
+    .int('must be a whole port number')
+    .min(1024, 'must be at least 1024 (ports below are privileged)')
+    .max(65535, 'must be at most 65535')
+    .default(DEFAULT_MASTER_PORT),
 });
 
 const RecoverySchema = z.strictObject({
@@ -313,6 +340,18 @@ export const RunSpecFieldsSchema = z
     /** `{ epochs: 50 }` or `"epochs=50,lr=0.001"`; become `--epochs 50 --lr 0.001`. */
     hyperparameters: HyperparametersSchema.default({}),
     instance: InstanceSchema,
+    /**
+     * Instances the run trains on at once, each a node with its own rank (docs/multi-node.md).
+     * Absent means 1; optional, so single-node specs keep their hash.
+     */
+    nodes: z
+      .number({ error: `must be a number of nodes from 1 to ${MAX_NODES}` })
+      .int('must be a whole number of nodes')
+      .min(1, 'must be at least 1')
+      .max(MAX_NODES, `must be at most ${MAX_NODES} (runctl's limit per run)`)
+      .optional(),
+    /** Start the command through torchrun on every node, with the rendezvous filled in. */
+    distributed: DistributedSchema.optional(),
     data: z.array(dataEntry).max(SPEC_LIMITS.data, `list at most ${SPEC_LIMITS.data} data sources`).default([]),
     volume: VolumeSchema.optional(),
     docker: DockerSchema.optional(),
@@ -385,6 +424,7 @@ export const RunSpecFieldsSchema = z
         });
       }
     }
+    for (const issue of multiNodeIssues(spec)) ctx.addIssue({ code: 'custom', path: issue.path, message: issue.message });
     // A container asking for GPUs on a CPU type would fail at `docker run --gpus` ("could not
     // select device driver") after an instance was paid for: refuse it before.
     const gpus = typeof spec.docker === 'object' ? spec.docker.gpus : 'auto';

@@ -1,8 +1,11 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { parseAgentConfig } from '../../../shared/agent/agent-config';
 import { buildAgentLaunchCommand } from '../../../shared/agent/commands';
+import { agentArgvFor, agentNodeConfig, rendezvousIdFor, torchrunArgv } from '../../../shared/agent/node';
 import { buildTrainingArgv } from '../../../shared/domain/hyperparameters';
 import { argvEnvBytes, SPEC_LIMITS, utf8Bytes } from '../../../shared/domain/spec-limits';
+import { nodeCount } from '../../../shared/domain/multi-node';
 import { agentConfigFor, agentDockerConfig } from '../../../shared/usecases/launch-training';
 import { RUNS_BUCKET, useCreateRunHarness } from '../../support/create-run-harness';
 
@@ -54,7 +57,14 @@ const hostileSpec = fc
       data: fc.oneof(fc.array(fc.oneof(hostileString, fc.record({ source: hostileString, target: hostileString })), { maxLength: 3 }), hostileValue),
       volume: fc.oneof(fc.record({ dataset: hostileString, mountPath: hostileString }, { requiredKeys: ['dataset'] }), hostileValue),
       docker: fc.oneof(fc.constant('auto'), fc.record({ image: hostileString }), fc.record({ build: fc.record({ dockerfile: hostileString }) }), hostileValue),
-      checkpoint: fc.record({ dir: hostileString, intervalSeconds: hostileNumber, stopSignal: hostileValue, graceSeconds: hostileNumber }, { requiredKeys: [] }),
+      checkpoint: fc.record({ dir: hostileString, intervalSeconds: hostileNumber, stopSignal: hostileValue, graceSeconds: hostileNumber, ranks: fc.oneof(fc.constantFrom('rank0', 'all'), hostileValue) }, { requiredKeys: [] }),
+      nodes: fc.oneof(fc.integer({ min: 1, max: 64 }), hostileNumber, hostileValue),
+      distributed: fc.oneof(
+        fc.constant({}),
+        fc.record({ nprocPerNode: fc.integer({ min: 1, max: 8 }), port: fc.integer({ min: 1024, max: 65535 }) }),
+        fc.record({ launcher: fc.oneof(fc.constant('torchrun'), hostileValue), nprocPerNode: fc.oneof(fc.constant('auto'), fc.integer({ min: 1, max: 8 }), hostileNumber, hostileValue), port: fc.oneof(fc.integer({ min: 1024, max: 65535 }), hostileNumber) }, { requiredKeys: [] }),
+        hostileValue,
+      ),
       recovery: fc.record({ maxInterruptions: hostileNumber, maxWaitForCapacity: fc.oneof(hostileNumber, hostileString) }, { requiredKeys: [] }),
       limits: fc.record({ maxRuntime: fc.oneof(hostileNumber, hostileString), maxCostUsd: hostileNumber }, { requiredKeys: [] }),
       instance: fc.record({ types: fc.oneof(hostileString, fc.array(hostileString, { maxLength: 3 })), maxSpotPriceUsd: hostileNumber, subnets: hostileValue }, { requiredKeys: ['types'] }),
@@ -74,6 +84,7 @@ const hostileSpec = fc
 describe('POST /runs under generated hostile input', () => {
   const harness = useCreateRunHarness({ name: 'property' });
   let token = 0;
+  let distributedCreated = 0;
 
   const post = (rawBody: string) => harness.post({ rawBody });
 
@@ -87,6 +98,15 @@ describe('POST /runs under generated hostile input', () => {
     const docker = needsBuild ? undefined : await agentDockerConfig(record, 'us-east-1', {});
     const config = agentConfigFor(spec, { runId, attempt: 1, resumeFrom: null, docker }, { region: 'us-east-1', bucket: RUNS_BUCKET, heartbeatSeconds: 60, controlEndpoint: 'https://agentapi01.execute-api.us-east-1.amazonaws.com' });
     expect(buildAgentLaunchCommand(config)).toContain('setsid nohup bash');
+    // Every node of an accepted multi-node spec gets a config the agent takes, and torchrun an argv.
+    const last = nodeCount(spec) - 1;
+    const node = agentNodeConfig(spec, { rank: last, masterAddr: '10.0.0.12', rendezvousId: rendezvousIdFor(runId, 1) });
+    const nodeConfig = parseAgentConfig({ ...config, argv: agentArgvFor(spec), node });
+    expect(nodeConfig.node?.rank).toBe(last);
+    if (nodeConfig.node?.distributed !== undefined) {
+      expect(torchrunArgv(nodeConfig.node, nodeConfig.argv)[0]).toBe('torchrun');
+      distributedCreated += 1;
+    }
     const argv = buildTrainingArgv(spec);
     expect(argvEnvBytes(argv, spec.env)).toBeLessThanOrEqual(SPEC_LIMITS.argvEnvBytes);
     for (const arg of [...argv, ...Object.entries(spec.env).map(([k, v]) => `${k}=${v}`)]) {
@@ -112,6 +132,7 @@ describe('POST /runs under generated hostile input', () => {
     );
     // The generator reaches accepted specs too, so the launchable half is exercised.
     expect(created).toBeGreaterThan(5);
+    expect(distributedCreated).toBeGreaterThan(0);
   });
 
   it('answers arbitrary JSON bodies (and arbitrary text) with 201 or 400', async () => {
