@@ -32,6 +32,11 @@ UPLOAD_DIR="$STATE_DIR/upload"
 TRAIN_PID=""
 TRAIN_EXIT=0
 SYNC_PID=""
+ROUND_PID=""
+# Set on the last checkpoint of the attempt (interrupt, finish): a sharded round is then final.
+ROUND_FINAL=0
+# How often a rank above 0 of a sharded run reads rank 0's round announcement (one signed GET).
+ROUND_POLL_MS=2000
 HEARTBEAT_LOOP_PID=""
 LIVE_PID=""
 DOCKER_IMAGE=""
@@ -68,6 +73,36 @@ def files_of(root):
                 out.append((os.path.relpath(full, root), full))
     return out
 
+# --- multi-node runs (docs/multi-node.md): the `node` block of the config; absent on one node ---
+def node_of(c):
+    return c.get('node') or {}
+
+def rank_of(c):
+    return int(node_of(c).get('rank', 0))
+
+def log_key(c):
+    # Rank 0 keeps the single-node key (readers of one-node runs need no change).
+    rank = rank_of(c)
+    return '%s/logs/attempt-%d%s.log' % (c['runPrefix'], int(c['attempt']), '-node-%d' % rank if rank else '')
+
+def node_env(c):
+    node = node_of(c)
+    if not node:
+        return {}
+    return {'RUNCTL_NODE_RANK': str(node['rank']), 'RUNCTL_NUM_NODES': str(node['count']),
+            'RUNCTL_MASTER_ADDR': node['masterAddr'], 'RUNCTL_MASTER_PORT': str(node['masterPort'])}
+
+def launch_argv(c):
+    # The layout of torchrunArgv (shared/agent/node.ts): static rendezvous at rank 0's address,
+    # a new rendezvous id per attempt; then the script and its arguments, each one element.
+    node = node_of(c)
+    dist = node.get('distributed')
+    if not dist:
+        return list(c['argv'])
+    return ['torchrun', '--nnodes', str(node['count']), '--node-rank', str(node['rank']),
+            '--master-addr', node['masterAddr'], '--master-port', str(node['masterPort']),
+            '--nproc-per-node', str(dist['nprocPerNode']), '--rdzv-id', node['rendezvousId']] + list(c['argv'])
+
 def config(path, argv_out, env_out):
     c = read_json(path)
     ms = lambda seconds: str(int(float(seconds) * 1000))
@@ -83,6 +118,9 @@ def config(path, argv_out, env_out):
         'WORK_DIR_REL': c.get('workDir', '/opt/runctl/work'),
         'HEARTBEAT_MS': ms(c.get('heartbeatSeconds', 60)), 'IMDS_POLL_MS': ms(c.get('imdsPollSeconds', 5)),
         'CONTROL_ENDPOINT': c['control']['endpoint'],
+        'NODE_RANK': str(rank_of(c)), 'NUM_NODES': str(node_of(c).get('count', 1)),
+        'CKPT_RANKS': ck.get('ranks') or 'rank0', 'LOG_KEY': log_key(c),
+        'PARTS_WAIT_MS': ms(node_of(c).get('partsWaitSeconds', 90)),
     }
     docker = c.get('docker') or {}
     values.update({
@@ -94,9 +132,10 @@ def config(path, argv_out, env_out):
         print('%s=%s' % (key, shlex.quote(value)))
     # NUL-separated, so newlines and quotes inside an argument survive untouched.
     with open(argv_out, 'w') as f:
-        f.write(''.join(arg + '\0' for arg in c['argv']))
+        f.write(''.join(arg + '\0' for arg in launch_argv(c)))
+    # The node's RUNCTL_* after the run's env: a spec cannot name RUNCTL_ variables anyway.
     with open(env_out, 'w') as f:
-        f.write(''.join('%s=%s\0' % kv for kv in (c.get('env') or {}).items()))
+        f.write(''.join('%s=%s\0' % kv for kv in list((c.get('env') or {}).items()) + list(node_env(c).items())))
 
 MOUNT_PATH = re.compile(r'^/[^:,\0\n]*$')
 
@@ -126,6 +165,7 @@ def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_
     env.update({'RUNCTL_RUN_ID': c['runId'], 'RUNCTL_ATTEMPT': str(c['attempt']),
                 'RUNCTL_CHECKPOINT_DIR': checkpoint_dir, 'RUNCTL_RESUME_FROM': resume_dir,
                 'RUNCTL_OUTPUT_DIR': output_dir})
+    env.update(node_env(c))
     if root:
         # The local backend's instance root: a script that reads a fixed path such as /data
         # prefixes it, inside the container as outside (the mounts keep the prefix).
@@ -136,7 +176,7 @@ def docker_argv(config_path, root, code_dir, checkpoint_dir, output_dir, resume_
     # sets for the docker CLI alone, so no value is ever on a command line or in this file.
     for key in sorted(c.get('secrets') or {}):
         argv += ['-e', key]
-    argv += ['-w', code_dir, docker['image']] + c['argv']
+    argv += ['-w', code_dir, docker['image']] + launch_argv(c)
     with open(out, 'w') as f:
         f.write(''.join(arg + '\0' for arg in argv))
 
@@ -410,11 +450,13 @@ def get(config_path, uri, dest, *flags):
         sys.stderr.write('download of %s failed: %s\n' % (uri, error))
         sys.exit(1)
 
-def get_checkpoint(config_path, uri, dest):
-    # get-checkpoint CONFIG s3://BUCKET/PREFIX/ DIR: the files its _COMPLETE.json lists, into
-    # DIR. Exit 3, having written nothing, when the marker lists no files (written before it
+def get_checkpoint(config_path, uri, dest, *flags):
+    # get-checkpoint CONFIG s3://BUCKET/PREFIX/ DIR [--rank R]: the files its _COMPLETE.json lists,
+    # into DIR; with --rank, only rank R's part of a sharded checkpoint (rank-R/…, without that
+    # prefix). Exit 3, having written nothing, when the marker lists no files (written before it
     # did) or a file is over DIRECT_MAX_BYTES.
     c = read_json(config_path)
+    part = 'rank-%d/' % int(flags[flags.index('--rank') + 1]) if '--rank' in flags else ''
     bucket, prefix = split_uri(uri)
     creds = run_credentials()
     marker = os.path.join(os.path.dirname(config_path), 'resume-complete.json')
@@ -426,6 +468,11 @@ def get_checkpoint(config_path, uri, dest):
     paths = (read_json(marker, {}) or {}).get('paths')
     if not isinstance(paths, list) or any(p.get('bytes', 0) > DIRECT_MAX_BYTES for p in paths):
         sys.exit(DIRECT)
+    if part:
+        paths = [dict(p, key=p['key'][len(part):], source=p['key']) for p in paths if p['key'].startswith(part)]
+        if not paths:
+            sys.stderr.write('%s_COMPLETE.json holds no part for %s\n' % (uri, part.rstrip('/')))
+            sys.exit(1)
     root = os.path.realpath(dest)
     jobs = []
     for p in paths:
@@ -433,7 +480,7 @@ def get_checkpoint(config_path, uri, dest):
         if not target.startswith(root + os.sep):
             sys.stderr.write('%s_COMPLETE.json lists %r, outside the checkpoint\n' % (uri, p['key']))
             sys.exit(1)
-        jobs.append(((lambda key, target: lambda: s3_get(creds, c['region'], bucket, prefix + key, target))(p['key'], target), p['bytes']))
+        jobs.append(((lambda key, target: lambda: s3_get(creds, c['region'], bucket, prefix + key, target))(p.get('source', p['key']), target), p['bytes']))
     try:
         transfer_all(jobs, '', sum(p['bytes'] for p in paths))
     except Exception as error:
@@ -561,7 +608,7 @@ def consolidated_sizes(c, state_dir):
     def size(key):
         stamp = seen.get(key)
         return int(stamp.split(':')[0]) if stamp else 0
-    return {'log': size('%s/logs/attempt-%d.log' % (c['runPrefix'], int(c['attempt']))),
+    return {'log': size(log_key(c)),
             'metrics': size('%s/metrics.jsonl' % c['runPrefix'])}
 
 def prune(config_path):
@@ -613,7 +660,9 @@ def put(config_path, *args):
 def live(config_path, log_path, jsonl_path, last_path, state_dir):
     c = read_json(config_path)
     region, bucket, attempt = c['region'], c['bucket'], int(c['attempt'])
-    prefix = '%s/live/attempt-%d/' % (c['runPrefix'], attempt)
+    # A rank above 0 ships its log under a prefix of its own, and no metrics: the run's are rank 0's.
+    rank = rank_of(c)
+    prefix = '%s/live/attempt-%d%s/' % (c['runPrefix'], attempt, '-node-%d' % rank if rank else '')
     defs = metric_defs(config_path)
     creds = run_credentials()
     offset_path = os.path.join(state_dir, 'live-offsets.json')
@@ -654,7 +703,7 @@ def live(config_path, log_path, jsonl_path, last_path, state_dir):
             stamp = now_iso()
             pending.append(('%slog-%012d' % (prefix, log_off), chunk, log_off + end))
             log_off += end
-            records = metric_records(defs, chunk.decode('utf-8', 'replace'), attempt, stamp)
+            records = metric_records(defs, chunk.decode('utf-8', 'replace'), attempt, stamp) if rank == 0 else []
             if records:
                 rows = ''.join(json.dumps(r) + '\n' for r in records).encode()
                 with open(jsonl_path, 'ab') as f:
@@ -753,21 +802,137 @@ def fingerprint(root):
         found = True
     print(digest.hexdigest() if found else '')
 
-def complete(snapshot, attempt, seq, uri, complete_out, latest_out, last_path=''):
+def complete(snapshot, attempt, seq, uri, complete_out, latest_out, last_path='', parts_path=''):
+    # With PARTS (collect's output), a sharded checkpoint: every rank's files, rank-<r>/… each.
+    parts = read_json(parts_path) if parts_path else None
     files = files_of(snapshot)
-    size = sum(os.path.getsize(full) for _, full in files)
+    size = sum(os.path.getsize(full) for _, full in files) if parts is None else sum(p['bytes'] for p in parts['paths'])
     created = now_iso()
     pointer = {'uri': uri, 'attempt': int(attempt), 'seq': int(seq), 'createdAt': created,
-               'files': len(files), 'bytes': size}
+               'files': len(files) if parts is None else len(parts['paths']), 'bytes': size}
+    if parts is not None:
+        pointer['ranks'] = parts['ranks']
     # The training step and epoch the script last reported before the snapshot, when it reports them.
     last = read_json(last_path, {}) or {} if last_path else {}
     for key in ('step', 'epoch'):
         if isinstance(last.get(key), (int, float)):
             pointer[key] = last[key]
     # The marker lists every file, so a restore fetches exactly these (get-checkpoint).
-    paths = [{'key': rel.replace(os.sep, '/'), 'bytes': os.path.getsize(full)} for rel, full in files]
+    paths = [{'key': rel.replace(os.sep, '/'), 'bytes': os.path.getsize(full)} for rel, full in files] if parts is None else parts['paths']
     write_private(complete_out, json.dumps(dict(pointer, id='%04d-%06d' % (int(attempt), int(seq)), paths=paths)))
     write_private(latest_out, json.dumps(pointer))
+
+# --- sharded checkpoints (checkpoint.ranks "all"): rounds led by rank 0, coordinated through S3 ---
+# Rank 0 owns the checkpoint id (<attempt>-<seq>, its own sequence): it announces each round at
+# checkpoints/_rounds/attempt-<n>.json, uploads its dir to checkpoints/<id>/rank-0/, and writes
+# _COMPLETE.json (every rank's files) only once every rank's part marker
+# checkpoints/<id>/_parts/rank-<r>.json is in; latest.json last. A rank above 0 polls the
+# announcement and answers each new round with its own dir under rank-<r>/ and its marker.
+
+def rounds_key(c):
+    return '%s/checkpoints/_rounds/attempt-%d.json' % (c['runPrefix'], int(c['attempt']))
+
+def announce(config_path, seq, checkpoint, final):
+    # announce CONFIG SEQ ID|- final|periodic: the round every rank answers ("-": nothing to save).
+    c = read_json(config_path)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    body = {'seq': int(seq), 'id': None if checkpoint == '-' else checkpoint, 'final': final == 'final', 'at': now_iso()}
+    try:
+        s3_put(creds, c['region'], c['bucket'], rounds_key(c), json.dumps(body).encode())
+    except Exception as error:
+        sys.stderr.write('announcing checkpoint round %s failed: %s\n' % (seq, error))
+        sys.exit(1)
+
+def part(config_path, snapshot, checkpoint):
+    # part CONFIG DIR ID: this rank's part marker, once its files are under checkpoints/ID/rank-<r>/.
+    c = read_json(config_path)
+    rank = rank_of(c)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    paths = [{'key': 'rank-%d/%s' % (rank, rel.replace(os.sep, '/')), 'bytes': os.path.getsize(full)} for rel, full in files_of(snapshot)]
+    body = {'rank': rank, 'id': checkpoint, 'paths': paths, 'bytes': sum(p['bytes'] for p in paths), 'createdAt': now_iso()}
+    key = '%s/checkpoints/%s/_parts/rank-%d.json' % (c['runPrefix'], checkpoint, rank)
+    try:
+        s3_put(creds, c['region'], c['bucket'], key, json.dumps(body).encode())
+    except Exception as error:
+        sys.stderr.write('writing the part marker of rank %d failed: %s\n' % (rank, error))
+        sys.exit(1)
+
+def collect(config_path, checkpoint, wait_ms, abandon, out):
+    # collect CONFIG ID WAIT_MS ABANDON_FILE OUT: every rank's part marker of checkpoint ID, merged
+    # into OUT ({ranks, paths}). Exit 1 when WAIT_MS passes first, or ABANDON_FILE appears (the
+    # agent gives the round up for the interruption's own), and the round stays incomplete.
+    c = read_json(config_path)
+    count = int(node_of(c).get('count', 1))
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    scratch = os.path.join(os.path.dirname(config_path), 'part.json')
+    parts = {}
+    deadline = time.time() + int(wait_ms) / 1000.0
+    while True:
+        for rank in range(count):
+            if rank in parts:
+                continue
+            key = '%s/checkpoints/%s/_parts/rank-%d.json' % (c['runPrefix'], checkpoint, rank)
+            try:
+                s3_get(creds, c['region'], c['bucket'], key, scratch)
+            except NotFound:
+                continue
+            except Exception as error:
+                sys.stderr.write('reading %s failed: %s\n' % (key, error))
+                continue
+            marker = read_json(scratch, {}) or {}
+            if marker.get('id') == checkpoint and marker.get('paths'):
+                parts[rank] = marker['paths']
+        if len(parts) == count:
+            write_private(out, json.dumps({'ranks': count, 'paths': [p for rank in range(count) for p in parts[rank]]}))
+            return
+        if time.time() >= deadline or os.path.exists(abandon):
+            missing = [rank for rank in range(count) if rank not in parts]
+            sys.stderr.write('checkpoint %s: no part from rank %s\n' % (checkpoint, ', '.join(map(str, missing))))
+            sys.exit(1)
+        time.sleep(0.5)
+
+def poll_round(config_path, answered_path, out, *flags):
+    # poll-round CONFIG ANSWERED OUT [--periodic]: the announced round to OUT when it is newer than
+    # the one in ANSWERED (exit 0), else exit 4. --periodic leaves a final round to the agent's
+    # last answer, given after this rank's training has stopped.
+    c = read_json(config_path)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    try:
+        s3_get(creds, c['region'], c['bucket'], rounds_key(c), out + '.next')
+    except NotFound:
+        sys.exit(4)
+    except Exception as error:
+        sys.stderr.write('reading the checkpoint round failed: %s\n' % error)
+        sys.exit(4)
+    announced = read_json(out + '.next', {}) or {}
+    answered = int((read_json(answered_path, {}) or {}).get('seq', 0))
+    if int(announced.get('seq', 0)) <= answered or ('--periodic' in flags and announced.get('final')):
+        sys.exit(4)
+    os.replace(out + '.next', out)
+
+def round_fields(path):
+    # round-fields FILE: "<seq> <id or -> <final|periodic>" of an announced round, for `read`.
+    r = read_json(path, {}) or {}
+    print('%d %s %s' % (int(r.get('seq', 0)), r.get('id') or '-', 'final' if r.get('final') else 'periodic'))
+
+def wait_latest(config_path, seq, wait_ms, out):
+    # wait-latest CONFIG SEQ WAIT_MS OUT: latest.json to OUT once it points at this attempt's
+    # checkpoint SEQ or newer (rank 0 wrote it); exit 1 when WAIT_MS passes first.
+    c = read_json(config_path)
+    creds = Credentials(os.environ.get('RUNCTL_IMDS_ENDPOINT', 'http://169.254.169.254'))
+    deadline = time.time() + int(wait_ms) / 1000.0
+    while True:
+        try:
+            s3_get(creds, c['region'], c['bucket'], '%s/checkpoints/latest.json' % c['runPrefix'], out + '.next')
+            pointer = read_json(out + '.next', {}) or {}
+            if int(pointer.get('attempt', 0)) == int(c['attempt']) and int(pointer.get('seq', 0)) >= int(seq):
+                os.replace(out + '.next', out)
+                return
+        except Exception:
+            pass
+        if time.time() >= deadline:
+            sys.exit(1)
+        time.sleep(0.5)
 
 def manifest(outputs, run_id, attempt, uri, out):
     files = [{'key': rel, 'bytes': os.path.getsize(full)} for rel, full in files_of(outputs)]
@@ -853,7 +1018,7 @@ def message_cause(message, out):
 
 def success_output(latest_path, last_path, manifest_uri, out):
     write_private(out, json.dumps({'exitCode': 0, 'checkpoint': read_json(latest_path),
-                                   'outputsManifest': manifest_uri, 'metrics': read_json(last_path, {}) or {}}))
+                                   'outputsManifest': manifest_uri or None, 'metrics': read_json(last_path, {}) or {}}))
 
 command, args = sys.argv[1], sys.argv[2:]
 globals()[command.replace('-', '_')](*args)
@@ -896,7 +1061,7 @@ load_config() {
   CODE_DIR="$WORK_DIR/code"
   RESUME_DIR="$WORK_DIR/resume"
   S3_RUN="s3://$BUCKET/$RUN_PREFIX"
-  TRAIN_LOG="$UPLOAD_DIR/logs/attempt-$ATTEMPT.log"
+  TRAIN_LOG="$UPLOAD_DIR/logs/${LOG_KEY##*/}"
   UPLOAD_PROGRESS="$STATE_DIR/upload-progress.json"
   METRICS_FILE="$UPLOAD_DIR/metrics.jsonl"
   ARGV=()
@@ -968,6 +1133,7 @@ prepare() {
   : >>"$TRAIN_LOG"
   # First: a secret that cannot be read fails the attempt before any download.
   resolve_secrets || return 1
+  if [ "$NUM_NODES" -gt 1 ]; then note "node $NODE_RANK of $NUM_NODES (checkpoint.ranks $CKPT_RANKS)"; fi
   note "attempt $ATTEMPT of run $RUN_ID: fetching $CODE_BUNDLE"
   if ! py get "$STATE_DIR/config.json" "$CODE_BUNDLE" "$STATE_DIR/code.tar.gz" >&2; then
     SETUP_ERROR="code bundle $CODE_BUNDLE could not be downloaded"
@@ -979,10 +1145,16 @@ prepare() {
   fi
   if [ -n "$RESUME_FROM" ]; then
     note "restoring checkpoint $RESUME_FROM"
-    py get-checkpoint "$STATE_DIR/config.json" "${RESUME_FROM%/}/" "$RESUME_DIR" >&2
+    # Every node restores the same checkpoint: with sharded checkpoints, its own rank's part.
+    local part=() from="${RESUME_FROM%/}/"
+    if sharded; then
+      part=(--rank "$NODE_RANK")
+      from="${from}rank-$NODE_RANK/"
+    fi
+    py get-checkpoint "$STATE_DIR/config.json" "${RESUME_FROM%/}/" "$RESUME_DIR" ${part[@]+"${part[@]}"} >&2
     if [ $? -eq 3 ]; then
-      aws s3 cp --recursive "${RESUME_FROM%/}/" "$RESUME_DIR" --exclude _COMPLETE.json \
-        --only-show-errors --region "$REGION" >&2
+      aws s3 cp --recursive "$from" "$RESUME_DIR" --exclude _COMPLETE.json --exclude '_parts/*' \
+        --exclude '_rounds/*' --only-show-errors --region "$REGION" >&2
     fi
     if [ -z "$(ls -A "$RESUME_DIR")" ]; then
       SETUP_ERROR="checkpoint $RESUME_FROM could not be restored (missing or empty)"
@@ -993,7 +1165,9 @@ prepare() {
   # attempt writes a newer one, and metrics.jsonl keeps one line per report across attempts.
   py get "$STATE_DIR/config.json" "$S3_RUN/checkpoints/latest.json" "$LATEST_FILE.prev" --optional \
     >/dev/null 2>&1 && mv "$LATEST_FILE.prev" "$LATEST_FILE"
-  py get "$STATE_DIR/config.json" "$S3_RUN/metrics.jsonl" "$METRICS_FILE" --optional >/dev/null 2>&1
+  if [ "$NODE_RANK" -eq 0 ]; then
+    py get "$STATE_DIR/config.json" "$S3_RUN/metrics.jsonl" "$METRICS_FILE" --optional >/dev/null 2>&1
+  fi
   echo 0 >"$SEQ_FILE"
   if [ -n "$DOCKER_IMAGE" ]; then prepare_container || return 1; fi
   return 0
@@ -1079,6 +1253,10 @@ upload_tree() { # dir, s3 uri, progress file
 # `_COMPLETE.json`, then `latest.json`: a reader that follows the pointer never sees a partial one.
 snapshot_checkpoint() {
   local fingerprint seq id uri
+  # A node above rank 0 never writes a checkpoint of its own: rank 0's dir is the checkpoint, or
+  # (sharded) it answers rank 0's rounds (answer_round).
+  if [ "$NODE_RANK" -gt 0 ]; then return 0; fi
+  if sharded; then snapshot_round; return; fi
   fingerprint=$(py fingerprint "$CHECKPOINT_DIR")
   if [ -z "$fingerprint" ] || [ "$fingerprint" = "$(cat "$FINGERPRINT_FILE" 2>/dev/null)" ]; then return 0; fi
   # A copy, so the script may overwrite its files while the upload runs.
@@ -1104,17 +1282,109 @@ snapshot_checkpoint() {
   note "checkpoint $id uploaded"
 }
 
+sharded() { [ "$CKPT_RANKS" = all ]; }
+
+# Rank 0 of a sharded run: one round of the checkpoint (see agent.py `collect`). The id is rank 0's
+# own <attempt>-<seq>, announced to every rank through S3; _COMPLETE.json waits for every part.
+snapshot_round() {
+  local fingerprint seq id uri kind=periodic
+  fingerprint=$(py fingerprint "$CHECKPOINT_DIR")
+  seq=$(($(cat "$SEQ_FILE") + 1))
+  if [ "$ROUND_FINAL" -eq 1 ]; then
+    kind=final
+    if [ -z "$fingerprint" ]; then
+      # Nothing to save: the other ranks stop waiting for this attempt's last round.
+      echo "$seq" >"$SEQ_FILE"
+      py announce "$STATE_DIR/config.json" "$seq" - final
+      return 0
+    fi
+  elif [ -z "$fingerprint" ] || [ "$fingerprint" = "$(cat "$FINGERPRINT_FILE" 2>/dev/null)" ]; then
+    return 0
+  fi
+  rm -rf "$SNAPSHOT_DIR"
+  cp -a "$CHECKPOINT_DIR/." "$SNAPSHOT_DIR" || return 1
+  fingerprint=$(py fingerprint "$SNAPSHOT_DIR")
+  echo "$seq" >"$SEQ_FILE"
+  id=$(printf '%04d-%06d' "$ATTEMPT" "$seq")
+  uri="$S3_RUN/checkpoints/$id/"
+  # First the announcement, so the other ranks upload while this one does.
+  py announce "$STATE_DIR/config.json" "$seq" "$id" "$kind" || return 1
+  rm -f "$UPLOAD_PROGRESS"
+  upload_tree "$SNAPSHOT_DIR" "${uri}rank-0/" "$UPLOAD_PROGRESS" || { rm -f "$UPLOAD_PROGRESS"; return 1; }
+  rm -f "$UPLOAD_PROGRESS"
+  py part "$STATE_DIR/config.json" "$SNAPSHOT_DIR" "$id" || return 1
+  if ! py collect "$STATE_DIR/config.json" "$id" "$PARTS_WAIT_MS" "$STATE_DIR/round-abandon" "$STATE_DIR/parts.json"; then
+    note "checkpoint $id is incomplete (not every rank's part came in); the previous checkpoint stays the latest"
+    return 1
+  fi
+  py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" \
+    "$STATE_DIR/metrics-last.json" "$STATE_DIR/parts.json" || return 1
+  py put "$STATE_DIR/config.json" "$STATE_DIR/complete.json" "$RUN_PREFIX/checkpoints/$id/_COMPLETE.json" \
+    "$STATE_DIR/latest.next" "$RUN_PREFIX/checkpoints/latest.json" || return 1
+  mv "$STATE_DIR/latest.next" "$LATEST_FILE"
+  echo "$fingerprint" >"$FINGERPRINT_FILE"
+  note "checkpoint $id uploaded (every rank's part)"
+}
+
+# A rank above 0 of a sharded run: answers the newest round rank 0 announced with a snapshot of
+# its own dir under rank-<r>/ and its part marker. Returns 0 with ROUND_ANSWERED set to the
+# round's kind (final, periodic) when it answered one, 4 when there was none to answer.
+answer_round() { # [--periodic]
+  local seq id kind
+  ROUND_ANSWERED=""
+  py poll-round "$STATE_DIR/config.json" "$STATE_DIR/round-answered.json" "$STATE_DIR/round.json" "$@" || return 4
+  read -r seq id kind < <(py round-fields "$STATE_DIR/round.json")
+  mv "$STATE_DIR/round.json" "$STATE_DIR/round-answered.json"
+  ROUND_ANSWERED=$kind
+  if [ "$id" = - ]; then return 0; fi
+  if [ -z "$(py fingerprint "$CHECKPOINT_DIR")" ]; then
+    note "checkpoint $id: this rank has saved nothing yet; rank 0 gives the round up"
+    return 0
+  fi
+  rm -rf "$SNAPSHOT_DIR"
+  cp -a "$CHECKPOINT_DIR/." "$SNAPSHOT_DIR" || return 1
+  rm -f "$UPLOAD_PROGRESS"
+  upload_tree "$SNAPSHOT_DIR" "$S3_RUN/checkpoints/$id/rank-$NODE_RANK/" "$UPLOAD_PROGRESS" || { rm -f "$UPLOAD_PROGRESS"; return 1; }
+  rm -f "$UPLOAD_PROGRESS"
+  py part "$STATE_DIR/config.json" "$SNAPSHOT_DIR" "$id" || return 1
+  note "checkpoint $id: rank $NODE_RANK's part uploaded"
+}
+
+# A rank above 0 of a sharded run, once its training has stopped: answers rounds until rank 0's
+# last one (its own last save), then waits for rank 0 to complete it, so this node's callback
+# names the same checkpoint as rank 0's. Bounded by the parts wait: rank 0 may be gone.
+answer_last_round() {
+  local deadline seq
+  if [ -n "$ROUND_PID" ]; then wait "$ROUND_PID" 2>/dev/null; ROUND_PID=""; fi
+  deadline=$(($(now_ms) + PARTS_WAIT_MS))
+  while (($(now_ms) < deadline)); do
+    answer_round
+    if [ "$ROUND_ANSWERED" = final ]; then
+      read -r seq _ _ < <(py round-fields "$STATE_DIR/round-answered.json")
+      if py wait-latest "$STATE_DIR/config.json" "$seq" $((deadline - $(now_ms))) "$LATEST_FILE.next"; then
+        mv "$LATEST_FILE.next" "$LATEST_FILE"
+      fi
+      return 0
+    fi
+    sleep 0.5
+  done
+  note "rank 0 announced no last checkpoint round within $((PARTS_WAIT_MS / 1000)) s"
+}
+
 # Log and metrics to S3, each a signed PUT (skipped when unchanged since the last one). The log
 # carries the tag runctl:kind=log on the PUT itself: the bucket's lifecycle rule expires logs by
 # that tag (a prefix filter cannot match runs/*/logs/).
 upload_logs() {
-  py put "$STATE_DIR/config.json" --tagging=runctl:kind=log "$TRAIN_LOG" "$RUN_PREFIX/logs/attempt-$ATTEMPT.log" || return 1
+  py put "$STATE_DIR/config.json" --tagging=runctl:kind=log "$TRAIN_LOG" "$LOG_KEY" || return 1
+  # The run's metrics are rank 0's.
+  if [ "$NODE_RANK" -gt 0 ]; then return 0; fi
   py put "$STATE_DIR/config.json" "$METRICS_FILE" "$RUN_PREFIX/metrics.jsonl"
 }
 
 # The live shipper parses the metric rows while it runs; without it, this does.
 parse_metrics() {
   live_alive && return 0
+  if [ "$NODE_RANK" -gt 0 ]; then return 0; fi
   py metrics "$STATE_DIR/config.json" "$TRAIN_LOG" "$STATE_DIR/live-offsets.json" "$METRICS_FILE" \
     "$STATE_DIR/metrics-last.json" "$ATTEMPT"
 }
@@ -1197,11 +1467,18 @@ interrupt() { # error name, reason
   code=$TRAIN_EXIT
   note "training exited with code $code after SIG$STOP_SIGNAL; uploading its checkpoint"
   stop_live
+  # Rank 0 of a sharded run gives up a round in flight: this one's parts are the ones to wait for.
+  if sharded && [ "$NODE_RANK" -eq 0 ]; then : >"$STATE_DIR/round-abandon"; fi
   wait_sync
+  rm -f "$STATE_DIR/round-abandon"
+  ROUND_FINAL=1
   local id
   # The checkpoint first, then the log once (with the lines saying which checkpoint it is).
   parse_metrics
-  if snapshot_checkpoint; then
+  if [ "$NODE_RANK" -gt 0 ] && sharded; then answer_last_round; fi
+  if [ "$NODE_RANK" -gt 0 ] && ! sharded; then
+    note "rank 0 uploads the checkpoint of this run (checkpoint.ranks rank0); reporting $1"
+  elif snapshot_checkpoint; then
     id=$(py checkpoint-id "$LATEST_FILE")
     if [ "$id" = none ]; then
       note "the script saved no checkpoint: the next attempt starts from the beginning; reporting $1"
@@ -1224,11 +1501,21 @@ finish() { # exit code
   start_heartbeats
   stop_live
   wait_sync
+  ROUND_FINAL=1
+  if [ "$NODE_RANK" -gt 0 ] && sharded; then answer_last_round; fi
   if [ "$code" -ne 0 ]; then
     sync_all
     py failure-cause "$TRAIN_LOG" "$code" "$STATE_DIR/cause.json"
     stop_heartbeats
     report_failure Training.Failed "$STATE_DIR/cause.json"
+    return
+  fi
+  if [ "$NODE_RANK" -gt 0 ]; then
+    # The run's outputs are rank 0's: another node uploads its log and reports, nothing more.
+    upload_logs
+    py success-output "$LATEST_FILE" "$STATE_DIR/metrics-last.json" "" "$STATE_DIR/output.json"
+    stop_heartbeats
+    control_final success "output=@$STATE_DIR/output.json"
     return
   fi
   if sync_all &&
@@ -1252,8 +1539,9 @@ imds_notice() {
 }
 
 supervise() {
-  local now next_heartbeat next_imds next_sync code reason
+  local now next_heartbeat next_imds next_sync next_round code reason
   now=$(now_ms)
+  next_round=$now
   next_heartbeat=$((now + HEARTBEAT_MS))
   next_imds=$now
   next_sync=$((now + SYNC_MS))
@@ -1297,6 +1585,13 @@ supervise() {
       SYNC_PID=$!
       next_sync=$((now + SYNC_MS))
     fi
+    # A rank above 0 of a sharded run answers rank 0's checkpoint rounds, in the background.
+    if [ "$NODE_RANK" -gt 0 ] && sharded && ((now >= next_round)) && { [ -z "$ROUND_PID" ] || ! kill -0 "$ROUND_PID" 2>/dev/null; }; then
+      if [ -n "$ROUND_PID" ]; then wait "$ROUND_PID" 2>/dev/null; fi
+      answer_round --periodic &
+      ROUND_PID=$!
+      next_round=$((now + ROUND_POLL_MS))
+    fi
     sleep 0.2
   done
 }
@@ -1307,6 +1602,7 @@ cleanup() {
     kill -KILL -- "-$TRAIN_PID" 2>/dev/null
   fi
   if [ -n "$SYNC_PID" ]; then kill "$SYNC_PID" 2>/dev/null; fi
+  if [ -n "$ROUND_PID" ]; then kill "$ROUND_PID" 2>/dev/null; fi
   if [ -n "$LIVE_PID" ]; then kill "$LIVE_PID" 2>/dev/null; fi
   if [ -n "$HEARTBEAT_LOOP_PID" ]; then kill "$HEARTBEAT_LOOP_PID" 2>/dev/null; fi
   rm -f "$STATE_DIR"/request.*
