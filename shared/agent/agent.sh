@@ -1314,8 +1314,9 @@ snapshot_round() {
   rm -f "$UPLOAD_PROGRESS"
   py part "$STATE_DIR/config.json" "$SNAPSHOT_DIR" "$id" || return 1
   if ! py collect "$STATE_DIR/config.json" "$id" "$PARTS_WAIT_MS" "$STATE_DIR/round-abandon" "$STATE_DIR/parts.json"; then
+    # Another rank's part is missing, not this one's upload: nothing failed here.
     note "checkpoint $id is incomplete (not every rank's part came in); the previous checkpoint stays the latest"
-    return 1
+    return 0
   fi
   py complete "$SNAPSHOT_DIR" "$ATTEMPT" "$seq" "$uri" "$STATE_DIR/complete.json" "$STATE_DIR/latest.next" \
     "$STATE_DIR/metrics-last.json" "$STATE_DIR/parts.json" || return 1
@@ -1354,14 +1355,15 @@ answer_round() { # [--periodic]
 # last one (its own last save), then waits for rank 0 to complete it, so this node's callback
 # names the same checkpoint as rank 0's. Bounded by the parts wait: rank 0 may be gone.
 answer_last_round() {
-  local deadline seq
+  local deadline seq id
   if [ -n "$ROUND_PID" ]; then wait "$ROUND_PID" 2>/dev/null; ROUND_PID=""; fi
   deadline=$(($(now_ms) + PARTS_WAIT_MS))
   while (($(now_ms) < deadline)); do
     answer_round
     if [ "$ROUND_ANSWERED" = final ]; then
-      read -r seq _ _ < <(py round-fields "$STATE_DIR/round-answered.json")
-      if py wait-latest "$STATE_DIR/config.json" "$seq" $((deadline - $(now_ms))) "$LATEST_FILE.next"; then
+      read -r seq id _ < <(py round-fields "$STATE_DIR/round-answered.json")
+      # "-": rank 0 had nothing to save, so no pointer will follow.
+      if [ "$id" != - ] && py wait-latest "$STATE_DIR/config.json" "$seq" $((deadline - $(now_ms))) "$LATEST_FILE.next"; then
         mv "$LATEST_FILE.next" "$LATEST_FILE"
       fi
       return 0

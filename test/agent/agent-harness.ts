@@ -64,6 +64,11 @@ export interface LaunchOptions {
   config?: Partial<AgentConfigInput>;
   /** More instance environment for the agent (e.g. a PATH with a fake docker first). */
   instanceEnv?: Record<string, string>;
+  /**
+   * Another node of an attempt already launched (a multi-node run): the record gains this
+   * instance for the same attempt, and the node reports to the same task token.
+   */
+  joinAttempt?: boolean;
 }
 
 function parseJson(text: string | undefined): unknown {
@@ -95,6 +100,7 @@ function alive(pid: number): boolean {
 
 export class AgentWorld {
   private readonly tokens = new Map<string, TokenState>();
+  private readonly outcomes = new Map<string, Promise<Outcome>>();
   private readonly records = new Map<string, RunRecord>();
   private readonly launched: Launched[] = [];
   private readonly roots: string[] = [];
@@ -277,13 +283,29 @@ export class AgentWorld {
       interruptions: 0,
       userFailures: 0,
     });
+    this.outcomes.set(token, outcome);
+    return { instanceId, token, state, outcome };
+  }
+
+  /** Adds another instance (node) to the attempt `registerAttempt` recorded; it shares the task token. */
+  joinAttempt(runId: string, attempt: number, instanceId = `i-${randomUUID().replaceAll('-', '').slice(0, 17)}`) {
+    const record = this.records.get(runId);
+    const token = record?.taskToken;
+    const state = token === undefined ? undefined : this.tokens.get(token);
+    const outcome = token === undefined ? undefined : this.outcomes.get(token);
+    if (record === undefined || token === undefined || state === undefined || outcome === undefined || record.taskTokenAttempt !== attempt) {
+      throw new Error(`attempt ${attempt} of ${runId} was not launched`);
+    }
+    record.attempts = [...record.attempts, { attempt, instanceId, spot: false, startedAt: new Date().toISOString() }];
     return { instanceId, token, state, outcome };
   }
 
   async launch(options: LaunchOptions = {}): Promise<Launched> {
     const runId = options.runId ?? `run-${randomUUID().slice(0, 8)}`;
     const attempt = options.attempt ?? 1;
-    const { instanceId, token, state, outcome } = this.registerAttempt(runId, attempt, options.instanceId);
+    const { instanceId, token, state, outcome } = options.joinAttempt
+      ? this.joinAttempt(runId, attempt, options.instanceId)
+      : this.registerAttempt(runId, attempt, options.instanceId);
     const root = this.newRoot();
     const command = buildAgentLaunchCommand({
       runId,
