@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { z } from 'zod';
+import { checkpointNowCommand } from '../../shared/agent/commands';
 import type { AgentNodeInput } from '../../shared/agent/node';
 import { torchrunArgv } from '../../shared/agent/node';
 import { AgentWorld, BUCKET, waitFor, type Launched, type LaunchOptions } from './agent-harness';
@@ -170,6 +171,35 @@ describe('agent: sharded checkpoints (checkpoint.ranks "all")', () => {
     await exited(next0, next1);
     for (const [rank, run] of [next0, next1].entries()) {
       expect(received(run).restored).toEqual({ 'shard.json': shardTexts[rank] });
+    }
+  });
+
+  it('on a spot warning to both nodes, every rank saves its part of one last checkpoint, and both report it', async () => {
+    const [rank0, rank1] = await launchNodes((rank) => ({
+      argv: ['python3', SCRIPT],
+      env: { NODE_MODE: 'periodic', NODE_SECONDS: '100' },
+      config: { node: node(rank, { partsWaitSeconds: 30 }), checkpoint: { intervalSeconds: 1, ranks: 'all' } },
+    }));
+    const prefix = `runs/${rank0.runId}`;
+    await waitFor(async () => (await world.keys(`${prefix}/checkpoints/`)).some((k) => k.endsWith('/_COMPLETE.json')), 'a complete periodic checkpoint', 90_000);
+
+    // The control plane tells every node of the attempt (the wiring's part), here at once.
+    await Promise.all([rank0, rank1].map((run) => world.runOnInstance(run.root, checkpointNowCommand(run.runId, 1))));
+    const outcome = await rank0.outcome;
+    await exited(rank0, rank1);
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Spot.Interrupted' });
+    const latest = PointerSchema.parse(JSON.parse((await world.text(`${prefix}/checkpoints/latest.json`)) ?? ''));
+    const id = latest.uri.replace(`s3://${BUCKET}/${prefix}/checkpoints/`, '').replace(/\/$/, '');
+    const marker = CompleteSchema.parse(JSON.parse((await world.text(`${prefix}/checkpoints/${id}/_COMPLETE.json`)) ?? ''));
+    expect(marker.paths.map((p) => p.key)).toEqual(['rank-0/shard.json', 'rank-1/shard.json']);
+    // The last round holds each rank's last save before the stop signal.
+    for (const [rank, run] of [rank0, rank1].entries()) {
+      const saved = readFileSync(join(run.root, 'opt/runctl/checkpoints/shard.json'), 'utf8');
+      expect(await world.text(`${prefix}/checkpoints/${id}/rank-${rank}/shard.json`)).toBe(saved);
+    }
+    for (const key of [`${prefix}/logs/attempt-1.log`, `${prefix}/logs/attempt-1-node-1.log`]) {
+      expect((await world.text(key)) ?? '').toContain(`checkpoint ${id} is in S3 and is the one the next attempt resumes from`);
     }
   });
 
