@@ -22,7 +22,10 @@ export interface DockerRunOptions {
   name: string;
   /** Data paths, the dataset volume (read-only), checkpoint and output dirs. */
   mounts: readonly DockerMount[];
-  /** The RUNCTL_* contract; these win over `userEnv`. */
+  /**
+   * The RUNCTL_* contract, with a multi-node run's RUNCTL_NODE_RANK, RUNCTL_NUM_NODES,
+   * RUNCTL_MASTER_ADDR and RUNCTL_MASTER_PORT (`nodeEnvironment`, node.ts); these win over `userEnv`.
+   */
   env: Readonly<Record<string, string>>;
   /** The run spec's `env`. */
   userEnv?: Readonly<Record<string, string>>;
