@@ -123,7 +123,10 @@ export const AgentConfigSchema = z.object({
   codeBundle: S3UriSchema,
   /** s3 URI prefix of a complete checkpoint to resume from. */
   resumeFrom: S3UriSchema.optional(),
-  /** The full training command; every element reaches the process as one argv element. */
+  /**
+   * The full training command; every element reaches the process as one argv element. With
+   * `node.distributed`, the script and its arguments that the launcher runs (`agentArgvFor`).
+   */
   argv: z.array(z.string().refine((arg) => !arg.includes('\0'), 'no NUL characters')).min(1),
   env: z
     .record(z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'an environment variable name'), z.string())

@@ -203,6 +203,27 @@ describe('agent: sharded checkpoints (checkpoint.ranks "all")', () => {
     }
   });
 
+  it('fails the prechecks of a rank whose part the checkpoint does not hold', async () => {
+    const runId = 'run-nodes-missing-part';
+    const base = `runs/${runId}/checkpoints/0001-000002/`;
+    await world.put(`${base}rank-0/shard.json`, '{"rank": 0, "step": 9}');
+    await world.put(`${base}_COMPLETE.json`, JSON.stringify({ id: '0001-000002', ranks: 1, paths: [{ key: 'rank-0/shard.json', bytes: 22 }] }));
+
+    const run = await world.launch({
+      runId,
+      attempt: 2,
+      argv: ['python3', SCRIPT],
+      env: { NODE_MODE: 'fail' },
+      resumeFrom: `s3://${BUCKET}/${base}`,
+      config: { node: node(1), checkpoint: { ranks: 'all' } },
+    });
+    const outcome = await run.outcome;
+    await exited(run);
+
+    expect(outcome).toMatchObject({ kind: 'failure', error: 'Run.PrecheckFailed', cause: { reason: expect.stringContaining('could not be restored') } });
+    expect(existsSync(join(run.root, 'opt/runctl/output/received.json'))).toBe(false);
+  });
+
   it('leaves a round without every part incomplete: no _COMPLETE.json, no latest pointer', async () => {
     // Rank 1 of two never starts: rank 0's rounds wait for its part, then give up.
     const run = await world.launch({
