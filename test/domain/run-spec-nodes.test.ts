@@ -80,8 +80,9 @@ describe('multi-node spec fields', () => {
   it('refuses more nodes than a listed type holds, naming the type, the reason and what to use instead', () => {
     const issues = issuesOf({ ...minimal, nodes: 2, instance: { types: ['c6i.large', 't3.large'] } });
 
-    expect(issues).toEqual([{ path: 'nodes', message: expect.stringContaining('t3.large runs at most 1 node per run (burstable types') }]);
-    expect(issues[0]?.message).toContain('use another instance type');
+    const limit = issues.find((i) => i.message.includes('t3.large runs at most 1 node per run (burstable types'));
+    expect(limit?.path).toBe('nodes');
+    expect(limit?.message).toContain('use another instance type');
     // One node of the same type is a plain single-node run.
     expect(() => parseRunSpec({ ...minimal, nodes: 1, instance: { types: ['t3.large'] } })).not.toThrow();
   });
@@ -97,7 +98,21 @@ describe('multi-node spec fields', () => {
     const withCommand = issuesOf({ ...minimal, nodes: 2, distributed: {}, code: { bundle: minimal.code.bundle, command: ['python3', 'train.py'] } });
     const withInterpreter = issuesOf({ ...minimal, nodes: 2, distributed: {}, code: { ...minimal.code, interpreter: 'python3.11' } });
 
-    expect(withCommand).toEqual([{ path: 'code.command', message: expect.stringContaining('RUNCTL_NODE_RANK') }]);
-    expect(withInterpreter).toEqual([{ path: 'code.interpreter', message: expect.stringContaining('torchrun runs the entrypoint with its own Python') }]);
+    expect(withCommand).toContainEqual({ path: 'code.command', message: expect.stringContaining('RUNCTL_NODE_RANK') });
+    expect(withInterpreter).toContainEqual({ path: 'code.interpreter', message: expect.stringContaining('torchrun runs the entrypoint with its own Python') });
+  });
+
+  it('refuses more than one node where runs are submitted while the state machines provision one instance per run, saying so', () => {
+    const context = { runsBucket: 'runctl-runs' };
+    let issues: { path: string; message: string }[] = [];
+    try {
+      parseRunSpec({ ...minimal, nodes: 2 }, context);
+    } catch (error) {
+      if (error instanceof RunInvalidError) issues = [...error.issues];
+    }
+
+    expect(issues).toEqual([{ path: 'nodes', message: expect.stringContaining('provisions one instance per run') }]);
+    expect(issues[0]?.message).toContain('set nodes: 1');
+    expect(() => parseRunSpec({ ...minimal, nodes: 1, distributed: {} }, context)).not.toThrow();
   });
 });
