@@ -2,7 +2,7 @@ import { chmodSync, copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync,
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFailed, vi } from 'vitest';
 import { z } from 'zod';
 import { checkpointNowCommand } from '../../shared/agent/commands';
 import type { AgentNodeInput } from '../../shared/agent/node';
@@ -187,6 +187,14 @@ describe('agent: sharded checkpoints (checkpoint.ranks "all")', () => {
     await Promise.all([rank0, rank1].map((run) => world.runOnInstance(run.root, checkpointNowCommand(run.runId, 1))));
     const outcome = await rank0.outcome;
     await exited(rank0, rank1);
+    // On a failure below, both ranks' attempt logs (the agent's [runctl] lines) say what each did.
+    onTestFailed(() => {
+      for (const [rank, run] of [rank0, rank1].entries()) {
+        const log = join(run.stateDir, 'upload/logs', `attempt-1${rank === 0 ? '' : `-node-${rank}`}.log`);
+        console.error(`--- rank ${rank}: ${log}\n${existsSync(log) ? readFileSync(log, 'utf8') : '(none)'}`);
+      }
+      console.error(`--- rank 0 outcome: ${JSON.stringify(outcome)}`);
+    });
 
     expect(outcome).toMatchObject({ kind: 'failure', error: 'Spot.Interrupted' });
     const latest = PointerSchema.parse(JSON.parse((await world.text(`${prefix}/checkpoints/latest.json`)) ?? ''));
