@@ -24,6 +24,20 @@ export interface LaunchRequest {
   rootVolumeGiB: number;
   /** User tags; `runctl:run`, `runctl:attempt` and `runctl:stack` are added by the adapter. */
   tags: Readonly<Record<string, string>>;
+  /**
+   * One node of a multi-node run launched alone (the replacement of a lost node): client token
+   * `${runId}-${attempt}-r${rank}` (plus the walk's index), tag `runctl:rank`.
+   */
+  rank?: number;
+  /** Only launch in this subnet (a replacement node joins its fleet's subnet). */
+  subnetId?: string;
+  /** The run's network for its nodes (NodeNetworks.ensure): placement group and security group. */
+  network?: RunNetwork;
+}
+
+/** A multi-node launch: `count` instances of one type in one subnet, all or none. */
+export interface LaunchNodesRequest extends Omit<LaunchRequest, 'rank'> {
+  count: number;
 }
 
 /** One capacity refusal met while walking the type/subnet list. */
@@ -44,6 +58,10 @@ export interface LaunchedInstance {
   launchedAt: string;
   /** Capacity refusals met before this launch succeeded. */
   misses: CapacityMiss[];
+  /** The private IPv4 address (rank 0's is the rendezvous address); 127.0.0.1 on the local backend. */
+  privateIp?: string;
+  /** Its rank, for a node of a multi-node run (tag `runctl:rank`). */
+  rank?: number;
 }
 
 export type InstanceLifecycleState =
@@ -84,11 +102,20 @@ export interface TaggedInstance {
   spot: boolean;
   /** `runctl:helper` tag: a prewarm or image-build helper, not a training attempt. */
   helper?: string;
+  /** `runctl:rank` tag: a node of a multi-node run. */
+  rank?: number;
 }
 
 export interface Compute {
   /** Launches one instance, walking types/subnets on capacity errors; throws CapacityUnavailableError. */
   launch(request: LaunchRequest): Promise<LaunchedInstance>;
+  /**
+   * Launches the `count` nodes of a multi-node attempt: every try of the walk (type, subnet,
+   * market) asks for all of them at once (RunInstances MinCount = MaxCount = count), so a try
+   * either holds the whole fleet or nothing. Returns them in rank order (launch index), each
+   * tagged `runctl:rank`. Idempotent per attempt like `launch`; throws CapacityUnavailableError.
+   */
+  launchNodes(request: LaunchNodesRequest): Promise<LaunchedInstance[]>;
   /** Lifecycle and SSM agent state of an instance. */
   readiness(instanceId: string): Promise<InstanceReadiness>;
   /** Terminates an instance; an instance already gone is success. */
@@ -99,4 +126,30 @@ export interface Compute {
   commandResult(instanceId: string, commandId: string): Promise<CommandResult>;
   /** This stack's instances tagged `runctl:run` that are not terminated (for the reconciler); never another stack's. */
   listTaggedInstances(): Promise<TaggedInstance[]>;
+}
+
+/** Where a multi-node run's nodes meet: created for the run, deleted when it ends. */
+export interface RunNetwork {
+  /** A cluster placement group (absent where the instance type cannot use one). */
+  placementGroup?: string;
+  /** A security group letting only the run's own nodes reach each other (every TCP port). */
+  securityGroupId?: string;
+}
+
+/**
+ * The per-run network of multi-node runs. On AWS: a cluster placement group and a security group
+ * in the subnets' VPC, both tagged `runctl:run` and `runctl:stack`, named after the run so a
+ * retried step finds them. On the local backend every node is on loopback: nothing to create.
+ */
+export interface NodeNetworks {
+  /** Creates the run's network (idempotent: a second call returns the same). */
+  ensure(runId: string, at: { subnets: readonly string[]; instanceType: string }): Promise<RunNetwork>;
+  /**
+   * Deletes the run's placement group and security group; what is already gone is success. A
+   * group still in use by instances that are shutting down is retried within the call
+   * (bounded), then left for the reconciler with a ConflictError.
+   */
+  release(runId: string): Promise<void>;
+  /** Run ids of this stack's run networks that still exist (for the reconciler). */
+  listRunNetworks(): Promise<string[]>;
 }
