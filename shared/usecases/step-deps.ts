@@ -1,6 +1,6 @@
 import type { Artifacts } from '../ports/artifacts';
 import type { Catalog } from '../ports/catalog';
-import type { Compute } from '../ports/compute';
+import type { Compute, NodeNetworks } from '../ports/compute';
 import type { RunStore } from '../ports/run-store';
 import type { Volumes } from '../ports/volumes';
 
@@ -46,6 +46,12 @@ export interface StepDeps {
   catalog?: Catalog;
   /** EBS volumes: ProvisionInstance reads where the catalogued volume is and whether it is free. */
   volumes?: Volumes;
+  /**
+   * The per-run network of multi-node runs (placement group, node security group): created by
+   * ProvisionInstance, deleted by ReleaseResources at the end of the run. Required for a run of
+   * more than one node; the AWS composition and the local backend always set it.
+   */
+  networks?: NodeNetworks;
   clock: () => Date;
   config: StepConfig;
 }
