@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import type { Attempt, RunRecord } from '../domain/run-record';
+import type { Attempt, NodeState, RunRecord } from '../domain/run-record';
 import { canTransition, type RunStatus } from '../domain/run-status';
 import {
   ConflictError,
@@ -42,6 +42,7 @@ const TRANSITION_FIELDS = [
   'interruptions',
   'userFailures',
   'metrics',
+  'network',
 ] as const satisfies readonly (keyof TransitionPatch)[];
 
 const ATTEMPT_FIELDS = [
@@ -59,7 +60,28 @@ const ATTEMPT_FIELDS = [
   'checkpointUpload',
   'replacement',
   'trainingStartedAt',
+  'nodes',
 ] as const satisfies readonly (keyof Omit<Attempt, 'attempt'>)[];
+
+const NODE_FIELDS = [
+  'instanceId',
+  'instanceType',
+  'availabilityZone',
+  'subnetId',
+  'spot',
+  'privateIp',
+  'launchedForAttempt',
+  'launchedAt',
+  'readyAt',
+  'copyCommandId',
+  'dataReadyAt',
+  'agentCommandId',
+  'lastHeartbeatAt',
+  'outcome',
+  'warnedAt',
+  'lostAt',
+  'releasedAt',
+] as const satisfies readonly (keyof Omit<NodeState, 'rank'>)[];
 
 // Compile-time guards: a field added to the port's types must be added to the lists above.
 type Missing<All, Listed> = Exclude<All, Listed> extends never ? true : never;
@@ -67,6 +89,8 @@ const transitionFieldsComplete: Missing<keyof TransitionPatch, (typeof TRANSITIO
 const attemptFieldsComplete: Missing<Exclude<keyof Attempt, 'attempt'>, (typeof ATTEMPT_FIELDS)[number]> = true;
 void transitionFieldsComplete;
 void attemptFieldsComplete;
+const nodeFieldsComplete: Missing<Exclude<keyof NodeState, 'rank'>, (typeof NODE_FIELDS)[number]> = true;
+void nodeFieldsComplete;
 
 /**
  * Attribute stamped by each status transition with a value of its own. A write that landed but
@@ -319,6 +343,26 @@ export class DynamoRunStore implements RunStore {
       `Run ${runId}: attempt ${attemptNumber} is not its newest attempt (it has ${record.attempts.length})`,
       { cause: outcome.failure },
     );
+  }
+
+  /** Updates node `rank` of the newest attempt: only its own fields, so nodes reporting at once never overwrite each other. */
+  async updateNode(runId: string, attemptNumber: number, rank: number, patch: Partial<Omit<NodeState, 'rank'>>): Promise<void> {
+    if (!Number.isInteger(attemptNumber) || attemptNumber < 1 || !Number.isInteger(rank) || rank < 0) {
+      throw new RunInvalidError(`Attempt ${attemptNumber} and rank ${rank} must be a positive and a non-negative integer`);
+    }
+    const update = new UpdateBuilder();
+    const entry = `${update.name('attempts')}[${attemptNumber - 1}].${update.name('nodes')}[${rank}]`;
+    for (const field of NODE_FIELDS) {
+      const value = patch[field];
+      if (value !== undefined) update.set(`${entry}.${update.name(field)}`, field, value);
+    }
+    const number = update.value('attempt', attemptNumber);
+    const condition =
+      `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${number} AND ${update.name('attempts')}[${attemptNumber - 1}].${update.name('attempt')} = ${number}` +
+      ` AND ${entry}.${update.name('rank')} = ${update.value('rank', rank)}`;
+    const outcome = await this.updateRun(`update node ${rank} of attempt ${attemptNumber} of run ${runId}`, runId, update, condition);
+    if (outcome.applied) return;
+    throw new ConflictError(`Run ${runId}: attempt ${attemptNumber} is not its newest attempt, or has no node ${rank}`, { cause: outcome.failure });
   }
 
   /**

@@ -48,6 +48,50 @@ export const ReplacementSchema = z.object({
 });
 export type Replacement = z.infer<typeof ReplacementSchema>;
 
+/** How one node of a multi-node attempt ended, as its agent reported it. */
+export const NodeOutcomeSchema = z.object({
+  kind: z.enum(['SUCCEEDED', 'FAILED']),
+  at: z.string(),
+  /** FAILED: the ASL error name the agent reported (Training.Failed, Spot.Interrupted, …) and its cause. */
+  error: z.string().optional(),
+  cause: z.string().optional(),
+  /** SUCCEEDED: the agent's task output (JSON text; rank 0's is the attempt's). */
+  output: z.string().optional(),
+});
+export type NodeOutcome = z.infer<typeof NodeOutcomeSchema>;
+
+/**
+ * One node of a multi-node attempt (docs/multi-node.md). Stored in rank order: `nodes[r]` is
+ * rank r. A node kept from the previous attempt (its instance was healthy when another node was
+ * lost) carries the attempt it was launched for in `launchedForAttempt`.
+ */
+export const NodeSchema = z.object({
+  rank: z.number().int().min(0),
+  instanceId: z.string(),
+  instanceType: z.string(),
+  availabilityZone: z.string(),
+  subnetId: z.string().optional(),
+  spot: z.boolean(),
+  privateIp: z.string().optional(),
+  /** The attempt whose launch created the instance (earlier than this attempt for a kept node). */
+  launchedForAttempt: z.number().int().positive(),
+  launchedAt: z.string(),
+  /** Readiness (EC2 running, SSM online) and the data copy, per node. */
+  readyAt: z.string().optional(),
+  copyCommandId: z.string().optional(),
+  dataReadyAt: z.string().optional(),
+  /** The SSM command that started this node's agent. */
+  agentCommandId: z.string().optional(),
+  lastHeartbeatAt: z.string().optional(),
+  outcome: NodeOutcomeSchema.optional(),
+  /** The spot warning for this node's instance, or its loss: this node is the one replaced. */
+  warnedAt: z.string().optional(),
+  lostAt: z.string().optional(),
+  /** When its instance was terminated (a lost node at recovery; every node at the run's end). */
+  releasedAt: z.string().optional(),
+});
+export type NodeState = z.infer<typeof NodeSchema>;
+
 /** One attempt: one instance, from launch to release. */
 export const AttemptSchema = z.object({
   /** 1-based attempt number; also the suffix of the RunInstances ClientToken. */
@@ -73,6 +117,12 @@ export const AttemptSchema = z.object({
   replacement: ReplacementSchema.optional(),
   /** When LaunchTraining handed this attempt to its agent: after an interruption, training resumes here. */
   trainingStartedAt: z.string().optional(),
+  /**
+   * A multi-node attempt's nodes in rank order (absent on a single-node run). Rank 0's instance
+   * is also the attempt's `instanceId`, so everything that reads one instance per attempt sees
+   * the rendezvous host.
+   */
+  nodes: z.array(NodeSchema).optional(),
 });
 export type Attempt = z.infer<typeof AttemptSchema>;
 
@@ -122,6 +172,8 @@ export const RunRecordSchema = z.object({
   sweep: z.object({ sweepId: z.string(), trial: z.number().int().min(0) }).optional(),
   /** Final, smallest and largest value of each metric, written when the run ends. */
   metrics: MetricsSummarySchema.optional(),
+  /** A multi-node run's placement group and node security group (NodeNetworks), deleted when it ends. */
+  network: z.object({ placementGroup: z.string().optional(), securityGroupId: z.string().optional() }).optional(),
   /** A cancel was asked for; `force` skips the checkpoint; `earlyStop`: by a sweep's early-stopping rule. */
   cancelRequested: z.object({ at: z.string(), force: z.boolean(), earlyStop: z.boolean().optional() }).optional(),
 });

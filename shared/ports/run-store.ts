@@ -1,5 +1,5 @@
 import type { MetricsSummary } from '../domain/experiment';
-import type { Attempt, CheckpointRef, RunRecord } from '../domain/run-record';
+import type { Attempt, CheckpointRef, NodeState, RunRecord } from '../domain/run-record';
 import type { RunStatus } from '../domain/run-status';
 
 export interface Page<T> {
@@ -23,6 +23,7 @@ export interface TransitionPatch {
   interruptions?: number;
   userFailures?: number;
   metrics?: MetricsSummary;
+  network?: RunRecord['network'];
 }
 
 /** Persistence of run records. Every status change is conditional on the expected status. */
@@ -45,6 +46,11 @@ export interface RunStore {
   appendAttempt(runId: string, attempt: Attempt): Promise<void>;
   /** Updates the newest attempt (e.g. its end) when its number matches. */
   updateAttempt(runId: string, attemptNumber: number, patch: Partial<Omit<Attempt, 'attempt'>>): Promise<void>;
+  /**
+   * Updates node `rank` of the newest attempt when its number matches (one node's heartbeat,
+   * outcome or copy, written beside the other nodes' own without overwriting them).
+   */
+  updateNode(runId: string, attemptNumber: number, rank: number, patch: Partial<Omit<NodeState, 'rank'>>): Promise<void>;
   /** Stores the task token of a live wait for `attempt`. */
   setTaskToken(runId: string, attempt: number, token: string): Promise<void>;
   /** Clears the task token if it is still `token` (a stale clear does nothing); true if cleared. */
