@@ -1,6 +1,6 @@
 import { DescribeTagsCommand, type EC2Client, type TagDescription } from '@aws-sdk/client-ec2';
 import { z } from 'zod';
-import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
+import { NODES_TAG, type InstanceRun, type InstanceTags } from '../ports/instance-tags';
 import { STACK_TAG } from '../ports/stack-tag';
 import { translateAwsError } from './aws-errors';
 import { ATTEMPT_TAG, RUN_TAG } from './ec2-compute';
@@ -31,7 +31,7 @@ export class Ec2InstanceTags implements InstanceTags {
         new DescribeTagsCommand({
           Filters: [
             { Name: 'resource-id', Values: [instanceId] },
-            { Name: 'key', Values: [RUN_TAG, ATTEMPT_TAG, OWNER_TAG, STACK_TAG] },
+            { Name: 'key', Values: [RUN_TAG, ATTEMPT_TAG, OWNER_TAG, STACK_TAG, NODES_TAG] },
           ],
         }),
       );
@@ -44,6 +44,12 @@ export class Ec2InstanceTags implements InstanceTags {
     const attempt = AttemptSchema.safeParse(value(ATTEMPT_TAG));
     if (!runId.success || !attempt.success || value(STACK_TAG) !== this.stack) return undefined;
     const owner = value(OWNER_TAG);
-    return { runId: runId.data, attempt: attempt.data, owner: owner === undefined || owner === '' ? undefined : owner };
+    const nodes = AttemptSchema.safeParse(value(NODES_TAG));
+    return {
+      runId: runId.data,
+      attempt: attempt.data,
+      owner: owner === undefined || owner === '' ? undefined : owner,
+      ...(nodes.success && nodes.data > 1 ? { nodes: nodes.data } : {}),
+    };
   }
 }

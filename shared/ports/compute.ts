@@ -116,6 +116,11 @@ export interface Compute {
    * tagged `runctl:rank`. Idempotent per attempt like `launch`; throws CapacityUnavailableError.
    */
   launchNodes(request: LaunchNodesRequest): Promise<LaunchedInstance[]>;
+  /**
+   * Re-tags instances kept from an earlier attempt of a multi-node run with the attempt they now
+   * serve (`runctl:attempt`), so the EC2 event handlers find the live attempt by the tag.
+   */
+  tagAttempt(instanceIds: readonly string[], attempt: number): Promise<void>;
   /** Lifecycle and SSM agent state of an instance. */
   readiness(instanceId: string): Promise<InstanceReadiness>;
   /** Terminates an instance; an instance already gone is success. */

@@ -12,7 +12,12 @@ export interface InstanceRun {
    * handler write the owner-keyed status index without reading the record first.
    */
   owner?: string;
+  /** How many nodes the run has (the `runctl:nodes` tag, present above one): the others get the same signal. */
+  nodes?: number;
 }
+
+/** Tag on every instance of a multi-node run: its node count. */
+export const NODES_TAG = 'runctl:nodes';
 
 export interface InstanceTags {
   /** The run of an instance from its runctl tags; undefined for an instance runctl did not launch. */

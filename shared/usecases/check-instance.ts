@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InstanceLostError, InstanceNotReadyError } from '../errors';
+import type { NodeState } from '../domain/run-record';
 import type { InstanceLifecycleState } from '../ports/compute';
 import { pollWaitSeconds } from '../domain/history-budget';
 import { attemptLoops } from './attempt-loops';
@@ -47,9 +48,13 @@ export async function failIfInstanceGone(deps: Pick<StepDeps, 'compute'>, instan
 export async function checkInstance(event: CheckInstanceEvent, deps: StepDeps): Promise<CheckInstanceResult> {
   const record = await requireRun(deps.store, event.runId);
   const loop = attemptLoops(record.spec, deps.config).readiness;
-  const readiness = await deps.compute.readiness(event.instanceId);
   const checks = event.checks + 1;
   const waitSeconds = pollWaitSeconds(loop, checks);
+  const attempt = record.attempts.at(-1);
+  if (attempt?.nodes !== undefined && attempt.instanceId === event.instanceId) {
+    return checkNodes(record.runId, attempt.attempt, attempt.nodes, { checks, waitSeconds, maxChecks: loop.maxPolls }, deps);
+  }
+  const readiness = await deps.compute.readiness(event.instanceId);
   if (GONE.has(readiness.state)) {
     throw new InstanceLostError(`Instance ${event.instanceId} is ${readiness.state} before training started`);
   }
@@ -60,4 +65,36 @@ export async function checkInstance(event: CheckInstanceEvent, deps: StepDeps): 
     );
   }
   return { ready: false, checks, state: readiness.state, waitSeconds };
+}
+
+/**
+ * The readiness check of a multi-node attempt: ready when every node is. Each node not yet ready
+ * is looked at once per check (a kept node was ready before and is not asked again), and a node
+ * that went away fails the check with Instance.Lost naming its rank, so recovery replaces it.
+ */
+async function checkNodes(
+  runId: string,
+  attempt: number,
+  nodes: readonly NodeState[],
+  loop: { checks: number; waitSeconds: number; maxChecks: number },
+  deps: StepDeps,
+): Promise<CheckInstanceResult> {
+  const waiting = nodes.filter((n) => n.readyAt === undefined);
+  const looks = await Promise.all(waiting.map(async (node) => ({ node, readiness: await deps.compute.readiness(node.instanceId) })));
+  for (const { node, readiness } of looks) {
+    if (GONE.has(readiness.state)) {
+      await deps.store.updateNode(runId, attempt, node.rank, { lostAt: deps.clock().toISOString() });
+      throw new InstanceLostError(`Node ${node.rank} (${node.instanceId}) is ${readiness.state} before training started`);
+    }
+    if (readiness.ready) await deps.store.updateNode(runId, attempt, node.rank, { readyAt: deps.clock().toISOString() });
+  }
+  const notReady = looks.filter((l) => !l.readiness.ready);
+  if (notReady.length === 0) return { ready: true, checks: loop.checks, state: 'running', waitSeconds: loop.waitSeconds };
+  if (loop.checks >= loop.maxChecks) {
+    throw new InstanceNotReadyError(
+      `${notReady.length} of ${nodes.length} nodes not ready after ${loop.checks} checks: ` +
+        notReady.map((l) => `node ${l.node.rank} (${l.node.instanceId}) is ${l.readiness.state}, SSM agent ${l.readiness.agentOnline ? 'online' : 'offline'}`).join('; '),
+    );
+  }
+  return { ready: false, checks: loop.checks, state: notReady[0]?.readiness.state ?? 'pending', waitSeconds: loop.waitSeconds };
 }

@@ -3,7 +3,8 @@ import { AgentDockerSchema, type AgentConfigInput } from '../agent/agent-config'
 import { buildAgentLaunchCommand } from '../agent/commands';
 import { ecrRegistryOf } from '../agent/docker';
 import { buildTrainingArgv } from '../domain/hyperparameters';
-import type { RunRecord } from '../domain/run-record';
+import type { NodeState, RunRecord } from '../domain/run-record';
+import { agentArgvFor, agentNodeConfig, rendezvousIdFor } from '../agent/node';
 import type { RunSpec } from '../domain/run-spec';
 import { PrecheckFailedError, RunCancelledError } from '../errors';
 import { runPrefix } from '../ports/artifacts';
@@ -148,11 +149,59 @@ export async function launchTraining(event: LaunchTrainingEvent, deps: StepDeps 
     throw new RunCancelledError(`Run ${runId} was cancelled while attempt ${attempt} was being launched; the agent was not started`);
   }
   await deps.store.updateAttempt(runId, attempt, { trainingStartedAt: deps.clock().toISOString() });
+  const nodes = record.attempts.find((a) => a.attempt === attempt && a.instanceId === instanceId)?.nodes;
+  if (nodes !== undefined) return launchNodes(record, { runId, attempt, resumeFrom: event.resumeFrom, docker }, nodes, deps);
   const command = buildAgentLaunchCommand(agentConfigFor(spec, { runId, attempt, resumeFrom: event.resumeFrom, docker }, deps.config));
   const commandId = await deps.compute.sendCommand(instanceId, command, {
     comment: `runctl train ${runId} attempt ${attempt}`,
   });
   return { commandId };
+}
+
+/**
+ * Every node of a multi-node attempt gets its own agent: the same config but for its `node`
+ * block (its rank, rank 0's private address, the attempt's rendezvous id). The commands go out
+ * in parallel; each command id is kept on its node. On the local backend every run shares one
+ * loopback, so the rendezvous port is the attempt's own (`loopbackRendezvousPort`), not the spec's.
+ */
+async function launchNodes(
+  record: RunRecord,
+  attempt: { runId: string; attempt: number; resumeFrom: string | null; docker: z.infer<typeof AgentDockerSchema> | undefined },
+  nodes: readonly NodeState[],
+  deps: StepDeps,
+): Promise<{ commandId: string }> {
+  const masterAddr = nodes[0]?.privateIp;
+  if (masterAddr === undefined) throw new Error(`Run ${attempt.runId} attempt ${attempt.attempt}: rank 0 has no private address`);
+  const rendezvousId = rendezvousIdFor(attempt.runId, attempt.attempt);
+  const base = agentConfigFor(record.spec, attempt, deps.config);
+  const masterPort = deps.config.loopbackRendezvous === true ? loopbackRendezvousPort(attempt.runId, attempt.attempt) : undefined;
+  const commandIds = await Promise.all(
+    nodes.map(async (node) => {
+      const config: AgentConfigInput = {
+        ...base,
+        argv: agentArgvFor(record.spec),
+        node: { ...agentNodeConfig(record.spec, { rank: node.rank, masterAddr, rendezvousId }), ...(masterPort === undefined ? {} : { masterPort }) },
+      };
+      const commandId = await deps.compute.sendCommand(node.instanceId, buildAgentLaunchCommand(config), {
+        comment: `runctl train ${attempt.runId} attempt ${attempt.attempt} node ${node.rank}`,
+      });
+      await deps.store.updateNode(attempt.runId, attempt.attempt, node.rank, { agentCommandId: commandId });
+      return commandId;
+    }),
+  );
+  return { commandId: commandIds[0] ?? '' };
+}
+
+/**
+ * The rendezvous port of an attempt on the local backend: every local node shares 127.0.0.1,
+ * so two runs (or two attempts, one of whose ports may linger in TIME_WAIT) cannot both use the
+ * spec's port. Derived from the run id and attempt into 30000–39999, a range the local backend's
+ * own servers do not use.
+ */
+export function loopbackRendezvousPort(runId: string, attempt: number): number {
+  let hash = 0;
+  for (const char of `${runId}#${attempt}`) hash = (hash * 31 + char.charCodeAt(0)) >>> 0;
+  return 30_000 + (hash % 10_000);
 }
 
 /**

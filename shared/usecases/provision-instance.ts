@@ -9,6 +9,9 @@ import type { LaunchRequest } from '../ports/compute';
 import type { Volumes } from '../ports/volumes';
 import { pauseAfterWaiting } from '../domain/history-budget';
 import { attemptLoops } from './attempt-loops';
+import { nodeCount } from '../domain/multi-node';
+import { NODES_TAG } from '../ports/instance-tags';
+import { provisionNodes } from './provision-nodes';
 import type { StepDeps } from './step-deps';
 import { requireRun } from './step-event';
 import { PlacementSchema, RunIdSchema } from './train-run-state';
@@ -90,6 +93,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     availabilityZones: spec.instance.availabilityZones,
     spot: spec.instance.spot,
   };
+  if (nodeCount(spec) > 1) return provisionNodes(event, record, placement, launchRequestFor(record, attempt, placement), deps);
   const pinnedAz = await volumeAz(record.owner, spec, placement.availabilityZones, event, deps);
   await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     statusReason:
@@ -159,8 +163,9 @@ export function launchRequestFor(record: RunRecord, attempt: number, placement: 
     ami: spec.instance.ami,
     instanceProfile: spec.instance.instanceProfile,
     rootVolumeGiB: spec.instance.rootVolumeGiB,
-    // runctl:owner lets the spot-warning handler write the status index in one call.
-    tags: { ...spec.tags, 'runctl:owner': record.owner },
+    // runctl:owner lets the spot-warning handler write the status index in one call;
+    // runctl:nodes tells the event handlers a run has other nodes to signal.
+    tags: { ...spec.tags, 'runctl:owner': record.owner, ...(nodeCount(spec) > 1 ? { [NODES_TAG]: String(nodeCount(spec)) } : {}) },
   };
 }
 

@@ -22,6 +22,11 @@ export interface StepConfig {
    * PrefetchData); the record-only steps leave it out.
    */
   controlEndpoint?: string;
+  /**
+   * Every instance is on one loopback (the local backend): a multi-node attempt's rendezvous
+   * port is its own (`loopbackRendezvousPort`) instead of the spec's `distributed.port`.
+   */
+  loopbackRendezvous?: boolean;
   /** How often the agent heartbeats; the ASL's HeartbeatSeconds allows several missed beats. */
   heartbeatSeconds: number;
   /** CheckInstance calls before Instance.NotReady (15 s apart); fewer, further apart, when the run's event budget is smaller. */
