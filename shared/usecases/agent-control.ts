@@ -4,6 +4,8 @@ import type { RunRecord } from '../domain/run-record';
 import { ConflictError, ForbiddenError, RunInvalidError } from '../errors';
 import type { RunCredentialSet, RunCredentials, TaskCallbacks } from '../ports/run-credentials';
 import type { RunStore } from '../ports/run-store';
+import { nodeVerdict, staleNodes } from '../domain/node-outcome';
+import type { NodeState } from '../domain/run-record';
 
 /**
  * The agent routes (POST /agent/{action}): what a training instance may ask of the control
@@ -22,10 +24,15 @@ export interface AgentControlConfig {
   runsBucket: string;
   /** Parameter Store path of owners' secrets, e.g. `/runctl/dev/secrets`. */
   secretsPrefix: string;
+  /**
+   * How long a node of a multi-node attempt may go without a heartbeat before the other nodes'
+   * beats stop being relayed for it (default 180 s: three of the agent's one-minute beats).
+   */
+  nodeHeartbeatWindowSeconds?: number;
 }
 
 export interface AgentControlDeps {
-  store: Pick<RunStore, 'get' | 'updateAttempt'>;
+  store: Pick<RunStore, 'get' | 'updateAttempt' | 'updateNode'>;
   credentials: RunCredentials;
   tasks: TaskCallbacks;
   config: AgentControlConfig;
@@ -83,6 +90,8 @@ async function runOfInstance(request: AgentRequest, instanceId: string, deps: Ag
  */
 function servesAttempt(record: RunRecord, attempt: number, instanceId: string): boolean {
   if (record.attempts.some((a) => a.attempt === attempt && a.instanceId === instanceId)) return true;
+  // A node of a multi-node attempt, until it is released.
+  if (record.attempts.some((a) => a.attempt === attempt && a.nodes?.some((n) => n.instanceId === instanceId && n.releasedAt === undefined))) return true;
   const replacement = record.attempts.at(-1)?.replacement;
   return replacement?.attempt === attempt && replacement.instanceId === instanceId && replacement.releasedAt === undefined;
 }
@@ -119,6 +128,12 @@ export async function relayCallback(
   const record = await runOfInstance(request, instanceId, deps);
   const token = record.taskTokenAttempt === request.attempt ? record.taskToken : undefined;
   if (token === undefined) throw new ConflictError(`No task waits for attempt ${request.attempt} of run ${request.runId}`);
+  const nodes = record.attempts.find((a) => a.attempt === request.attempt)?.nodes;
+  const node = nodes?.find((n) => n.instanceId === instanceId);
+  if (nodes !== undefined && node !== undefined) {
+    await relayNodeCallback(action, request, { record, nodes, node, token }, deps);
+    return;
+  }
   const accepted =
     action === 'heartbeat'
       ? await deps.tasks.heartbeatTask(token)
@@ -130,4 +145,69 @@ export async function relayCallback(
   if (action === 'heartbeat' && request.upload !== undefined && attempt?.checkpointCompletedAt === undefined) {
     await deps.store.updateAttempt(record.runId, request.attempt, { checkpointUpload: { ...request.upload, at: (deps.clock?.() ?? new Date()).toISOString() } });
   }
+}
+
+/**
+ * A node of a multi-node attempt calls back (docs/multi-node.md, "Outcome"). The attempt has one
+ * task, so the nodes' callbacks are combined here:
+ * - heartbeat: recorded on the node; relayed only while every node still training has beaten
+ *   within the heartbeat window, so one hung node stops the relay and the task's own
+ *   HeartbeatSeconds catches it (the node is marked lost, and recovery replaces it);
+ * - outcome: recorded on the node; the task is completed when the rule of `nodeVerdict` decides
+ *   (a script failing on any node fails the run with that node's traceback; success needs rank 0
+ *   to exit 0 and every node to succeed; rank 0 reports an interruption with the checkpoint).
+ */
+async function relayNodeCallback(
+  action: Exclude<AgentAction, 'credentials'>,
+  request: AgentRequest,
+  at: { record: RunRecord; nodes: readonly NodeState[]; node: NodeState; token: string },
+  deps: AgentControlDeps,
+): Promise<void> {
+  const { record, node, token } = at;
+  const now = (deps.clock?.() ?? new Date()).toISOString();
+  if (action === 'heartbeat') {
+    await deps.store.updateNode(record.runId, request.attempt, node.rank, { lastHeartbeatAt: now });
+    const attempt = record.attempts.find((a) => a.attempt === request.attempt);
+    const nodes = at.nodes.map((n) => (n.rank === node.rank ? { ...n, lastHeartbeatAt: now } : n));
+    const stale = staleNodes(nodes, { now, since: attempt?.trainingStartedAt ?? now, windowSeconds: deps.config.nodeHeartbeatWindowSeconds ?? DEFAULT_NODE_HEARTBEAT_WINDOW_SECONDS });
+    if (stale.length > 0) {
+      for (const hung of stale.filter((n) => n.lostAt === undefined)) {
+        await deps.store.updateNode(record.runId, request.attempt, hung.rank, { lostAt: now });
+      }
+      throw new ConflictError(`Node ${stale.map((n) => n.rank).join(', ')} of attempt ${request.attempt} stopped beating: the heartbeat is not relayed`);
+    }
+    if (!(await deps.tasks.heartbeatTask(token))) throw new ConflictError(`The task of attempt ${request.attempt} of run ${request.runId} has ended`);
+    if (node.rank === 0 && request.upload !== undefined && attempt?.checkpointCompletedAt === undefined) {
+      await deps.store.updateAttempt(record.runId, request.attempt, { checkpointUpload: { ...request.upload, at: now } });
+    }
+    return;
+  }
+  const outcome =
+    action === 'success'
+      ? { kind: 'SUCCEEDED' as const, at: now, output: request.output ?? '{}' }
+      : { kind: 'FAILED' as const, at: now, error: request.error ?? 'States.TaskFailed', cause: withNode(request.cause ?? '', node.rank) };
+  await deps.store.updateNode(record.runId, request.attempt, node.rank, { outcome });
+  // Read again: another node may have reported meanwhile (each write touches its own node only).
+  const latest = (await deps.store.get(record.runId)) ?? record;
+  const nodes = latest.attempts.find((a) => a.attempt === request.attempt)?.nodes ?? at.nodes;
+  const verdict = nodeVerdict(nodes.map((n) => (n.rank === node.rank ? { ...n, outcome } : n)), { interrupted: latest.status === 'CHECKPOINTING' });
+  if (verdict.kind === 'wait') return;
+  const accepted =
+    verdict.kind === 'succeed' ? await deps.tasks.succeedTask(token, verdict.output) : await deps.tasks.failTask(token, verdict.error, verdict.cause);
+  // Two nodes deciding at once: the second finds the task closed, and its outcome is recorded all the same.
+  if (!accepted) return;
+}
+
+/** Three of the agent's one-minute beats; the task's HeartbeatSeconds (300 s) then ends the wait. */
+const DEFAULT_NODE_HEARTBEAT_WINDOW_SECONDS = 180;
+
+/** The agent's cause JSON with the node's rank in it (describeCause names the node). */
+function withNode(cause: string, rank: number): string {
+  try {
+    const parsed: unknown = JSON.parse(cause);
+    if (typeof parsed === 'object' && parsed !== null && !Array.isArray(parsed)) return JSON.stringify({ ...parsed, node: rank });
+  } catch {
+    // Not JSON: kept as it is, with the node in front.
+  }
+  return `node ${rank}: ${cause}`;
 }

@@ -51,7 +51,9 @@ export function describeCause(cause: string | undefined): string | undefined {
   if (typeof fields.errorMessage === 'string') return fields.errorMessage.slice(0, 500);
   if (typeof fields.exitCode === 'number') {
     const tail = typeof fields.logTail === 'string' ? scriptTail(fields.logTail) : '';
-    return `exit code ${fields.exitCode}${tail ? `; log tail: ${tail}` : ''}`;
+    // A node of a multi-node run: the node whose script failed.
+    const node = typeof fields.node === 'number' ? `node ${fields.node}: ` : '';
+    return `${node}exit code ${fields.exitCode}${tail ? `; log tail: ${tail}` : ''}`;
   }
   if (typeof fields.reason === 'string') return fields.reason;
   if (typeof fields.message === 'string') return fields.message.slice(0, 500);

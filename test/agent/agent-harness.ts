@@ -134,6 +134,14 @@ export class AgentWorld {
             const record = this.records.get(runId);
             if (record !== undefined) record.attempts = record.attempts.map((a) => (a.attempt === attempt ? { ...a, ...patch } : a));
           },
+          updateNode: async (runId, attempt, rank, patch) => {
+            const record = this.records.get(runId);
+            if (record !== undefined) {
+              record.attempts = record.attempts.map((a) =>
+                a.attempt === attempt ? { ...a, nodes: a.nodes?.map((n) => (n.rank === rank ? { ...n, ...patch } : n)) } : a,
+              );
+            }
+          },
         },
         credentials: this.credentials,
         tasks,

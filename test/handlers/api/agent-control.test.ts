@@ -49,6 +49,12 @@ function world() {
         const record = records.get(runId);
         if (record !== undefined) records.set(runId, { ...record, attempts: record.attempts.map((a) => (a.attempt === attempt ? { ...a, ...patch } : a)) });
       },
+      updateNode: async (runId, attempt, rank, patch) => {
+        const record = records.get(runId);
+        if (record === undefined) return;
+        const attempts = record.attempts.map((a) => (a.attempt === attempt ? { ...a, nodes: a.nodes?.map((n) => (n.rank === rank ? { ...n, ...patch } : n)) } : a));
+        records.set(runId, { ...record, attempts });
+      },
     },
     credentials: {
       issue: async (sessionName, policy) => {
