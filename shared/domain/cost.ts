@@ -108,7 +108,11 @@ export function unadoptedReplacements(attempts: readonly Attempt[]): Attempt[] {
   });
 }
 
-/** Cost so far: the sum over attempts (and replacements no attempt adopted) of their billed hours × their price. */
+/**
+ * Cost so far: the sum over attempts (and replacements no attempt adopted) of their billed hours
+ * × their price × their instances (every node of a multi-node attempt is billed like rank 0: one
+ * type, one AZ, one market).
+ */
 export function runCostUsd(
   attempts: readonly Attempt[],
   rateOf: (attempt: Attempt) => AttemptRate | undefined,
@@ -120,7 +124,7 @@ export function runCostUsd(
     if (attempt.instanceId === undefined) continue;
     const rate = rateOf(attempt);
     if (rate === undefined) unpriced.push(attempt.attempt);
-    else usd += attemptCostUsd(attempts, attempt, rate, now);
+    else usd += attemptCostUsd(attempts, attempt, rate, now) * (attempt.nodes?.length ?? 1);
   }
   for (const replacement of unadoptedReplacements(attempts)) {
     const rate = rateOf(replacement);

@@ -126,6 +126,20 @@ export const AttemptSchema = z.object({
 });
 export type Attempt = z.infer<typeof AttemptSchema>;
 
+/**
+ * Every instance an attempt trains on: its nodes not yet released (a multi-node attempt), or
+ * its one instance. What a stop signal goes to, what the reconciler counts as owned.
+ */
+export function attemptInstanceIds(attempt: Pick<Attempt, 'instanceId' | 'nodes'>): string[] {
+  if (attempt.nodes !== undefined) return attempt.nodes.filter((n) => n.releasedAt === undefined).map((n) => n.instanceId);
+  return attempt.instanceId === undefined ? [] : [attempt.instanceId];
+}
+
+/** The node of an attempt on `instanceId`, if it is a multi-node attempt's and not released. */
+export function nodeOnInstance(attempt: Pick<Attempt, 'nodes'> | undefined, instanceId: string): NodeState | undefined {
+  return attempt?.nodes?.find((n) => n.instanceId === instanceId && n.releasedAt === undefined);
+}
+
 /** Pointer to a complete checkpoint in S3. */
 export const CheckpointRefSchema = z.object({
   uri: z.string(),

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { ConflictError, RunInvalidError, StatusConflictError } from '../errors';
 import { stopCommand } from '../agent/commands';
-import type { RunRecord } from '../domain/run-record';
+import { attemptInstanceIds, type RunRecord } from '../domain/run-record';
 import { isTerminal } from '../domain/run-status';
 import { toFieldIssues } from '../domain/run-spec';
 import type { Compute } from '../ports/compute';
@@ -97,10 +97,15 @@ async function signalLiveAttempt(record: RunRecord, force: boolean, deps: Cancel
     return;
   }
   try {
-    await deps.compute.sendCommand(attempt.instanceId, stopCommand(record.runId, attempt.attempt), {
-      timeoutSeconds: 60,
-      comment: `runctl cancel ${record.runId}`,
-    });
+    // Every node of a multi-node attempt saves and stops.
+    await Promise.all(
+      attemptInstanceIds(attempt).map((instanceId) =>
+        deps.compute.sendCommand(instanceId, stopCommand(record.runId, attempt.attempt), {
+          timeoutSeconds: 60,
+          comment: `runctl cancel ${record.runId}`,
+        }),
+      ),
+    );
   } catch {
     // The instance cannot be reached (gone, SSM offline): nothing can checkpoint, so end the
     // wait now rather than at the heartbeat timeout.

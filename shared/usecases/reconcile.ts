@@ -8,10 +8,11 @@ import {
   type BudgetLimit,
   type PricePoint,
 } from '../domain/cost';
-import type { Attempt, RunRecord } from '../domain/run-record';
+import { attemptInstanceIds, type Attempt, type RunRecord } from '../domain/run-record';
+import { keptNodes } from './provision-nodes';
 import { LIVE_STATUSES, isTerminal } from '../domain/run-status';
 import { StatusConflictError } from '../errors';
-import type { Compute, TaggedInstance } from '../ports/compute';
+import type { Compute, NodeNetworks, TaggedInstance } from '../ports/compute';
 import type { Executions } from '../ports/executions';
 import type { Pricing } from '../ports/pricing';
 import type { RunStore } from '../ports/run-store';
@@ -68,6 +69,8 @@ export interface ReconcileDeps {
   logger?: ReconcileLogger;
   /** AWS requests sent so far by the deps' clients (a counter the composition root attaches). */
   awsRequests?: () => number;
+  /** Multi-node runs' networks: one left behind by a run that ended is deleted. Absent: not looked at. */
+  networks?: NodeNetworks;
 }
 
 export interface ReconcileOptions {
@@ -132,6 +135,8 @@ export interface ReconcileReport {
   errors: { step: string; runId?: string; message: string }[];
   /** AWS requests this pass sent, when the deps count them. */
   awsRequests?: number;
+  /** Networks (placement group, node security group) of ended runs that this pass deleted. */
+  releasedNetworks: string[];
 }
 
 /** One reconciler pass. */
@@ -154,6 +159,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions =
     straySnapshots: [],
     truncated: false,
     errors: [],
+    releasedNetworks: [],
   };
   // Runs first, instances second: an instance launched between the two reads is young, so the
   // grace period covers it; a run that moved on between them is re-read before any termination.
@@ -167,6 +173,7 @@ export async function reconcile(deps: ReconcileDeps, options: ReconcileOptions =
   const remaining = instances.filter((i) => !released.has(i.instanceId));
   await terminateOrphans(runs, remaining, now, deps, options, report);
   await failLostAttempts(runs, remaining, deps, report);
+  await releaseEndedNetworks(runs, deps, report);
   await enforceLimits(runs, now, deps, options, report);
   if (deps.storage !== undefined) await reportStrayStorage(deps.storage, runs, now, options, report);
 
@@ -216,7 +223,10 @@ export function ownsInstance(run: RunRecord | undefined, instance: TaggedInstanc
   const newest = newestAttempt(run);
   if (instance.attempt > newest) return true;
   const attempt = run.attempts.find((a) => a.attempt === newest);
-  return attempt?.instanceId === instance.instanceId && attempt.endedAt === undefined;
+  if (attempt === undefined) return false;
+  if (attempt.endedAt === undefined) return attemptInstanceIds(attempt).includes(instance.instanceId);
+  // Between two attempts of a multi-node run: the healthy nodes ReleaseResources kept for the next one.
+  return keptNodes(run, newest + 1).some((n) => n.instanceId === instance.instanceId);
 }
 
 async function terminateOrphans(
@@ -272,8 +282,10 @@ async function failLostAttempts(
   for (const run of runs.values()) {
     const token = run.taskToken;
     const attempt = run.attempts.find((a) => a.attempt === run.taskTokenAttempt);
-    if (token === undefined || attempt?.instanceId === undefined || alive.has(attempt.instanceId)) continue;
-    const instanceId = attempt.instanceId;
+    if (token === undefined || attempt === undefined) continue;
+    // Any node of a multi-node attempt gone fails the attempt: recovery replaces that node.
+    const instanceId = attemptInstanceIds(attempt).find((id) => !alive.has(id));
+    if (instanceId === undefined) continue;
     await guarded(report, deps, 'fail-lost-attempt', run.runId, async () => {
       // Clearing first, conditionally, elects one writer: an overlapping pass or the
       // instance-state event handler that loses the clear leaves the task alone.
@@ -413,12 +425,18 @@ async function stopLiveAttempt(run: RunRecord, deps: ReconcileDeps): Promise<'ag
   const token = run.taskToken;
   const attempt = run.attempts.find((a) => a.attempt === run.taskTokenAttempt);
   if (token === undefined || attempt === undefined) return 'next-step';
-  if (attempt.instanceId !== undefined) {
+  const instanceIds = attemptInstanceIds(attempt);
+  if (instanceIds.length > 0) {
     try {
-      await deps.compute.sendCommand(attempt.instanceId, stopCommand(run.runId, attempt.attempt), {
-        timeoutSeconds: 60,
-        comment: `runctl budget stop ${run.runId}`,
-      });
+      // Every node of a multi-node attempt saves and stops.
+      await Promise.all(
+        instanceIds.map((instanceId) =>
+          deps.compute.sendCommand(instanceId, stopCommand(run.runId, attempt.attempt), {
+            timeoutSeconds: 60,
+            comment: `runctl budget stop ${run.runId}`,
+          }),
+        ),
+      );
       return 'agent';
     } catch (error) {
       deps.logger?.warn('The agent could not be reached; failing the task instead', { runId: run.runId, error: String(error) });
@@ -502,5 +520,28 @@ async function guarded(
     const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
     report.errors.push({ step, runId, message });
     deps.logger?.error('Reconciler step failed', { step, runId, error: message });
+  }
+}
+
+/**
+ * A multi-node run's network outlives it only when its ReleaseResources could not delete it
+ * (its instances were still shutting down): deleted here once the run is no longer live.
+ */
+async function releaseEndedNetworks(runs: Map<string, RunRecord>, deps: ReconcileDeps, report: ReconcileReport): Promise<void> {
+  const networks = deps.networks;
+  if (networks === undefined) return;
+  let runIds: string[] = [];
+  await guarded(report, deps, 'list-run-networks', undefined, async () => {
+    runIds = await networks.listRunNetworks();
+  });
+  for (const runId of runIds) {
+    if (runs.has(runId)) continue;
+    await guarded(report, deps, 'release-run-network', runId, async () => {
+      // Re-read: a run that started after the live runs were listed keeps its network.
+      const run = await deps.store.get(runId);
+      if (run !== undefined && !isTerminal(run.status)) return;
+      await networks.release(runId);
+      report.releasedNetworks.push(runId);
+    });
   }
 }
