@@ -1,4 +1,4 @@
-import type { Attempt, RunRecord } from '../domain/run-record';
+import { nodeOnInstance, type Attempt, type RunRecord } from '../domain/run-record';
 import { isTerminal } from '../domain/run-status';
 import type { InstanceRun } from '../ports/instance-tags';
 
@@ -27,7 +27,7 @@ export function staleAttemptReason(record: RunRecord | undefined, run: InstanceR
   const newest = record.attempts.at(-1);
   if (newest === undefined || newest.attempt < run.attempt) return `attempt ${run.attempt} of run ${run.runId} is not recorded`;
   if (newest.attempt > run.attempt) return `attempt ${run.attempt} of run ${run.runId} was superseded by attempt ${newest.attempt}`;
-  if (newest.instanceId !== instanceId) {
+  if (newest.instanceId !== instanceId && nodeOnInstance(newest, instanceId) === undefined) {
     return `attempt ${run.attempt} of run ${run.runId} runs on ${newest.instanceId ?? 'no instance yet'}, not ${instanceId}`;
   }
   if (newest.endedAt !== undefined) return `attempt ${run.attempt} of run ${run.runId} already ended (${newest.endReason ?? 'no reason'})`;

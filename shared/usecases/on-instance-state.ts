@@ -4,11 +4,12 @@ import { logger } from '../logger';
 import type { Executions } from '../ports/executions';
 import type { InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
+import { nodeOnInstance } from '../domain/run-record';
 import { ignored, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface InstanceStateDeps {
   instances: InstanceTags;
-  store: Pick<RunStore, 'get' | 'clearTaskToken' | 'setTaskToken'>;
+  store: Pick<RunStore, 'get' | 'clearTaskToken' | 'setTaskToken' | 'updateNode'>;
   executions: Pick<Executions, 'failTask'>;
 }
 
@@ -33,6 +34,10 @@ export async function onInstanceState(event: InstanceStateChange, deps: Instance
   const stale = staleAttemptReason(record, run, instanceId);
   if (stale !== undefined || record === undefined) return report(ignored(instanceId, stale ?? 'no record', run));
 
+  // A node of a multi-node attempt: marked lost, so recovery replaces it alone (also before
+  // LaunchTraining, when the polling steps are the ones to notice).
+  const node = nodeOnInstance(record.attempts.at(-1), instanceId);
+  if (node !== undefined && node.lostAt === undefined) await deps.store.updateNode(run.runId, run.attempt, node.rank, { lostAt: event.time });
   const token = record.taskToken;
   if (token === undefined || record.taskTokenAttempt !== run.attempt) {
     // Before LaunchTraining the polling steps see the instance go; after the callback nothing waits.
@@ -43,7 +48,7 @@ export async function onInstanceState(event: InstanceStateChange, deps: Instance
   }
 
   const cause = JSON.stringify({
-    reason: `Instance ${instanceId} of attempt ${run.attempt} is ${state}`,
+    reason: `Instance ${instanceId}${node === undefined ? '' : ` (node ${node.rank})`} of attempt ${run.attempt} is ${state}`,
     instanceId,
     attempt: run.attempt,
     state,

@@ -3,15 +3,19 @@ import type { SpotInterruptionWarning } from '../events/ec2-events';
 import { logger } from '../logger';
 import type { AttemptSignals } from '../ports/attempt-signals';
 import type { Compute } from '../ports/compute';
-import type { InstanceTags } from '../ports/instance-tags';
+import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
+import { attemptInstanceIds, nodeOnInstance } from '../domain/run-record';
 import { attemptOf, ignored, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface SpotWarningDeps {
   instances: InstanceTags;
   signals: AttemptSignals;
-  /** Read only when the instance lacks the owner tag, or to explain an ignored event. */
-  store: Pick<RunStore, 'get'>;
+  /**
+   * Read only when the instance lacks the owner tag, to explain an ignored event, or for a
+   * multi-node run (its other nodes, and which node the warning was for).
+   */
+  store: Pick<RunStore, 'get' | 'updateNode'>;
   compute: Pick<Compute, 'sendCommand'>;
 }
 
@@ -47,7 +51,15 @@ export async function onSpotWarning(event: SpotInterruptionWarning, deps: SpotWa
     noticedAt: event.time,
     action: event.detail['instance-action'],
   });
-  if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
+  if (!marked) {
+    // A second node of a multi-node run warned while the first one's checkpoint goes on: this
+    // node is replaced too, and its agent already has the stop signal.
+    if (run.nodes !== undefined && (await markWarnedNode(deps, run.runId, instanceId, event.time))) {
+      return report(ignored(instanceId, `another node's warning already asked every node of attempt ${run.attempt} to checkpoint; this node is replaced too`, run));
+    }
+    return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
+  }
+  if (run.nodes !== undefined) return report(await checkpointEveryNode(deps, run, instanceId, event.time));
 
   let commandId: string | null = null;
   try {
@@ -81,4 +93,42 @@ async function whyNotMarked(deps: SpotWarningDeps, run: { runId: string; attempt
 function report(outcome: InstanceEventOutcome): InstanceEventOutcome {
   logger.info(`spot warning: ${outcome.action}`, { outcome });
   return outcome;
+}
+
+/**
+ * A warning for one node of a multi-node run (docs/multi-node.md, "Recovery"): every node saves
+ * (rank 0 uploads the checkpoint, or every rank its part), and the warned node is marked so that
+ * recovery replaces it alone. One more read than a single-node warning, and one command per node,
+ * sent in parallel.
+ */
+async function checkpointEveryNode(deps: SpotWarningDeps, run: InstanceRun, instanceId: string, at: string): Promise<InstanceEventOutcome> {
+  const record = await deps.store.get(run.runId);
+  const attempt = record?.attempts.find((a) => a.attempt === run.attempt);
+  const node = nodeOnInstance(attempt, instanceId);
+  const targets = attempt === undefined ? [instanceId] : attemptInstanceIds(attempt);
+  const sends = await Promise.allSettled(
+    targets.map((target) =>
+      deps.compute.sendCommand(target, checkpointNowCommand(run.runId, run.attempt, 'spot-warning'), {
+        timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+        comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption of ${instanceId}`,
+      }),
+    ),
+  );
+  if (node !== undefined) await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: at });
+  sends.forEach((sent, i) => {
+    if (sent.status === 'rejected') logger.error('checkpoint command not delivered to a node', { instanceId: targets[i], ...run, error: sent.reason });
+  });
+  const own = sends[targets.indexOf(instanceId)];
+  const commandId = own?.status === 'fulfilled' ? own.value : null;
+  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId };
+}
+
+/** Marks a node of the run's newest live attempt as warned; false when the instance is no such node. */
+async function markWarnedNode(deps: SpotWarningDeps, runId: string, instanceId: string, at: string): Promise<boolean> {
+  const record = await deps.store.get(runId);
+  const attempt = record?.attempts.at(-1);
+  const node = nodeOnInstance(attempt, instanceId);
+  if (record === undefined || attempt === undefined || node === undefined || attempt.endedAt !== undefined || record.status !== 'CHECKPOINTING') return false;
+  if (node.warnedAt === undefined) await deps.store.updateNode(runId, attempt.attempt, node.rank, { warnedAt: at });
+  return true;
 }

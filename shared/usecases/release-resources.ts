@@ -1,4 +1,6 @@
 import { endReasonFor } from '../domain/recovery';
+import type { Attempt, NodeState } from '../domain/run-record';
+import { ConflictError } from '../errors';
 import { logger } from '../logger';
 import type { StepDeps } from './step-deps';
 import type { ExecutionState } from './train-run-state';
@@ -43,7 +45,25 @@ export async function releaseResources(state: ExecutionState & { runId: string }
       ? replacement.instanceId
       : undefined;
   if (keep !== undefined) ids.delete(keep);
+  // A multi-node attempt that ends in a retry after a node was warned or lost keeps its healthy
+  // nodes (with their copied data) for the next attempt: only the lost ones go.
+  const kept = state.recovery?.action === 'retry' ? healthyNodes(newest) : [];
+  for (const node of kept) ids.delete(node.instanceId);
   for (const instanceId of ids) await deps.compute.terminate(instanceId);
+  const released = deps.clock().toISOString();
+  for (const node of newest?.nodes ?? []) {
+    if (newest === undefined || node.releasedAt !== undefined || kept.includes(node)) continue;
+    await deps.store.updateNode(runId, newest.attempt, node.rank, { releasedAt: released }).catch((error: unknown) => {
+      logger.warn('could not record a released node', { runId, rank: node.rank, error });
+    });
+  }
+  // The run's network goes with its last nodes; still in use (instances shutting down): the reconciler deletes it later.
+  if (record?.network !== undefined && kept.length === 0 && deps.networks !== undefined) {
+    await deps.networks.release(runId).catch((error: unknown) => {
+      if (!(error instanceof ConflictError)) throw error;
+      logger.warn('run network left for the reconciler', { runId, error: error.message });
+    });
+  }
   if (newest !== undefined && replacement !== undefined && keep === undefined && replacement.releasedAt === undefined) {
     // Billed until now, though it never trained (docs/costs.md).
     await deps.store.updateAttempt(runId, newest.attempt, { replacement: { ...replacement, releasedAt: deps.clock().toISOString() } });
@@ -59,4 +79,16 @@ export async function releaseResources(state: ExecutionState & { runId: string }
   if (record?.taskToken !== undefined) await deps.store.clearTaskToken(runId, record.taskToken);
   logger.info('released', { runId, terminated: [...ids], latestCheckpoint: latest?.uri });
   return { terminated: [...ids], latestCheckpoint: latest?.uri ?? null };
+}
+
+/**
+ * The nodes of a multi-node attempt to keep across its recovery: only when some node was warned
+ * or lost (that node is the one replaced), and only those neither warned, lost nor released.
+ * After any other failure (a script error, a heartbeat timeout of the whole attempt) every node goes.
+ */
+function healthyNodes(attempt: Attempt | undefined): NodeState[] {
+  const nodes = attempt?.nodes ?? [];
+  const lost = nodes.filter((n) => n.warnedAt !== undefined || n.lostAt !== undefined);
+  if (lost.length === 0 || lost.length === nodes.length) return [];
+  return nodes.filter((n) => !lost.includes(n) && n.releasedAt === undefined);
 }
