@@ -20,6 +20,27 @@ export const AttemptSchema = z.looseObject({
   checkpointCompletedAt: z.string().optional(),
   checkpointUpload: z.looseObject({ bytes: z.number(), totalBytes: z.number(), at: z.string() }).optional(),
   trainingStartedAt: z.string().optional(),
+  /** A multi-node attempt's nodes, in rank order. */
+  nodes: z
+    .array(
+      z.looseObject({
+        rank: z.number(),
+        instanceId: z.string(),
+        instanceType: z.string(),
+        availabilityZone: z.string(),
+        spot: z.boolean(),
+        launchedForAttempt: z.number(),
+        readyAt: z.string().optional(),
+        dataReadyAt: z.string().optional(),
+        copyCommandId: z.string().optional(),
+        agentCommandId: z.string().optional(),
+        outcome: z.looseObject({ kind: z.string(), error: z.string().optional() }).optional(),
+        warnedAt: z.string().optional(),
+        lostAt: z.string().optional(),
+        releasedAt: z.string().optional(),
+      }),
+    )
+    .optional(),
   replacement: z
     .looseObject({
       attempt: z.number(),

@@ -65,12 +65,41 @@ export function describeRun(run: Run, newestCheckpoint: string | undefined, now:
     ...(overlap === undefined ? [] : [`Recovering  ${overlap}`]),
     '',
     table(['#', 'INSTANCE', 'TYPE', 'AZ', 'MARKET', '$/HOUR', 'STARTED', 'ENDED', 'WHY ENDED'], rows),
+    ...nodeLines(run.attempts.at(-1)),
     ...(resumes.length > 0 ? ['', ...resumes] : []),
     ...(interruptions.length === 0 ? [] : ['', 'Interruptions', ...interruptions]),
   ].join('\n');
 }
 
 type AttemptView = Run['attempts'][number];
+
+/** The newest attempt's nodes of a multi-node run: rank, type, AZ, instance, state, and the attempt each was launched for. */
+function nodeLines(attempt: AttemptView | undefined): string[] {
+  const nodes = attempt?.nodes;
+  if (attempt === undefined || nodes === undefined) return [];
+  const rows = nodes.map((n) => [
+    String(n.rank),
+    n.instanceType,
+    n.availabilityZone,
+    n.instanceId,
+    nodeState(n, attempt.endedAt !== undefined),
+    n.launchedForAttempt === attempt.attempt ? String(n.launchedForAttempt) : `${n.launchedForAttempt} (kept)`,
+  ]);
+  return ['', `Nodes of attempt ${attempt.attempt}`, table(['RANK', 'TYPE', 'AZ', 'INSTANCE', 'STATE', 'LAUNCHED FOR ATTEMPT'], rows)];
+}
+
+/** One node's state in words, from its record. */
+export function nodeState(node: NonNullable<AttemptView['nodes']>[number], attemptEnded: boolean): string {
+  if (node.releasedAt !== undefined) return node.lostAt !== undefined || node.warnedAt !== undefined ? 'replaced' : 'released';
+  if (node.lostAt !== undefined) return 'lost';
+  if (node.warnedAt !== undefined) return 'warned: checkpointing';
+  if (node.outcome !== undefined) return node.outcome.kind === 'SUCCEEDED' ? 'succeeded' : `failed (${node.outcome.error ?? 'error'})`;
+  if (attemptEnded) return 'kept for the next attempt';
+  if (node.agentCommandId !== undefined) return 'training';
+  if (node.copyCommandId !== undefined && node.dataReadyAt === undefined) return 'copying data';
+  if (node.readyAt !== undefined) return 'ready';
+  return 'starting';
+}
 
 /** Which checkpoint an attempt resumed from, and why that one: what became of the attempt before it. */
 export function resumeLine(attempt: AttemptView, previous: AttemptView | undefined): string {
