@@ -26,7 +26,7 @@ Usage: runctl <command> [options]
       --no-check-args            skip checking the hyperparameters against the script's argparse flags
   ls [--status S] [--limit N] [--all]    your runs, newest first
   status RUN [--follow]                  phase, attempts, cost so far, newest checkpoint
-  logs RUN [-f] [--attempt N] [--tail N] every attempt's log (or one), live with -f
+  logs RUN [-f] [--attempt N] [--tail N] [--node R] every attempt's log (or one; node R's), live with -f
   metrics RUN [--metric loss] [--last N] metrics table and a plot over steps
   checkpoints RUN                        complete checkpoints, newest first
   cancel RUN [--force]                   checkpoint and stop (--force: stop now)
@@ -121,7 +121,7 @@ const COMMAND_OPTIONS = {
   },
   ls: { status: { type: 'string' }, limit: { type: 'string' }, all: { type: 'boolean', default: false } },
   status: { follow: { type: 'boolean', default: false } },
-  logs: { follow: { type: 'boolean', short: 'f', default: false }, attempt: { type: 'string' }, tail: { type: 'string' } },
+  logs: { follow: { type: 'boolean', short: 'f', default: false }, attempt: { type: 'string' }, tail: { type: 'string' }, node: { type: 'string' } },
   metrics: { metric: { type: 'string' }, last: { type: 'string' } },
   checkpoints: {},
   cancel: { force: { type: 'boolean', default: false } },
@@ -179,6 +179,12 @@ function isCommand(name: string): name is CommandName {
 function positiveInt(flag: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   if (!/^[1-9]\d*$/.test(value)) throw new UsageError(`--${flag} must be a positive whole number (got "${value}")`);
+  return Number(value);
+}
+
+function rank(flag: string, value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^(0|[1-9]\d*)$/.test(value)) throw new UsageError(`--${flag} must be a node rank, a whole number from 0 (got "${value}")`);
   return Number(value);
 }
 
@@ -340,6 +346,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv = process.env,
         follow: flag('follow'),
         attempt: positiveInt('attempt', text('attempt')),
         tail: positiveInt('tail', text('tail')),
+        node: rank('node', text('node')),
       });
     case 'metrics':
       return (await import('./commands/metrics')).showMetrics(context, onlyRun(command, positionals), { metric: text('metric'), last: positiveInt('last', text('last')) });

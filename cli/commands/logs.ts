@@ -10,9 +10,11 @@ const FOLLOW_POLL_MS = 500;
  * or only the attempt asked for. With -f, keeps reading from where it left off, moves on to each
  * new attempt, and stops when the run has ended and its log is read to the end.
  */
-export async function showLogs(context: CommandContext, runId: string, options: { follow: boolean; attempt?: number; tail?: number }): Promise<number> {
+export async function showLogs(context: CommandContext, runId: string, options: { follow: boolean; attempt?: number; tail?: number; node?: number }): Promise<number> {
   const tail = options.tail ?? 200;
-  const first = await context.client.logs(runId, { attempt: options.attempt, tail });
+  // `--node r`: that node's log of a multi-node run (rank 0's is the default).
+  const node = options.node;
+  const first = await context.client.logs(runId, { attempt: options.attempt, tail, node });
   const write = (text: string) => {
     if (text !== '') process.stdout.write(text);
   };
@@ -26,12 +28,12 @@ export async function showLogs(context: CommandContext, runId: string, options: 
     if (options.attempt === undefined && first.attempts.length === 1) header(first.attempt);
     write(first.text);
     if (!options.follow) return 0;
-    return follow(context, runId, first.attempt, first.nextOffset, options.attempt !== undefined, write, header, first.attempts);
+    return follow(context, runId, first.attempt, first.nextOffset, options.attempt !== undefined, write, header, first.attempts, node);
   }
 
   // Every attempt, oldest first: the newest one's chunk is the one already read.
   const earlier = first.attempts.filter((a) => a < first.attempt);
-  const chunks = [...(await Promise.all(earlier.map((attempt) => context.client.logs(runId, { attempt, tail })))), first];
+  const chunks = [...(await Promise.all(earlier.map((attempt) => context.client.logs(runId, { attempt, tail, node })))), first];
   if (context.json) {
     printJson(context, { runId, attempts: chunks });
     return 0;
@@ -41,7 +43,7 @@ export async function showLogs(context: CommandContext, runId: string, options: 
     write(chunk.text);
   }
   if (!options.follow) return 0;
-  return follow(context, runId, first.attempt, first.nextOffset, false, write, header, first.attempts);
+  return follow(context, runId, first.attempt, first.nextOffset, false, write, header, first.attempts, node);
 }
 
 async function follow(
@@ -53,6 +55,7 @@ async function follow(
   write: (text: string) => void,
   header: (attempt: number) => void,
   known: number[],
+  node: number | undefined,
 ): Promise<number> {
   const pollMs = Math.min(context.pollMs, FOLLOW_POLL_MS);
   let attempt = from;
@@ -61,7 +64,7 @@ async function follow(
   let attempts = known;
   const which = () => (attempts.includes(attempt) ? attempt : undefined);
   for (;;) {
-    const chunk = await context.client.logs(runId, { attempt: which(), offset });
+    const chunk = await context.client.logs(runId, { attempt: which(), offset, node });
     attempts = chunk.attempts;
     write(chunk.text);
     offset = chunk.nextOffset;
@@ -76,7 +79,7 @@ async function follow(
     const run = await context.client.getRun(runId);
     if (TERMINAL.has(run.status)) {
       // The agent uploads the log last on exit: one more read after the end picks up its final lines.
-      const last = await context.client.logs(runId, { attempt: which(), offset });
+      const last = await context.client.logs(runId, { attempt: which(), offset, node });
       write(last.text);
       if (last.attempts.every((a) => a <= attempt) || onlyThisAttempt) {
         context.err(`--- run ${runId} ended ${run.status} ---`);

@@ -1,5 +1,7 @@
 import { GetObjectCommand, HeadObjectCommand, type S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import { nodeLogKey } from '../agent/node';
+import { MAX_NODES, nodeCount } from '../domain/multi-node';
 import { awsErrorCode, awsHttpStatus, translateAwsError } from '../adapters/aws-errors';
 import { S3Artifacts } from '../adapters/s3-artifacts';
 import type { RunRecord } from '../domain/run-record';
@@ -40,6 +42,8 @@ export const LogsQuerySchema = z
     offset: z.coerce.number().int('must be a byte offset (a whole number ≥ 0)').min(0, 'must be a byte offset (a whole number ≥ 0)').optional(),
     length: count(1, MAX_LOG_RANGE_BYTES).optional(),
     tail: count(1, 10_000).optional(),
+    /** A node of a multi-node run: its own log (rank 0's is the default). */
+    node: count(0, MAX_NODES - 1).optional(),
   })
   .refine((q) => q.offset === undefined || q.tail === undefined, { path: ['tail'], message: 'ask for offset (a byte range) or tail (the last lines), not both' });
 
@@ -68,8 +72,13 @@ export async function readRunLogs(request: { owner: string; runId: string; query
     const had = attempts.length === 0 ? 'no attempts yet' : `${attempts.length} attempt${attempts.length === 1 ? '' : 's'} (${attempts.join(', ')})`;
     throw new NotFoundError(`Run ${record.runId} has no attempt ${query.attempt}: it has ${had}`);
   }
-  const key = `${runPrefix(record.runId)}/logs/attempt-${attempt}.log`;
-  const chunks = `${runPrefix(record.runId)}/live/attempt-${attempt}/log-`;
+  const node = query.node ?? 0;
+  const nodes = nodeCount(record.spec);
+  if (node >= nodes) {
+    throw new NotFoundError(`Run ${record.runId} has no node ${node}: it has ${nodes === 1 ? 'one node (0)' : `${nodes} nodes (0 to ${nodes - 1})`}`);
+  }
+  const key = nodeLogKey(runPrefix(record.runId), attempt, node);
+  const chunks = `${runPrefix(record.runId)}/live/attempt-${attempt}${node === 0 ? '' : `-node-${node}`}/log-`;
   const stored = await objectSize(deps, key);
   const read = (k: string, from: number, to: number) => readRange(deps, k, from, to);
 
