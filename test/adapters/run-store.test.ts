@@ -291,6 +291,33 @@ describe.each(backends)('DynamoRunStore on $name', ({ start, serializesWrites })
     expect((await store.get(record.runId))?.attempts[0]).toEqual(attempt(1));
   });
 
+  it("updates one node of the newest attempt, beside the other nodes' own writes, and refuses a rank or attempt it does not have", async () => {
+    const node = (rank: number) => ({
+      rank,
+      instanceId: `i-0node${rank}`,
+      instanceType: 'c6i.xlarge',
+      availabilityZone: 'us-east-1a',
+      spot: true,
+      launchedForAttempt: 1,
+      launchedAt: at(1),
+    });
+    const record = runRecord({ attempts: [attempt(1, { nodes: [node(0), node(1)] })] });
+    await store.create(record);
+
+    // Two nodes reporting at once: neither write overwrites the other's.
+    await Promise.all([
+      store.updateNode(record.runId, 1, 0, { lastHeartbeatAt: at(5) }),
+      store.updateNode(record.runId, 1, 1, { outcome: { kind: 'SUCCEEDED', at: at(6), output: '{}' } }),
+    ]);
+    const nodes = (await store.get(record.runId))?.attempts[0]?.nodes;
+    expect(nodes).toEqual([{ ...node(0), lastHeartbeatAt: at(5) }, { ...node(1), outcome: { kind: 'SUCCEEDED', at: at(6), output: '{}' } }]);
+
+    await expect(store.updateNode(record.runId, 1, 2, { lastHeartbeatAt: at(7) })).rejects.toBeInstanceOf(ConflictError);
+    await store.appendAttempt(record.runId, attempt(2, { nodes: [node(0)] }));
+    await expect(store.updateNode(record.runId, 1, 0, { lostAt: at(8) })).rejects.toBeInstanceOf(ConflictError);
+    expect((await store.get(record.runId))?.attempts[0]?.nodes?.[0]?.lostAt).toBeUndefined();
+  });
+
   it('stores and clears the task token, and a stale clear does nothing', async () => {
     const record = runRecord();
     await store.create(record);
