@@ -68,6 +68,7 @@ export interface MultiNodeSpec {
   distributed?: { launcher: 'torchrun' };
   code: { entrypoint?: string; command?: readonly string[]; interpreter: string };
   instance: { types: readonly string[] };
+  volume?: unknown;
 }
 
 /** One issue of a spec, at its path (as zod takes it). */
@@ -100,6 +101,13 @@ export function multiNodeIssues(spec: MultiNodeSpec): MultiNodeIssue[] {
         });
       }
     }
+  }
+  if (nodes > 1 && spec.volume !== undefined) {
+    // An EBS volume attaches to one instance at a time, and a catalogued dataset volume is one volume.
+    issues.push({
+      path: ['volume'],
+      message: `cannot be used with nodes: ${nodes}: a dataset volume attaches to one instance at a time; give the dataset as data (it is copied to every node) or use one node`,
+    });
   }
   if (spec.distributed !== undefined) {
     if (spec.code.command !== undefined) {

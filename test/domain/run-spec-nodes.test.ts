@@ -52,8 +52,6 @@ describe('multi-node spec fields', () => {
     [{ nodes: 3, checkpoint: { ranks: 'rank0' } }],
     // A command that reads RUNCTL_NODE_RANK and friends, without torchrun.
     [{ nodes: 2, code: { bundle: minimal.code.bundle, command: ['bash', 'launch.sh'] } }],
-    // Volumes are mounted read-only: every node can read its own copy.
-    [{ nodes: 2, volume: { dataset: 's3://datasets/imagenet/' } }],
   ])('accepts %j', (fields) => {
     expect(() => parseRunSpec({ ...minimal, ...fields })).not.toThrow();
   });
@@ -92,6 +90,12 @@ describe('multi-node spec fields', () => {
       expect(nodeLimitOf(type)).toEqual({ max: MAX_NODES });
     }
     expect(nodeLimitOf('t4g.micro').max).toBe(1);
+  });
+
+  it('refuses a dataset volume on more than one node, saying to give the dataset as data', () => {
+    const issues = issuesOf({ ...minimal, nodes: 2, volume: { dataset: 's3://datasets/imagenet/' } });
+    expect(issues).toContainEqual({ path: 'volume', message: expect.stringContaining('attaches to one instance at a time; give the dataset as data') });
+    expect(() => parseRunSpec({ ...minimal, nodes: 1, volume: { dataset: 's3://datasets/imagenet/' } })).not.toThrow();
   });
 
   it('refuses torchrun with a code.command, and with an interpreter torchrun would ignore', () => {
