@@ -1,7 +1,7 @@
-import type { Compute, LaunchRequest, LaunchedInstance } from '../shared/ports/compute';
+import type { Compute, LaunchNodesRequest, LaunchRequest, LaunchedInstance } from '../shared/ports/compute';
 import type { ExecutionStatus, Executions, StartedExecution } from '../shared/ports/executions';
 import type { TaskCallbacks } from '../shared/ports/run-credentials';
-import type { InstanceRun, InstanceTags } from '../shared/ports/instance-tags';
+import { NODES_TAG, type InstanceRun, type InstanceTags } from '../shared/ports/instance-tags';
 import type { ExecutionOutcome, LocalExecution } from './state-machine-runner';
 import type { TaskCallbackHandler } from './task-callback-server';
 import type { TaskTokens } from './task-tokens';
@@ -191,6 +191,20 @@ export class LocalInstanceTags implements InstanceTags {
     this.known.set(instanceId, run);
     return run;
   }
+
+  /** A kept node now serves a later attempt (Compute.tagAttempt). */
+  retag(instanceIds: readonly string[], attempt: number): void {
+    for (const id of instanceIds) {
+      const known = this.known.get(id);
+      if (known !== undefined) this.known.set(id, { ...known, attempt });
+    }
+  }
+}
+
+/** The run tags a launch request puts on its instances, as the event handlers read them back. */
+function runTagsOf(request: LaunchRequest): InstanceRun {
+  const nodes = Number(request.tags[NODES_TAG]);
+  return { runId: request.runId, attempt: request.attempt, ...(nodes > 1 ? { nodes } : {}) };
 }
 
 /** A compute port that tells `tags` about every instance it launches. */
@@ -198,8 +212,17 @@ export function rememberingLaunches(compute: Compute, tags: LocalInstanceTags): 
   return {
     launch: async (request: LaunchRequest): Promise<LaunchedInstance> => {
       const launched = await compute.launch(request);
-      tags.remember(launched.instanceId, { runId: request.runId, attempt: request.attempt });
+      tags.remember(launched.instanceId, runTagsOf(request));
       return launched;
+    },
+    launchNodes: async (request: LaunchNodesRequest): Promise<LaunchedInstance[]> => {
+      const launched = await compute.launchNodes(request);
+      for (const instance of launched) tags.remember(instance.instanceId, runTagsOf(request));
+      return launched;
+    },
+    tagAttempt: async (ids, attempt) => {
+      await compute.tagAttempt(ids, attempt);
+      tags.retag(ids, attempt);
     },
     readiness: (id) => compute.readiness(id),
     terminate: (id) => compute.terminate(id),

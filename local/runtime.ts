@@ -286,6 +286,8 @@ async function assemble(
       ...DEFAULT_STEP_TUNING,
       heartbeatSeconds: options.heartbeatSeconds ?? 5,
       capacityRetrySeconds: 10,
+      // Every local node is on 127.0.0.1: each attempt's rendezvous takes a port of its own.
+      loopbackRendezvous: true,
     },
   };
   // Boots take what the latency model says: the readiness checks must span them.
@@ -357,6 +359,8 @@ async function assemble(
       accountId: '000000000000',
       runsBucket: services.bucket,
       secretsPrefix: LOCAL_SECRETS_PREFIX,
+      // Six of the local agent's beats (5 s by default), and never under 30 s: a loaded machine delays beats.
+      nodeHeartbeatWindowSeconds: Math.max(30, 6 * (options.heartbeatSeconds ?? 5)),
     },
   };
 
