@@ -136,8 +136,11 @@ export interface LocalBackend {
   submit(body: unknown, owner?: string): Promise<RunRecord>;
   /** Resolves with the final record once the run's execution has ended. */
   waitForRun(runId: string): Promise<RunRecord>;
-  /** A spot interruption of the run's current instance: the EC2 warning, the IMDS notice, the reclaim. */
-  interrupt(runId: string, options?: { graceMs?: number }): Promise<InterruptResult>;
+  /**
+   * A spot interruption of the run's current instance (or, with `node`, of that node of a
+   * multi-node run): the EC2 warning, the IMDS notice, the reclaim.
+   */
+  interrupt(runId: string, options?: { graceMs?: number; node?: number }): Promise<InterruptResult>;
   /** Cancels a run through the real cancel use case. */
   cancel(runId: string, options?: { owner?: string; force?: boolean }): Promise<RunRecord>;
   /** Stops the control plane; instances keep running (as on AWS) unless `terminateInstances`. */
@@ -494,7 +497,11 @@ async function assemble(
       if (attempt?.instanceId === undefined || attempt.endedAt !== undefined) {
         throw new ConflictError(`Run ${runId} has no live instance to interrupt (it is ${record.status})`);
       }
-      const instanceId = attempt.instanceId;
+      const node = interruptOptions.node === undefined ? undefined : attempt.nodes?.find((n) => n.rank === interruptOptions.node && n.releasedAt === undefined);
+      if (interruptOptions.node !== undefined && node === undefined) {
+        throw new ConflictError(`Run ${runId} has no live node ${interruptOptions.node} (its attempt ${attempt.attempt} has ${attempt.nodes?.length ?? 1})`);
+      }
+      const instanceId = node?.instanceId ?? attempt.instanceId;
       const graceMs = interruptOptions.graceMs ?? options.interruptGraceMs ?? 20_000;
       const reclaimAt = new Date(Date.now() + graceMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
       // Both best-effort channels, as on EC2: the metadata notice and the EventBridge warning.

@@ -8,11 +8,15 @@
  * Dockerfile on the local Docker engine and pushed to the local registry first
  * (scripts/docker-test-env.sh start sets both up).
  *
+ * With `--nodes N` it trains examples/ddp across N local nodes, interrupts node 1, and shows the
+ * run resume with that node alone replaced (local/start-nodes.ts).
+ *
  * With `--sweep` it runs a 4-trial learning-rate sweep of the example instead, one trial stopped
  * early by the median rule, prints the comparison and registers the best model (local/start-sweep.ts).
  *
  *   npm start [-- --no-interrupt] [--docker] [--epochs 12] [--root .runctl]
  *   npm start -- --sweep [--root .runctl]
+ *   npm start -- --nodes 2 [--epochs 8] [--root .runctl]
  */
 import { parseArgs } from 'node:util';
 import { preflight } from './preflight';
@@ -20,7 +24,8 @@ import { registerRawImports } from './runtime-raw-imports';
 
 /** The epoch after which the first attempt waits for the simulated reclaim. */
 const HOLD_EPOCH = 3;
-const USAGE = 'usage: npm start -- [--no-interrupt] [--docker] [--epochs N] [--root DIR]\n       npm start -- --sweep [--root DIR]';
+const USAGE =
+  'usage: npm start -- [--no-interrupt] [--docker] [--epochs N] [--root DIR]\n       npm start -- --sweep [--root DIR]\n       npm start -- --nodes N [--epochs N] [--root DIR]';
 
 async function main(): Promise<number> {
   const { values } = parseArgs({
@@ -28,6 +33,7 @@ async function main(): Promise<number> {
       'no-interrupt': { type: 'boolean', default: false },
       docker: { type: 'boolean', default: false },
       sweep: { type: 'boolean', default: false },
+      nodes: { type: 'string' },
       epochs: { type: 'string', default: '12' },
       root: { type: 'string', default: '.runctl' },
       help: { type: 'boolean', default: false },
@@ -39,6 +45,11 @@ async function main(): Promise<number> {
   }
   if (values.sweep && (values.docker || values['no-interrupt'])) {
     console.error(`--sweep runs its own 4 trials on the host: it takes no --docker or --no-interrupt\n${USAGE}`);
+    return 2;
+  }
+  const nodes = values.nodes === undefined ? undefined : Number(values.nodes);
+  if (nodes !== undefined && (!Number.isInteger(nodes) || nodes < 2 || nodes > 8 || values.sweep || values.docker || values['no-interrupt'])) {
+    console.error(`--nodes takes a whole number from 2 to 8 (local nodes share this machine) and no --sweep, --docker or --no-interrupt, got ${values.nodes}\n${USAGE}`);
     return 2;
   }
   const epochs = Number(values.epochs);
@@ -80,6 +91,11 @@ async function main(): Promise<number> {
       return 1;
     }
     if (backend.resumed.length > 0) console.log(`Resumed ${backend.resumed.length} run(s) left live by an earlier start: ${backend.resumed.join(', ')}`);
+    if (nodes !== undefined) {
+      const { runNodesDemo } = await import('./start-nodes');
+      // Fewer epochs than the single-node demo: every epoch of DDP runs every node's process.
+      return await runNodesDemo(backend, { nodes, epochs: values.epochs === '12' ? 8 : epochs }, started);
+    }
     if (values.sweep) {
       const { runSweepDemo } = await import('./start-sweep');
       return await runSweepDemo(backend, started);
