@@ -1,11 +1,9 @@
 import { spawnSync } from 'node:child_process';
-import { readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HeadObjectCommand, PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
-import { packDirectory } from '../../cli/pack';
+import { PutObjectCommand, type S3Client } from '@aws-sdk/client-s3';
+import { uploadBundle } from '../bundle';
 import { DATASET_MANIFEST_NAME, datasetManifest } from '../../shared/domain/dataset-manifest';
-import { bundleKey } from '../../shared/usecases/uploads';
 
 /**
  * Puts the linear example where a run can reach it on the local backend: its code bundle,
@@ -64,41 +62,23 @@ export async function prepareExample(
   bucket: string,
   options: { dataset: DatasetOptions; name?: string; preferTorch?: boolean },
 ): Promise<PreparedExample> {
-  const packed = await packDirectory(EXAMPLE_DIR);
-  try {
-    const key = bundleKey(packed.sha256);
-    if (!(await exists(s3, bucket, key))) {
-      // A buffer, not a stream: a streamed body goes out aws-chunked, which s3rver stores with its framing.
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: await readFile(packed.file) }));
-    }
-    const name = options.name ?? `linear-rings-${options.dataset.rows}`;
-    const csv = generateDataset(options.dataset);
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/train.csv`, Body: csv }));
-    // Uploaded with its manifest: the run's prefetch checks the copy on the instance against it.
-    const manifest = datasetManifest([{ path: 'train.csv', body: csv }]);
-    await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/${DATASET_MANIFEST_NAME}`, Body: JSON.stringify(manifest) }));
-    return {
-      bundle: `s3://${bucket}/${key}`,
-      dataset: `s3://${bucket}/datasets/${name}/`,
-      entrypoint: options.preferTorch !== false && torchImports() ? 'train_torch.py' : 'train.py',
-    };
-  } finally {
-    await rm(dirname(packed.file), { recursive: true, force: true });
-  }
+  const bundle = await uploadBundle(s3, bucket, EXAMPLE_DIR);
+  const name = options.name ?? `linear-rings-${options.dataset.rows}`;
+  const csv = generateDataset(options.dataset);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/train.csv`, Body: csv }));
+  // Uploaded with its manifest: the run's prefetch checks the copy on the instance against it.
+  const manifest = datasetManifest([{ path: 'train.csv', body: csv }]);
+  await s3.send(new PutObjectCommand({ Bucket: bucket, Key: `datasets/${name}/${DATASET_MANIFEST_NAME}`, Body: JSON.stringify(manifest) }));
+  return {
+    bundle,
+    dataset: `s3://${bucket}/datasets/${name}/`,
+    entrypoint: options.preferTorch !== false && torchImports() ? 'train_torch.py' : 'train.py',
+  };
 }
 
 /** Whether the local python3 can import torch. */
 export function torchImports(): boolean {
   return spawnSync('python3', ['-c', 'import torch'], { stdio: 'ignore' }).status === 0;
-}
-
-async function exists(s3: S3Client, bucket: string, key: string): Promise<boolean> {
-  try {
-    await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** The run spec of the example (the body of `POST /runs` is `{ spec }`). */

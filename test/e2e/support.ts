@@ -94,7 +94,8 @@ export function metricsOf(world: E2eWorld, runId: string): Promise<MetricLine[]>
 
 /** Live processes of the run's instances, found by the marker every local instance process carries. */
 export async function processesOf(record: RunRecord): Promise<number[]> {
-  const ids = record.attempts.flatMap((a) => (a.instanceId === undefined ? [] : [a.instanceId]));
+  // Every node of a multi-node attempt too, released or not.
+  const ids = [...new Set(record.attempts.flatMap((a) => [...(a.instanceId === undefined ? [] : [a.instanceId]), ...(a.nodes ?? []).map((n) => n.instanceId)]))];
   const found = await Promise.all(ids.map((id) => findProcessesByEnv(INSTANCE_MARKER, id)));
   return found.flat();
 }

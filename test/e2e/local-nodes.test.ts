@@ -1,0 +1,140 @@
+import { fileURLToPath } from 'node:url';
+import { afterEach, describe, expect, it } from 'vitest';
+import { uploadBundle } from '../../examples/bundle';
+import type { RunRecord } from '../../shared/domain/run-record';
+import { metricsOf, objectText, processesOf, runKeys, startWorld, waitFor, type E2eWorld } from './support';
+
+/**
+ * Multi-node runs on the local backend, end to end: the real train-run machine provisions N
+ * local nodes, the real agents start the fixture script on each with its rank and rank 0's
+ * address, and recovery replaces only the node that was lost. The script needs no collectives
+ * (test/e2e/fixtures/nodes/train.py); examples/ddp with PyTorch runs through `npm start -- --nodes 2`.
+ */
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/nodes/', import.meta.url));
+
+let world: E2eWorld | undefined;
+afterEach(async () => {
+  await world?.close();
+  world = undefined;
+});
+
+async function submitNodes(w: E2eWorld, nodes: number, hyperparameters: Record<string, number>): Promise<string> {
+  const bundle = await uploadBundle(w.backend.s3, w.backend.services.bucket, FIXTURE);
+  const submitted = await w.backend.submit({
+    spec: {
+      name: 'nodes-fixture',
+      code: { bundle, command: ['python3', 'train.py'] },
+      hyperparameters,
+      nodes,
+      instance: { types: ['c7i.large'], spot: true },
+      checkpoint: { intervalSeconds: 2, graceSeconds: 20 },
+    },
+  });
+  return submitted.runId;
+}
+
+/** Resolves once rank 0 has saved `step` into S3 and every node of the attempt trains. */
+function waitForStep(w: E2eWorld, runId: string, step: number): Promise<RunRecord> {
+  return waitFor(`step ${step} of ${runId} in S3`, async () => {
+    const record = await w.backend.store.get(runId);
+    if (record?.status !== 'TRAINING') return undefined;
+    const latest = await w.backend.artifacts.latestCheckpoint(runId);
+    if (latest === undefined) return undefined;
+    const state = JSON.parse(await objectText(w, `${new URL(latest.uri).pathname.slice(1)}state.json`)) as { step: number };
+    return state.step >= step ? record : undefined;
+  });
+}
+
+const steps = async (w: E2eWorld, runId: string) => (await metricsOf(w, runId)).filter((m) => typeof m.step === 'number').map((m) => [m.attempt, m.step]);
+
+describe('local backend: multi-node runs', () => {
+  it('trains on two nodes: each with its rank and rank 0 as master, logs per node, metrics from rank 0, every node released', async () => {
+    world = await startWorld();
+    const runId = await submitNodes(world, 2, { steps: 4, 'step-seconds': 0.2 });
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.attempts).toHaveLength(1);
+    const nodes = record.attempts[0]?.nodes ?? [];
+    expect(nodes.map((n) => [n.rank, n.outcome?.kind, n.privateIp])).toEqual([[0, 'SUCCEEDED', '127.0.0.1'], [1, 'SUCCEEDED', '127.0.0.1']]);
+    expect(new Set(nodes.map((n) => n.instanceId)).size).toBe(2);
+    expect(record.attempts[0]?.instanceId).toBe(nodes[0]?.instanceId);
+    const keys = await runKeys(world, runId);
+    expect(keys).toContain('logs/attempt-1.log');
+    expect(keys).toContain('logs/attempt-1-node-1.log');
+    expect(await objectText(world, `runs/${runId}/logs/attempt-1-node-1.log`)).toMatch(/node 1 of 2 \(master 127\.0\.0\.1:3\d{4}\)/);
+    expect(await steps(world, runId)).toEqual([[1, 1], [1, 2], [1, 3], [1, 4]]);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
+  it.each([1, 0])('replaces only node %i after its spot warning; the other node keeps its instance and every rank resumes from the checkpoint', async (lost) => {
+    world = await startWorld();
+    const runId = await submitNodes(world, 2, { steps: 6, 'step-seconds': 0.3, 'hold-after-step': 3 });
+    const training = await waitForStep(world, runId, 3);
+    const first = training.attempts[0]?.nodes ?? [];
+
+    const warning = await world.backend.interrupt(runId, { node: lost, graceMs: 20_000 });
+    expect(warning.instanceId).toBe(first[lost]?.instanceId);
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    expect(record.attempts.map((a) => a.endReason)).toEqual(['SPOT_INTERRUPTED', 'SUCCEEDED']);
+    const second = record.attempts[1]?.nodes ?? [];
+    const kept = 1 - lost;
+    expect(second[kept]).toMatchObject({ instanceId: first[kept]?.instanceId, launchedForAttempt: 1 });
+    expect(second[lost]?.instanceId).not.toBe(first[lost]?.instanceId);
+    expect(second[lost]?.launchedForAttempt).toBe(2);
+    expect(record.attempts[0]?.nodes?.[lost]).toMatchObject({ warnedAt: expect.any(String), releasedAt: expect.any(String) });
+    // The loss goes on from the checkpoint: attempt 2 starts after step 3.
+    const trained = await steps(world, runId);
+    expect(trained.filter(([attempt]) => attempt === 2).map(([, step]) => step)).toEqual([4, 5, 6]);
+    // Rank 0's address is the rendezvous of each attempt; each attempt has its own port.
+    const log = await objectText(world, `runs/${runId}/logs/attempt-2-node-1.log`);
+    expect(log).toMatch(/node 1 of 2 \(master 127\.0\.0\.1:3\d{4}\) starting after step 3/);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
+  it("fails the run FAILED_USER with the failing node's traceback, and releases every node", async () => {
+    world = await startWorld();
+    const runId = await submitNodes(world, 2, { steps: 30, 'step-seconds': 0.3, 'fail-rank': 1 });
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('FAILED_USER');
+    expect(record.statusReason).toContain('node 1');
+    expect(record.statusReason).toContain('bad shard on rank 1');
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
+  it('a warning on both nodes at once: one checkpoint, both nodes replaced, one interruption counted', async () => {
+    world = await startWorld();
+    const runId = await submitNodes(world, 2, { steps: 5, 'step-seconds': 0.3, 'hold-after-step': 2 });
+    const training = await waitForStep(world, runId, 2);
+    const first = training.attempts[0]?.nodes ?? [];
+
+    await Promise.all([world.backend.interrupt(runId, { node: 0, graceMs: 20_000 }), world.backend.interrupt(runId, { node: 1, graceMs: 20_000 })]);
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    const second = record.attempts[1]?.nodes ?? [];
+    expect(second.map((n) => n.launchedForAttempt)).toEqual([2, 2]);
+    expect(second.map((n) => n.instanceId)).not.toContain(first[0]?.instanceId);
+    expect(second.map((n) => n.instanceId)).not.toContain(first[1]?.instanceId);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
+  it('a cancel stops every node and releases them all', async () => {
+    world = await startWorld();
+    const runId = await submitNodes(world, 2, { steps: 8, 'step-seconds': 0.3, 'hold-after-step': 2 });
+    await waitForStep(world, runId, 2);
+
+    await world.backend.cancel(runId);
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('CANCELLED');
+    expect(record.attempts[0]?.nodes?.every((n) => n.releasedAt !== undefined)).toBe(true);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+});
