@@ -1,12 +1,13 @@
 /**
- * Compute on AWS: one EC2 instance per attempt, driven through SSM Run Command.
+ * Compute on AWS: one EC2 instance per attempt (N for a multi-node run), driven through SSM Run
+ * Command.
  *
  * Every AWS call here is safe to repeat: RunInstances carries a deterministic client token and
- * a launch first adopts an instance already tagged for the same attempt, so a Lambda retried by
- * the state machine never leaves a second instance behind.
+ * a launch first adopts what is already tagged for the same attempt, so a Lambda retried by the
+ * state machine never leaves a second instance (or a second fleet) behind.
  */
-import { createHash } from 'node:crypto';
 import {
+  CreateTagsCommand,
   DescribeInstancesCommand,
   DescribeSubnetsCommand,
   RunInstancesCommand,
@@ -15,9 +16,6 @@ import {
   type EC2Client,
   type Filter,
   type Instance,
-  type RunInstancesCommandInput,
-  type Tag,
-  _InstanceType,
 } from '@aws-sdk/client-ec2';
 import {
   DescribeInstanceInformationCommand,
@@ -30,6 +28,7 @@ import {
   AwsCallFailedError,
   CapacityUnavailableError,
   ConflictError,
+  InstanceLostError,
   InstanceNotReadyError,
   PrecheckFailedError,
   RunInvalidError,
@@ -40,6 +39,7 @@ import type {
   Compute,
   InstanceLifecycleState,
   InstanceReadiness,
+  LaunchNodesRequest,
   LaunchRequest,
   LaunchedInstance,
   TaggedInstance,
@@ -47,21 +47,26 @@ import type {
 import { STACK_TAG } from '../ports/stack-tag';
 import { awsErrorCode, translateAwsError, withThrottleRetry, type ThrottleRetryOptions } from './aws-errors';
 import { DEFAULT_DLAMI_PARAMETER, amiRootDeviceName, resolveAmiFromParameter } from './dlami';
+import {
+  ATTEMPT_TAG,
+  CAPACITY_CODES,
+  HELPER_TAG,
+  RANK_TAG,
+  RUN_TAG,
+  checkTagKeys,
+  knownInstanceTypes,
+  runInstancesInput,
+  taggedRank,
+  tagValue,
+  type Placement,
+} from './ec2-launch';
+import { clientToken } from './ec2-launch';
 
-export const RUN_TAG = 'runctl:run';
-export const ATTEMPT_TAG = 'runctl:attempt';
-
-/** Refusals that mean "not this type here, now": the walk moves on to the next try. */
-const CAPACITY_CODES = new Set([
-  'InsufficientInstanceCapacity',
-  'MaxSpotInstanceCountExceeded',
-  'SpotMaxPriceTooLow',
-  'Unsupported',
-  'InstanceLimitExceeded',
-  'VcpuLimitExceeded',
-]);
+export { ATTEMPT_TAG, RANK_TAG, RUN_TAG, clientToken, launchTags } from './ec2-launch';
 
 const LIVE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
+/** States of an instance a retried launch may take as its own: anything else is on its way out. */
+const ADOPTABLE_STATES = ['pending', 'running'];
 const InstanceState = z.enum(['pending', 'running', 'shutting-down', 'terminated', 'stopping', 'stopped']);
 const CommandStatus = z.enum(['Pending', 'InProgress', 'Delayed', 'Success', 'Cancelled', 'TimedOut', 'Failed', 'Cancelling']);
 const FINISHED = new Set(['Success', 'Cancelled', 'TimedOut', 'Failed']);
@@ -70,8 +75,11 @@ const FINISHED = new Set(['Success', 'Cancelled', 'TimedOut', 'Failed']);
 const MAX_COMMENT = 100;
 const MIN_TIMEOUT_SECONDS = 30;
 const MAX_TIMEOUT_SECONDS = 2_592_000;
-/** EC2 accepts client tokens of at most 64 ASCII characters. */
-const MAX_CLIENT_TOKEN = 64;
+/**
+ * EC2 is eventually consistent: an instance RunInstances just returned may be unknown to the next
+ * call for a moment (InvalidInstanceID.NotFound). Tagging a new fleet's ranks tries this often.
+ */
+const NEW_INSTANCE_TRIES = 5;
 
 export interface Ec2ComputeOptions {
   ec2: EC2Client;
@@ -89,19 +97,23 @@ export interface Ec2ComputeOptions {
   throttleRetry?: ThrottleRetryOptions;
 }
 
-interface Placement {
-  subnetId: string;
-  availabilityZone?: string;
+/** A try that launched, and what the walk met before it. */
+interface LaunchedTry {
+  instanceType: string;
+  placement: Placement;
+  spot: boolean;
+  misses: CapacityMiss[];
+  token: string;
 }
 
-/**
- * Client token of the `index`-th try of an attempt. EC2 binds a token to the parameters of its
- * first call, so each (type, subnet, market) try needs its own; deriving it from the position in
- * a deterministic walk lets a retried Lambda replay exactly the same tokens.
- */
-export function clientToken(runId: string, attempt: number, index: number): string {
-  const token = index === 0 ? `${runId}-${attempt}` : `${runId}-${attempt}-${index}`;
-  return token.length <= MAX_CLIENT_TOKEN ? token : createHash('sha256').update(token).digest('hex');
+/** How one launch walks: instances per try, token scope, and what a retried call adopts. */
+interface Walk<T> {
+  count: number;
+  scope?: string;
+  /** What an earlier call of this launch left alive (checked first, and on IdempotentParameterMismatch). */
+  adopt: () => Promise<T | undefined>;
+  /** The result of the try that launched `count` instances. */
+  accept: (instances: Instance[], t: LaunchedTry) => Promise<T>;
 }
 
 export class Ec2Compute implements Compute {
@@ -120,31 +132,72 @@ export class Ec2Compute implements Compute {
   }
 
   async launch(request: LaunchRequest): Promise<LaunchedInstance> {
+    const { rank } = request;
+    return this.walk(request, {
+      count: 1,
+      scope: rank === undefined ? undefined : `r${rank}`,
+      adopt: () => this.findAttemptInstance(request.runId, request.attempt, rank),
+      accept: async ([instance], t) => this.launched(instance ?? {}, { ...t, rank }),
+    });
+  }
+
+  /**
+   * Every try asks for the whole fleet in one RunInstances (MinCount = MaxCount = count): EC2
+   * launches all of them or none, so a capacity refusal leaves nothing to release and the walk
+   * moves on. Ranks follow the launch index and are tagged (`runctl:rank`) one CreateTags per
+   * node: a call applies the same tags to every resource it names, and each rank is a value of
+   * its own.
+   *
+   * A retried call adopts the attempt's fleet when all `count` nodes are alive. When fewer are,
+   * it replays the walk: EC2 answers a replayed client token with the reservation it launched
+   * (whatever EC2's eventual consistency hid from the lookup shows up there). If that
+   * reservation has lost a node, the survivors are terminated and Instance.Lost is thrown: the
+   * attempt's tokens are spent (a replay returns the dead node again), so only a new attempt,
+   * with new tokens, can launch the fleet whole.
+   */
+  async launchNodes(request: LaunchNodesRequest): Promise<LaunchedInstance[]> {
+    const { count } = request;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RunInvalidError(`A fleet of ${count} nodes cannot be launched`, [{ path: 'nodes', message: 'must be a whole number of at least 1' }]);
+    }
+    return this.walk(request, {
+      count,
+      scope: `n${count}`,
+      adopt: () => this.findAttemptFleet(request.runId, request.attempt, count),
+      accept: (instances, t) => this.acceptFleet(request, instances, t),
+    });
+  }
+
+  /** The walk of every launch: markets × types × subnets, a deterministic client token per try. */
+  private async walk<T>(request: LaunchRequest | LaunchNodesRequest, walk: Walk<T>): Promise<T> {
     checkTagKeys(request.tags);
     const instanceTypes = knownInstanceTypes(request.instanceTypes);
-    const adopted = await this.findAttemptInstance(request.runId, request.attempt);
+    const adopted = await walk.adopt();
     if (adopted !== undefined) return adopted;
 
     const imageId = request.ami ?? (await this.call(() => resolveAmiFromParameter(this.ssm, this.amiParameter()), 'GetParameter'));
     const rootDevice = await this.call(() => amiRootDeviceName(this.ec2, imageId), 'DescribeImages');
     const placements = await this.placements(request);
     const markets = request.spot ? (request.onDemandFallback ? [true, false] : [true]) : [false];
+    const defaults = {
+      stack: this.options.stack,
+      instanceProfile: this.options.defaultInstanceProfile,
+      securityGroupIds: this.options.securityGroupIds,
+    };
 
     const misses: CapacityMiss[] = [];
     let index = 0;
     for (const spot of markets) {
       for (const instanceType of instanceTypes) {
         for (const placement of placements) {
-          const token = clientToken(request.runId, request.attempt, index);
+          const token = clientToken(request.runId, request.attempt, index, walk.scope);
           index += 1;
-          const input = this.runInstancesInput(request, { imageId, rootDevice, instanceType, placement, spot, token });
+          const t = { imageId, rootDevice, instanceType, placement, spot, token, count: walk.count };
+          const input = runInstancesInput(request, t, defaults);
+          let instances: Instance[];
           try {
             const output = await withThrottleRetry(() => this.ec2.send(new RunInstancesCommand(input)), this.retry);
-            const instance = output.Instances?.[0];
-            if (instance?.InstanceId === undefined) {
-              throw new AwsCallFailedError(`RunInstances returned no instance for client token ${token}`);
-            }
-            return this.launched(instance, { instanceType, placement, spot, misses });
+            instances = output.Instances ?? [];
           } catch (error) {
             const code = awsErrorCode(error);
             if (code !== undefined && CAPACITY_CODES.has(code)) {
@@ -153,8 +206,8 @@ export class Ec2Compute implements Compute {
             }
             if (code === 'IdempotentParameterMismatch') {
               // An earlier call with this token launched with other parameters (the "latest" AMI
-              // moved, or the spec changed between retries): that instance, if alive, is ours.
-              const existing = await this.findAttemptInstance(request.runId, request.attempt);
+              // moved, or the spec changed between retries): what it launched, if alive, is ours.
+              const existing = await walk.adopt();
               if (existing !== undefined) return existing;
               throw new ConflictError(
                 `Client token ${token} was already used for a launch with other parameters, and no live ` +
@@ -164,14 +217,60 @@ export class Ec2Compute implements Compute {
             }
             throw translateAwsError(error, `RunInstances ${instanceType} in ${placement.subnetId}`);
           }
+          if (instances.length !== walk.count || instances.some((i) => i.InstanceId === undefined)) {
+            throw new AwsCallFailedError(
+              `RunInstances returned ${instances.length} instances for client token ${token}, not ${walk.count}`,
+            );
+          }
+          return walk.accept(instances, { instanceType, placement, spot, misses, token });
         }
       }
     }
     const tried = misses
       .map((m) => `${m.instanceType} ${m.spot ? 'spot' : 'on-demand'} in ${m.subnetId ?? 'any subnet'} (${m.code})`)
       .join(', ');
+    const what = walk.count === 1 ? '' : ` (${walk.count} nodes at once)`;
     throw new CapacityUnavailableError(
-      `No capacity for run ${request.runId} attempt ${request.attempt}; tried ${tried}`,
+      `No capacity for run ${request.runId} attempt ${request.attempt}${what}; tried ${tried}`,
+    );
+  }
+
+  /** A fleet RunInstances returned: whole and tagged with its ranks, or Instance.Lost (see launchNodes). */
+  private async acceptFleet(request: LaunchNodesRequest, instances: Instance[], t: LaunchedTry): Promise<LaunchedInstance[]> {
+    const byIndex = [...instances].sort((a, b) => (a.AmiLaunchIndex ?? 0) - (b.AmiLaunchIndex ?? 0));
+    const alive = byIndex.filter((i) => ADOPTABLE_STATES.includes(i.State?.Name ?? 'pending'));
+    if (alive.length < request.count) {
+      await Promise.all(alive.map((i) => this.terminate(i.InstanceId ?? '')));
+      const lost = byIndex.flatMap((i, rank) => (alive.includes(i) ? [] : [`rank ${rank} (${i.InstanceId ?? '?'}, ${i.State?.Name ?? '?'})`]));
+      throw new InstanceLostError(
+        `Run ${request.runId} attempt ${request.attempt} lost ${lost.join(', ')} before its launch (client token ` +
+          `${t.token}) returned; the ${alive.length} surviving nodes were terminated: the attempt's client tokens ` +
+          `would launch the lost node again, so a new attempt launches the fleet`,
+      );
+    }
+    const ranked = byIndex.map((instance, rank) => ({ instance, rank }));
+    await this.tagRanks(ranked.filter(({ instance, rank }) => taggedRank(instance) !== rank));
+    return ranked.map(({ instance, rank }) => this.launched(instance, { ...t, rank }));
+  }
+
+  /** One CreateTags per node (each rank is its own value), retried while EC2 does not know the new instance yet. */
+  private async tagRanks(nodes: { instance: Instance; rank: number }[]): Promise<void> {
+    await Promise.all(
+      nodes.map(async ({ instance, rank }) => {
+        const instanceId = instance.InstanceId ?? '';
+        const command = new CreateTagsCommand({ Resources: [instanceId], Tags: [{ Key: RANK_TAG, Value: String(rank) }] });
+        for (let tries = 1; ; tries += 1) {
+          try {
+            await withThrottleRetry(() => this.ec2.send(command), this.retry);
+            return;
+          } catch (error) {
+            if (awsErrorCode(error) !== 'InvalidInstanceID.NotFound' || tries >= NEW_INSTANCE_TRIES) {
+              throw translateAwsError(error, `CreateTags ${RANK_TAG}=${rank} on ${instanceId}`);
+            }
+            await (this.retry.sleep ?? sleep)(Math.min(this.retry.maxMs ?? 20_000, this.retry.baseMs * 2 ** (tries - 1)));
+          }
+        }
+      }),
     );
   }
 
@@ -286,6 +385,7 @@ export class Ec2Compute implements Compute {
           instanceType: instance.InstanceType ?? 'unknown',
           spot: instance.InstanceLifecycle === 'spot',
           helper: tagValue(instance.Tags, HELPER_TAG),
+          rank: taggedRank(instance),
         },
       ];
     });
@@ -302,16 +402,18 @@ export class Ec2Compute implements Compute {
     });
   }
 
-  /** The live instance a previous call launched for this attempt, if any. */
-  private async findAttemptInstance(runId: string, attempt: number): Promise<LaunchedInstance | undefined> {
+  /**
+   * The live instance a previous call launched for this attempt, if any. A node launched alone
+   * (`rank`) adopts only the instance of its rank: the other nodes of the run share its run and
+   * attempt tags.
+   */
+  private async findAttemptInstance(runId: string, attempt: number, rank?: number): Promise<LaunchedInstance | undefined> {
     const [instance] = await this.describeAll(
       [
-        { Name: `tag:${RUN_TAG}`, Values: [runId] },
-        { Name: `tag:${ATTEMPT_TAG}`, Values: [String(attempt)] },
-        this.stackFilter(),
-        { Name: 'instance-state-name', Values: ['pending', 'running'] },
+        ...this.attemptFilters(runId, attempt),
+        ...(rank === undefined ? [] : [{ Name: `tag:${RANK_TAG}`, Values: [String(rank)] }]),
       ],
-      `DescribeInstances for run ${runId} attempt ${attempt}`,
+      `DescribeInstances for run ${runId} attempt ${attempt}${rank === undefined ? '' : ` rank ${rank}`}`,
     );
     if (instance?.InstanceId === undefined) return undefined;
     return this.launched(instance, {
@@ -319,7 +421,41 @@ export class Ec2Compute implements Compute {
       placement: { subnetId: instance.SubnetId ?? '' },
       spot: instance.InstanceLifecycle === 'spot',
       misses: [],
+      rank,
     });
+  }
+
+  /**
+   * The attempt's fleet when a previous call launched it and all `count` nodes are alive, in rank
+   * order (the rank tag, or the launch index where a previous call did not get to tag it).
+   * Anything less is not adopted: see launchNodes.
+   */
+  private async findAttemptFleet(runId: string, attempt: number, count: number): Promise<LaunchedInstance[] | undefined> {
+    const found = await this.describeAll(this.attemptFilters(runId, attempt), `DescribeInstances for run ${runId} attempt ${attempt}`);
+    const ranked = found
+      .map((instance) => ({ instance, rank: taggedRank(instance) ?? instance.AmiLaunchIndex ?? -1 }))
+      .sort((a, b) => a.rank - b.rank);
+    if (ranked.length !== count || ranked.some(({ rank }, position) => rank !== position)) return undefined;
+    await this.tagRanks(ranked.filter(({ instance, rank }) => taggedRank(instance) !== rank));
+    return ranked.map(({ instance, rank }) =>
+      this.launched(instance, {
+        instanceType: instance.InstanceType ?? 'unknown',
+        placement: { subnetId: instance.SubnetId ?? '' },
+        spot: instance.InstanceLifecycle === 'spot',
+        misses: [],
+        rank,
+      }),
+    );
+  }
+
+  /** This stack's instances of the attempt that a retried launch may adopt. */
+  private attemptFilters(runId: string, attempt: number): Filter[] {
+    return [
+      { Name: `tag:${RUN_TAG}`, Values: [runId] },
+      { Name: `tag:${ATTEMPT_TAG}`, Values: [String(attempt)] },
+      this.stackFilter(),
+      { Name: 'instance-state-name', Values: ADOPTABLE_STATES },
+    ];
   }
 
   private stackFilter(): Filter {
@@ -345,8 +481,13 @@ export class Ec2Compute implements Compute {
    * Subnets to try, in order: the request's, else the configured defaults, else the default
    * VPC's default-for-az subnets sorted by AZ (a stable order keeps client tokens stable).
    */
-  private async placements(request: LaunchRequest): Promise<Placement[]> {
-    const wanted = request.subnets.length > 0 ? request.subnets : (this.options.defaultSubnets ?? []);
+  private async placements(request: LaunchRequest | LaunchNodesRequest): Promise<Placement[]> {
+    const wanted =
+      request.subnetId !== undefined
+        ? [request.subnetId]
+        : request.subnets.length > 0
+          ? request.subnets
+          : (this.options.defaultSubnets ?? []);
     const zone = request.availabilityZone;
     let placements: Placement[];
     if (wanted.length === 0) {
@@ -380,48 +521,9 @@ export class Ec2Compute implements Compute {
     return inZone;
   }
 
-  private runInstancesInput(
-    request: LaunchRequest,
-    t: { imageId: string; rootDevice: string; instanceType: _InstanceType; placement: Placement; spot: boolean; token: string },
-  ): RunInstancesCommandInput {
-    const tags = launchTags(request, this.options.stack);
-    const profile = request.instanceProfile ?? this.options.defaultInstanceProfile;
-    const groups = this.options.securityGroupIds ?? [];
-    return {
-      ClientToken: t.token,
-      ImageId: t.imageId,
-      InstanceType: t.instanceType,
-      MinCount: 1,
-      MaxCount: 1,
-      SubnetId: t.placement.subnetId,
-      SecurityGroupIds: groups.length > 0 ? groups : undefined,
-      IamInstanceProfile: profile === undefined ? undefined : { Name: profile },
-      InstanceMarketOptions: t.spot
-        ? {
-            MarketType: 'spot',
-            SpotOptions: {
-              SpotInstanceType: 'one-time',
-              InstanceInterruptionBehavior: 'terminate',
-              MaxPrice: request.maxSpotPriceUsd === undefined ? undefined : String(request.maxSpotPriceUsd),
-            },
-          }
-        : undefined,
-      MetadataOptions: { HttpTokens: 'required', HttpEndpoint: 'enabled', InstanceMetadataTags: 'enabled' },
-      // A shutdown from inside (the agent, a user's `poweroff`) must not leave a stopped instance billing its volume.
-      InstanceInitiatedShutdownBehavior: 'terminate',
-      BlockDeviceMappings: [
-        { DeviceName: t.rootDevice, Ebs: { VolumeSize: request.rootVolumeGiB, VolumeType: 'gp3', DeleteOnTermination: true } },
-      ],
-      TagSpecifications: [
-        { ResourceType: 'instance', Tags: tags },
-        { ResourceType: 'volume', Tags: tags },
-      ],
-    };
-  }
-
   private launched(
     instance: Instance,
-    t: { instanceType: string; placement: Placement; spot: boolean; misses: CapacityMiss[] },
+    t: { instanceType: string; placement: Placement; spot: boolean; misses: CapacityMiss[]; rank?: number },
   ): LaunchedInstance {
     const subnetId = instance.SubnetId ?? t.placement.subnetId;
     return {
@@ -432,6 +534,8 @@ export class Ec2Compute implements Compute {
       spot: t.spot,
       launchedAt: (instance.LaunchTime ?? this.now()).toISOString(),
       misses: [...t.misses],
+      privateIp: instance.PrivateIpAddress,
+      ...(t.rank === undefined ? {} : { rank: t.rank }),
     };
   }
 
@@ -458,53 +562,6 @@ function parseState(name: string): InstanceLifecycleState {
   return parsed.data;
 }
 
-const INSTANCE_TYPES: ReadonlySet<string> = new Set(Object.values(_InstanceType));
-
-function isInstanceType(value: string): value is _InstanceType {
-  return INSTANCE_TYPES.has(value);
-}
-
-/** The requested types, refused up front when one is unknown to EC2 (a typo would else read as "no capacity"). */
-function knownInstanceTypes(requested: readonly string[]): _InstanceType[] {
-  const unknown = requested.filter((type) => !isInstanceType(type));
-  if (unknown.length > 0 || requested.length === 0) {
-    throw new RunInvalidError(
-      requested.length === 0 ? 'No instance type was given' : `Unknown instance types: ${unknown.join(', ')}`,
-      unknown.map((type) => ({ path: 'instance.types', message: `${type} is not an EC2 instance type` })),
-    );
-  }
-  return requested.filter(isInstanceType);
-}
-
-/**
- * The tags of a launch, on the instance and its root volume alike. runctl's own come after the
- * user's, so a user tag can never pose as another run's (or another stack's) instance; the IAM
- * conditions on RunInstances require `runctl:run` and this stack's `runctl:stack`.
- */
-export function launchTags(request: Pick<LaunchRequest, 'runId' | 'attempt' | 'tags'>, stack: string): Tag[] {
-  return Object.entries({
-    Name: `runctl-${request.runId}-${request.attempt}`,
-    ...request.tags,
-    [RUN_TAG]: request.runId,
-    [ATTEMPT_TAG]: String(request.attempt),
-    [STACK_TAG]: stack,
-  }).map(([Key, Value]) => ({ Key, Value }));
-}
-
-/** Tag of prewarm and image-build helper instances (see shared/usecases/volume-helper.ts). */
-const HELPER_TAG = 'runctl:helper';
-
-function tagValue(tags: Tag[] | undefined, key: string): string | undefined {
-  return tags?.find((tag) => tag.Key === key)?.Value;
-}
-
-/** With instance metadata tags enabled, EC2 refuses tag keys containing '/' or made of dots only. */
-function checkTagKeys(tags: Readonly<Record<string, string>>): void {
-  const bad = Object.keys(tags).filter((key) => key.includes('/') || /^\.+$/.test(key));
-  if (bad.length > 0) {
-    throw new RunInvalidError(
-      `Tag keys ${bad.join(', ')} cannot be used: instance tags are exposed in instance metadata, which forbids '/' and '.'/'..'`,
-      bad.map((key) => ({ path: `tags.${key}`, message: "must not contain '/' or be made of dots only" })),
-    );
-  }
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

@@ -51,6 +51,7 @@ describe('evaluate-sweeps', () => {
   const commands: string[] = [];
   const compute: Compute = {
     launch: async () => { throw new Error('not used'); },
+    launchNodes: async () => { throw new Error('not used'); },
     readiness: async () => { throw new Error('not used'); },
     terminate: async () => undefined,
     sendCommand: async (instanceId) => {

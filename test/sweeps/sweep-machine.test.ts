@@ -189,6 +189,7 @@ describe('sweep state machine', () => {
     launched.length = 0;
     const noCompute: Compute = {
       launch: async () => { throw new Error('not used'); },
+      launchNodes: async () => { throw new Error('not used'); },
       readiness: async () => { throw new Error('not used'); },
       terminate: async () => undefined,
       sendCommand: async () => { throw new Error('not used'); },
