@@ -3,13 +3,14 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
-import { CapacityUnavailableError, InstanceNotReadyError, NotFoundError, PrecheckFailedError, RunInvalidError } from '../shared/errors';
+import { CapacityUnavailableError, InstanceLostError, InstanceNotReadyError, NotFoundError, PrecheckFailedError, RunInvalidError } from '../shared/errors';
 import type {
   CapacityMiss,
   CommandResult,
   Compute,
   InstanceLifecycleState,
   InstanceReadiness,
+  LaunchNodesRequest,
   LaunchRequest,
   LaunchedInstance,
   TaggedInstance,
@@ -99,6 +100,8 @@ const InstanceRecordSchema = z.object({
   clientToken: z.string(),
   runId: z.string(),
   attempt: z.number().int(),
+  /** A node's rank in a multi-node run (tag `runctl:rank`); absent on single-node instances. */
+  rank: z.number().int().optional(),
   instanceType: z.string(),
   availabilityZone: z.string(),
   spot: z.boolean(),
@@ -157,17 +160,56 @@ export class LocalCompute implements Compute {
   }
 
   async launch(request: LaunchRequest): Promise<LaunchedInstance> {
+    const token = request.rank === undefined ? `${request.runId}-${request.attempt}` : `${request.runId}-${request.attempt}-r${request.rank}`;
+    const [record] = await this.launchRecords(request, token, 1, () => request.rank);
+    if (record === undefined) throw new NotFoundError(`The local launch of client token ${token} recorded no instance`);
+    return launchedOf(record);
+  }
+
+  /**
+   * `count` local instances of one (type, zone, market) try, all or none, as EC2 launches a fleet
+   * with MinCount = MaxCount: the capacity simulator answers once for the whole try. A repeated
+   * call returns the fleet of the first, in rank order; if a node of it is gone, the survivors are
+   * terminated and Instance.Lost is thrown, as Ec2Compute does (the attempt's token would
+   * replay the dead node).
+   */
+  async launchNodes(request: LaunchNodesRequest): Promise<LaunchedInstance[]> {
+    const { count } = request;
+    if (!Number.isInteger(count) || count < 1) {
+      throw new RunInvalidError(`A fleet of ${count} nodes cannot be launched`, [{ path: 'nodes', message: 'must be a whole number of at least 1' }]);
+    }
+    const token = `${request.runId}-${request.attempt}-n${count}`;
+    const records = await this.launchRecords(request, token, count, (index) => index);
+    const current = await Promise.all(records.map((r) => this.currentRecord(r.instanceId)));
+    const alive = current.filter((r): r is InstanceRecord => r !== undefined && (r.state === 'pending' || r.state === 'running'));
+    if (alive.length < count) {
+      await Promise.all(alive.map((r) => this.terminate(r.instanceId)));
+      const lost = records.filter((r) => !alive.some((a) => a.instanceId === r.instanceId)).map((r) => `rank ${r.rank ?? '?'} (${r.instanceId})`);
+      throw new InstanceLostError(
+        `Run ${request.runId} attempt ${request.attempt} lost ${lost.join(', ')} before its launch returned; the ` +
+          `${alive.length} surviving nodes were terminated, and a new attempt launches the fleet`,
+      );
+    }
+    return alive.map(launchedOf);
+  }
+
+  /** The instances of a client token: those of an earlier call, or `count` new ones (in rank order, `rankOf` their launch index). */
+  private async launchRecords(
+    request: LaunchRequest | LaunchNodesRequest,
+    clientToken: string,
+    count: number,
+    rankOf: (index: number) => number | undefined,
+  ): Promise<InstanceRecord[]> {
     if (request.instanceTypes.length === 0) {
       throw new RunInvalidError('No instance type was given', [{ path: 'instance.types', message: 'must not be empty' }]);
     }
     const zones = this.zonesFor(request.availabilityZone);
     const markets = request.spot ? (request.onDemandFallback ? [true, false] : [true]) : [false];
-    const clientToken = `${request.runId}-${request.attempt}`;
 
     const created = await this.updateRegistry((registry) => {
-      // EC2 answers a repeated client token with the instance of the first call, whatever its state.
-      const existing = registry.instances.find((i) => i.clientToken === clientToken);
-      if (existing !== undefined) return { record: existing, isNew: false };
+      // EC2 answers a repeated client token with the instances of the first call, whatever their state.
+      const existing = registry.instances.filter((i) => i.clientToken === clientToken);
+      if (existing.length > 0) return { records: existing.sort((a, b) => (a.rank ?? 0) - (b.rank ?? 0)), isNew: false };
 
       const misses: CapacityMiss[] = [];
       for (const spot of markets) {
@@ -180,58 +222,62 @@ export class LocalCompute implements Compute {
             }
             const now = this.now();
             const runningAt = now.getTime() + this.bootMs();
-            const record: InstanceRecord = {
-              instanceId: `i-local${randomBytes(4).toString('hex')}`,
-              clientToken,
-              runId: request.runId,
-              attempt: request.attempt,
-              instanceType,
-              availabilityZone: zone,
-              spot,
-              launchedAt: now.toISOString(),
-              runningAt: new Date(runningAt).toISOString(),
-              onlineAt: new Date(runningAt + this.latency.ssmOnlineMs).toISOString(),
-              state: 'pending',
-              tags: {
-                ...request.tags,
-                'runctl:run': request.runId,
-                'runctl:attempt': String(request.attempt),
-                [STACK_TAG]: this.stack(),
-              },
-              misses,
-            };
-            registry.instances.push(record);
-            return { record, isNew: true };
+            const records = Array.from({ length: count }, (_, index): InstanceRecord => {
+              const nodeRank = rankOf(index);
+              return {
+                instanceId: `i-local${randomBytes(4).toString('hex')}`,
+                clientToken,
+                runId: request.runId,
+                attempt: request.attempt,
+                ...(nodeRank === undefined ? {} : { rank: nodeRank }),
+                instanceType,
+                availabilityZone: zone,
+                spot,
+                launchedAt: now.toISOString(),
+                runningAt: new Date(runningAt).toISOString(),
+                onlineAt: new Date(runningAt + this.latency.ssmOnlineMs).toISOString(),
+                state: 'pending',
+                tags: {
+                  ...request.tags,
+                  'runctl:run': request.runId,
+                  'runctl:attempt': String(request.attempt),
+                  [STACK_TAG]: this.stack(),
+                  ...(nodeRank === undefined ? {} : { 'runctl:rank': String(nodeRank) }),
+                },
+                misses,
+              };
+            });
+            registry.instances.push(...records);
+            return { records, isNew: true };
           }
         }
       }
       const tried = misses.map((m) => `${m.instanceType} ${m.spot ? 'spot' : 'on-demand'} in ${zones.join('/')} (${m.code})`);
+      const what = count === 1 ? '' : ` (${count} nodes at once)`;
       throw new CapacityUnavailableError(
-        `No capacity for run ${request.runId} attempt ${request.attempt}; tried ${[...new Set(tried)].join(', ')}`,
+        `No capacity for run ${request.runId} attempt ${request.attempt}${what}; tried ${[...new Set(tried)].join(', ')}`,
       );
     });
 
-    const { record, isNew } = created;
+    const { records, isNew } = created;
     if (isNew) {
-      await mkdir(join(this.sandbox(record.instanceId), 'commands'), { recursive: true });
-      this.emit(record.instanceId, 'pending');
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        this.currentRecord(record.instanceId).catch((error: unknown) => {
-          console.error(`local compute: booting ${record.instanceId} failed`, error);
-        });
-      }, this.bootMs());
-      timer.unref();
-      this.timers.add(timer);
+      for (const record of records) await this.boot(record);
     }
-    return {
-      instanceId: record.instanceId,
-      instanceType: record.instanceType,
-      availabilityZone: record.availabilityZone,
-      spot: record.spot,
-      launchedAt: record.launchedAt,
-      misses: [...record.misses],
-    };
+    return records;
+  }
+
+  /** Makes a new instance's sandbox and schedules its move to running. */
+  private async boot(record: InstanceRecord): Promise<void> {
+    await mkdir(join(this.sandbox(record.instanceId), 'commands'), { recursive: true });
+    this.emit(record.instanceId, 'pending');
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      this.currentRecord(record.instanceId).catch((error: unknown) => {
+        console.error(`local compute: booting ${record.instanceId} failed`, error);
+      });
+    }, this.bootMs());
+    timer.unref();
+    this.timers.add(timer);
   }
 
   async readiness(instanceId: string): Promise<InstanceReadiness> {
@@ -342,6 +388,7 @@ export class LocalCompute implements Compute {
               launchedAt: record.launchedAt,
               instanceType: record.instanceType,
               spot: record.spot,
+              ...(record.rank === undefined ? {} : { rank: record.rank }),
             },
           ],
     );
@@ -541,6 +588,22 @@ export class LocalCompute implements Compute {
     this.registryLock = run.catch(() => undefined);
     return run;
   }
+}
+
+/** Every local instance is on loopback: its private address is 127.0.0.1. */
+const LOOPBACK = '127.0.0.1';
+
+function launchedOf(record: InstanceRecord): LaunchedInstance {
+  return {
+    instanceId: record.instanceId,
+    instanceType: record.instanceType,
+    availabilityZone: record.availabilityZone,
+    spot: record.spot,
+    launchedAt: record.launchedAt,
+    misses: [...record.misses],
+    privateIp: LOOPBACK,
+    ...(record.rank === undefined ? {} : { rank: record.rank }),
+  };
 }
 
 async function exists(path: string): Promise<boolean> {

@@ -48,6 +48,7 @@ import type { LocalApiDeps } from './http-api';
 import { VolumeNotCataloguedError } from '../shared/ports/volumes';
 import { LOCAL_INSTANCE_ROLE, LocalImds } from './imds';
 import { latencyModel, prefetchPollMs, readinessPollMs, type LatencyModel } from './latency';
+import { LocalNodeNetworks } from './networks';
 import { LocalExecutions, LocalInstanceTags, rememberingLaunches, TokenAliases } from './runtime-adapters';
 import { startStableEndpoints } from './runtime-endpoints';
 import { RESUME_ENTRY_STATES, resumeEntry } from './runtime-resume';
@@ -278,6 +279,8 @@ async function assemble(
     // The image catalog (EnsureImage, LaunchTraining) when images can be built here.
     ...(images === undefined ? {} : { catalog, loginRegistry: dockerProbe.available ? dockerProbe.docker.registry : undefined }),
     compute: stepCompute,
+    // Every local node is on loopback: no network to make for a multi-node run (local/networks.ts).
+    networks: new LocalNodeNetworks(),
     artifacts,
     clock: () => new Date(),
     config: {

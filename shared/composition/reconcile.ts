@@ -8,10 +8,12 @@ import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoRunStore, runsDocumentClient } from '../adapters/dynamo-run-store';
 import { DynamoScheduleStore } from '../adapters/dynamo-schedules';
 import { Ec2Compute } from '../adapters/ec2-compute';
+import { Ec2NodeNetworks } from '../adapters/ec2-node-networks';
 import { Ec2Pricing, Ec2StorageInventory } from '../adapters/ec2-pricing';
 import { EventBridgeScheduler } from '../adapters/eventbridge-schedules';
 import { SfnExecutions } from '../adapters/sfn-executions';
 import { optionalEnv, requireEnv } from '../config';
+import type { NodeNetworks } from '../ports/compute';
 import { STACK_ENV } from '../ports/stack-tag';
 import type { ReconcileDeps } from '../usecases/reconcile';
 import type { ScheduleApiDeps, StartScheduledRunDeps } from '../usecases/schedules';
@@ -34,8 +36,12 @@ export class RequestCounter {
   readonly options = { step: 'initialize', name: 'runctlRequestCounter' } as const;
 }
 
-/** Builds the reconciler's AWS dependencies from the environment. */
-export function buildReconcileDeps(env: NodeJS.ProcessEnv = process.env): ReconcileDeps {
+/**
+ * Builds the reconciler's AWS dependencies from the environment. `networks` lists and deletes
+ * the node networks of multi-node runs that ended (the reconciler's deps type takes it once the
+ * reconciler does; the role's permissions are in place).
+ */
+export function buildReconcileDeps(env: NodeJS.ProcessEnv = process.env): ReconcileDeps & { networks: NodeNetworks } {
   const counter = new RequestCounter();
   const dynamo = new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG);
   const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
@@ -50,6 +56,7 @@ export function buildReconcileDeps(env: NodeJS.ProcessEnv = process.env): Reconc
   return {
     store: new DynamoRunStore(runsDocumentClient(dynamo), requireEnv('RUNS_TABLE', env)),
     compute: new Ec2Compute({ ec2, ssm, stack }),
+    networks: new Ec2NodeNetworks({ ec2, stack }),
     executions: new SfnExecutions(sfn, requireEnv('TRAIN_RUN_STATE_MACHINE_ARN', env)),
     pricing: new Ec2Pricing(ec2, requireEnv('AWS_REGION', env)),
     storage: new Ec2StorageInventory(ec2, { stack }),

@@ -5,6 +5,7 @@ import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
 import { runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
+import { Ec2NodeNetworks } from '../adapters/ec2-node-networks';
 import { Ec2Volumes } from '../adapters/ec2-volumes';
 import { optionalEnv, requireEnv } from '../config';
 import { STACK_ENV } from '../ports/stack-tag';
@@ -31,6 +32,7 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
   const ec2 = new EC2Client(AWS_CLIENT_RETRY_CONFIG);
   const core = buildAwsRecordStepDeps(env, documents);
   const stack = requireEnv(STACK_ENV, env);
+  const subnets = list(optionalEnv('TRAINING_SUBNET_IDS', env) ?? optionalEnv('DEFAULT_SUBNETS', env));
   return {
     ...core,
     config: { ...core.config, controlEndpoint: requireEnv('AGENT_CONTROL_ENDPOINT', env) },
@@ -38,12 +40,14 @@ export function buildAwsStepDeps(env: NodeJS.ProcessEnv = process.env): StepDeps
       ec2,
       ssm: new SSMClient(AWS_CLIENT_RETRY_CONFIG),
       stack,
-      defaultSubnets: list(optionalEnv('TRAINING_SUBNET_IDS', env) ?? optionalEnv('DEFAULT_SUBNETS', env)),
+      defaultSubnets: subnets,
       defaultInstanceProfile: profileName(
         optionalEnv('TRAINING_INSTANCE_PROFILE_ARN', env) ?? optionalEnv('INSTANCE_PROFILE_NAME', env),
       ),
       securityGroupIds: securityGroup === undefined ? undefined : [securityGroup],
     }),
+    // A multi-node run's groups live in the VPC of the subnets its nodes launch in.
+    networks: new Ec2NodeNetworks({ ec2, stack, defaultSubnets: subnets }),
     catalog: new DynamoCatalog(documents, core.config.table),
     volumes: new Ec2Volumes({ ec2, stack }),
   };

@@ -1,9 +1,19 @@
-import { DescribeVolumesCommand, EC2Client } from '@aws-sdk/client-ec2';
+import {
+  CreatePlacementGroupCommand,
+  CreateSecurityGroupCommand,
+  DescribePlacementGroupsCommand,
+  DescribeSecurityGroupsCommand,
+  DescribeSubnetsCommand,
+  DescribeVolumesCommand,
+  EC2Client,
+} from '@aws-sdk/client-ec2';
 import { DynamoDBDocumentClient, GetCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { DynamoCatalog } from '../../shared/adapters/dynamo-catalog';
+import { Ec2NodeNetworks } from '../../shared/adapters/ec2-node-networks';
 import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
+import { buildReconcileDeps } from '../../shared/composition/reconcile';
 import { awsCatalogStepDeps, buildAwsRecordStepDeps } from '../../shared/composition/record-steps';
 import { awsStepDeps, buildAwsStepDeps } from '../../shared/composition/steps';
 import { parseRunSpec } from '../../shared/domain/run-spec';
@@ -112,6 +122,41 @@ describe('the AWS composition of the train-run steps', () => {
       expect(documents.commandCalls(GetCommand)[0]?.args[0].input.Key).toEqual({ pk: `IMAGE#${OWNER}`, sk: SHA });
     } finally {
       documents.restore();
+    }
+  });
+
+  it("makes a multi-node run's network in the VPC of the stack's training subnets, named and tagged with the stack", async () => {
+    const ec2 = mockClient(EC2Client);
+    try {
+      const self = { IpProtocol: 'tcp', FromPort: 0, ToPort: 65535, UserIdGroupPairs: [{ GroupId: 'sg-0run' }] };
+      ec2.on(DescribeSubnetsCommand).resolves({ Subnets: [{ SubnetId: 'subnet-0aaa1111', VpcId: 'vpc-0stack' }] });
+      ec2.on(CreateSecurityGroupCommand).resolves({ GroupId: 'sg-0run' });
+      ec2.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: 'sg-0run', IpPermissions: [self], IpPermissionsEgress: [self] }] });
+      ec2.on(CreatePlacementGroupCommand).resolves({});
+      const deps = buildAwsStepDeps(ENV);
+
+      expect(deps.networks).toBeInstanceOf(Ec2NodeNetworks);
+      await expect(deps.networks?.ensure('r-1', { subnets: [], instanceType: 'g5.12xlarge' })).resolves.toEqual({ securityGroupId: 'sg-0run', placementGroup: 'runctl-test-r-1' });
+      expect(ec2.commandCalls(DescribeSubnetsCommand)[0]?.args[0].input).toEqual({ SubnetIds: ['subnet-0aaa1111'] });
+      expect(ec2.commandCalls(CreateSecurityGroupCommand)[0]?.args[0].input).toMatchObject({ GroupName: 'runctl-test-r-1', VpcId: 'vpc-0stack' });
+    } finally {
+      ec2.restore();
+    }
+  });
+});
+
+describe('the AWS composition of the reconciler', () => {
+  it("lists this stack's run networks", async () => {
+    const ec2 = mockClient(EC2Client);
+    try {
+      ec2.on(DescribeSecurityGroupsCommand).resolves({ SecurityGroups: [{ GroupId: 'sg-1', Tags: [{ Key: 'runctl:run', Value: 'r-1' }] }] });
+      ec2.on(DescribePlacementGroupsCommand).resolves({ PlacementGroups: [] });
+      const deps = buildReconcileDeps({ ...ENV, TRAIN_RUN_STATE_MACHINE_ARN: 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run' });
+
+      await expect(deps.networks.listRunNetworks()).resolves.toEqual(['r-1']);
+      expect(ec2.commandCalls(DescribeSecurityGroupsCommand)[0]?.args[0].input.Filters).toContainEqual({ Name: 'tag:runctl:stack', Values: ['runctl-test'] });
+    } finally {
+      ec2.restore();
     }
   });
 });

@@ -5,8 +5,9 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { LATENCY_PROFILES, latencyModel } from '../../local/latency';
 import { INSTANCE_MARKER, LOCAL_STACK, LocalCompute, type LocalComputeOptions } from '../../local/compute';
 import { findProcessesByEnv, terminateMarked } from '../../local/process-tree';
-import { CapacityUnavailableError, InstanceNotReadyError } from '../../shared/errors';
-import type { CommandResult, InstanceLifecycleState, LaunchRequest } from '../../shared/ports/compute';
+import { CapacityUnavailableError, InstanceLostError, InstanceNotReadyError } from '../../shared/errors';
+import type { CommandResult, InstanceLifecycleState, LaunchNodesRequest, LaunchRequest } from '../../shared/ports/compute';
+import { LocalNodeNetworks } from '../../local/networks';
 
 let root: string;
 const computes: LocalCompute[] = [];
@@ -111,6 +112,95 @@ describe('LocalCompute.launch', () => {
     expect(error).toHaveProperty('name', 'Capacity.Unavailable');
     expect(String(error)).toContain('g6.xlarge spot');
     expect(await local.listTaggedInstances()).toEqual([]);
+  });
+});
+
+describe('LocalCompute.launchNodes', () => {
+  async function launchNodes(local: LocalCompute, overrides: Partial<LaunchNodesRequest> = {}) {
+    const { rank: _rank, ...base } = request();
+    const nodes = await local.launchNodes({ ...base, count: 3, ...overrides });
+    for (const node of nodes) launched.add(node.instanceId);
+    return nodes;
+  }
+
+  it('launches every node of the attempt at once, ranked, on loopback, tagged with the rank; a retry returns the same fleet', async () => {
+    const local = compute();
+
+    const nodes = await launchNodes(local);
+    const retried = await launchNodes(compute());
+
+    expect(nodes.map((n) => [n.rank, n.privateIp])).toEqual([
+      [0, '127.0.0.1'],
+      [1, '127.0.0.1'],
+      [2, '127.0.0.1'],
+    ]);
+    expect(new Set(nodes.map((n) => n.instanceId)).size).toBe(3);
+    expect(retried.map((n) => n.instanceId)).toEqual(nodes.map((n) => n.instanceId));
+    const listed = await local.listTaggedInstances();
+    expect(listed.map((i) => [i.instanceId, i.rank])).toEqual(nodes.map((n) => [n.instanceId, n.rank]));
+    const registry = JSON.parse(await readFile(join(root, 'instances', 'registry.json'), 'utf8'));
+    expect(registry.instances.map((i: { tags: Record<string, string> }) => i.tags['runctl:rank'])).toEqual(['0', '1', '2']);
+  });
+
+  it('asks the capacity simulator once per try for the whole fleet: all nodes in one zone, or none', async () => {
+    const asked: string[] = [];
+    const local = compute({
+      zones: ['local-1a', 'local-1b'],
+      capacity: (type, zone) => {
+        asked.push(`${type}/${zone}`);
+        return zone === 'local-1a' ? 'InsufficientInstanceCapacity' : 'ok';
+      },
+    });
+
+    const nodes = await launchNodes(local);
+
+    expect(asked).toEqual(['g5.xlarge/local-1a', 'g5.xlarge/local-1b']);
+    expect(nodes.map((n) => n.availabilityZone)).toEqual(['local-1b', 'local-1b', 'local-1b']);
+    expect(nodes[0]?.misses).toEqual([{ instanceType: 'g5.xlarge', spot: true, code: 'InsufficientInstanceCapacity' }]);
+  });
+
+  it('launches nothing when no try can hold the fleet', async () => {
+    const local = compute({ capacity: () => 'InsufficientInstanceCapacity' });
+    const error = await launchNodes(local).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(CapacityUnavailableError);
+    expect(String(error)).toContain('3 nodes at once');
+    expect(await local.listTaggedInstances()).toEqual([]);
+  });
+
+  it('on a retry after a node was lost, terminates the survivors and throws Instance.Lost', async () => {
+    const local = compute();
+    const nodes = await launchNodes(local);
+    await local.kill(nodes[1]?.instanceId ?? '');
+
+    const error = await launchNodes(local).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(InstanceLostError);
+    expect(String(error)).toContain(`rank 1 (${nodes[1]?.instanceId})`);
+    expect(await local.listTaggedInstances()).toEqual([]);
+  });
+
+  it('launches one rank alone with its own token: a retry adopts it, another rank or the fleet does not', async () => {
+    const local = compute();
+    const fleet = await launchNodes(local, { count: 2 });
+
+    const rank1 = await launch(local, { rank: 1 });
+    const again = await launch(local, { rank: 1 });
+    const single = await launch(local);
+
+    expect(rank1).toMatchObject({ rank: 1, privateIp: '127.0.0.1' });
+    expect(again.instanceId).toBe(rank1.instanceId);
+    expect(fleet.map((n) => n.instanceId)).not.toContain(rank1.instanceId);
+    expect(single.instanceId).not.toBe(rank1.instanceId);
+    expect(single.rank).toBeUndefined();
+  });
+});
+
+describe('LocalNodeNetworks', () => {
+  it('has nothing to create on loopback, nothing to release and nothing to list', async () => {
+    const networks = new LocalNodeNetworks();
+    await expect(networks.ensure('run-7f3a', { subnets: [], instanceType: 'g5.12xlarge' })).resolves.toEqual({});
+    await expect(networks.release('run-7f3a')).resolves.toBeUndefined();
+    await expect(networks.listRunNetworks()).resolves.toEqual([]);
   });
 });
 
