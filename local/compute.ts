@@ -302,6 +302,18 @@ export class LocalCompute implements Compute {
     return { instanceType: record.instanceType, availabilityZone: record.availabilityZone, state: record.state, spot: record.spot };
   }
 
+  /** Kept nodes now serve `attempt`: their record and `runctl:attempt` tag say so, as CreateTags does on EC2. */
+  async tagAttempt(instanceIds: readonly string[], attempt: number): Promise<void> {
+    const wanted = new Set(instanceIds);
+    await this.updateRegistry((registry) => {
+      for (const record of registry.instances) {
+        if (!wanted.has(record.instanceId)) continue;
+        record.attempt = attempt;
+        record.tags = { ...record.tags, 'runctl:attempt': String(attempt) };
+      }
+    });
+  }
+
   async terminate(instanceId: string): Promise<void> {
     await this.stop(instanceId, 'SIGTERM');
   }

@@ -274,6 +274,15 @@ export class Ec2Compute implements Compute {
     );
   }
 
+  /** One CreateTags for every kept node: `runctl:attempt` now names the attempt they serve. */
+  async tagAttempt(instanceIds: readonly string[], attempt: number): Promise<void> {
+    if (instanceIds.length === 0) return;
+    await this.call(
+      () => this.ec2.send(new CreateTagsCommand({ Resources: [...instanceIds], Tags: [{ Key: ATTEMPT_TAG, Value: String(attempt) }] })),
+      `CreateTags ${ATTEMPT_TAG}=${attempt} on ${instanceIds.join(', ')}`,
+    );
+  }
+
   async readiness(instanceId: string): Promise<InstanceReadiness> {
     const gone: InstanceReadiness = { state: 'gone', ready: false, agentOnline: false };
     let stateName: string | undefined;

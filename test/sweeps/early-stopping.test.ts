@@ -52,6 +52,7 @@ describe('evaluate-sweeps', () => {
   const compute: Compute = {
     launch: async () => { throw new Error('not used'); },
     launchNodes: async () => { throw new Error('not used'); },
+    tagAttempt: async () => { throw new Error('not used'); },
     readiness: async () => { throw new Error('not used'); },
     terminate: async () => undefined,
     sendCommand: async (instanceId) => {

@@ -190,6 +190,7 @@ describe('sweep state machine', () => {
     const noCompute: Compute = {
       launch: async () => { throw new Error('not used'); },
       launchNodes: async () => { throw new Error('not used'); },
+      tagAttempt: async () => { throw new Error('not used'); },
       readiness: async () => { throw new Error('not used'); },
       terminate: async () => undefined,
       sendCommand: async () => { throw new Error('not used'); },
