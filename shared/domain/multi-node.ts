@@ -44,24 +44,6 @@ export function nodeLimitOf(instanceType: string): { max: number; why?: string }
   return known === undefined ? { max: MAX_NODES } : known;
 }
 
-/**
- * Whether the state machines provision a run's N nodes. Until they do, a spec asking for more
- * than one node is refused where runs are submitted (the API, schedules, sweeps and console
- * starts: every parse with the stack's context), rather than trained on one instance without
- * saying so. The schema itself takes N nodes, for the agent side built ahead of provisioning.
- */
-export const MULTI_NODE_PROVISIONED = false;
-
-/** The refusal of a spec of more than one node while MULTI_NODE_PROVISIONED is false. */
-export function unprovisionedNodeIssues(spec: Pick<MultiNodeSpec, 'nodes'>): { path: string; message: string }[] {
-  const nodes = nodeCount(spec);
-  if (nodes <= 1 || MULTI_NODE_PROVISIONED) return [];
-  return [{
-    path: 'nodes',
-    message: `is ${nodes}, but this version of runctl provisions one instance per run: the agent and the spec are ready for several nodes, the state machines are not yet (docs/multi-node.md, "Status"); leave nodes out or set nodes: 1`,
-  }];
-}
-
 /** The parts of a run spec the multi-node checks read. */
 export interface MultiNodeSpec {
   nodes?: number;

@@ -4,7 +4,7 @@ import { ExperimentNameSchema } from './experiment';
 import { buildTrainingArgv, findArgConflicts, HyperparametersSchema } from './hyperparameters';
 import { argvEnvBytes, rawInputIssues, SPEC_LIMITS, specSizeIssue } from './spec-limits';
 import { hasNvidiaGpu } from './instance-gpus';
-import { DEFAULT_MASTER_PORT, MAX_NODES, MAX_NPROC_PER_NODE, multiNodeIssues, unprovisionedNodeIssues } from './multi-node';
+import { DEFAULT_MASTER_PORT, MAX_NODES, MAX_NPROC_PER_NODE, multiNodeIssues } from './multi-node';
 import { secretRefIssues, SecretRefSchema, type SecretsScope } from './secret-refs';
 
 /**
@@ -550,8 +550,7 @@ export function runsBucketIssues(spec: Pick<RunSpec, 'code' | 'data' | 'volume'>
 /**
  * Validates a run spec; throws RunInvalidError naming each bad field and what to fix. With a
  * context (the API, schedules and ValidateRun pass the stack's), it also refuses locations that
- * reach into other runs' files, secrets outside the owner's secrets path, and more than one node
- * while runs are provisioned on one instance (MULTI_NODE_PROVISIONED).
+ * reach into other runs' files and secrets outside the owner's secrets path.
  */
 export function parseRunSpec(input: unknown, context?: SpecContext): RunSpec {
   // reportInput lets a missing field read "is required"; the inputs never leave this function.
@@ -559,7 +558,7 @@ export function parseRunSpec(input: unknown, context?: SpecContext): RunSpec {
   if (result.success) {
     const located = context === undefined
       ? []
-      : [...unprovisionedNodeIssues(result.data), ...runsBucketIssues(result.data, context), ...secretRefIssues(result.data.secrets ?? {}, context.secrets)];
+      : [...runsBucketIssues(result.data, context), ...secretRefIssues(result.data.secrets ?? {}, context.secrets)];
     if (located.length === 0) return result.data;
     throw new RunInvalidError(`Invalid run spec: ${located.map((i) => `${i.path}: ${i.message}`).join('; ')}`, located);
   }

@@ -106,17 +106,10 @@ describe('multi-node spec fields', () => {
     expect(withInterpreter).toContainEqual({ path: 'code.interpreter', message: expect.stringContaining('torchrun runs the entrypoint with its own Python') });
   });
 
-  it('refuses more than one node where runs are submitted while the state machines provision one instance per run, saying so', () => {
+  it('accepts more than one node where runs are submitted (the API, schedules, sweeps, ValidateRun)', () => {
     const context = { runsBucket: 'runctl-runs' };
-    let issues: { path: string; message: string }[] = [];
-    try {
-      parseRunSpec({ ...minimal, nodes: 2 }, context);
-    } catch (error) {
-      if (error instanceof RunInvalidError) issues = [...error.issues];
-    }
-
-    expect(issues).toEqual([{ path: 'nodes', message: expect.stringContaining('provisions one instance per run') }]);
-    expect(issues[0]?.message).toContain('set nodes: 1');
-    expect(() => parseRunSpec({ ...minimal, nodes: 1, distributed: {} }, context)).not.toThrow();
+    expect(nodeCount(parseRunSpec({ ...minimal, nodes: 2 }, context))).toBe(2);
+    expect(() => parseRunSpec({ ...minimal, nodes: 4, distributed: {} }, context)).not.toThrow();
   });
+
 });

@@ -28,7 +28,7 @@ async function submitNodes(w: E2eWorld, nodes: number, hyperparameters: Record<s
       hyperparameters,
       nodes,
       instance: { types: ['c7i.large'], spot: true },
-      checkpoint: { intervalSeconds: 2, graceSeconds: 20 },
+      checkpoint: { intervalSeconds: 5, graceSeconds: 20 },
     },
   });
   return submitted.runId;
