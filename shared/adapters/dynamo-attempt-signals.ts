@@ -72,7 +72,7 @@ export class DynamoAttemptSignals implements AttemptSignals {
         ':gsi3pk': index.gsi3pk,
         ':owner': mark.owner,
         ':spotInterrupted': 'SPOT_INTERRUPTED',
-        ':reason': `Spot interruption warning (${mark.action}) for ${mark.instanceId} at ${mark.noticedAt}: checkpointing attempt ${mark.attempt}`,
+        ':reason': `Spot interruption warning (${mark.action}) for ${mark.warnedInstance ?? mark.instanceId} at ${mark.noticedAt}: checkpointing attempt ${mark.attempt}`,
       },
     });
     return marked || (await this.markedBy(what, mark, stamp));

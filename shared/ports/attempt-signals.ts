@@ -17,6 +17,8 @@ export interface SpotInterruptionMark extends AttemptRef {
   noticedAt: string;
   /** EC2's announced action: terminate, stop or hibernate. */
   action: string;
+  /** The instance warned, in words, when it is not the attempt's own (a node of a multi-node run). */
+  warnedInstance?: string;
 }
 
 export interface AttemptSignals {

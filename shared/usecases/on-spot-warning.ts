@@ -34,6 +34,7 @@ export async function onSpotWarning(event: SpotInterruptionWarning, deps: SpotWa
   const instanceId = event.detail['instance-id'];
   const run = await deps.instances.runOf(instanceId);
   if (run === undefined) return report(ignored(instanceId, 'the instance carries no run tag of this stack'));
+  if (run.nodes !== undefined) return report(await onNodeWarning(event, run, deps));
 
   let owner = run.owner;
   if (owner === undefined) {
@@ -51,15 +52,7 @@ export async function onSpotWarning(event: SpotInterruptionWarning, deps: SpotWa
     noticedAt: event.time,
     action: event.detail['instance-action'],
   });
-  if (!marked) {
-    // A second node of a multi-node run warned while the first one's checkpoint goes on: this
-    // node is replaced too, and its agent already has the stop signal.
-    if (run.nodes !== undefined && (await markWarnedNode(deps, run.runId, instanceId, event.time))) {
-      return report(ignored(instanceId, `another node's warning already asked every node of attempt ${run.attempt} to checkpoint; this node is replaced too`, run));
-    }
-    return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
-  }
-  if (run.nodes !== undefined) return report(await checkpointEveryNode(deps, run, instanceId, event.time));
+  if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
 
   let commandId: string | null = null;
   try {
@@ -96,39 +89,53 @@ function report(outcome: InstanceEventOutcome): InstanceEventOutcome {
 }
 
 /**
- * A warning for one node of a multi-node run (docs/multi-node.md, "Recovery"): every node saves
- * (rank 0 uploads the checkpoint, or every rank its part), and the warned node is marked so that
- * recovery replaces it alone. One more read than a single-node warning, and one command per node,
- * sent in parallel.
+ * A warning for one node of a multi-node run (docs/multi-node.md, "Recovery"): the run is marked
+ * CHECKPOINTING on its attempt (the write's conditions name rank 0's instance, the attempt's),
+ * every node is asked to save (rank 0 uploads the checkpoint, or every rank its part), and the
+ * warned node is marked so that recovery replaces it alone. One read more than a single-node
+ * warning (the nodes), and one command per node, sent in parallel. A second node warned while
+ * the first one's checkpoint goes on is marked too: its agent already has the stop signal.
  */
-async function checkpointEveryNode(deps: SpotWarningDeps, run: InstanceRun, instanceId: string, at: string): Promise<InstanceEventOutcome> {
+async function onNodeWarning(event: SpotInterruptionWarning, run: InstanceRun, deps: SpotWarningDeps): Promise<InstanceEventOutcome> {
+  const instanceId = event.detail['instance-id'];
   const record = await deps.store.get(run.runId);
+  const stale = staleAttemptReason(record, run, instanceId);
   const attempt = record?.attempts.find((a) => a.attempt === run.attempt);
   const node = nodeOnInstance(attempt, instanceId);
-  const targets = attempt === undefined ? [instanceId] : attemptInstanceIds(attempt);
+  if (stale !== undefined || record === undefined || attempt?.instanceId === undefined || node === undefined) {
+    return ignored(instanceId, stale ?? 'not a node of the live attempt', run);
+  }
+  const marked = await deps.signals.markSpotInterrupted({
+    runId: run.runId,
+    attempt: run.attempt,
+    instanceId: attempt.instanceId,
+    owner: run.owner ?? record.owner,
+    noticedAt: event.time,
+    action: event.detail['instance-action'],
+    warnedInstance: `node ${node.rank} (${instanceId})`,
+  });
+  if (!marked) {
+    if (record.status === 'CHECKPOINTING' || (await deps.store.get(run.runId))?.status === 'CHECKPOINTING') {
+      if (node.warnedAt === undefined) await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: event.time });
+      return ignored(instanceId, `another node's warning already asked every node of attempt ${run.attempt} to checkpoint; node ${node.rank} is replaced too`, run);
+    }
+    return ignored(instanceId, await whyNotMarked(deps, run, attempt.instanceId), run);
+  }
+  await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: event.time });
+  const targets = attemptInstanceIds(attempt);
   const sends = await Promise.allSettled(
     targets.map((target) =>
       deps.compute.sendCommand(target, checkpointNowCommand(run.runId, run.attempt, 'spot-warning'), {
         timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-        comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption of ${instanceId}`,
+        comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption of node ${node.rank}`,
       }),
     ),
   );
-  if (node !== undefined) await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: at });
   sends.forEach((sent, i) => {
-    if (sent.status === 'rejected') logger.error('checkpoint command not delivered to a node', { instanceId: targets[i], ...run, error: sent.reason });
+    // As for one node: the warned agent's own metadata poll sees the notice; the others fail
+    // their collectives and report, and rank 0's report (or the loss of the instance) decides.
+    if (sent.status === 'rejected') logger.error('checkpoint command not delivered to a node', { instanceId: targets[i], ...run, error: String(sent.reason) });
   });
   const own = sends[targets.indexOf(instanceId)];
-  const commandId = own?.status === 'fulfilled' ? own.value : null;
-  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId };
-}
-
-/** Marks a node of the run's newest live attempt as warned; false when the instance is no such node. */
-async function markWarnedNode(deps: SpotWarningDeps, runId: string, instanceId: string, at: string): Promise<boolean> {
-  const record = await deps.store.get(runId);
-  const attempt = record?.attempts.at(-1);
-  const node = nodeOnInstance(attempt, instanceId);
-  if (record === undefined || attempt === undefined || node === undefined || attempt.endedAt !== undefined || record.status !== 'CHECKPOINTING') return false;
-  if (node.warnedAt === undefined) await deps.store.updateNode(runId, attempt.attempt, node.rank, { warnedAt: at });
-  return true;
+  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId: own?.status === 'fulfilled' ? own.value : null };
 }

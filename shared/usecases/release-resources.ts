@@ -49,7 +49,7 @@ export async function releaseResources(state: ExecutionState & { runId: string }
   // nodes (with their copied data) for the next attempt: only the lost ones go.
   const kept = state.recovery?.action === 'retry' ? healthyNodes(newest) : [];
   for (const node of kept) ids.delete(node.instanceId);
-  for (const instanceId of ids) await deps.compute.terminate(instanceId);
+  // Recorded before the terminations: their state-change events then find released nodes, not lost ones.
   const released = deps.clock().toISOString();
   for (const node of newest?.nodes ?? []) {
     if (newest === undefined || node.releasedAt !== undefined || kept.includes(node)) continue;
@@ -57,6 +57,7 @@ export async function releaseResources(state: ExecutionState & { runId: string }
       logger.warn('could not record a released node', { runId, rank: node.rank, error });
     });
   }
+  for (const instanceId of ids) await deps.compute.terminate(instanceId);
   // The run's network goes with its last nodes; still in use (instances shutting down): the reconciler deletes it later.
   if (record?.network !== undefined && kept.length === 0 && deps.networks !== undefined) {
     await deps.networks.release(runId).catch((error: unknown) => {
