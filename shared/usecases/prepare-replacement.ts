@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { prefetchCommand } from '../agent/commands';
+import { nodeCount } from '../domain/multi-node';
 import { countEndReasons, decideRecovery as decide } from '../domain/recovery';
 import type { Attempt, Replacement, RunRecord } from '../domain/run-record';
 import { isTerminal } from '../domain/run-status';
@@ -104,6 +105,8 @@ async function launch(
   const spec = record.spec;
   const wanted = event.trigger === REBALANCE ? spec.recovery.preProvisionOnRebalance : spec.recovery.provisionOnWarning;
   if (!wanted) return { stop: true, reason: `recovery.${event.trigger === REBALANCE ? 'preProvisionOnRebalance' : 'provisionOnWarning'} is off` };
+  // A multi-node run replaces its lost node after the checkpoint, beside the nodes it keeps (provision-nodes.ts).
+  if (nodeCount(spec) > 1) return { stop: true, reason: 'a multi-node run launches the lost node\'s replacement after the checkpoint, beside the nodes it keeps' };
   // A volume attaches to one instance at a time: such a run keeps the sequential path.
   if (spec.volume !== undefined) return { stop: true, reason: 'a run with a dataset volume attaches it after the old instance is released' };
   if (warned.instanceId !== event.instanceId) return { stop: true, reason: `attempt ${event.attempt} runs on ${warned.instanceId ?? 'no instance'}` };

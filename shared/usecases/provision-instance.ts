@@ -86,14 +86,14 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
   }
   const spec = record.spec;
   const usesVolume = spec.volume !== undefined;
-  const adopted = await adoptReplacement(event, record, deps);
-  if (adopted !== undefined) return adopted;
   const placement = event.placement ?? {
     instanceTypes: spec.instance.types,
     availabilityZones: spec.instance.availabilityZones,
     spot: spec.instance.spot,
   };
   if (nodeCount(spec) > 1) return provisionNodes(event, record, placement, launchRequestFor(record, attempt, placement), deps);
+  const adopted = await adoptReplacement(event, record, deps);
+  if (adopted !== undefined) return adopted;
   const pinnedAz = await volumeAz(record.owner, spec, placement.availabilityZones, event, deps);
   await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     statusReason:

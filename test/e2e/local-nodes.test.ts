@@ -77,9 +77,6 @@ describe('local backend: multi-node runs', () => {
     const warning = await world.backend.interrupt(runId, { node: lost, graceMs: 20_000 });
     expect(warning.instanceId).toBe(first[lost]?.instanceId);
     const record = await world.backend.waitForRun(runId);
-    console.log(JSON.stringify({ phases: record.phases, reason: record.statusReason, attempts: record.attempts }, null, 1));
-    console.log(await objectText(world, `runs/${runId}/logs/attempt-1.log`));
-    console.log(await objectText(world, `runs/${runId}/logs/attempt-1-node-1.log`));
 
     expect(record.status).toBe('SUCCEEDED');
     expect(record.interruptions).toBe(1);
