@@ -328,6 +328,12 @@ const VOLUME = `arn:aws:ec2:${region}:${account}:volume/vol-0cccccccccccccccc`;
 const SNAPSHOT = `arn:aws:ec2:${region}::snapshot/snap-0cccccccccccccccc`;
 const RUN_ID = 'r-0123456789abcdef';
 const TRAINING = { 'runctl:run': RUN_ID, 'runctl:attempt': '1' };
+/** A multi-node run's node security group and placement group (shared/adapters/ec2-node-networks.ts). */
+const SECURITY_GROUP = `arn:aws:ec2:${region}:${account}:security-group/sg-0dddddddddddddddd`;
+const PLACEMENT_GROUP = `arn:aws:ec2:${region}:${account}:placement-group/runctl-${FAKE.stage}-${RUN_ID}`;
+const RUN_NETWORK = { 'runctl:run': RUN_ID };
+/** The rank tag put on each node of a fleet after its launch (shared/adapters/ec2-compute.ts). */
+const RANK_TAG_REQUEST = { 'aws:TagKeys': ['runctl:rank'], 'aws:RequestTag/runctl:rank': '1' };
 
 interface TagScopedRequest {
   role: string;
@@ -336,7 +342,7 @@ interface TagScopedRequest {
   /** How the policy names the tags: the resource's (`aws:ResourceTag`, `ssm:resourceTag` for SSM) or the request's. */
   prefix: 'aws:ResourceTag' | 'ssm:resourceTag' | 'aws:RequestTag';
   tags: Record<string, string>;
-  context?: Record<string, string>;
+  context?: Record<string, string | string[]>;
 }
 
 /** The request with `stack` as its stack tag (null: none). */
@@ -368,6 +374,24 @@ const STACK_CHANGES: [string, TagScopedRequest][] = [
   ['ProvisionInstance launches an instance', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: INSTANCE, prefix: 'aws:RequestTag', tags: TRAINING }],
   ['ProvisionInstance launches its root volume', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: VOLUME, prefix: 'aws:RequestTag', tags: TRAINING }],
   ['ProvisionInstance tags an instance at launch', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreateTags', resource: INSTANCE, prefix: 'aws:RequestTag', tags: TRAINING, context: { 'ec2:CreateAction': 'RunInstances' } }],
+  ['ProvisionInstance tags a fleet node with its rank', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreateTags', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: TRAINING, context: RANK_TAG_REQUEST }],
+  ['ProvisionInstance terminates the survivors of a fleet that lost a node', { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:TerminateInstances', resource: INSTANCE, prefix: 'aws:ResourceTag', tags: TRAINING }],
+  ["ProvisionInstance launches into a run's placement group", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: PLACEMENT_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance launches with a run's node security group", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["prepare-replacement launches a node into its run's placement group", { role: 'PrepareReplacementIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: PLACEMENT_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["prepare-replacement launches a node with its run's node security group", { role: 'PrepareReplacementIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance creates a run's node security group", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreateSecurityGroup', resource: SECURITY_GROUP, prefix: 'aws:RequestTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance creates a run's placement group", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreatePlacementGroup', resource: PLACEMENT_GROUP, prefix: 'aws:RequestTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance tags a run's security group at creation", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreateTags', resource: SECURITY_GROUP, prefix: 'aws:RequestTag', tags: RUN_NETWORK, context: { 'ec2:CreateAction': 'CreateSecurityGroup' } }],
+  ["ProvisionInstance tags a run's placement group at creation", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:CreateTags', resource: PLACEMENT_GROUP, prefix: 'aws:RequestTag', tags: RUN_NETWORK, context: { 'ec2:CreateAction': 'CreatePlacementGroup' } }],
+  ["ProvisionInstance opens a run's group to its own nodes", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:AuthorizeSecurityGroupIngress', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance lets a run's nodes send to each other", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:AuthorizeSecurityGroupEgress', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance revokes the allow-all egress of a run's new group", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RevokeSecurityGroupEgress', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ProvisionInstance revokes a stray ingress rule of a run's group", { role: 'ProvisionInstanceIamRoleLambdaExecution', action: 'ec2:RevokeSecurityGroupIngress', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ReleaseResources deletes a run's node security group", { role: 'ReleaseResourcesIamRoleLambdaExecution', action: 'ec2:DeleteSecurityGroup', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["ReleaseResources deletes a run's placement group", { role: 'ReleaseResourcesIamRoleLambdaExecution', action: 'ec2:DeletePlacementGroup', resource: PLACEMENT_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["the reconciler deletes a run's node security group", { role: 'ReconcileIamRoleLambdaExecution', action: 'ec2:DeleteSecurityGroup', resource: SECURITY_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
+  ["the reconciler deletes a run's placement group", { role: 'ReconcileIamRoleLambdaExecution', action: 'ec2:DeletePlacementGroup', resource: PLACEMENT_GROUP, prefix: 'aws:ResourceTag', tags: RUN_NETWORK }],
   ['prepare-replacement launches a replacement', { role: 'PrepareReplacementIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: INSTANCE, prefix: 'aws:RequestTag', tags: TRAINING }],
   ['the helper function launches a builder', { role: 'HelperInstanceIamRoleLambdaExecution', action: 'ec2:RunInstances', resource: INSTANCE, prefix: 'aws:RequestTag', tags: { 'runctl:run': 'b-1', 'runctl:helper': 'build-image' } }],
   ['run-volume restores a dataset copy', { role: 'RunVolumeIamRoleLambdaExecution', action: 'ec2:CreateVolume', resource: VOLUME, prefix: 'aws:RequestTag', tags: { 'runctl:run': RUN_ID, 'runctl:volume': `run:${RUN_ID}` } }],
@@ -392,6 +416,47 @@ describe("stack-scoped tags: a stack's control plane changes only its own stack'
   it('lets no function tag an existing resource into its stack (tags are only given at creation)', async () => {
     const retag = { action: 'ec2:CreateTags', resource: INSTANCE, context: { 'aws:RequestTag/runctl:stack': STACK, 'aws:RequestTag/runctl:run': RUN_ID } };
     for (const r of roles.values()) expect(await decide(r, retag), r.logicalId).not.toBe('Allowed');
+  });
+});
+
+describe("a multi-node run's instances and network", () => {
+  const provision = () => role('ProvisionInstanceIamRoleLambdaExecution');
+  const ours = (tags: Record<string, string>) =>
+    Object.fromEntries(Object.entries({ ...tags, 'runctl:stack': STACK }).map(([key, value]) => [`aws:ResourceTag/${key}`, value]));
+
+  it("lets ProvisionInstance tag only the rank onto this stack's instances: not the stack or run tags, and not a request naming no keys", async () => {
+    const retag = (context: Record<string, string | string[]>) =>
+      decide(provision(), { action: 'ec2:CreateTags', resource: INSTANCE, context: { ...ours(TRAINING), ...context } });
+    expect(await retag(RANK_TAG_REQUEST)).toBe('Allowed');
+    expect(await retag({ 'aws:TagKeys': ['runctl:rank', 'runctl:stack'], 'aws:RequestTag/runctl:rank': '1', 'aws:RequestTag/runctl:stack': OTHER_STACK })).not.toBe('Allowed');
+    expect(await retag({ 'aws:TagKeys': ['runctl:run'], 'aws:RequestTag/runctl:run': 'r-someone-else' })).not.toBe('Allowed');
+    expect(await retag({})).not.toBe('Allowed');
+    // A volume is never retagged.
+    expect(await decide(provision(), { action: 'ec2:CreateTags', resource: VOLUME, context: { ...ours(TRAINING), ...RANK_TAG_REQUEST } })).not.toBe('Allowed');
+  });
+
+  it("lets ProvisionInstance create a run's security group in the training VPC", async () => {
+    expect(await decide(provision(), { action: 'ec2:CreateSecurityGroup', resource: `arn:aws:ec2:${region}:${account}:vpc/vpc-0123456789abcdef0` })).toBe('Allowed');
+  });
+
+  it("lets no role open, close or delete a group that is not a run's network, such as the stack's own training group", async () => {
+    const training = `arn:aws:ec2:${region}:${account}:security-group/sg-0123456789abcdef0`;
+    const stackTags = { 'aws:ResourceTag/app': 'runctl', 'aws:ResourceTag/aws:cloudformation:stack-name': STACK };
+    for (const r of roles.values()) {
+      for (const action of ['ec2:AuthorizeSecurityGroupIngress', 'ec2:AuthorizeSecurityGroupEgress', 'ec2:RevokeSecurityGroupEgress', 'ec2:DeleteSecurityGroup']) {
+        expect(await decide(r, { action, resource: training, context: stackTags }), `${r.logicalId}: ${action}`).not.toBe('Allowed');
+      }
+    }
+  });
+
+  it("lets only ProvisionInstance make a run's network, and only ReleaseResources and the reconciler delete one", async () => {
+    const make = { action: 'ec2:CreatePlacementGroup', resource: PLACEMENT_GROUP, context: { 'aws:RequestTag/runctl:run': RUN_ID, 'aws:RequestTag/runctl:stack': STACK } };
+    const remove = { action: 'ec2:DeletePlacementGroup', resource: PLACEMENT_GROUP, context: ours(RUN_NETWORK) };
+    const deleters = ['ReleaseResourcesIamRoleLambdaExecution', 'ReconcileIamRoleLambdaExecution'];
+    for (const r of roles.values()) {
+      expect(await decide(r, make), r.logicalId).toBe(r.logicalId === 'ProvisionInstanceIamRoleLambdaExecution' ? 'Allowed' : 'ImplicitlyDenied');
+      expect(await decide(r, remove), r.logicalId).toBe(deleters.includes(r.logicalId) ? 'Allowed' : 'ImplicitlyDenied');
+    }
   });
 });
 
