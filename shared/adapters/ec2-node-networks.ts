@@ -137,7 +137,8 @@ export class Ec2NodeNetworks implements NodeNetworks {
       () => this.ec2.send(new DescribePlacementGroupsCommand({ Filters: ours })),
       `DescribePlacementGroups of ${this.stack}`,
     );
-    const runIds = [...groups.map((g) => g.Tags), ...(placements.PlacementGroups ?? []).map((p) => p.Tags)].flatMap((tags) => {
+    const live = (placements.PlacementGroups ?? []).filter((p) => p.State !== 'deleting' && p.State !== 'deleted');
+    const runIds = [...groups.map((g) => g.Tags), ...live.map((p) => p.Tags)].flatMap((tags) => {
       const runId = tagValue(tags, RUN_TAG);
       return runId === undefined ? [] : [runId];
     });

@@ -246,7 +246,14 @@ describe('listRunNetworks', () => {
       .on(DescribeSecurityGroupsCommand)
       .resolvesOnce({ SecurityGroups: [group({ Tags: tagged('run-b') })], NextToken: 'page-2' })
       .resolvesOnce({ SecurityGroups: [group({ GroupId: 'sg-2', Tags: tagged('run-a') })] });
-    ec2Mock.on(DescribePlacementGroupsCommand).resolves({ PlacementGroups: [{ GroupName: 'x', Tags: tagged('run-a') }, { GroupName: 'y', Tags: tagged('run-c') }] });
+    ec2Mock.on(DescribePlacementGroupsCommand).resolves({
+      PlacementGroups: [
+        { GroupName: 'x', State: 'available', Tags: tagged('run-a') },
+        { GroupName: 'y', State: 'available', Tags: tagged('run-c') },
+        // Deleted moments ago: EC2 lists it for a while, but there is nothing left to release.
+        { GroupName: 'z', State: 'deleted', Tags: tagged('run-d') },
+      ],
+    });
 
     await expect(networks().listRunNetworks()).resolves.toEqual(['run-a', 'run-b', 'run-c']);
 
