@@ -54,7 +54,11 @@ export type CapacityAnswer =
   | 'VcpuLimitExceeded'
   | 'Unsupported';
 
-export type CapacitySimulator = (instanceType: string, availabilityZone: string, spot: boolean) => CapacityAnswer;
+/**
+ * `count`: the instances the try asks for at once (a multi-node fleet; 1 otherwise), so a
+ * simulator can have room for fewer nodes than a run needs, as a zone short of capacity has.
+ */
+export type CapacitySimulator = (instanceType: string, availabilityZone: string, spot: boolean, count: number) => CapacityAnswer;
 
 export type StateListener = (instanceId: string, state: InstanceLifecycleState) => void | Promise<void>;
 
@@ -215,7 +219,7 @@ export class LocalCompute implements Compute {
       for (const spot of markets) {
         for (const instanceType of request.instanceTypes) {
           for (const zone of zones) {
-            const answer = this.options.capacity?.(instanceType, zone, spot) ?? 'ok';
+            const answer = this.options.capacity?.(instanceType, zone, spot, count) ?? 'ok';
             if (answer !== 'ok') {
               misses.push({ instanceType, spot, code: answer });
               continue;

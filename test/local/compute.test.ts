@@ -159,6 +159,14 @@ describe('LocalCompute.launchNodes', () => {
     expect(nodes[0]?.misses).toEqual([{ instanceType: 'g5.xlarge', spot: true, code: 'InsufficientInstanceCapacity' }]);
   });
 
+  it('tells the capacity simulator how many nodes a try asks for: room for N−1 launches no fleet of N', async () => {
+    const local = compute({ capacity: (_type, _zone, _spot, count) => (count <= 2 ? 'ok' : 'InsufficientInstanceCapacity') });
+
+    await expect(launchNodes(local, { count: 3 })).rejects.toBeInstanceOf(CapacityUnavailableError);
+    expect(await local.listTaggedInstances()).toEqual([]);
+    await expect(launchNodes(local, { count: 2 })).resolves.toHaveLength(2);
+  });
+
   it('launches nothing when no try can hold the fleet', async () => {
     const local = compute({ capacity: () => 'InsufficientInstanceCapacity' });
     const error = await launchNodes(local).catch((e: unknown) => e);
