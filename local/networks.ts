@@ -5,9 +5,8 @@ import type { NodeNetworks, RunNetwork } from '../shared/ports/compute';
  * on this machine's loopback, where every port is reachable from every other process and there
  * is no rack to be close in, so a run needs neither a security group nor a placement group.
  * What separates two runs here is a rendezvous port of each run's own (docs/multi-node.md).
- * So `ensure` returns an empty network (Ec2Compute's launches read it as "the stack's groups
- * only, no placement group", LocalCompute ignores it), and there is never anything to release
- * or for the reconciler to find.
+ * So `ensure` returns an empty network (no placement group, no node group; LocalCompute has no
+ * use for either), and there is never anything to release or for the reconciler to find.
  */
 export class LocalNodeNetworks implements NodeNetworks {
   async ensure(_runId: string, _at: { subnets: readonly string[]; instanceType: string }): Promise<RunNetwork> {
