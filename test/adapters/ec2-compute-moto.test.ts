@@ -112,6 +112,19 @@ describe('Ec2Compute on moto_server', () => {
     await compute.terminate(ours.instanceId);
   });
 
+  it('re-tags kept nodes with the attempt they now serve: the listing and the event handlers read the new attempt', async () => {
+    const req = request();
+    const [first, second] = await compute.launchNodes({ ...req, count: 2 });
+    if (first === undefined || second === undefined) throw new Error('expected two nodes');
+
+    await compute.tagAttempt([first.instanceId, second.instanceId], 3);
+    await compute.tagAttempt([], 4);
+
+    const listed = (await compute.listTaggedInstances()).filter((i) => i.runId === req.runId);
+    expect(listed.map((i) => [i.rank, i.attempt]).sort()).toEqual([[0, 3], [1, 3]]);
+    expect((await describe1(first.instanceId))?.Tags).toEqual(expect.arrayContaining([{ Key: 'runctl:attempt', Value: '3' }]));
+  });
+
   it('launches in the pinned AZ', async () => {
     const launched = await compute.launch(request({ availabilityZone: 'us-east-1c' }));
     expect(launched.availabilityZone).toBe('us-east-1c');

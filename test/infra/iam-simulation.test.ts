@@ -424,10 +424,12 @@ describe("a multi-node run's instances and network", () => {
   const ours = (tags: Record<string, string>) =>
     Object.fromEntries(Object.entries({ ...tags, 'runctl:stack': STACK }).map(([key, value]) => [`aws:ResourceTag/${key}`, value]));
 
-  it("lets ProvisionInstance tag only the rank onto this stack's instances: not the stack or run tags, and not a request naming no keys", async () => {
+  it("lets ProvisionInstance tag only the rank and attempt onto this stack's instances: not the stack or run tags, and not a request naming no keys", async () => {
     const retag = (context: Record<string, string | string[]>) =>
       decide(provision(), { action: 'ec2:CreateTags', resource: INSTANCE, context: { ...ours(TRAINING), ...context } });
     expect(await retag(RANK_TAG_REQUEST)).toBe('Allowed');
+    // A node kept across a recovery is re-tagged with the attempt it now serves.
+    expect(await retag({ 'aws:TagKeys': ['runctl:attempt'], 'aws:RequestTag/runctl:attempt': '2' })).toBe('Allowed');
     expect(await retag({ 'aws:TagKeys': ['runctl:rank', 'runctl:stack'], 'aws:RequestTag/runctl:rank': '1', 'aws:RequestTag/runctl:stack': OTHER_STACK })).not.toBe('Allowed');
     expect(await retag({ 'aws:TagKeys': ['runctl:run'], 'aws:RequestTag/runctl:run': 'r-someone-else' })).not.toBe('Allowed');
     expect(await retag({})).not.toBe('Allowed');

@@ -142,6 +142,15 @@ describe('LocalCompute.launchNodes', () => {
     expect(registry.instances.map((i: { tags: Record<string, string> }) => i.tags['runctl:rank'])).toEqual(['0', '1', '2']);
   });
 
+  it('re-tags kept nodes with the attempt they now serve, and a restarted control plane reads it back', async () => {
+    const local = compute();
+    const nodes = await launchNodes(local);
+    await local.tagAttempt([nodes[0]?.instanceId ?? '', nodes[2]?.instanceId ?? ''], 2);
+
+    const listed = await compute().listTaggedInstances();
+    expect(listed.map((i) => [i.rank, i.attempt])).toEqual([[0, 2], [1, 1], [2, 2]]);
+  });
+
   it('asks the capacity simulator once per try for the whole fleet: all nodes in one zone, or none', async () => {
     const asked: string[] = [];
     const local = compute({
