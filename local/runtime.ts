@@ -39,7 +39,7 @@ import { DynamoCatalog } from '../shared/adapters/dynamo-catalog';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
 import { submitRun } from '../shared/usecases/submit-run';
 import { loadAsl, localLambdaArn, type AslDefinition } from './asl';
-import { LocalCompute } from './compute';
+import { LocalCompute, type CapacitySimulator } from './compute';
 import { probeLocalDocker, START_DOCKER_HINT, type DockerProbe, type LocalDocker } from './docker-env';
 import { LocalEcr } from './ecr';
 import { LocalImageBuilds } from './image-builds';
@@ -85,6 +85,8 @@ export interface LocalBackendOptions {
   bootMs?: number;
   /** Launch, SSM and S3 timings of local instances (default: the `instant` profile; see local/latency.ts). */
   latency?: LatencyModel;
+  /** Simulated EC2 capacity per try (default: always room). */
+  capacity?: CapacitySimulator;
   /** How often the early-stopping rule of running sweeps is applied (default 2 s; AWS: every minute). */
   sweepEvaluationMs?: number;
   /** Resume the runs found live in the store (default true). */
@@ -233,6 +235,7 @@ async function assemble(
     root,
     bootMs: options.bootMs,
     latency: options.latency,
+    capacity: options.capacity,
     endpoints: { s3: endpoints.urls.s3, dynamodb: endpoints.urls.dynamodb, ssm: endpoints.urls.secrets, secretsManager: endpoints.urls.secrets },
     credentials: services.credentials,
     region: services.region,

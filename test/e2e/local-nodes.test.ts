@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { uploadBundle } from '../../examples/bundle';
+import { latencyModel } from '../../local/latency';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { metricsOf, objectText, processesOf, runKeys, startWorld, waitFor, type E2eWorld } from './support';
 
@@ -19,10 +20,11 @@ afterEach(async () => {
   world = undefined;
 });
 
-async function submitNodes(w: E2eWorld, nodes: number, hyperparameters: Record<string, number>): Promise<string> {
+async function submitNodes(w: E2eWorld, nodes: number, hyperparameters: Record<string, number>, extra: Record<string, unknown> = {}): Promise<string> {
   const bundle = await uploadBundle(w.backend.s3, w.backend.services.bucket, FIXTURE);
   const submitted = await w.backend.submit({
     spec: {
+      ...extra,
       name: 'nodes-fixture',
       code: { bundle, command: ['python3', 'train.py'] },
       hyperparameters,
@@ -135,6 +137,50 @@ describe('local backend: multi-node runs', () => {
 
     expect(record.status).toBe('CANCELLED');
     expect(record.attempts[0]?.nodes?.every((n) => n.releasedAt !== undefined)).toBe(true);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
+  it('with room for one node less than the fleet: holds none while it waits, says so, and trains once the room is there', async () => {
+    let room = 1;
+    world = await startWorld({ capacity: (_type, _zone, _spot, count) => (count <= room ? 'ok' : 'InsufficientInstanceCapacity') });
+    const runId = await submitNodes(world, 2, { steps: 2, 'step-seconds': 0.2 });
+
+    const waiting = await waitFor('the run waiting for capacity', async () => {
+      const record = await world?.backend.store.get(runId);
+      return record?.status === 'WAITING_FOR_CAPACITY' ? record : undefined;
+    });
+    expect(waiting.statusReason).toMatch(/^Holding 0 of 2 nodes: .*InsufficientInstanceCapacity/);
+    // All or none: no node of the run is held while it waits.
+    expect((await world.backend.compute.listTaggedInstances()).filter((i) => i.runId === runId)).toEqual([]);
+
+    room = 2;
+    const record = await world.backend.waitForRun(runId);
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.attempts[0]?.nodes).toHaveLength(2);
+  }, 300_000);
+
+  it('a node lost while the data is copied: that node alone is replaced, and only it copies the data again', async () => {
+    // 20 kB/s per instance: the example's dataset takes seconds to copy.
+    world = await startWorld({ latency: latencyModel('instant', { s3DownloadBytesPerSecond: 20_000 }) });
+    const runId = await submitNodes(world, 2, { steps: 2, 'step-seconds': 0.2 }, { data: [{ source: world.example.dataset, target: '/data' }] });
+    const copying = await waitFor('node 1 copying the data', async () => {
+      const record = await world?.backend.store.get(runId);
+      const node = record?.attempts[0]?.nodes?.[1];
+      return record?.status === 'PREFETCHING' && node?.copyCommandId !== undefined && node.dataReadyAt === undefined ? node : undefined;
+    });
+
+    await world.backend.compute.kill(copying.instanceId);
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    const [first, second] = record.attempts;
+    expect(first?.nodes?.[1]).toMatchObject({ instanceId: copying.instanceId, lostAt: expect.any(String), releasedAt: expect.any(String) });
+    expect(second?.nodes?.[0]).toMatchObject({ instanceId: first?.nodes?.[0]?.instanceId, launchedForAttempt: 1 });
+    expect(second?.nodes?.[1]?.launchedForAttempt).toBe(2);
+    // The kept node had its copy: the second attempt copied to the new node alone.
+    expect(second?.nodes?.[0]?.copyCommandId).toBe(first?.nodes?.[0]?.copyCommandId);
+    expect(second?.nodes?.[1]?.copyCommandId).toBeDefined();
     expect(await processesOf(record)).toEqual([]);
   }, 300_000);
 });
