@@ -59,7 +59,7 @@ async function put(backend: LocalBackend, key: string, body: Buffer): Promise<st
   return `s3://${backend.services.bucket}/${key}`;
 }
 
-async function metricsOf(backend: LocalBackend, runId: string): Promise<Array<Record<string, number>>> {
+export async function metricsOf(backend: LocalBackend, runId: string): Promise<Array<Record<string, number>>> {
   let text: string;
   try {
     const object = await backend.s3.send(new GetObjectCommand({ Bucket: backend.services.bucket, Key: `runs/${runId}/metrics.jsonl` }));

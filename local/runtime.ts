@@ -87,6 +87,8 @@ export interface LocalBackendOptions {
   latency?: LatencyModel;
   /** Simulated EC2 capacity per try (default: always room). */
   capacity?: CapacitySimulator;
+  /** How multi-node runs recover (StepConfig.nodeRecovery; default replace-lost). */
+  nodeRecovery?: 'replace-lost' | 'relaunch-all';
   /** How often the early-stopping rule of running sweeps is applied (default 2 s; AWS: every minute). */
   sweepEvaluationMs?: number;
   /** Resume the runs found live in the store (default true). */
@@ -297,6 +299,7 @@ async function assemble(
       capacityRetrySeconds: 10,
       // Every local node is on 127.0.0.1: each attempt's rendezvous takes a port of its own.
       loopbackRendezvous: true,
+      nodeRecovery: options.nodeRecovery,
     },
   };
   // Boots take what the latency model says: the readiness checks must span them.

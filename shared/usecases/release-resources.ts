@@ -47,7 +47,7 @@ export async function releaseResources(state: ExecutionState & { runId: string }
   if (keep !== undefined) ids.delete(keep);
   // A multi-node attempt that ends in a retry after a node was warned or lost keeps its healthy
   // nodes (with their copied data) for the next attempt: only the lost ones go.
-  const kept = state.recovery?.action === 'retry' ? healthyNodes(newest) : [];
+  const kept = state.recovery?.action === 'retry' && deps.config.nodeRecovery !== 'relaunch-all' ? healthyNodes(newest) : [];
   for (const node of kept) ids.delete(node.instanceId);
   // Recorded before the terminations: their state-change events then find released nodes, not lost ones.
   const released = deps.clock().toISOString();

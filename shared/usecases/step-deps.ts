@@ -27,6 +27,13 @@ export interface StepConfig {
    * port is its own (`loopbackRendezvousPort`) instead of the spec's `distributed.port`.
    */
   loopbackRendezvous?: boolean;
+  /**
+   * How a multi-node run recovers from a lost node: `replace-lost` (the default) keeps the
+   * healthy nodes and replaces the lost ones; `relaunch-all` releases every node and launches a
+   * whole fleet, as a cluster that is relaunched on any preemption does. Kept for the benchmark's
+   * comparison (`npm run bench -- nodes`).
+   */
+  nodeRecovery?: 'replace-lost' | 'relaunch-all';
   /** How often the agent heartbeats; the ASL's HeartbeatSeconds allows several missed beats. */
   heartbeatSeconds: number;
   /** CheckInstance calls before Instance.NotReady (15 s apart); fewer, further apart, when the run's event budget is smaller. */

@@ -9,10 +9,10 @@ import { metricsOf, objectText, processesOf, runKeys, startWorld, waitFor, type 
  * Multi-node runs on the local backend, end to end: the real train-run machine provisions N
  * local nodes, the real agents start the fixture script on each with its rank and rank 0's
  * address, and recovery replaces only the node that was lost. The script needs no collectives
- * (test/e2e/fixtures/nodes/train.py); examples/ddp with PyTorch runs through `npm start -- --nodes 2`.
+ * (examples/node-contract/train.py); examples/ddp with PyTorch runs through `npm start -- --nodes 2`.
  */
 
-const FIXTURE = fileURLToPath(new URL('./fixtures/nodes/', import.meta.url));
+const FIXTURE = fileURLToPath(new URL('../../examples/node-contract/', import.meta.url));
 
 let world: E2eWorld | undefined;
 afterEach(async () => {

@@ -173,6 +173,8 @@ describe('serverless.yml', () => {
     const unscopable = new Set([
       'ec2:DescribeInstances', 'ec2:DescribeTags', 'ec2:DescribeSnapshots', 'ec2:DescribeInstanceStatus', 'ec2:DescribeSubnets', 'ec2:DescribeImages',
       'ec2:DescribeSpotPriceHistory', 'ec2:DescribeVolumes', 'ssm:DescribeInstanceInformation',
+      // A multi-node run's network (docs/multi-node.md): EC2's Describe calls take no resource.
+      'ec2:DescribeVpcs', 'ec2:DescribeSecurityGroups', 'ec2:DescribePlacementGroups',
       'ssm:GetCommandInvocation', 'ecr:GetAuthorizationToken',
       // No resource type: a task token is the capability (the Service Authorization Reference lists none).
       'states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat',
@@ -243,9 +245,19 @@ describe('serverless.yml', () => {
     const tagging = allStatements().filter(({ statement }) => actionsOf(statement).includes('ec2:CreateTags'));
     expect(tagging.length).toBeGreaterThan(0);
     for (const { where, statement } of tagging) {
-      // Tags only at creation: of instances (RunInstances), dataset volumes (CreateVolume) and their snapshots.
-      expect(['RunInstances', 'CreateVolume', 'CreateSnapshot'], where).toContain(statement.Condition?.StringEquals?.['ec2:CreateAction']);
-      const creation = statement.Condition?.StringEquals?.['ec2:CreateAction'] === 'CreateSnapshot' ? 'aws:RequestTag/runctl:volume' : 'aws:RequestTag/runctl:run';
+      const action = statement.Condition?.StringEquals?.['ec2:CreateAction'];
+      if (action === undefined) {
+        // After creation, only a fleet node's rank and a kept node's attempt, on this stack's run instances.
+        expect(statement.Condition?.['ForAllValues:StringEquals']?.['aws:TagKeys'], where).toEqual(['runctl:rank', 'runctl:attempt']);
+        expect(conditionKeys(statement), where).toContain('aws:ResourceTag/runctl:run');
+        continue;
+      }
+      // Else tags only at creation: of instances (RunInstances), dataset volumes (CreateVolume) and
+      // their snapshots, and a multi-node run's security group and placement group.
+      for (const created of [action].flat()) {
+        expect(['RunInstances', 'CreateVolume', 'CreateSnapshot', 'CreateSecurityGroup', 'CreatePlacementGroup'], where).toContain(created);
+      }
+      const creation = action === 'CreateSnapshot' ? 'aws:RequestTag/runctl:volume' : 'aws:RequestTag/runctl:run';
       expect(conditionKeys(statement), where).toContain(creation);
     }
 
