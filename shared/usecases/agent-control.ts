@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { runSessionPolicy } from '../domain/run-access';
 import type { RunRecord } from '../domain/run-record';
 import { ConflictError, ForbiddenError, RunInvalidError } from '../errors';
+import { logger } from '../logger';
 import type { RunCredentialSet, RunCredentials, TaskCallbacks } from '../ports/run-credentials';
 import type { RunStore } from '../ports/run-store';
 import { nodeVerdict, staleNodes } from '../domain/node-outcome';
@@ -174,7 +175,10 @@ async function relayNodeCallback(
       for (const hung of stale.filter((n) => n.lostAt === undefined)) {
         await deps.store.updateNode(record.runId, request.attempt, hung.rank, { lostAt: now });
       }
-      throw new ConflictError(`Node ${stale.map((n) => n.rank).join(', ')} of attempt ${request.attempt} stopped beating: the heartbeat is not relayed`);
+      // Answered like any beat (a 409 would tell this healthy agent to stop): the task's own
+      // HeartbeatSeconds ends the attempt, and recovery replaces the silent node.
+      logger.warn('a node stopped beating: the heartbeat is not relayed', { runId: record.runId, attempt: request.attempt, silent: stale.map((n) => n.rank) });
+      return;
     }
     if (!(await deps.tasks.heartbeatTask(token))) throw new ConflictError(`The task of attempt ${request.attempt} of run ${request.runId} has ended`);
     if (node.rank === 0 && request.upload !== undefined && attempt?.checkpointCompletedAt === undefined) {
