@@ -2,7 +2,7 @@ import { ddpSpec, prepareDdpExample } from '../examples/ddp/prepare';
 import { torchImports } from '../examples/linear/prepare';
 import type { NodeState, RunRecord } from '../shared/domain/run-record';
 import type { LocalBackend } from './runtime';
-import { progressLine, readMetrics, renderSummary, summarize, type MetricLine } from './summary';
+import { followRun, readMetrics, renderSummary, summarize, type MetricLine } from './summary';
 
 /**
  * `npm start -- --nodes 2`: examples/ddp (PyTorch DDP over gloo, CPU) trained across N local
@@ -31,32 +31,17 @@ export async function runNodesDemo(backend: LocalBackend, options: { nodes: numb
   console.log(`Submitted run ${runId}\n`);
 
   let warned = false;
-  let lastLine = '';
   let lastNodes = '';
-  let done = false;
-  const outcome = backend.waitForRun(runId);
-  void outcome.finally(() => {
-    done = true;
-  });
-  while (!done) {
-    const record = await backend.store.get(runId);
-    if (record !== undefined) {
-      const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
-      const line = progressLine(record, metrics, Date.now() - started);
-      if (line.slice(8) !== lastLine) console.log(line);
-      lastLine = line.slice(8);
-      const nodes = nodesLine(record);
-      if (nodes !== lastNodes && nodes !== '') console.log(`         nodes: ${nodes}`);
-      lastNodes = nodes;
-      if (!warned && record.status === 'TRAINING' && ((await backend.artifacts.latestCheckpoint(runId))?.epoch ?? 0) >= HOLD_EPOCH) {
-        warned = true;
-        const result = await backend.interrupt(runId, { node: interrupted });
-        console.log(`  ⚡ spot interruption warning for node ${interrupted} (${result.instanceId}, attempt ${result.attempt}); reclaimed at ${result.reclaimAt}`);
-      }
+  const record = await followRun(backend, runId, started, async (current) => {
+    const nodes = nodesLine(current);
+    if (nodes !== lastNodes && nodes !== '') console.log(`         nodes: ${nodes}`);
+    lastNodes = nodes;
+    if (!warned && current.status === 'TRAINING' && ((await backend.artifacts.latestCheckpoint(runId))?.epoch ?? 0) >= HOLD_EPOCH) {
+      warned = true;
+      const result = await backend.interrupt(runId, { node: interrupted });
+      console.log(`  ⚡ spot interruption warning for node ${interrupted} (${result.instanceId}, attempt ${result.attempt}); reclaimed at ${result.reclaimAt}`);
     }
-    await Promise.race([outcome.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
-  }
-  const record = await outcome;
+  });
   const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
   const latest = await backend.artifacts.latestCheckpoint(runId);
   console.log(renderSummary(summarize(record, metrics, Date.now() - started, latest?.uri)));

@@ -69,7 +69,7 @@ async function main(): Promise<number> {
   registerRawImports();
   const { startLocalBackend } = await import('./runtime');
   const { prepareExample, exampleSpec } = await import('../examples/linear/prepare');
-  const { progressLine, readMetrics, renderSummary, summarize } = await import('./summary');
+  const { followRun, readMetrics, renderSummary, summarize } = await import('./summary');
 
   const started = Date.now();
   console.log(`Starting the local backend under ${values.root}/ (S3, DynamoDB, Step Functions, EventBridge, compute) …`);
@@ -119,30 +119,15 @@ async function main(): Promise<number> {
     console.log(`Submitted run ${runId}\n`);
 
     let interrupted = values['no-interrupt'];
-    let lastLine = '';
-    const outcome = backend.waitForRun(runId);
-    let done = false;
-    void outcome.finally(() => {
-      done = true;
-    });
-    while (!done) {
-      const record = await backend.store.get(runId);
-      if (record !== undefined) {
-        const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
-        const line = progressLine(record, metrics, Date.now() - started);
-        if (line.slice(8) !== lastLine) console.log(line);
-        lastLine = line.slice(8);
-        // One simulated spot reclaim, once the held epoch's checkpoint is safe in S3, so the
-        // resume shows. An earlier checkpoint is not enough: the reclaim must find the script holding.
-        if (!interrupted && record.status === 'TRAINING' && ((await backend.artifacts.latestCheckpoint(runId))?.epoch ?? 0) >= holdEpoch) {
-          interrupted = true;
-          const result = await backend.interrupt(runId);
-          console.log(`  ⚡ spot interruption warning for ${result.instanceId} (attempt ${result.attempt}); reclaimed at ${result.reclaimAt}`);
-        }
+    const record = await followRun(backend, runId, started, async (current) => {
+      // One simulated spot reclaim, once the held epoch's checkpoint is safe in S3, so the
+      // resume shows. An earlier checkpoint is not enough: the reclaim must find the script holding.
+      if (!interrupted && current.status === 'TRAINING' && ((await backend.artifacts.latestCheckpoint(runId))?.epoch ?? 0) >= holdEpoch) {
+        interrupted = true;
+        const result = await backend.interrupt(runId);
+        console.log(`  ⚡ spot interruption warning for ${result.instanceId} (attempt ${result.attempt}); reclaimed at ${result.reclaimAt}`);
       }
-      await Promise.race([outcome.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
-    }
-    const record = await outcome;
+    });
     const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
     const latest = await backend.artifacts.latestCheckpoint(runId);
     console.log(renderSummary(summarize(record, metrics, Date.now() - started, latest?.uri)));

@@ -115,3 +115,42 @@ export function renderSummary(summary: RunSummary): string {
   lines.push(`Wall time   ${summary.wallSeconds.toFixed(1)} s`, '');
   return lines.join('\n');
 }
+
+/** What `followRun` needs of the local backend. */
+export interface FollowedBackend {
+  store: { get(runId: string): Promise<RunRecord | undefined> };
+  s3: S3Client;
+  services: { bucket: string };
+  waitForRun(runId: string): Promise<RunRecord>;
+}
+
+/**
+ * Prints a progress line whenever the run's phase, attempt or metrics change (about every
+ * second), calls `onRecord` with each look at the record (to act mid-run), and resolves with the
+ * final record.
+ */
+export async function followRun(
+  backend: FollowedBackend,
+  runId: string,
+  started: number,
+  onRecord: (record: RunRecord) => Promise<void> = async () => undefined,
+): Promise<RunRecord> {
+  const outcome = backend.waitForRun(runId);
+  let done = false;
+  void outcome.finally(() => {
+    done = true;
+  });
+  let lastLine = '';
+  while (!done) {
+    const record = await backend.store.get(runId);
+    if (record !== undefined) {
+      const metrics = await readMetrics(backend.s3, backend.services.bucket, runId);
+      const line = progressLine(record, metrics, Date.now() - started);
+      if (line.slice(8) !== lastLine) console.log(line);
+      lastLine = line.slice(8);
+      await onRecord(record);
+    }
+    await Promise.race([outcome.catch(() => undefined), new Promise((resolve) => setTimeout(resolve, 1000))]);
+  }
+  return outcome;
+}

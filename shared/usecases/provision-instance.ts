@@ -113,25 +113,7 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     }
   } catch (error) {
     if (!(error instanceof CapacityUnavailableError)) throw error;
-    const now = deps.clock();
-    const since = event.waitingSince ? new Date(event.waitingSince) : now;
-    const waited = (now.getTime() - since.getTime()) / 1000;
-    const limit = spec.recovery.maxWaitForCapacity;
-    if (waited >= limit) {
-      throw new CapacityUnavailableError(
-        `No capacity for ${placement.instanceTypes.join(', ')} within recovery.maxWaitForCapacity (${limit} s): ${error.message}`,
-        { cause: error },
-      );
-    }
-    // The pause grows with the time waited when the run's event budget allows fewer tries than
-    // the capacity wait holds at the base pause (see attempt-loops.ts): the loop stays bounded.
-    const loop = attemptLoops(spec, deps.config).capacity;
-    const retryInSeconds = Math.max(1, Math.min(pauseAfterWaiting(loop, waited), Math.ceil(limit - waited)));
-    const nextTryAt = new Date(now.getTime() + retryInSeconds * 1000).toISOString();
-    await deps.store.transition(runId, ['PROVISIONING', 'WAITING_FOR_CAPACITY'], 'WAITING_FOR_CAPACITY', {
-      statusReason: `${error.message}; next try at ${nextTryAt}`,
-    });
-    return { launched: false, retryInSeconds, waitingSince: since.toISOString(), nextTryAt, usesVolume };
+    return waitForCapacity(event, spec, { usesVolume, refusal: error, what: placement.instanceTypes.join(', '), reason: error.message }, deps);
   }
 
   await deps.store.appendAttempt(runId, {
@@ -147,6 +129,37 @@ export async function provisionInstance(event: ProvisionInstanceEvent, deps: Ste
     statusReason: `Instance ${launched.instanceId} (${launched.instanceType} in ${launched.availabilityZone}${launched.spot ? ', spot' : ''}) is starting`,
   });
   return { launched: true, instance: instanceState(launched.instanceId, launched), waitingSince: null, usesVolume };
+}
+
+/**
+ * No capacity now: the run says so (WAITING_FOR_CAPACITY, the reason and the next try) and the
+ * machine waits and comes back, until `recovery.maxWaitForCapacity` has passed. `what` names what
+ * found no capacity; `reason` is the status reason's first part.
+ */
+export async function waitForCapacity(
+  event: ProvisionInstanceEvent,
+  spec: RunSpec,
+  wanted: { usesVolume: boolean; refusal: CapacityUnavailableError | undefined; what: string; reason: string },
+  deps: StepDeps,
+): Promise<ProvisionResult> {
+  const now = deps.clock();
+  const since = event.waitingSince ? new Date(event.waitingSince) : now;
+  const waited = (now.getTime() - since.getTime()) / 1000;
+  const limit = spec.recovery.maxWaitForCapacity;
+  if (waited >= limit) {
+    throw new CapacityUnavailableError(`No capacity for ${wanted.what} within recovery.maxWaitForCapacity (${limit} s): ${wanted.reason}`, {
+      cause: wanted.refusal,
+    });
+  }
+  // The pause grows with the time waited when the run's event budget allows fewer tries than
+  // the capacity wait holds at the base pause (see attempt-loops.ts): the loop stays bounded.
+  const loop = attemptLoops(spec, deps.config).capacity;
+  const retryInSeconds = Math.max(1, Math.min(pauseAfterWaiting(loop, waited), Math.ceil(limit - waited)));
+  const nextTryAt = new Date(now.getTime() + retryInSeconds * 1000).toISOString();
+  await deps.store.transition(event.runId, ['PROVISIONING', 'WAITING_FOR_CAPACITY'], 'WAITING_FOR_CAPACITY', {
+    statusReason: `${wanted.reason}; next try at ${nextTryAt}`,
+  });
+  return { launched: false, retryInSeconds, waitingSince: since.toISOString(), nextTryAt, usesVolume: wanted.usesVolume };
 }
 
 /** The RunInstances request of attempt `attempt` under `placement` (ProvisionInstance, and the replacement launched on a warning). */

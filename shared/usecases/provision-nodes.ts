@@ -1,12 +1,10 @@
 import type { Placement } from '../domain/recovery';
 import { nodeCount } from '../domain/multi-node';
 import type { NodeState, RunRecord } from '../domain/run-record';
-import { pauseAfterWaiting } from '../domain/history-budget';
 import { CapacityUnavailableError } from '../errors';
 import { logger } from '../logger';
 import type { LaunchedInstance, RunNetwork } from '../ports/compute';
-import { attemptLoops } from './attempt-loops';
-import type { ProvisionInstanceEvent, ProvisionResult } from './provision-instance';
+import { waitForCapacity, type ProvisionInstanceEvent, type ProvisionResult } from './provision-instance';
 import type { StepDeps } from './step-deps';
 
 /**
@@ -63,7 +61,7 @@ export async function provisionNodes(
       refusal = error;
     }
   }
-  if (nodes === undefined) return waitForCapacity(event, record, survivors.length, refusal, deps);
+  if (nodes === undefined) return waitForNodes(event, record, survivors.length, refusal, deps);
 
   const first = nodes[0];
   if (first === undefined) throw new Error(`Run ${runId} attempt ${attempt}: the launch returned no nodes`);
@@ -165,31 +163,18 @@ async function releaseSurvivors(record: RunRecord, attempt: number, survivors: r
 }
 
 /** No fleet now: the run waits and says how many of its N nodes it holds meanwhile. */
-async function waitForCapacity(
+function waitForNodes(
   event: ProvisionInstanceEvent,
   record: RunRecord,
   held: number,
   refusal: CapacityUnavailableError | undefined,
   deps: StepDeps,
 ): Promise<ProvisionResult> {
-  const spec = record.spec;
-  const count = nodeCount(spec);
-  const message = refusal?.message ?? 'no capacity';
-  const now = deps.clock();
-  const since = event.waitingSince ? new Date(event.waitingSince) : now;
-  const waited = (now.getTime() - since.getTime()) / 1000;
-  const limit = spec.recovery.maxWaitForCapacity;
-  if (waited >= limit) {
-    throw new CapacityUnavailableError(
-      `No capacity for ${count} nodes within recovery.maxWaitForCapacity (${limit} s), holding ${held} of ${count}: ${message}`,
-      { cause: refusal },
-    );
-  }
-  const loop = attemptLoops(spec, deps.config).capacity;
-  const retryInSeconds = Math.max(1, Math.min(pauseAfterWaiting(loop, waited), Math.ceil(limit - waited)));
-  const nextTryAt = new Date(now.getTime() + retryInSeconds * 1000).toISOString();
-  await deps.store.transition(event.runId, ['PROVISIONING', 'WAITING_FOR_CAPACITY'], 'WAITING_FOR_CAPACITY', {
-    statusReason: `Holding ${held} of ${count} nodes: ${message}; next try at ${nextTryAt}`,
-  });
-  return { launched: false, retryInSeconds, waitingSince: since.toISOString(), nextTryAt, usesVolume: false };
+  const count = nodeCount(record.spec);
+  return waitForCapacity(
+    event,
+    record.spec,
+    { usesVolume: false, refusal, what: `${count} nodes`, reason: `Holding ${held} of ${count} nodes: ${refusal?.message ?? 'no capacity'}` },
+    deps,
+  );
 }
