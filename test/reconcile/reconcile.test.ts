@@ -207,6 +207,30 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
     expect((await deps.store.get(run.runId))?.taskToken).toBeUndefined();
   });
 
+  it('multi-node: owns every node of the live attempt and the nodes kept between two attempts; fails the attempt when one node is gone', async () => {
+    const node = (rank: number, instanceId: string, overrides: Record<string, string> = {}) => ({
+      rank, instanceId, instanceType: 'g5.xlarge', availabilityZone: 'us-east-1a', spot: false, launchedForAttempt: 1, launchedAt: minutesAgo(90), ...overrides,
+    });
+    // A live 3-node attempt whose node 2 is gone.
+    const live = await stored(runRecord({
+      status: 'TRAINING',
+      taskToken: 'token-nodes',
+      attempts: [attemptOn('i-n0', 90, { nodes: [node(0, 'i-n0'), node(1, 'i-n1'), node(2, 'i-n2')] })],
+    }));
+    // Between two attempts: node 0 kept for the next, node 1 (warned) released.
+    const between = await stored(runRecord({
+      status: 'RECOVERING',
+      attempts: [attemptOn('i-k0', 90, { endedAt: minutesAgo(1), endReason: 'SPOT_INTERRUPTED', nodes: [node(0, 'i-k0'), node(1, 'i-k1', { warnedAt: minutesAgo(2), releasedAt: minutesAgo(1) })] })],
+    }));
+    fleet = [instance('i-n0', live.runId, 1, 90), instance('i-n1', live.runId, 1, 90), instance('i-k0', between.runId, 1, 90)];
+
+    const report = await reconcile(deps);
+
+    expect(terminatedIds()).toEqual([]);
+    expect(report.lostInstances).toEqual([{ runId: live.runId, attempt: 1, instanceId: 'i-n2', failed: true }]);
+    expect(sfn.commandCalls(SendTaskFailureCommand).map((c) => c.args[0].input.error)).toEqual(['Instance.Lost']);
+  });
+
   it('does not fail the task of an attempt whose instance is running', async () => {
     const run = await stored(runRecord({ status: 'TRAINING', attempts: [attemptOn('i-fine', 90)], taskToken: 'token-fine' }));
     fleet = [instance('i-fine', run.runId, 1, 90)];
