@@ -2,6 +2,7 @@ import { join, resolve } from 'node:path';
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { S3Client } from '@aws-sdk/client-s3';
 import { z } from 'zod';
+import * as awaitReplacement from '../functions/steps/await-replacement';
 import * as checkInstance from '../functions/steps/check-instance';
 import * as decideRecovery from '../functions/steps/decide-recovery';
 import * as ensureImage from '../functions/steps/ensure-image';
@@ -36,6 +37,7 @@ import { submitSweep, type SubmitSweepDeps } from '../shared/usecases/sweeps';
 import type { SweepRecord, Sweeps } from '../shared/ports/sweeps';
 import { type ImageLookupDeps, LaunchTrainingEventSchema } from '../shared/usecases/launch-training';
 import { DynamoCatalog } from '../shared/adapters/dynamo-catalog';
+import { replacementLoops } from '../shared/usecases/prepare-replacement';
 import { DEFAULT_STEP_TUNING, type StepDeps } from '../shared/usecases/step-deps';
 import { submitRun } from '../shared/usecases/submit-run';
 import { loadAsl, localLambdaArn, type AslDefinition } from './asl';
@@ -154,6 +156,8 @@ export interface LocalBackend {
 
 /** Retry pauses of the local machine: 50 ms per second the ASL asks for (a throttled call waits 250 ms, not 5 s). */
 const RETRY_INTERVAL_SCALE = 0.05;
+/** The shortest heartbeat timeout of the AwaitReplacement wait here (the ASL's is 120 s against 5 s polls). */
+const REPLACEMENT_WAIT_HEARTBEAT_MIN_MS = 20_000;
 const EVENT_STATES: ReadonlySet<string> = new Set(INSTANCE_STATES);
 function isEventState(state: string): state is InstanceState {
   return EVENT_STATES.has(state);
@@ -305,6 +309,8 @@ async function assemble(
   // Boots take what the latency model says: the readiness checks must span them.
   const model = options.latency ?? latencyModel('instant');
   const readinessPoll = readinessPollMs(model, stepDeps.config.readinessMaxChecks, options.bootMs);
+  // prepare-replacement looks at its instance more often (more checks over the same window).
+  const replacementPoll = readinessPollMs(model, replacementLoops(stepDeps.config).readiness.maxPolls, options.bootMs);
   const launch = launchTraining.createHandler(stepDeps);
   const lambdas: Record<string, LocalLambda> = {
     ValidateRunLambdaFunction: validateRun.createHandler(stepDeps),
@@ -317,6 +323,7 @@ async function assemble(
         throw new PrecheckFailedError(`Building the run's image needs a Docker engine. ${dockerReason(dockerProbe)}`);
       }),
     ProvisionInstanceLambdaFunction: provisionInstance.createHandler(stepDeps),
+    AwaitReplacementLambdaFunction: awaitReplacement.createHandler(stepDeps),
     CheckInstanceLambdaFunction: checkInstance.createHandler(stepDeps),
     PrefetchDataLambdaFunction: prefetchData.createHandler(stepDeps),
     // A resumed attempt's agent still holds the token of the execution before the restart.
@@ -354,7 +361,12 @@ async function assemble(
       waitOverridesMs: { WaitForInstance: readinessPoll, WaitForPrefetch: prefetchPollMs(model), WaitForCapacity: 2000 },
       // Retry pauses likewise, so a throttled call is not retried seconds later.
       retryIntervalScale: RETRY_INTERVAL_SCALE,
-      heartbeatOverridesMs: { LaunchTraining: options.heartbeatTimeoutMs ?? 60_000 },
+      heartbeatOverridesMs: {
+        LaunchTraining: options.heartbeatTimeoutMs ?? 60_000,
+        // prepare-replacement heartbeats the wait at every step, a poll apart: a preparer that
+        // stopped with its process (a restart) is given up on after many missed polls, even under load.
+        AwaitReplacement: Math.max(REPLACEMENT_WAIT_HEARTBEAT_MIN_MS, 20 * replacementPoll),
+      },
     });
   const fresh = machine('fresh');
   let resumable: LocalStateMachine | undefined;
@@ -387,10 +399,10 @@ async function assemble(
   router.on(EC2_DETAIL_TYPE.rebalanceRecommendation, rebalance.createHandler(checkpointDeps), 'rebalance', { onSuccessToBus: true });
   const replacements = new LocalStateMachine({
     definition: loadAsl('prepare-replacement', localLambdaArn),
-    lambdas: { PrepareReplacementLambdaFunction: prepareReplacement.createHandler(stepDeps) },
+    lambdas: { PrepareReplacementLambdaFunction: prepareReplacement.createHandler({ ...stepDeps, tasks: executions }) },
     stateMachineName: 'prepare-replacement',
     region: services.region,
-    waitOverridesMs: { WaitForReplacement: readinessPoll, WaitForCopy: 500 },
+    waitOverridesMs: { WaitForReplacement: replacementPoll, WaitForCopy: 500 },
     retryIntervalScale: RETRY_INTERVAL_SCALE,
   });
   const preparing = new Set<LocalExecution>();

@@ -101,3 +101,11 @@ export class ConflictError extends RunctlError {
 export class RunCancelledError extends RunctlError {
   override name = 'Run.Cancelled';
 }
+
+/**
+ * AwaitReplacement has nothing to wait for: the replacement launched on the warning is already
+ * ready with its data, or was given up. The machine goes straight on to adopt it (or launch).
+ */
+export class ReplacementSettledError extends RunctlError {
+  override name = 'Replacement.Settled';
+}

@@ -399,6 +399,37 @@ export class DynamoRunStore implements RunStore {
   }
 
   /**
+   * Stores the replacement wait's token. The condition is what makes the wait safe: prepare-
+   * replacement records `dataReadyAt` or `releasedAt` first and reads the token after, so either
+   * this write sees that mark (and refuses: the caller does not wait) or that read sees the token.
+   */
+  async awaitReplacement(runId: string, warnedAttempt: number, instanceId: string, token: string): Promise<boolean> {
+    if (!Number.isInteger(warnedAttempt) || warnedAttempt < 1) {
+      throw new RunInvalidError(`Attempt number must be a positive integer, got ${warnedAttempt}`);
+    }
+    const update = new UpdateBuilder();
+    update.set(update.name('replacementToken'), 'token', token);
+    const replacement = `${update.name('attempts')}[${warnedAttempt - 1}].${update.name('replacement')}`;
+    const condition = [
+      `${update.name(LAST_ATTEMPT_ATTRIBUTE)} = ${update.value('attempt', warnedAttempt)}`,
+      `${replacement}.${update.name('instanceId')} = ${update.value('instanceId', instanceId)}`,
+      `attribute_not_exists(${replacement}.${update.name('dataReadyAt')})`,
+      `attribute_not_exists(${replacement}.${update.name('releasedAt')})`,
+    ].join(' AND ');
+    const outcome = await this.updateRun(`store the replacement wait's token of run ${runId}`, runId, update, condition);
+    return outcome.applied;
+  }
+
+  /** Clears the replacement wait's token if it is still `token` (conditional, so one caller ends the wait). */
+  async clearReplacementToken(runId: string, token: string): Promise<boolean> {
+    const update = new UpdateBuilder();
+    const stored = update.name('replacementToken');
+    update.remove(stored);
+    const outcome = await this.updateRun(`clear the replacement wait's token of run ${runId}`, runId, update, `${stored} = ${update.value('token', token)}`);
+    return outcome.applied;
+  }
+
+  /**
    * Sends a conditional UpdateItem on a run, stamping `updatedAt`. A failed condition is an
    * expected outcome that each caller interprets, so it is returned rather than thrown.
    */

@@ -1,5 +1,6 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { EC2Client } from '@aws-sdk/client-ec2';
+import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
@@ -7,8 +8,10 @@ import { runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
 import { Ec2NodeNetworks } from '../adapters/ec2-node-networks';
 import { Ec2Volumes } from '../adapters/ec2-volumes';
+import { SfnExecutions } from '../adapters/sfn-executions';
 import { optionalEnv, requireEnv } from '../config';
 import { STACK_ENV } from '../ports/stack-tag';
+import type { PrepareReplacementDeps } from '../usecases/prepare-replacement';
 import type { StepDeps } from '../usecases/step-deps';
 import { buildAwsRecordStepDeps } from './record-steps';
 
@@ -65,4 +68,13 @@ export function awsStepDeps(): StepDeps {
   return built;
 }
 
+let builtPrepare: PrepareReplacementDeps | undefined;
 
+/** The steps' dependencies plus the Step Functions callbacks that answer the run's AwaitReplacement wait (prepare-replacement). */
+export function awsPrepareReplacementDeps(): PrepareReplacementDeps {
+  builtPrepare ??= {
+    ...awsStepDeps(),
+    tasks: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
+  };
+  return builtPrepare;
+}

@@ -34,12 +34,17 @@ export const RETRY_RESERVE_EVENTS = 4_000;
 /** train-run, once per run: execution start and end, ValidateRun, EnsureImage and its Choice, a nested build and its explanation, FinalizeArtifacts, FinishRun, its Choice and the final state. */
 export const TRAIN_RUN_FIXED_EVENTS = 41;
 /**
- * train-run, once per attempt without its loops: ProvisionInstance and its Choice, the readiness
- * reset, the volume Choice, AttachVolume and its Choice, PrefetchData and its Choice,
- * LaunchTraining, DecideRecovery, ReleaseResources, the volume Choice, ReleaseVolume, the
- * next-attempt Choice and PrepareNextAttempt.
+ * train-run, once per attempt, the wait for the replacement launched on the previous attempt's
+ * warning: AwaitReplacement (a callback task), AdoptReplacement and IsInstanceLaunched again.
  */
-export const TRAIN_RUN_ATTEMPT_EVENTS = 52;
+export const REPLACEMENT_WAIT_EVENTS = STATE_EVENTS.integrationTask + STATE_EVENTS.lambdaTask + STATE_EVENTS.choice;
+/**
+ * train-run, once per attempt without its loops: ProvisionInstance and its Choice, the wait for a
+ * replacement (REPLACEMENT_WAIT_EVENTS), the readiness reset, the volume Choice, AttachVolume and
+ * its Choice, PrefetchData and its Choice, LaunchTraining, DecideRecovery, ReleaseResources, the
+ * volume Choice, ReleaseVolume, the next-attempt Choice and PrepareNextAttempt.
+ */
+export const TRAIN_RUN_ATTEMPT_EVENTS = 52 + REPLACEMENT_WAIT_EVENTS;
 /** One pass of a Wait → check task → Choice loop (readiness, volume mount, prefetch; the prewarm and build polls). */
 export const POLL_PASS_EVENTS = STATE_EVENTS.wait + STATE_EVENTS.lambdaTask + STATE_EVENTS.choice;
 /** One pass of the capacity loop: Wait, Pass, ProvisionInstance, its Choice. */

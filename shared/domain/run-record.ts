@@ -175,6 +175,12 @@ export const RunRecordSchema = z.object({
   /** Step Functions task token of the live LaunchTraining wait, with the attempt it belongs to. */
   taskToken: z.string().optional(),
   taskTokenAttempt: z.number().int().positive().optional(),
+  /**
+   * Step Functions task token of the AwaitReplacement wait: the next attempt waits for the
+   * replacement launched on the warning, and prepare-replacement ends the wait the moment the
+   * replacement is ready with its data (or given up). Never shown, like `taskToken`.
+   */
+  replacementToken: z.string().optional(),
   latestCheckpoint: CheckpointRefSchema.optional(),
   costUsd: z.number(),
   /** Interruptions and user failures counted against the spec's recovery budgets. */

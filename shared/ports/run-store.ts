@@ -55,4 +55,12 @@ export interface RunStore {
   setTaskToken(runId: string, attempt: number, token: string): Promise<void>;
   /** Clears the task token if it is still `token` (a stale clear does nothing); true if cleared. */
   clearTaskToken(runId: string, token: string): Promise<boolean>;
+  /**
+   * Stores the token of the wait for `warnedAttempt`'s replacement `instanceId`, only while that
+   * replacement is still being prepared (recorded, neither data-ready nor released) and the
+   * attempt is the newest; false otherwise (nothing to wait for).
+   */
+  awaitReplacement(runId: string, warnedAttempt: number, instanceId: string, token: string): Promise<boolean>;
+  /** Clears the replacement wait's token if it is still `token`; true if cleared (so one caller ends the wait). */
+  clearReplacementToken(runId: string, token: string): Promise<boolean>;
 }

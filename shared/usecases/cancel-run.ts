@@ -86,8 +86,12 @@ export async function stopRun(
   return record;
 }
 
-/** Reaches the agent of a live attempt, if there is one waiting on a task token. */
+/** Reaches the agent of a live attempt, if there is one waiting on a task token (and ends a wait for a replacement). */
 async function signalLiveAttempt(record: RunRecord, force: boolean, deps: CancelRunDeps): Promise<void> {
+  // Waiting for the replacement launched on the warning: go on at once, to meet the cancel in AdoptReplacement.
+  if (record.replacementToken !== undefined) {
+    await deps.executions.failTask(record.replacementToken, 'Run.Cancelled', JSON.stringify({ reason: 'cancelled', force }));
+  }
   const token = record.taskToken;
   const attempt = record.attempts.find((a) => a.attempt === record.taskTokenAttempt);
   if (token === undefined || attempt === undefined) return;

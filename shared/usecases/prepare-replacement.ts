@@ -1,13 +1,17 @@
 import { z } from 'zod';
 import { prefetchCommand } from '../agent/commands';
 import { nodeCount } from '../domain/multi-node';
+import { pollWaitSeconds, type PollLoop } from '../domain/history-budget';
 import { countEndReasons, decideRecovery as decide } from '../domain/recovery';
 import type { Attempt, Replacement, RunRecord } from '../domain/run-record';
 import { isTerminal } from '../domain/run-status';
 import { CapacityUnavailableError, ConflictError } from '../errors';
 import { logger } from '../logger';
+import type { TaskCallbacks } from '../ports/run-credentials';
+import { COMMAND_POLL_BASE_SECONDS, READINESS_BASE_SECONDS } from './attempt-loops';
+import type { ReplacementWaitOutcome } from './await-replacement';
 import { launchRequestFor } from './provision-instance';
-import { requireControlEndpoint, type StepDeps } from './step-deps';
+import { requireControlEndpoint, type StepConfig, type StepDeps } from './step-deps';
 import { RunIdSchema } from './train-run-state';
 
 /**
@@ -20,7 +24,41 @@ import { RunIdSchema } from './train-run-state';
  * the instance this machine stops; once the instance is no longer wanted (the old attempt
  * finished after all, a cancel, the run ended, a newer attempt) it terminates it. So no path
  * leaves two instances running for one attempt.
+ *
+ * When the old checkpoint is complete before the replacement is ready with its data, the run
+ * waits for it in AwaitReplacement (its token on the record as `replacementToken`): every step
+ * that goes on heartbeats that wait, and the step that stops (data copied, or the replacement
+ * given up) ends it with SendTaskSuccess, so training starts without a poll's delay.
  */
+
+/** The steps' ports: those of the train-run steps, and the callbacks that answer the run's AwaitReplacement wait. */
+export type PrepareReplacementDeps = StepDeps & { tasks: Pick<TaskCallbacks, 'succeedTask' | 'heartbeatTask'> };
+
+/**
+ * This machine's first pause between looks at the replacement, and between polls of its copy:
+ * shorter than the run's own loops (15 s and 10 s), because a run may be waiting on the answer and
+ * the polls cost this execution's history, not the run's. Each loop spans the run's own window
+ * (its readiness checks, its copy timeout); test/infra/history-budget.test.ts adds them up.
+ */
+export const REPLACEMENT_POLL_BASE_SECONDS = 5;
+
+/** The readiness and copy loops of prepare-replacement under `config` (WaitForReplacement, WaitForCopy). */
+export function replacementLoops(config: Pick<StepConfig, 'readinessMaxChecks' | 'prefetchMaxPolls'>): { readiness: PollLoop; copy: PollLoop } {
+  const readinessWindow = config.readinessMaxChecks * READINESS_BASE_SECONDS;
+  return {
+    readiness: {
+      baseSeconds: REPLACEMENT_POLL_BASE_SECONDS,
+      windowSeconds: readinessWindow,
+      maxPolls: Math.ceil(readinessWindow / REPLACEMENT_POLL_BASE_SECONDS),
+    },
+    // As many polls as the run's prefetch loop, over its window: the pauses grow past the base only for a long copy.
+    copy: {
+      baseSeconds: REPLACEMENT_POLL_BASE_SECONDS,
+      windowSeconds: config.prefetchMaxPolls * COMMAND_POLL_BASE_SECONDS,
+      maxPolls: config.prefetchMaxPolls,
+    },
+  };
+}
 
 const WarnedAttempt = { runId: RunIdSchema, attempt: z.number().int().min(1) };
 export const PrepareReplacementEventSchema = z.discriminatedUnion('action', [
@@ -47,6 +85,8 @@ export interface PrepareResult {
   done?: boolean;
   commandId?: string;
   polls?: number;
+  /** WaitForCopy's pause before the next poll. */
+  waitSeconds?: number;
 }
 
 const REBALANCE = 'EC2 Instance Rebalance Recommendation';
@@ -75,8 +115,43 @@ export function replacementSituation(record: RunRecord, attempt: number): Replac
 }
 
 /** One step of the prepare-replacement machine (see the file comment). */
-export async function prepareReplacement(event: PrepareReplacementEvent, deps: StepDeps): Promise<PrepareResult> {
+export async function prepareReplacement(event: PrepareReplacementEvent, deps: PrepareReplacementDeps): Promise<PrepareResult> {
   const record = await deps.store.get(event.runId);
+  const result = await step(event, record, deps);
+  if (result.stop) await endRunWait(event.runId, result, deps);
+  else if (record?.replacementToken !== undefined) await heartbeatRunWait(event.runId, record.replacementToken, deps);
+  return result;
+}
+
+/**
+ * Ends the run's AwaitReplacement wait, if it is waiting: the token is read after this step's
+ * own write (dataReadyAt, releasedAt), which the token's conditional write checks, so a wait
+ * stored meanwhile is never missed. Cleared first, so only one caller answers it. A failed answer
+ * is logged, not thrown: the wait then ends at its HeartbeatSeconds and the run polls as before.
+ */
+async function endRunWait(runId: string, result: PrepareResult, deps: PrepareReplacementDeps): Promise<void> {
+  const record = await deps.store.get(runId);
+  const token = record?.replacementToken;
+  if (token === undefined || !(await deps.store.clearReplacementToken(runId, token))) return;
+  const outcome: ReplacementWaitOutcome = { prepared: result.done === true, reason: result.reason ?? 'preparing the replacement stopped' };
+  try {
+    const answered = await deps.tasks.succeedTask(token, JSON.stringify(outcome));
+    logger.info('answered the run waiting for its replacement', { runId, outcome, answered });
+  } catch (error) {
+    logger.warn('could not answer the run waiting for its replacement; its wait ends at the heartbeat timeout', { runId, error });
+  }
+}
+
+/** Tells the waiting run this machine is still at work: its HeartbeatSeconds catch a machine that died. */
+async function heartbeatRunWait(runId: string, token: string, deps: PrepareReplacementDeps): Promise<void> {
+  try {
+    await deps.tasks.heartbeatTask(token);
+  } catch (error) {
+    logger.warn('could not heartbeat the run waiting for its replacement', { runId, error });
+  }
+}
+
+async function step(event: PrepareReplacementEvent, record: RunRecord | undefined, deps: StepDeps): Promise<PrepareResult> {
   if (record === undefined) return { stop: true, reason: `run ${event.runId} has no record` };
   const situation = replacementSituation(record, event.attempt);
   if (situation.kind === 'adopted') return { stop: true, reason: `attempt ${event.attempt + 1} adopted the replacement` };
@@ -177,7 +252,7 @@ async function check(event: { runId: string; attempt: number; checks: number }, 
     if (replacement.readyAt === undefined) await record(event, { ...replacement, readyAt: deps.clock().toISOString() }, deps);
     return { stop: false, ready: true, checks };
   }
-  if (checks >= deps.config.readinessMaxChecks) return release(event, replacement, `the replacement was not ready after ${checks} checks`, deps);
+  if (checks >= replacementLoops(deps.config).readiness.maxPolls) return release(event, replacement, `the replacement was not ready after ${checks} checks`, deps);
   return { stop: false, ready: false, checks };
 }
 
@@ -197,7 +272,7 @@ async function copy(event: { runId: string; attempt: number }, run: RunRecord, r
     timeoutSeconds: 6 * 3600,
   });
   await record(event, { ...replacement, copyCommandId: commandId }, deps);
-  return { stop: false, done: false, commandId, polls: 0 };
+  return { stop: false, done: false, commandId, polls: 0, waitSeconds: REPLACEMENT_POLL_BASE_SECONDS };
 }
 
 async function copyCheck(
@@ -208,8 +283,9 @@ async function copyCheck(
   const result = await deps.compute.commandResult(replacement.instanceId, event.commandId);
   const polls = event.polls + 1;
   if (result.status === 'Pending' || result.status === 'InProgress' || result.status === 'Delayed') {
-    if (polls >= deps.config.prefetchMaxPolls) return release(event, replacement, `the data copy was still ${result.status} after ${polls} polls`, deps);
-    return { stop: false, done: false, commandId: event.commandId, polls };
+    const loop = replacementLoops(deps.config).copy;
+    if (polls >= loop.maxPolls) return release(event, replacement, `the data copy was still ${result.status} after ${polls} polls`, deps);
+    return { stop: false, done: false, commandId: event.commandId, polls, waitSeconds: pollWaitSeconds(loop, polls) };
   }
   if (result.status !== 'Success') {
     // Not this machine's to report: the run copies again on a fresh instance and says why there.

@@ -22,6 +22,8 @@ export const ProvisionInstanceEventSchema = z.object({
   resumeFrom: z.string().nullable(),
   placement: PlacementSchema.nullable(),
   waitingSince: z.iso.datetime().nullable(),
+  /** Set by AdoptReplacement, after the AwaitReplacement wait: take the replacement over as it is, without waiting again. */
+  replacementAwaited: z.boolean().optional(),
 });
 export type ProvisionInstanceEvent = z.infer<typeof ProvisionInstanceEventSchema>;
 
@@ -36,9 +38,12 @@ export interface LaunchedInstanceState {
  * `usesVolume`: the spec names a dataset volume, so the machine attaches it and releases it at the end.
  * `prepared`: the instance was launched on the spot warning and is already online (the machine
  * skips its readiness wait); PrefetchData then finds whether its data is copied too.
+ * `awaitReplacement`: that instance is still being prepared: the machine waits for it
+ * (AwaitReplacement) and then comes back through AdoptReplacement.
  */
 export type ProvisionResult =
   | { launched: true; instance: LaunchedInstanceState; waitingSince: null; usesVolume: boolean; prepared?: boolean }
+  | { launched: false; awaitReplacement: true; replacementInstanceId: string; waitingSince: null; usesVolume: boolean }
   | { launched: false; retryInSeconds: number; waitingSince: string; nextTryAt: string; usesVolume: boolean };
 
 /** What ProvisionInstance reads to start a volume run next to its catalogued dataset volume. */
@@ -186,12 +191,23 @@ export function launchRequestFor(record: RunRecord, attempt: number, placement: 
  * The instance launched for this attempt on the previous attempt's spot warning, if it is still
  * alive: recorded as this attempt's instead of launching another (its client token was this
  * attempt's). A replacement that died or was released is ignored, and the attempt launches as usual.
+ * One still being prepared (its data not yet copied) is waited for first (AwaitReplacement), so
+ * that training starts the moment it is ready rather than at the next readiness or prefetch poll;
+ * after that wait (`replacementAwaited`) it is taken over as it is.
  */
 async function adoptReplacement(event: ProvisionInstanceEvent, record: RunRecord, deps: StepDeps): Promise<ProvisionResult | undefined> {
   const replacement = record.attempts.find((a) => a.attempt === event.attempt - 1)?.replacement;
   if (replacement === undefined || replacement.attempt !== event.attempt || replacement.releasedAt !== undefined) return undefined;
   const readiness = await deps.compute.readiness(replacement.instanceId);
   if (['shutting-down', 'terminated', 'stopping', 'stopped', 'gone'].includes(readiness.state)) return undefined;
+  if (replacement.dataReadyAt === undefined && event.replacementAwaited !== true) {
+    await deps.store.transition(event.runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
+      statusReason:
+        `Attempt ${event.attempt} waits for ${replacement.instanceId}, launched on the spot warning ` +
+        `(${readiness.ready ? 'online, copying data' : 'booting'})`,
+    });
+    return { launched: false, awaitReplacement: true, replacementInstanceId: replacement.instanceId, waitingSince: null, usesVolume: false };
+  }
   await deps.store.transition(event.runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     statusReason: `Attempt ${event.attempt} takes over ${replacement.instanceId}, launched on the spot warning`,
   });

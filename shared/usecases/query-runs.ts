@@ -13,14 +13,14 @@ export const ListRunsQuerySchema = z.object({
 });
 
 /**
- * What a caller may see of a run: everything but the live task token, plus the timeline and
+ * What a caller may see of a run: everything but the live task tokens, plus the timeline and
  * wall-time overhead of each spot interruption (docs/recovery.md).
  */
-export type RunView = Omit<RunRecord, 'taskToken'> & { interruptionTimeline: InterruptionTimeline[] };
+export type RunView = Omit<RunRecord, 'taskToken' | 'replacementToken'> & { interruptionTimeline: InterruptionTimeline[] };
 
 /** Strips what must never leave the control plane. */
 export function toView(record: RunRecord): RunView {
-  const { taskToken: _hidden, ...view } = record;
+  const { taskToken: _hidden, replacementToken: _hiddenToo, ...view } = record;
   return { ...view, interruptionTimeline: interruptionTimelines(record.attempts) };
 }
 

@@ -78,6 +78,8 @@ export async function releaseResources(state: ExecutionState & { runId: string }
     }
   }
   if (record?.taskToken !== undefined) await deps.store.clearTaskToken(runId, record.taskToken);
+  // A wait for a replacement ends before the attempt does; a token left by a timed-out one goes too.
+  if (record?.replacementToken !== undefined) await deps.store.clearReplacementToken(runId, record.replacementToken);
   logger.info('released', { runId, terminated: [...ids], latestCheckpoint: latest?.uri });
   return { terminated: [...ids], latestCheckpoint: latest?.uri ?? null };
 }

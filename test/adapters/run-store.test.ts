@@ -338,6 +338,40 @@ describe.each(backends)('DynamoRunStore on $name', ({ start, serializesWrites })
     await expect(store.setTaskToken(record.runId, 2, 'token-2')).rejects.toBeInstanceOf(ConflictError);
   });
 
+  it('stores the replacement wait only while the replacement is being prepared, and clears it once', async () => {
+    const replacement = { attempt: 2, instanceId: 'i-0next', instanceType: 'g6.xlarge', availabilityZone: 'us-east-1b', spot: true, launchedAt: at(10) };
+    const record = runRecord();
+    await store.create(record);
+    await store.appendAttempt(record.runId, attempt(1));
+    // No replacement recorded yet (or another instance): nothing to wait for.
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0next', 'wait-0')).toBe(false);
+    await store.updateAttempt(record.runId, 1, { replacement });
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0other', 'wait-0')).toBe(false);
+    expect((await store.get(record.runId))?.replacementToken).toBeUndefined();
+
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0next', 'wait-1')).toBe(true);
+    expect((await store.get(record.runId))?.replacementToken).toBe('wait-1');
+    expect(await store.clearReplacementToken(record.runId, 'wait-stale')).toBe(false);
+    expect(await store.clearReplacementToken(record.runId, 'wait-1')).toBe(true);
+    expect(await store.clearReplacementToken(record.runId, 'wait-1')).toBe(false);
+    expect((await store.get(record.runId))?.replacementToken).toBeUndefined();
+
+    // Once the data is copied (or the replacement released) the write is refused: the preparer has answered already.
+    await store.updateAttempt(record.runId, 1, { replacement: { ...replacement, readyAt: at(11) } });
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0next', 'wait-2')).toBe(true);
+    await store.updateAttempt(record.runId, 1, { replacement: { ...replacement, readyAt: at(11), dataReadyAt: at(12) } });
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0next', 'wait-3')).toBe(false);
+    expect((await store.get(record.runId))?.replacementToken).toBe('wait-2');
+    await store.updateAttempt(record.runId, 1, { replacement: { ...replacement, releasedAt: at(13) } });
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0next', 'wait-4')).toBe(false);
+    // Nor for an attempt that is no longer the newest.
+    await store.appendAttempt(record.runId, attempt(2));
+    await store.updateAttempt(record.runId, 2, { replacement: { ...replacement, attempt: 3, instanceId: 'i-0third' } });
+    expect(await store.awaitReplacement(record.runId, 1, 'i-0next', 'wait-5')).toBe(false);
+    expect(await store.awaitReplacement(record.runId, 2, 'i-0third', 'wait-6')).toBe(true);
+    expect((await store.get(record.runId))?.replacementToken).toBe('wait-6');
+  });
+
   it('rejects a malformed or foreign nextToken as invalid input', async () => {
     for (const minute of [1, 2, 3]) await store.create(runRecord({ createdAt: at(minute) }));
     const alicePage = await store.listByOwner(ALICE, { limit: 1 });

@@ -15,7 +15,8 @@ import { Ec2NodeNetworks } from '../../shared/adapters/ec2-node-networks';
 import { Ec2Volumes } from '../../shared/adapters/ec2-volumes';
 import { buildReconcileDeps } from '../../shared/composition/reconcile';
 import { awsCatalogStepDeps, buildAwsRecordStepDeps } from '../../shared/composition/record-steps';
-import { awsStepDeps, buildAwsStepDeps } from '../../shared/composition/steps';
+import { SfnExecutions } from '../../shared/adapters/sfn-executions';
+import { awsPrepareReplacementDeps, awsStepDeps, buildAwsStepDeps } from '../../shared/composition/steps';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import { agentDockerConfig } from '../../shared/usecases/launch-training';
 
@@ -69,6 +70,17 @@ describe('the AWS composition of the train-run steps', () => {
     expect(deps.catalog).toBeInstanceOf(DynamoCatalog);
     expect(deps.volumes).toBeInstanceOf(Ec2Volumes);
     expect(awsStepDeps()).toBe(deps);
+  });
+
+  it('gives prepare-replacement the steps\' ports and the Step Functions callbacks, built once per container', () => {
+    for (const [name, value] of Object.entries(ENV)) vi.stubEnv(name, value);
+    vi.stubEnv('TRAIN_RUN_STATE_MACHINE_ARN', 'arn:aws:states:us-east-1:123456789012:stateMachine:runctl-test-train-run');
+
+    const deps = awsPrepareReplacementDeps();
+
+    expect(deps.tasks).toBeInstanceOf(SfnExecutions);
+    expect(deps.compute).toBe(awsStepDeps().compute);
+    expect(awsPrepareReplacementDeps()).toBe(deps);
   });
 
   it('gives EnsureImage the catalog without compute, built once per container', () => {

@@ -8,6 +8,7 @@ import {
   maxAttempts,
   POLL_PASS_EVENTS,
   pollWaitSeconds,
+  REPLACEMENT_WAIT_EVENTS,
   RETRY_RESERVE_EVENTS,
   TRAIN_RUN_ATTEMPT_EVENTS,
   TRAIN_RUN_FIXED_EVENTS,
@@ -15,6 +16,7 @@ import {
 } from '../../shared/domain/history-budget';
 import { parseRunSpec, RunSpecFieldsSchema } from '../../shared/domain/run-spec';
 import { attemptLoops, PREFETCH_TIMEOUT_SECONDS, MOUNT_TIMEOUT_SECONDS } from '../../shared/usecases/attempt-loops';
+import { replacementLoops } from '../../shared/usecases/prepare-replacement';
 import { DEFAULT_RECONCILE_OPTIONS } from '../../shared/usecases/reconcile';
 import { DEFAULT_STEP_TUNING } from '../../shared/usecases/step-deps';
 import { FILL_TIMEOUT_SECONDS, fillLoop, SNAPSHOT_WINDOW_SECONDS, snapshotLoop } from '../../shared/usecases/volume-prewarm';
@@ -34,6 +36,8 @@ interface AslState {
   Catch?: Array<{ Next: string }>;
   SecondsPath?: string;
   Seconds?: number;
+  HeartbeatSeconds?: number;
+  TimeoutSeconds?: number;
 }
 
 function machine(name: string): Record<string, AslState> {
@@ -101,6 +105,8 @@ describe('train-run history budget', () => {
     volume: ['WaitForVolume', 'CheckVolume', 'IsVolumeMounted'],
     prefetch: ['WaitForPrefetch', 'CheckPrefetch', 'IsPrefetchDone'],
   };
+  /** Once per attempt at most: the replacement adopted (or given up) after the wait, never waited for twice. */
+  const REPLACEMENT_WAIT = ['IsInstanceLaunched', 'AwaitReplacement', 'AdoptReplacement', 'IsInstanceLaunched'];
   const ATTEMPT = [
     'ProvisionInstance',
     'IsInstanceLaunched',
@@ -124,7 +130,7 @@ describe('train-run history budget', () => {
   const ONCE = ['ValidateRun', 'EnsureImage', 'IsImageMissing', 'BuildImage', 'ExplainBuildFailure', 'FinalizeArtifacts', 'FinishRun', 'IsRunSucceeded', 'RunFailed'];
 
   it('accounts for every state of the machine', () => {
-    const known = new Set([...ATTEMPT, ...ONCE, ...Object.values(LOOPS).flat(), 'RunSucceeded', 'RecordingOutcomeFailed']);
+    const known = new Set([...ATTEMPT, ...ONCE, ...REPLACEMENT_WAIT, ...Object.values(LOOPS).flat(), 'RunSucceeded', 'RecordingOutcomeFailed']);
     expect(Object.keys(states).filter((name) => !known.has(name))).toEqual([]);
   });
 
@@ -138,7 +144,10 @@ describe('train-run history budget', () => {
   it('an attempt outside its loops, and the run around its attempts, write no more than the budget counts', () => {
     // The first readiness pass is on the attempt's path; the loop counts the passes after it.
     const attempt = pathEvents(states, ATTEMPT, false) - POLL_PASS_EVENTS;
-    expect(attempt).toBeLessThanOrEqual(TRAIN_RUN_ATTEMPT_EVENTS);
+    // The wait's detour, its first IsInstanceLaunched being the attempt's own.
+    const wait = pathEvents(states, REPLACEMENT_WAIT, false) - eventsOf(states['IsInstanceLaunched'] ?? { Type: 'Pass' });
+    expect(wait).toBe(REPLACEMENT_WAIT_EVENTS);
+    expect(attempt + wait).toBeLessThanOrEqual(TRAIN_RUN_ATTEMPT_EVENTS);
     const once = ONCE.reduce((sum, name) => sum + eventsOf(states[name] ?? { Type: 'Pass' }), 0) + 2;
     expect(once).toBeLessThanOrEqual(TRAIN_RUN_FIXED_EVENTS);
   });
@@ -185,6 +194,33 @@ describe('train-run history budget', () => {
     expect(pollWaitSeconds(loops.capacity, 30)).toBe(DEFAULT_STEP_TUNING.capacityRetrySeconds);
     // The copy is seen within 10 s at first; a copy of hours is polled more coarsely.
     expect(pollWaitSeconds(loops.prefetch ?? loops.readiness, 1)).toBeLessThanOrEqual(11);
+  });
+});
+
+describe('prepare-replacement history budget', () => {
+  const states = machine('prepare-replacement');
+  const loops = replacementLoops(DEFAULT_STEP_TUNING);
+
+  it('fits: every state once, its readiness checks and its copy polls', () => {
+    const readiness = pathEvents(states, ['WaitForReplacement', 'CheckReplacement', 'IsReplacementReady'], true);
+    const copy = pathEvents(states, ['WaitForCopy', 'CheckCopy', 'IsCopyDone'], true);
+    const once = Object.values(states).reduce((sum, state) => sum + eventsOf(state), 0) + 2;
+    const total = once + RETRY_RESERVE_EVENTS + loops.readiness.maxPolls * readiness + loops.copy.maxPolls * copy;
+
+    expect(total).toBeLessThanOrEqual(HISTORY_EVENT_LIMIT);
+    expect(states['WaitForReplacement']?.Seconds).toBe(loops.readiness.baseSeconds);
+    expect(states['WaitForCopy']?.SecondsPath).toBe('$.copy.waitSeconds');
+    // The same windows as the run's own loops: a slow boot or a long copy is not cut short.
+    expect(spanOf(loops.readiness)).toBeGreaterThanOrEqual(DEFAULT_STEP_TUNING.readinessMaxChecks * 15);
+    expect(spanOf(loops.copy)).toBeGreaterThanOrEqual(PREFETCH_TIMEOUT_SECONDS);
+  });
+
+  it("outlasts nothing the run waits on: AwaitReplacement's timeout spans both loops, its heartbeat several of the longest pauses", () => {
+    const wait = machine('train-run')['AwaitReplacement'];
+    const longestPause = Math.max(pollWaitSeconds(loops.readiness, loops.readiness.maxPolls - 1), pollWaitSeconds(loops.copy, loops.copy.maxPolls - 1));
+
+    expect(wait?.TimeoutSeconds).toBeGreaterThanOrEqual(spanOf(loops.readiness) + spanOf(loops.copy));
+    expect(wait?.HeartbeatSeconds).toBeGreaterThanOrEqual(3 * longestPause);
   });
 });
 

@@ -303,6 +303,19 @@ describe('the control plane keeps answering tasks', () => {
     expect(await decide(role('AgentControlIamRoleLambdaExecution'), { action: 'states:SendTaskSuccess', resource: '*' })).toBe('Allowed');
     expect(await decide(role('AgentControlIamRoleLambdaExecution'), { action: 'states:SendTaskHeartbeat', resource: '*' })).toBe('Allowed');
   });
+
+  it('lets prepare-replacement answer and heartbeat the run waiting for its replacement, and AwaitReplacement store that wait on the record only', async () => {
+    const prepare = role('PrepareReplacementIamRoleLambdaExecution');
+    expect(await decide(prepare, { action: 'states:SendTaskSuccess', resource: '*' })).toBe('Allowed');
+    expect(await decide(prepare, { action: 'states:SendTaskHeartbeat', resource: '*' })).toBe('Allowed');
+    expect(await decide(prepare, { action: 'states:SendTaskFailure', resource: '*' })).not.toBe('Allowed');
+    const wait = role('AwaitReplacementIamRoleLambdaExecution');
+    const runsTable = `arn:aws:dynamodb:${region}:${account}:table/${table}`;
+    expect(await decide(wait, { action: 'dynamodb:UpdateItem', resource: runsTable })).toBe('Allowed');
+    for (const action of ['dynamodb:GetItem', 'dynamodb:Scan', 'states:SendTaskSuccess']) {
+      expect(await decide(wait, { action, resource: action.startsWith('dynamodb') ? runsTable : '*' }), action).not.toBe('Allowed');
+    }
+  });
 });
 
 describe('no role of the stack but the control plane reads run records or answers tasks', () => {

@@ -119,7 +119,7 @@ const EXPECTED_ROUTES = [
 
 const STEP_HANDLERS = [
   'validate-run', 'provision-instance', 'check-instance', 'prefetch-data', 'launch-training',
-  'finalize-artifacts', 'release-resources', 'decide-recovery', 'finish-run',
+  'finalize-artifacts', 'release-resources', 'decide-recovery', 'finish-run', 'prepare-replacement', 'await-replacement',
 ];
 
 describe('serverless.yml', () => {

@@ -5,11 +5,14 @@ import * as prepareReplacement from '../../functions/steps/prepare-replacement';
 import { loadAsl, localLambdaArn } from '../../local/asl';
 import { EC2_DETAIL_TYPE, EventRouter, LAMBDA_SUCCESS_DETAIL_TYPE } from '../../local/event-router';
 import { LocalStateMachine, type ExecutionOutcome, type LocalExecution } from '../../local/state-machine-runner';
+import { LocalExecutions } from '../../local/runtime-adapters';
 import type { TaskTokens } from '../../local/task-tokens';
 import { DynamoAttemptSignals } from '../../shared/adapters/dynamo-attempt-signals';
 import { Ec2InstanceTags } from '../../shared/adapters/ec2-instance-tags';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { parseRunSpec, type RunSpecInput } from '../../shared/domain/run-spec';
+import { isTerminal } from '../../shared/domain/run-status';
+import { cancelRun } from '../../shared/usecases/cancel-run';
 import { dynamoDocumentClient } from '../support/aws-clients';
 import { awsError, startSimulatedAccount, trainRunLambdas, type AgentBehaviour, type RunningAccount, type SimulatedAccount } from './train-run-world';
 import { TEST_STACK } from '../support/stack';
@@ -55,6 +58,8 @@ interface Scenario {
   beforeCallback?: (runId: string) => Promise<void>;
   /** The warned agent calls back as soon as the run record satisfies this, without waiting for prepare-replacement to end. */
   callBackWhen?: (record: RunRecord) => boolean;
+  /** HeartbeatSeconds of the run's AwaitReplacement wait, in ms (default: the ASL's). */
+  replacementWaitHeartbeatMs?: number;
 }
 
 async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined): Promise<T> {
@@ -86,7 +91,10 @@ async function runWithWarning(scenario: Scenario) {
   });
   const deps = world.deps();
 
-  const prepareHandler = prepareReplacement.createHandler(deps);
+  // The run's AwaitReplacement wait is answered at the train-run machine's own task-token registry.
+  const prepareHandler = prepareReplacement.createHandler({ ...deps, tasks: new LocalExecutions(() => {
+      throw new Error('prepare-replacement starts no execution');
+    }, tokens) });
   const prepareMachine = new LocalStateMachine({
     definition: loadAsl('prepare-replacement', localLambdaArn),
     lambdas: {
@@ -152,15 +160,18 @@ async function runWithWarning(scenario: Scenario) {
     lambdas: trainRunLambdas(world, { ...deps, catalog: world.catalog, volumes: world.volumeDeps().volumes }, () => Promise.reject(new Error('these runs build no image'))),
     tokens,
     fastWaits: true,
+    heartbeatOverridesMs: scenario.replacementWaitHeartbeatMs === undefined ? undefined : { AwaitReplacement: scenario.replacementWaitHeartbeatMs },
   });
   try {
-    const outcome = await trainRun.start({ runId, owner, spec: rawSpec }, runId).outcome;
+    const trainExecution = trainRun.start({ runId, owner, spec: rawSpec }, runId);
+    const outcome = await trainExecution.outcome;
+    const trainStates = trainExecution.statesEntered();
     const execution = prepared[0];
     if (execution !== undefined) prepareOutcome = await execution.outcome;
     const record = await world.store.get(runId);
     const instances = [...world.instances.values()].filter((i) => i.tags['runctl:run'] === runId);
     const prepareRetried = (execution?.history ?? []).flatMap((e) => (e.type === 'StateRetried' && 'state' in e ? [e.state.name] : []));
-    return { runId, outcome, record, whenPrepared, prepareOutcome, prepareStates: execution?.statesEntered() ?? [], prepareRetried, instances, routerErrors };
+    return { runId, outcome, trainStates, record, whenPrepared, prepareOutcome, prepareStates: execution?.statesEntered() ?? [], prepareRetried, instances, routerErrors };
   } finally {
     world.onAgentStart = undefined;
   }
@@ -211,27 +222,131 @@ describe('prepare-replacement state machine', () => {
     expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
   });
 
-  it('adopted while it still copies the data, the run waits for that copy instead of starting a second one', async () => {
-    const { outcome, record, prepareOutcome, prepareStates, instances } = await runWithWarning({
+  it('the checkpoint complete while the replacement still boots: the run waits for it and goes on the moment its data is copied', async () => {
+    const { outcome, trainStates, record, prepareOutcome, prepareStates, instances } = await runWithWarning({
       agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
-      // The checkpoint is complete before the copy: the old agent reports as soon as the copy has started.
-      callBackWhen: (r) => r.attempts[0]?.replacement?.copyCommandId !== undefined,
+      // The old agent reports at once: the run reaches attempt 2 while the replacement is still booting.
+      callBackWhen: (r) => r.attempts[0]?.replacement !== undefined,
       afterStep: async (action, runId) => {
-        // CheckCopy comes only after the run has adopted the replacement and is training on it.
+        if (action === 'launch') world.ssmOnline = false;
+        // Online only once the run waits for it, its token on the record.
+        if (action === 'check') {
+          await until('the run waiting for its replacement', async () => ((await world.store.get(runId))?.replacementToken === undefined ? undefined : true));
+          world.ssmOnline = true;
+        }
+      },
+    });
+
+    expect(prepareOutcome?.status).toBe('SUCCEEDED');
+    expect(prepareStates).toEqual(expect.arrayContaining(['CheckReplacement', 'CopyData', 'CheckCopy', 'Done']));
+    expect(outcome.status).toBe('SUCCEEDED');
+    // Answered by prepare-replacement: no readiness check or prefetch poll of the run's own for attempt 2.
+    const second = trainStates.slice(trainStates.indexOf('DecideRecovery'));
+    expect(second).toEqual(expect.arrayContaining(['AwaitReplacement', 'AdoptReplacement', 'LaunchTraining']));
+    expect(second).not.toContain('CheckInstance');
+    expect(second).not.toContain('CheckPrefetch');
+    const replacement = record?.attempts[0]?.replacement;
+    expect(replacement?.dataReadyAt).toBeDefined();
+    expect(record?.replacementToken).toBeUndefined();
+    expect(record?.attempts[1]).toMatchObject({ attempt: 2, instanceId: replacement?.instanceId, endReason: 'SUCCEEDED' });
+    expect(Date.parse(record?.attempts[1]?.trainingStartedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(replacement?.dataReadyAt ?? ''));
+    // One copy onto the replacement: prepare-replacement's.
+    const copies = world.commandLog.filter((c) => c.instanceId === replacement?.instanceId && c.comment?.startsWith('runctl prefetch'));
+    expect(copies).toHaveLength(1);
+    expect(instances).toHaveLength(2);
+    expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
+  });
+
+  it('a preparer that goes silent mid-copy: the wait ends at its heartbeat timeout and the run adopts the replacement, waiting for that copy', async () => {
+    const { outcome, trainStates, record, prepareOutcome, prepareStates, instances } = await runWithWarning({
+      agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
+      callBackWhen: (r) => r.attempts[0]?.replacement?.copyCommandId !== undefined,
+      // prepare-replacement's next step comes only after the run trains on the replacement: no heartbeat meanwhile.
+      replacementWaitHeartbeatMs: 300,
+      afterStep: async (action, runId) => {
         if (action === 'copy') await until('attempt 2 training', async () => ((await world.store.get(runId))?.attempts[1]?.trainingStartedAt === undefined ? undefined : true));
       },
     });
 
+    expect(outcome.status).toBe('SUCCEEDED');
+    const second = trainStates.slice(trainStates.indexOf('DecideRecovery'));
+    expect(second).toEqual(expect.arrayContaining(['AwaitReplacement', 'AdoptReplacement', 'CheckPrefetch', 'LaunchTraining']));
     expect(prepareOutcome?.status).toBe('SUCCEEDED');
     expect(prepareStates).toContain('CheckCopy');
     const replacement = record?.attempts[0]?.replacement;
     expect(replacement?.dataReadyAt).toBeUndefined();
     expect(replacement?.releasedAt).toBeUndefined();
-    expect(outcome.status).toBe('SUCCEEDED');
     expect(record?.attempts[1]).toMatchObject({ attempt: 2, instanceId: replacement?.instanceId, endReason: 'SUCCEEDED' });
     // One copy onto the replacement: prepare-replacement's, which the run's PrefetchData waited for.
     const copies = world.commandLog.filter((c) => c.instanceId === replacement?.instanceId && c.comment?.startsWith('runctl prefetch'));
     expect(copies).toHaveLength(1);
+    expect(instances).toHaveLength(2);
+    expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
+  });
+
+  it('a replacement given up while the run waits for it: the wait is answered at once and the run launches attempt 2 itself', async () => {
+    const { outcome, trainStates, record, prepareStates, instances } = await runWithWarning({
+      agent: [{ kind: 'interrupt' }, { kind: 'succeed' }],
+      callBackWhen: (r) => r.attempts[0]?.replacement !== undefined,
+      afterStep: async (action, runId) => {
+        if (action === 'launch') {
+          world.ssmOnline = false;
+          await until('the run waiting for its replacement', async () => ((await world.store.get(runId))?.replacementToken === undefined ? undefined : true));
+          // SSM refuses from now on: prepare-replacement abandons (terminates) the replacement.
+          world.ssmDescribeError = awsError('AccessDeniedException', 'not authorized to perform ssm:DescribeInstanceInformation');
+        }
+        if (action === 'abandon') {
+          world.ssmDescribeError = undefined;
+          world.ssmOnline = true;
+        }
+      },
+      // Long enough that only prepare-replacement's answer can end the wait within the test.
+      replacementWaitHeartbeatMs: 600_000,
+    });
+
+    expect(prepareStates).toContain('AbandonReplacement');
+    const replacement = record?.attempts[0]?.replacement;
+    expect(replacement?.releasedAt).toBeDefined();
+    expect(trainStates).toEqual(expect.arrayContaining(['AwaitReplacement', 'AdoptReplacement']));
+    expect(outcome.status).toBe('SUCCEEDED');
+    expect(record?.replacementToken).toBeUndefined();
+    expect(record?.attempts[1]?.instanceId).toBeDefined();
+    expect(record?.attempts[1]?.instanceId).not.toBe(replacement?.instanceId);
+    expect(instances.filter((i) => i.tags['runctl:attempt'] === '2')).toHaveLength(2);
+    expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
+  });
+
+  it('a cancel while the run waits for its replacement ends the wait at once: CANCELLED, both instances released', async () => {
+    const owner = 'arn:aws:iam::123456789012:user/alice';
+    const executions = new LocalExecutions(() => {
+      throw new Error('the cancel starts no execution');
+    }, tokens);
+    const { outcome, trainStates, record, prepareStates, instances } = await runWithWarning({
+      agent: [{ kind: 'interrupt' }],
+      callBackWhen: (r) => r.attempts[0]?.replacement !== undefined,
+      afterStep: async (action, runId) => {
+        if (action === 'launch') {
+          world.ssmOnline = false;
+          await until('the run waiting for its replacement', async () => ((await world.store.get(runId))?.replacementToken === undefined ? undefined : true));
+          // POST /runs/{id}/cancel, as the owner sends it.
+          await cancelRun({ owner, runId, body: {} }, { store: world.store, executions, compute: world.deps().compute, clock: () => new Date() });
+        }
+        // prepare-replacement looks again only once the run has ended: the cancel alone ended the wait.
+        if (action === 'check') {
+          await until('the run ended', async () => (isTerminal((await world.store.get(runId))?.status ?? 'PENDING') ? true : undefined));
+          world.ssmOnline = true;
+        }
+      },
+      replacementWaitHeartbeatMs: 600_000,
+    });
+
+    expect(outcome.status).toBe('FAILED');
+    expect(record?.status).toBe('CANCELLED');
+    expect(trainStates).toEqual(expect.arrayContaining(['AwaitReplacement', 'AdoptReplacement', 'ReleaseResources']));
+    expect(record?.attempts).toHaveLength(1);
+    expect(record?.replacementToken).toBeUndefined();
+    expect(prepareStates.filter((state) => state === 'CheckReplacement')).toHaveLength(1);
+    expect(record?.attempts[0]?.replacement?.releasedAt).toBeDefined();
     expect(instances).toHaveLength(2);
     expect(instances.filter((i) => i.state !== 'terminated')).toEqual([]);
   });

@@ -24,6 +24,7 @@ import {
   SSMClient,
 } from '@aws-sdk/client-ssm';
 import { mockClient } from 'aws-sdk-client-mock';
+import * as awaitReplacement from '../../functions/steps/await-replacement';
 import * as checkInstance from '../../functions/steps/check-instance';
 import * as decideRecovery from '../../functions/steps/decide-recovery';
 import * as ensureImage from '../../functions/steps/ensure-image';
@@ -500,6 +501,7 @@ export function trainRunLambdas(world: SimulatedAccount, deps: StepDeps, buildIm
     EnsureImageLambdaFunction: ensureImage.createHandler(deps),
     [START_BUILD]: buildImage,
     ProvisionInstanceLambdaFunction: provisionInstance.createHandler(deps),
+    AwaitReplacementLambdaFunction: awaitReplacement.createHandler(deps),
     CheckInstanceLambdaFunction: checkInstance.createHandler(deps),
     PrefetchDataLambdaFunction: prefetchData.createHandler(deps),
     LaunchTrainingLambdaFunction: launchTraining.createHandler(deps),

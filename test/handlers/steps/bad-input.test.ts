@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { Context } from 'aws-lambda';
 import { describe, expect, it } from 'vitest';
+import * as awaitReplacement from '../../../functions/steps/await-replacement';
 import * as checkInstance from '../../../functions/steps/check-instance';
 import * as decideRecovery from '../../../functions/steps/decide-recovery';
 import * as finalizeArtifacts from '../../../functions/steps/finalize-artifacts';
@@ -41,6 +42,8 @@ describe('step handlers reject malformed events with errors that name the field'
     ['check-instance.bad-checks', checkInstance.createHandler(deps), 'Step.InputInvalid', /checks/],
     ['prefetch-data.unknown-action', prefetchData.createHandler(deps), 'Step.InputInvalid', /action/],
     ['launch-training.no-token', launchTraining.createHandler(deps), 'Step.InputInvalid', /taskToken/],
+    // Attempt 1 has no warned attempt before it: nothing can have been launched for it on a warning.
+    ['await-replacement.first-attempt', awaitReplacement.createHandler(deps), 'Step.InputInvalid', /attempt/],
     ['finalize-artifacts.bad-run-id', finalizeArtifacts.createHandler(deps), 'Step.InputInvalid', /runId: must be a run id/],
     ['decide-recovery.no-error-name', decideRecovery.createHandler(deps), 'Step.InputInvalid', /error\.Error/],
     ['release-resources.no-execution-name', releaseResources.createHandler(deps), 'Step.InputInvalid', /executionName/],
