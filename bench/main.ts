@@ -134,9 +134,9 @@ async function recovery(): Promise<void> {
       `model seconds after the warning (run ${TIME_SCALE}× faster and multiplied back; the stop signal in real seconds)`,
   );
   const cell = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(12);
-  console.log(`${'path'.padEnd(12)} ${'status'.padEnd(10)} ${'stop signal'.padStart(12)} ${'checkpoint'.padStart(12)} ${'repl. ready'.padStart(12)} ${'agent start'.padStart(12)} ${'resumed'.padStart(12)}`);
+  console.log(`${'path'.padEnd(12)} ${'status'.padEnd(10)} ${'stop signal'.padStart(12)} ${'checkpoint'.padStart(12)} ${'repl. ready'.padStart(12)} ${'data ready'.padStart(12)} ${'agent start'.padStart(12)} ${'resumed'.padStart(12)}`);
   for (const t of timelines) {
-    console.log(`${t.path.padEnd(12)} ${t.status.padEnd(10)} ${cell(t.stopSignal)} ${cell(t.checkpointComplete)} ${cell(t.replacementReady)} ${cell(t.agentStarted)} ${cell(t.trainingResumed)}`);
+    console.log(`${t.path.padEnd(12)} ${t.status.padEnd(10)} ${cell(t.stopSignal)} ${cell(t.checkpointComplete)} ${cell(t.replacementReady)} ${cell(t.dataReady)} ${cell(t.agentStarted)} ${cell(t.trainingResumed)}`);
   }
   for (const t of timelines) if (t.status !== 'SUCCEEDED') console.log(`${t.path} run ${t.runId} ended ${t.status}: ${t.statusReason ?? 'no reason recorded'}`);
   const overlapped = timelines.find((t) => t.path === 'overlapped');

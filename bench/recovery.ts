@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadObjectCommand, PutObjectCommand } from '@aws-sdk/client-s3';
 import { packDirectory } from '../cli/pack';
 import { LATENCY_PROFILES, latencyModel, scaleBandwidth } from '../local/latency';
 import { startLocalBackend, type LocalBackend } from '../local/runtime';
@@ -40,6 +40,8 @@ export interface RecoveryTimeline {
   stopSignal?: number;
   checkpointComplete?: number;
   replacementReady?: number;
+  /** The replacement's data copied (prepare-replacement's record). */
+  dataReady?: number;
   agentStarted?: number;
   trainingResumed?: number;
 }
@@ -72,15 +74,17 @@ export async function metricsOf(backend: LocalBackend, runId: string): Promise<A
   return text.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l) as Record<string, number>);
 }
 
-/** Whether attempt 1's script has printed a metric line (the agent streams them live under `live/`). */
+/**
+ * Whether attempt 1's script has printed a metric line: the agent streams them live under `live/`,
+ * its first chunk named by offset 0. One HeadObject: a listing of that prefix on the local S3
+ * fails while the agent writes under it, which it does several times a second.
+ */
 export async function printedMetrics(backend: LocalBackend, runId: string): Promise<boolean> {
   try {
-    const listed = await backend.s3.send(
-      new ListObjectsV2Command({ Bucket: backend.services.bucket, Prefix: `runs/${runId}/live/attempt-1/metrics-`, MaxKeys: 1 }),
-    );
-    return (listed.Contents?.length ?? 0) > 0;
+    await backend.s3.send(new HeadObjectCommand({ Bucket: backend.services.bucket, Key: `runs/${runId}/live/attempt-1/metrics-${'0'.repeat(12)}` }));
+    return true;
   } catch {
-    // The local S3 can fail a listing while the agent writes under the prefix: ask again.
+    // Not there yet (NotFound), or the local S3 busy: ask again.
     return false;
   }
 }
@@ -112,6 +116,7 @@ function timeline(path: RecoveryTimeline['path'], record: RunRecord, metrics: Ar
     stopSignal: stop === undefined ? undefined : (stop - warning) / 1000,
     checkpointComplete: secondsAfter(warning, first?.checkpointCompletedAt),
     replacementReady: secondsAfter(warning, first?.replacement?.readyAt),
+    dataReady: secondsAfter(warning, first?.replacement?.dataReadyAt),
     agentStarted: secondsAfter(warning, second?.trainingStartedAt),
     trainingResumed: secondsAfter(warning, resumed),
   };

@@ -185,9 +185,11 @@ export function prefetchCommand(data: readonly PrefetchItem[], control: ControlT
     `    echo "runctl prefetch: cannot list $source: $(tail -n 1 "$err")" >&2; exit ${PREFETCH_EXIT.copyFailed}`,
     '  }',
     // One key is enough to tell an object from a prefix from nothing; a full listing of a large dataset is slow.
+    // A source ending in "/" is a prefix: one listing (each AWS CLI start costs seconds on a busy instance).
     '  object=no',
-    '  list "$key"',
-    '  if [ "$listing" = "$key" ] && [ "${source%/}" = "$source" ]; then object=yes; else key="${key%/}/"; list "$key"; fi',
+    '  if [ "${source%/}" != "$source" ]; then list "$key"',
+    '  else list "$key"; if [ "$listing" = "$key" ]; then object=yes; else key="$key/"; list "$key"; fi',
+    '  fi',
     '  if [ -z "$listing" ]; then',
     `    echo "runctl prefetch: data source $source is missing (nothing under it)" >&2; exit ${PREFETCH_EXIT.sourceMissing}`,
     '  fi',
