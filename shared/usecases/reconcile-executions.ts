@@ -58,6 +58,7 @@ export async function releaseDeadExecutions(
         terminated.push(instance.instanceId);
       }
       if (current.taskToken !== undefined) await deps.store.clearTaskToken(run.runId, current.taskToken);
+      if (current.replacementToken !== undefined) await deps.store.clearReplacementToken(run.runId, current.replacementToken);
       const reason =
         `The run's execution ${executionStatus === 'GONE' ? 'no longer exists' : `ended ${executionStatus}`} while the run was ` +
         `${current.status}; runctl released its instances${terminated.length > 0 ? ` (${terminated.join(', ')})` : ''}`;

@@ -448,6 +448,18 @@ describe('reconcile (mocked AWS, run store on dynalite)', () => {
       },
     );
 
+    it('an execution that died waiting for its replacement: that wait\'s token cleared too', async () => {
+      const run = await stored(withExecution({ ...runRecord({ status: 'PROVISIONING', attempts: [attemptOn('i-warned', 300)] }), replacementToken: 'wait-stranded' }));
+      fleet = [instance('i-warned', run.runId, 1, 300)];
+      sfn.on(DescribeExecutionCommand, { executionArn: run.executionArn }).resolves({ status: 'FAILED' });
+
+      await reconcile(deps);
+
+      const after = await deps.store.get(run.runId);
+      expect(after?.status).toBe('FAILED_CONTROLLER');
+      expect(after?.replacementToken).toBeUndefined();
+    });
+
     it('an execution Step Functions no longer knows counts as dead too', async () => {
       const run = await stored(withExecution(runRecord({ status: 'PREFETCHING', attempts: [attemptOn('i-gone-exec', 30)] })));
       fleet = [instance('i-gone-exec', run.runId, 1, 30)];

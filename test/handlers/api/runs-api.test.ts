@@ -256,6 +256,27 @@ describe('runs API handlers', () => {
       expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
     });
 
+    it('ends a wait for the replacement launched on the warning with Run.Cancelled, and never shows that token', async () => {
+      sfn.on(SendTaskFailureCommand).resolves({});
+      const runId = String(body(await post({ clientToken: 'cancel-awaiting', spec })).runId);
+      for (const [from, to] of [['PENDING', 'VALIDATING'], ['VALIDATING', 'PROVISIONING'], ['PROVISIONING', 'STARTING'], ['STARTING', 'TRAINING'], ['TRAINING', 'CHECKPOINTING'], ['CHECKPOINTING', 'RECOVERING'], ['RECOVERING', 'PROVISIONING']] as const) {
+        await deps.store.transition(runId, from, to);
+      }
+      const replacement = { attempt: 2, instanceId: 'i-0fedcba987654321f', instanceType: 'g6.xlarge', availabilityZone: 'us-east-1b', spot: true, launchedAt: new Date().toISOString() };
+      await deps.store.appendAttempt(runId, { attempt: 1, instanceId: 'i-0abc1234def567890', spot: true, startedAt: new Date().toISOString() });
+      await deps.store.updateAttempt(runId, 1, { endedAt: new Date().toISOString(), endReason: 'SPOT_INTERRUPTED', replacement });
+      expect(await deps.store.awaitReplacement(runId, 1, replacement.instanceId, 'wait-token')).toBe(true);
+
+      const shown = await getRun()(apiEvent({ method: 'GET', path: `/runs/${runId}`, routeKey: 'GET /runs/{id}', caller: ALICE, pathParameters: { id: runId } }), lambdaContext());
+      const result = await cancel(runId);
+
+      expect(JSON.stringify(body(shown))).not.toContain('wait-token');
+      expect(body(shown)).not.toHaveProperty('replacementToken');
+      expect(result.statusCode).toBe(202);
+      expect(sfn.commandCalls(SendTaskFailureCommand).map((c) => c.args[0].input)).toMatchObject([{ taskToken: 'wait-token', error: 'Run.Cancelled' }]);
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(0);
+    });
+
     it('fails the task when the instance cannot be reached', async () => {
       ssm.on(SendCommandCommand).rejects(Object.assign(new Error('Instances [[i-0abc1234def567890]] not in a valid state'), { name: 'InvalidInstanceId', $metadata: { httpStatusCode: 400 } }));
       sfn.on(SendTaskFailureCommand).resolves({});
