@@ -20,6 +20,8 @@ describe('local backend: a script that pegs every core', () => {
     const record = await world.backend.waitForRun(submitted.runId);
 
     expect(record.status, record.statusReason).toBe('SUCCEEDED');
+    // No false interruption: no heartbeat timeout, no Instance.Lost or NotReady counted.
+    expect(record.interruptions).toBe(0);
     expect(record.attempts, JSON.stringify(record.attempts, null, 1)).toMatchObject([{ attempt: 1, endReason: 'SUCCEEDED' }]);
     const epochs = (await metricsOf(world, submitted.runId)).filter((m) => typeof m.epoch === 'number').map((m) => m.epoch);
     expect(epochs).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
