@@ -142,6 +142,17 @@ describe('prefetchCommand', { timeout: 300_000 }, () => {
     expect(result.stderr).toContain(`data source s3://${BUCKET}/datasets/nothing-here/ is missing`);
   });
 
+  it('copies a prefix again onto an instance that has it (a retried prefetch): nothing to download, still not missing', async () => {
+    const source = `s3://${BUCKET}/datasets/mnist/train/`;
+    const first = await runBash(prefetch([{ source, target: '/data/again' }]));
+    const second = await runBash(prefetch([{ source, target: '/data/again' }]));
+
+    expect(first.code).toBe(0);
+    expect(second.stderr).toBe('');
+    expect(second.code).toBe(0);
+    expect(JSON.parse(second.stdout.trim())).toMatchObject({ source, target: '/data/again', bytes: 10 });
+  }, 120_000);
+
   it('counts a bucket that does not exist as a missing source (the user\'s to fix), not a failed copy', async () => {
     const result = await runBash(prefetch([{ source: 's3://runctl-no-such-bucket/datasets/x/', target: '/data/nb' }]));
 
