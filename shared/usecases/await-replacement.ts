@@ -14,9 +14,15 @@ export const AwaitReplacementEventSchema = z.object({
 });
 export type AwaitReplacementEvent = z.infer<typeof AwaitReplacementEventSchema>;
 
-/** What prepare-replacement sends the wait (SendTaskSuccess output): whether the replacement is ready with its data, and why not. */
-export const ReplacementWaitOutcomeSchema = z.object({ prepared: z.boolean(), reason: z.string() });
-export type ReplacementWaitOutcome = z.infer<typeof ReplacementWaitOutcomeSchema>;
+/**
+ * What prepare-replacement sends the wait (SendTaskSuccess output, kept at `$.replacementWait` for
+ * the execution's history): whether the replacement is ready with its data, and why not.
+ * AdoptReplacement reads the record, not this, to decide.
+ */
+export interface ReplacementWaitOutcome {
+  prepared: boolean;
+  reason: string;
+}
 
 /**
  * AwaitReplacement (`.waitForTaskToken`): the next attempt waits for the instance launched on the
