@@ -131,7 +131,7 @@ async function completeFleet(
     for (const node of launched) await deps.compute.terminate(node.instanceId);
     throw error;
   }
-  return [...survivors, ...launched].sort((a, b) => a.rank - b.rank).map((n) => ({ ...keptState(n), rank: n.rank }));
+  return [...survivors.map(keptState), ...launched].sort((a, b) => a.rank - b.rank);
 }
 
 /** A kept node starts the attempt with its instance and copied data, and nothing of the last attempt's run. */
