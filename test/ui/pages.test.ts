@@ -34,6 +34,16 @@ describe('runctl ui: experiments, sweeps, models and outputs in chromium', () =>
   /** The id of the focused element, else its text (evaluated in the page, which has a DOM). */
   const focused = (page: Page) => page.evaluate<string | undefined>('document.activeElement?.id || document.activeElement?.textContent || undefined');
 
+  /**
+   * The focus reaches `expected` (an id, else a text): a page moves it once it has rendered, so
+   * this waits for it, up to the page's timeout, and then names where the focus is instead.
+   */
+  async function expectFocus(page: Page, expected: string): Promise<void> {
+    const where = 'document.activeElement?.id || document.activeElement?.textContent || undefined';
+    await page.waitForFunction(`(${where}) === ${JSON.stringify(expected)}`, undefined, { timeout: 5_000 }).catch(() => undefined);
+    expect(await focused(page)).toBe(expected);
+  }
+
   /** Nothing the records hold ran as script or became an element. */
   async function expectInert(page: Page): Promise<void> {
     expect(await page.locator('main img, main script').count()).toBe(0);
@@ -74,7 +84,7 @@ describe('runctl ui: experiments, sweeps, models and outputs in chromium', () =>
     await page.getByRole('link', { name: 'optimizers', exact: true }).click();
     await page.getByRole('heading', { level: 1, name: 'optimizers', exact: true }).waitFor();
     // Focus moves to the new page's heading.
-    expect(await focused(page)).toBe('experiment-title');
+    await expectFocus(page, 'experiment-title');
     const [adam, hostile, sgd] = seeded.compare.runs;
     const order = () => page.locator('table.trials tbody tr').evaluateAll((trs) => trs.map((tr) => tr.getAttribute('data-run')));
     // No sweep: loss, minimised, by default.
@@ -201,13 +211,13 @@ describe('runctl ui: experiments, sweeps, models and outputs in chromium', () =>
 
     // The page opens with the focus on its heading; the sections are just before it, and the
     // skip link first of all. Enter follows a link.
-    expect(await focused(page)).toBe('experiments-title');
+    await expectFocus(page, 'experiments-title');
     await page.keyboard.press('Shift+Tab');
-    expect(await focused(page)).toBe('Models');
+    await expectFocus(page, 'Models');
     expect(await page.locator('a.skip').getAttribute('href')).toBe('#main');
     await page.keyboard.press('Enter');
     await page.getByRole('heading', { level: 1, name: 'Models', exact: true }).waitFor();
-    expect(await focused(page)).toBe('models-title');
+    await expectFocus(page, 'models-title');
 
     await page.goto(`${ui.url}#/sweeps/${seeded.sweepId}`);
     await page.locator('figure[data-chart="objective"]').waitFor();

@@ -1,4 +1,4 @@
-import { useEffect } from 'preact/hooks';
+import { useLayoutEffect } from 'preact/hooks';
 
 /**
  * Moving to a page puts the focus on its heading, as a screen reader expects. A page that shows
@@ -10,7 +10,7 @@ export function focusHeading(): void {
 }
 
 export function useHeadingFocus(loaded: boolean): void {
-  useEffect(() => {
+  useLayoutEffect(() => {
     if (loaded && (document.activeElement === null || document.activeElement === document.body)) focusHeading();
   }, [loaded]);
 }

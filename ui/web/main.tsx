@@ -1,7 +1,7 @@
 import 'uplot/dist/uPlot.min.css';
 import './style.css';
 import { render } from 'preact';
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useState } from 'preact/hooks';
 import { ExperimentPage } from './pages/experiment-page';
 import { ExperimentsPage } from './pages/experiments-page';
 import { ModelPage } from './pages/model-page';
@@ -26,8 +26,9 @@ function App() {
       .then(setConfig)
       .catch(() => undefined);
   }, []);
-  useEffect(() => {
-    // Moving to another page puts the focus on its heading, as a screen reader expects.
+  useLayoutEffect(() => {
+    // Moving to another page puts the focus on its heading, as a screen reader expects: in the
+    // render that shows the page, before it is painted.
     focusHeading();
   }, [routeKey(route)]);
   const section = route.page === 'run' || route.page === 'runs' ? 'runs' : route.page === 'model' || route.page === 'models' ? 'models' : 'experiments';
