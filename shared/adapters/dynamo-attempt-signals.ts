@@ -101,7 +101,7 @@ export class DynamoAttemptSignals implements AttemptSignals {
   }
 
   /** One UpdateItem, conditional on the spec's own flag, so the handler need not read the spec first. */
-  async markRebalanceCheckpoint(ref: AttemptRef & { at: string }): Promise<boolean> {
+  async markRebalanceCheckpoint(ref: AttemptRef & { at: string; recommendedInstance?: string }): Promise<boolean> {
     const entry = attemptEntry(ref.attempt);
     return this.update(`mark a rebalance checkpoint on attempt ${ref.attempt} of run ${ref.runId}`, ref, {
       set: ['#statusReason = :reason', `${entry}.#rebalance = :at`],
@@ -122,7 +122,7 @@ export class DynamoAttemptSignals implements AttemptSignals {
         ':training': 'TRAINING',
         ':true': true,
         ':at': ref.at,
-        ':reason': `Rebalance recommendation for ${ref.instanceId} at ${ref.at}: early checkpoint of attempt ${ref.attempt} requested`,
+        ':reason': `Rebalance recommendation for ${ref.recommendedInstance ?? ref.instanceId} at ${ref.at}: early checkpoint of attempt ${ref.attempt} requested`,
       },
     });
   }

@@ -33,7 +33,8 @@ export interface AttemptSignals {
    * Records on a TRAINING run that an early checkpoint was asked for on a rebalance
    * recommendation; the status stays. False when the spec does not ask for
    * `recovery.checkpointOnRebalance`, the attempt is not live on that instance, or it was
-   * already asked for this attempt.
+   * already asked for this attempt. `recommendedInstance` names the instance in words when it is
+   * not the attempt's own (a node of a multi-node run; `instanceId` is then rank 0's).
    */
-  markRebalanceCheckpoint(ref: AttemptRef & { at: string }): Promise<boolean>;
+  markRebalanceCheckpoint(ref: AttemptRef & { at: string; recommendedInstance?: string }): Promise<boolean>;
 }

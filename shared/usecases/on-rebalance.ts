@@ -1,19 +1,23 @@
-import { checkpointNowCommand } from '../agent/commands';
+import { attemptInstanceIds, nodeOnInstance } from '../domain/run-record';
 import type { RebalanceRecommendation } from '../events/ec2-events';
 import { logger } from '../logger';
 import type { AttemptSignals } from '../ports/attempt-signals';
 import type { Compute } from '../ports/compute';
-import type { InstanceTags } from '../ports/instance-tags';
+import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
+import { requestCheckpoint } from './checkpoint-request';
 import { ignored, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface RebalanceDeps {
   instances: InstanceTags;
   signals: AttemptSignals;
-  /** Read only to explain an ignored event. */
-  store: Pick<RunStore, 'get'>;
+  /** Read to explain an ignored event, and for a multi-node run (its nodes; the recommended one is marked). */
+  store: Pick<RunStore, 'get' | 'updateNode'>;
   compute: Pick<Compute, 'sendCommand'>;
 }
+
+/** SSM gives up delivering after this long: the recommendation comes well before any warning. */
+const DELIVERY_TIMEOUT_SECONDS = 300;
 
 /**
  * On an EC2 rebalance recommendation (the instance is at elevated risk of interruption): when
@@ -28,20 +32,55 @@ export async function onRebalance(event: RebalanceRecommendation, deps: Rebalanc
   const run = await deps.instances.runOf(instanceId);
   if (run === undefined) return report(ignored(instanceId, 'the instance carries no run tag of this stack'));
 
+  if (run.nodes !== undefined) return report(await onNodeRebalance(event, run, deps));
+
   const marked = await deps.signals.markRebalanceCheckpoint({ runId: run.runId, attempt: run.attempt, instanceId, at: event.time });
   if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
 
-  let commandId: string | null = null;
-  try {
-    commandId = await deps.compute.sendCommand(instanceId, checkpointNowCommand(run.runId, run.attempt, 'requested'), {
-      timeoutSeconds: 300,
-      comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: rebalance recommendation`,
-    });
-  } catch (error) {
-    // An early checkpoint is an optimisation: the spot warning, if it comes, still checkpoints.
-    logger.warn('early checkpoint command not delivered', { instanceId, ...run, error });
-  }
+  // An early checkpoint is an optimisation: the spot warning, if it comes, still checkpoints.
+  const [commandId = null] = await requestCheckpoint(deps.compute, [instanceId], {
+    runId: run.runId,
+    attempt: run.attempt,
+    reason: 'requested',
+    timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+    comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: rebalance recommendation`,
+  });
   return report({ action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId });
+}
+
+/**
+ * A recommendation for one node of a multi-node run: as a warning on a node (on-spot-warning.ts),
+ * the mark names rank 0's instance (the attempt's), every node is asked to save, since their
+ * collectives stop together, and the recommended node is marked so that recovery replaces it
+ * alone and keeps the others. One read more than for one node (the nodes).
+ */
+async function onNodeRebalance(event: RebalanceRecommendation, run: InstanceRun, deps: RebalanceDeps): Promise<InstanceEventOutcome> {
+  const instanceId = event.detail['instance-id'];
+  const record = await deps.store.get(run.runId);
+  const stale = staleAttemptReason(record, run, instanceId);
+  const attempt = record?.attempts.find((a) => a.attempt === run.attempt);
+  const node = nodeOnInstance(attempt, instanceId);
+  if (stale !== undefined || record === undefined || attempt?.instanceId === undefined || node === undefined) {
+    return ignored(instanceId, stale ?? 'not a node of the live attempt', run);
+  }
+  const marked = await deps.signals.markRebalanceCheckpoint({
+    runId: run.runId,
+    attempt: run.attempt,
+    instanceId: attempt.instanceId,
+    at: event.time,
+    recommendedInstance: `node ${node.rank} (${instanceId})`,
+  });
+  if (!marked) return ignored(instanceId, await whyNotMarked(deps, run, attempt.instanceId), run);
+  await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: event.time });
+  const targets = attemptInstanceIds(attempt);
+  const commandIds = await requestCheckpoint(deps.compute, targets, {
+    runId: run.runId,
+    attempt: run.attempt,
+    reason: 'requested',
+    timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+    comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: rebalance recommendation for node ${node.rank}`,
+  });
+  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId: commandIds[targets.indexOf(instanceId)] ?? null };
 }
 
 async function whyNotMarked(deps: RebalanceDeps, run: { runId: string; attempt: number }, instanceId: string): Promise<string> {

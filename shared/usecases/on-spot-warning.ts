@@ -1,4 +1,3 @@
-import { checkpointNowCommand } from '../agent/commands';
 import type { SpotInterruptionWarning } from '../events/ec2-events';
 import { logger } from '../logger';
 import type { AttemptSignals } from '../ports/attempt-signals';
@@ -6,6 +5,7 @@ import type { Compute } from '../ports/compute';
 import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
 import { attemptInstanceIds, nodeOnInstance } from '../domain/run-record';
+import { requestCheckpoint } from './checkpoint-request';
 import { attemptOf, ignored, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface SpotWarningDeps {
@@ -54,18 +54,13 @@ export async function onSpotWarning(event: SpotInterruptionWarning, deps: SpotWa
   });
   if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
 
-  let commandId: string | null = null;
-  try {
-    commandId = await deps.compute.sendCommand(instanceId, checkpointNowCommand(run.runId, run.attempt, 'spot-warning'), {
-      timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-      comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption`,
-    });
-  } catch (error) {
-    // Not rethrown: a retried invocation would find the run CHECKPOINTING and send nothing. The
-    // agent's own IMDS poll sees the same notice, and if the instance dies first the
-    // instance-state handler fails the wait with Instance.Lost.
-    logger.error('checkpoint command not delivered; relying on the agent metadata poll', { instanceId, ...run, error });
-  }
+  const [commandId = null] = await requestCheckpoint(deps.compute, [instanceId], {
+    runId: run.runId,
+    attempt: run.attempt,
+    reason: 'spot-warning',
+    timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+    comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption`,
+  });
   return report({ action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId });
 }
 
@@ -122,20 +117,15 @@ async function onNodeWarning(event: SpotInterruptionWarning, run: InstanceRun, d
     return ignored(instanceId, await whyNotMarked(deps, run, attempt.instanceId), run);
   }
   await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: event.time });
+  // A node the command misses: the warned agent's own metadata poll sees the notice; the others
+  // fail their collectives and report, and rank 0's report (or the loss of the instance) decides.
   const targets = attemptInstanceIds(attempt);
-  const sends = await Promise.allSettled(
-    targets.map((target) =>
-      deps.compute.sendCommand(target, checkpointNowCommand(run.runId, run.attempt, 'spot-warning'), {
-        timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-        comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption of node ${node.rank}`,
-      }),
-    ),
-  );
-  sends.forEach((sent, i) => {
-    // As for one node: the warned agent's own metadata poll sees the notice; the others fail
-    // their collectives and report, and rank 0's report (or the loss of the instance) decides.
-    if (sent.status === 'rejected') logger.error('checkpoint command not delivered to a node', { instanceId: targets[i], ...run, error: String(sent.reason) });
+  const commandIds = await requestCheckpoint(deps.compute, targets, {
+    runId: run.runId,
+    attempt: run.attempt,
+    reason: 'spot-warning',
+    timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+    comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption of node ${node.rank}`,
   });
-  const own = sends[targets.indexOf(instanceId)];
-  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId: own?.status === 'fulfilled' ? own.value : null };
+  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId: commandIds[targets.indexOf(instanceId)] ?? null };
 }

@@ -1,0 +1,34 @@
+import { checkpointNowCommand } from '../agent/commands';
+import { logger } from '../logger';
+import type { Compute } from '../ports/compute';
+
+/** What asks an attempt's agents to save now, and why. */
+export interface CheckpointRequest {
+  runId: string;
+  attempt: number;
+  /** `spot-warning`: the agent saves and stops; `requested`: an early checkpoint (a rebalance recommendation). */
+  reason: 'spot-warning' | 'requested';
+  /** SSM gives up delivering after this long. */
+  timeoutSeconds: number;
+  /** The command's comment, seen in the SSM console: what asked for it. */
+  comment: string;
+}
+
+/**
+ * Sends "checkpoint now" to every instance of `instanceIds` in parallel (one node, or every node of
+ * a multi-node attempt) and answers each one's command id, or null where it was not delivered.
+ * A failed send is logged, not thrown: the agent's own metadata poll sees a spot notice, and an
+ * instance that dies first is caught by the instance-state handler, so a retried event handler
+ * would only find the run already marked and send nothing.
+ */
+export async function requestCheckpoint(compute: Pick<Compute, 'sendCommand'>, instanceIds: readonly string[], request: CheckpointRequest): Promise<(string | null)[]> {
+  const command = checkpointNowCommand(request.runId, request.attempt, request.reason);
+  const sends = await Promise.allSettled(
+    instanceIds.map((instanceId) => compute.sendCommand(instanceId, command, { timeoutSeconds: request.timeoutSeconds, comment: request.comment })),
+  );
+  return sends.map((sent, i) => {
+    if (sent.status === 'fulfilled') return sent.value;
+    logger.error('checkpoint command not delivered', { instanceId: instanceIds[i], runId: request.runId, attempt: request.attempt, error: String(sent.reason) });
+    return null;
+  });
+}
