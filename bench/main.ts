@@ -166,9 +166,9 @@ async function nodes(): Promise<void> {
   console.log(
     `\nOne interruption of a 4-node run under the aws latency model (2 GB checkpoint, 10 GB dataset per node; run ${TIME_SCALE}× faster, model seconds shown)`,
   );
-  console.log(`${'recovery'.padEnd(14)} ${'status'.padEnd(10)} ${'warning → resumed'.padStart(18)} ${'instances launched'.padStart(19)} ${'dataset copied'.padStart(15)}`);
+  console.log(`${'recovery'.padEnd(28)} ${'status'.padEnd(10)} ${'warning → resumed'.padStart(18)} ${'instances launched'.padStart(19)} ${'dataset copied'.padStart(15)}`);
   for (const f of figures) {
-    console.log(`${f.mode.padEnd(14)} ${f.status.padEnd(10)} ${(f.resumed === undefined ? '-' : `${f.resumed.toFixed(1)} s`).padStart(18)} ${String(f.launched).padStart(19)} ${`${f.copiedBytes / 1e9} GB`.padStart(15)}`);
+    console.log(`${f.mode.padEnd(28)} ${f.status.padEnd(10)} ${(f.resumed === undefined ? '-' : `${f.resumed.toFixed(1)} s`).padStart(18)} ${String(f.launched).padStart(19)} ${`${f.copiedBytes / 1e9} GB`.padStart(15)}`);
   }
   for (const f of figures) if (f.status !== 'SUCCEEDED') console.log(`${f.mode} ended ${f.status}: ${f.statusReason ?? ''}`);
   if (figures.some((f) => f.status !== 'SUCCEEDED')) process.exitCode = 1;

@@ -12,11 +12,13 @@ import { metricsOf, printedMetrics, TIME_SCALE, waitUntil } from './recovery';
 
 /**
  * Multi-node runs (docs/multi-node.md, docs/performance.md):
- * - the overhead of one interruption of a 4-node run under the `aws` latency model, replacing the
- *   lost node alone (runctl's recovery) against relaunching all four (`nodeRecovery:
- *   relaunch-all`, how a cluster relaunched on any preemption recovers), each on its own local
- *   backend with the same model: seconds from the warning to training resumed, instances
- *   launched and bytes copied for the recovery. Sizes and time are scaled as in bench/recovery.ts.
+ * - the overhead of one interruption of a 4-node run under the `aws` latency model: replacing the
+ *   lost node alone with its replacement launched on the warning (runctl's recovery), the same
+ *   after the checkpoint (`recovery.provisionOnWarning: false`), and relaunching all four after
+ *   the checkpoint (`nodeRecovery: relaunch-all`, how a cluster relaunched on any preemption
+ *   recovers), each on its own local backend with the same model: seconds from the warning to
+ *   training resumed, instances launched and bytes copied for the recovery. Sizes and time are
+ *   scaled as in bench/recovery.ts.
  * - Step Functions transitions per run against the node count and the training length: a run's
  *   nodes are handled inside the steps, so the count must not grow with either.
  */
@@ -29,8 +31,16 @@ const RECLAIM_MS = 120_000;
 const RECOVERY_SCRIPT = join(import.meta.dirname, 'recovery-script');
 const NODE_CONTRACT = fileURLToPath(new URL('../examples/node-contract/', import.meta.url));
 
+/** The recoveries compared: runctl's, the same without the launch on the warning, and a whole-cluster relaunch. */
+export const NODE_RECOVERY_MODES = [
+  { mode: 'replace-lost, on the warning', nodeRecovery: 'replace-lost', provisionOnWarning: true },
+  { mode: 'replace-lost, after', nodeRecovery: 'replace-lost', provisionOnWarning: false },
+  { mode: 'relaunch-all, after', nodeRecovery: 'relaunch-all', provisionOnWarning: false },
+] as const;
+type NodeRecoveryMode = (typeof NODE_RECOVERY_MODES)[number];
+
 export interface NodeRecoveryFigure {
-  mode: 'replace-lost' | 'relaunch-all';
+  mode: NodeRecoveryMode['mode'];
   status: string;
   statusReason?: string;
   /** Model seconds from the warning to rank 0's script resumed. */
@@ -41,23 +51,24 @@ export interface NodeRecoveryFigure {
   copiedBytes: number;
 }
 
-async function measureMode(mode: NodeRecoveryFigure['mode'], progress: (line: string) => void): Promise<NodeRecoveryFigure> {
-  const root = await mkdtemp(join(tmpdir(), `runctl-bench-nodes-${mode}-`));
+async function measureMode({ mode, nodeRecovery, provisionOnWarning }: NodeRecoveryMode, progress: (line: string) => void): Promise<NodeRecoveryFigure> {
+  const root = await mkdtemp(join(tmpdir(), `runctl-bench-nodes-${nodeRecovery}-`));
   const model = latencyModel('aws');
   const fast = latencyModel(scaleBandwidth(model, SCALE / TIME_SCALE), { launchMs: model.launchMs / TIME_SCALE, ssmOnlineMs: model.ssmOnlineMs / TIME_SCALE });
-  const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 5, latency: fast, nodeRecovery: mode });
+  const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 5, latency: fast, nodeRecovery });
   try {
     const bundle = await uploadBundle(backend.s3, backend.services.bucket, RECOVERY_SCRIPT);
     await backend.s3.send(new PutObjectCommand({ Bucket: backend.services.bucket, Key: 'datasets/bench-nodes/data.bin', Body: randomBytes(DATASET_BYTES / SCALE) }));
     const submitted = await backend.submit({
       spec: {
-        name: `nodes-${mode}`,
+        name: `nodes-${nodeRecovery}-${provisionOnWarning ? 'on-warning' : 'after'}`,
         code: { bundle, command: ['python3', 'train.py'] },
         hyperparameters: { checkpoint_bytes: CHECKPOINT_BYTES / SCALE, step_seconds: 0.2, steps_after_resume: 2 },
         data: [{ source: `s3://${backend.services.bucket}/datasets/bench-nodes/`, target: '/data' }],
         nodes: NODES,
         instance: { types: ['g5.xlarge'], spot: true },
         checkpoint: { intervalSeconds: 3600, graceSeconds: 30 },
+        recovery: { provisionOnWarning },
       },
     });
     const runId = submitted.runId;
@@ -84,9 +95,11 @@ async function measureMode(mode: NodeRecoveryFigure['mode'], progress: (line: st
   }
 }
 
-/** Both recoveries of a 4-node run, one after the other (each on its own backend, same model). */
+/** The recoveries of a 4-node run, one after the other (each on its own backend, same model). */
 export async function measureNodeRecovery(progress: (line: string) => void = () => undefined): Promise<NodeRecoveryFigure[]> {
-  return [await measureMode('replace-lost', progress), await measureMode('relaunch-all', progress)];
+  const figures: NodeRecoveryFigure[] = [];
+  for (const mode of NODE_RECOVERY_MODES) figures.push(await measureMode(mode, progress));
+  return figures;
 }
 
 export interface NodeTransitionFigure {

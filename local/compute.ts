@@ -386,6 +386,15 @@ export class LocalCompute implements Compute {
     return this.commandResult(instanceId, commandId);
   }
 
+  /** Every instance ever launched for `runId`, terminated ones too, in launch order: what a run cost in launches. */
+  async launchedFor(runId: string): Promise<{ instanceId: string; attempt: number; rank?: number; clientToken: string }[]> {
+    const registry = await this.readRegistry();
+    return registry.instances
+      .filter((i) => i.runId === runId)
+      .sort((a, b) => a.launchedAt.localeCompare(b.launchedAt))
+      .map((i) => ({ instanceId: i.instanceId, attempt: i.attempt, ...(i.rank === undefined ? {} : { rank: i.rank }), clientToken: i.clientToken }));
+  }
+
   async listTaggedInstances(): Promise<TaggedInstance[]> {
     const registry = await this.readRegistry();
     const ids = registry.instances

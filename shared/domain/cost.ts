@@ -90,7 +90,8 @@ export interface RunCost {
  * (whose start is the replacement's launch).
  */
 export function unadoptedReplacements(attempts: readonly Attempt[]): Attempt[] {
-  const adopted = new Set(attempts.map((a) => a.instanceId).filter((id) => id !== undefined));
+  // A multi-node attempt adopts a replacement as one of its nodes (any rank).
+  const adopted = new Set(attempts.flatMap((a) => [a.instanceId, ...(a.nodes ?? []).map((n) => n.instanceId)]).filter((id) => id !== undefined));
   return attempts.flatMap((attempt) => {
     const replacement = attempt.replacement;
     if (replacement === undefined || adopted.has(replacement.instanceId)) return [];

@@ -37,6 +37,10 @@ export const ReplacementSchema = z.object({
   availabilityZone: z.string(),
   spot: z.boolean(),
   launchedAt: z.string(),
+  /** A multi-node run: the rank of the warned node it replaces, launched beside the nodes kept (its subnet and address). */
+  rank: z.number().int().min(0).optional(),
+  subnetId: z.string().optional(),
+  privateIp: z.string().optional(),
   /** EC2 running and the SSM agent online. */
   readyAt: z.string().optional(),
   /** The SSM command copying the run's data onto it: a run that adopts it mid-copy waits for this one instead of copying again. */
@@ -84,7 +88,10 @@ export const NodeSchema = z.object({
   agentCommandId: z.string().optional(),
   lastHeartbeatAt: z.string().optional(),
   outcome: NodeOutcomeSchema.optional(),
-  /** The spot warning for this node's instance, or its loss: this node is the one replaced. */
+  /**
+   * The spot warning for this node's instance (or the rebalance recommendation a run that
+   * checkpoints on one acted on), or its loss: this node is the one replaced.
+   */
   warnedAt: z.string().optional(),
   lostAt: z.string().optional(),
   /** When its instance was terminated (a lost node at recovery; every node at the run's end). */

@@ -3,7 +3,7 @@ import { prefetchCommand } from '../agent/commands';
 import { nodeCount } from '../domain/multi-node';
 import { pollWaitSeconds, type PollLoop } from '../domain/history-budget';
 import { countEndReasons, decideRecovery as decide } from '../domain/recovery';
-import type { Attempt, Replacement, RunRecord } from '../domain/run-record';
+import { nodeOnInstance, type Attempt, type Replacement, type RunRecord } from '../domain/run-record';
 import { isTerminal } from '../domain/run-status';
 import { CapacityUnavailableError, ConflictError } from '../errors';
 import { logger } from '../logger';
@@ -11,6 +11,7 @@ import type { TaskCallbacks } from '../ports/run-credentials';
 import { COMMAND_POLL_BASE_SECONDS, READINESS_BASE_SECONDS } from './attempt-loops';
 import type { ReplacementWaitOutcome } from './await-replacement';
 import { launchRequestFor } from './provision-instance';
+import { besideKeptNodes } from './provision-nodes';
 import { requireControlEndpoint, type StepConfig, type StepDeps } from './step-deps';
 import { RunIdSchema } from './train-run-state';
 
@@ -24,6 +25,12 @@ import { RunIdSchema } from './train-run-state';
  * the instance this machine stops; once the instance is no longer wanted (the old attempt
  * finished after all, a cancel, the run ended, a newer attempt) it terminates it. So no path
  * leaves two instances running for one attempt.
+ *
+ * A multi-node run replaces the warned node alone: its replacement is launched for the warned
+ * rank beside the nodes kept (their subnet, type and market, the rank's own client token), as
+ * ProvisionInstance would launch it after the checkpoint (provision-nodes.ts), which then takes
+ * it over as that rank. One replacement is prepared per attempt; a second node warned at once is
+ * launched after the checkpoint.
  *
  * When the old checkpoint is complete before the replacement is ready with its data, the run
  * waits for it in AwaitReplacement (its token on the record as `replacementToken`): every step
@@ -103,7 +110,9 @@ export function replacementSituation(record: RunRecord, attempt: number): Replac
   const warned = record.attempts.find((a) => a.attempt === attempt);
   const replacement = warned?.replacement;
   const next = record.attempts.find((a) => a.attempt === attempt + 1);
-  if (next !== undefined && replacement !== undefined && next.instanceId === replacement.instanceId) return { kind: 'adopted' };
+  if (next !== undefined && replacement !== undefined && (next.instanceId === replacement.instanceId || next.nodes?.some((n) => n.instanceId === replacement.instanceId) === true)) {
+    return { kind: 'adopted' };
+  }
   if (warned === undefined) return { kind: 'unwanted', reason: `attempt ${attempt} is not recorded`, replacement };
   if (isTerminal(record.status)) return { kind: 'unwanted', reason: `the run ended (${record.status})`, replacement };
   if (next !== undefined) return { kind: 'unwanted', reason: `attempt ${attempt + 1} runs on another instance`, replacement };
@@ -180,12 +189,16 @@ async function launch(
   const spec = record.spec;
   const wanted = event.trigger === REBALANCE ? spec.recovery.preProvisionOnRebalance : spec.recovery.provisionOnWarning;
   if (!wanted) return { stop: true, reason: `recovery.${event.trigger === REBALANCE ? 'preProvisionOnRebalance' : 'provisionOnWarning'} is off` };
-  // A multi-node run replaces its lost node after the checkpoint, beside the nodes it keeps (provision-nodes.ts).
-  if (nodeCount(spec) > 1) return { stop: true, reason: 'a multi-node run launches the lost node\'s replacement after the checkpoint, beside the nodes it keeps' };
   // A volume attaches to one instance at a time: such a run keeps the sequential path.
   if (spec.volume !== undefined) return { stop: true, reason: 'a run with a dataset volume attaches it after the old instance is released' };
-  if (warned.instanceId !== event.instanceId) return { stop: true, reason: `attempt ${event.attempt} runs on ${warned.instanceId ?? 'no instance'}` };
-  if (warned.replacement !== undefined) return { stop: false, reason: 'already launched' };
+  // A multi-node run replaces the warned node alone, beside the nodes it keeps.
+  const node = nodeCount(spec) > 1 ? nodeOnInstance(warned, event.instanceId) : undefined;
+  if (node === undefined && warned.instanceId !== event.instanceId) return { stop: true, reason: `attempt ${event.attempt} runs on ${warned.instanceId ?? 'no instance'}` };
+  if (warned.replacement !== undefined) {
+    if (warned.replacement.rank === node?.rank) return { stop: false, reason: 'already launched' };
+    // One replacement is prepared per attempt: a second node warned is launched after the checkpoint.
+    return { stop: true, reason: `node ${warned.replacement.rank ?? '?'}'s replacement is already prepared; node ${node?.rank ?? '?'}'s is launched after the checkpoint` };
+  }
 
   // The same policy DecideRecovery applies next: the interruption counted, reclaimed capacity last.
   const reasons = record.attempts.map((a) => (a.attempt === event.attempt ? 'SPOT_INTERRUPTED' : a.endReason));
@@ -212,9 +225,16 @@ async function launch(
   );
   if (decision.action !== 'retry') return { stop: true, reason: `no next attempt: ${decision.reason}` };
 
+  let request = launchRequestFor(record, decision.nextAttempt, decision.placement);
+  if (node !== undefined) {
+    // Where ProvisionInstance would launch the rank after the checkpoint, with its client token.
+    const anchor = warned.nodes?.find((n) => n !== node && n.warnedAt === undefined && n.lostAt === undefined && n.releasedAt === undefined);
+    if (anchor === undefined || record.network === undefined) return { stop: true, reason: `no node of attempt ${event.attempt} is kept: a whole fleet is launched after the checkpoint` };
+    request = besideKeptNodes(request, anchor, node.rank, record.network);
+  }
   let launched;
   try {
-    launched = await deps.compute.launch(launchRequestFor(record, decision.nextAttempt, decision.placement));
+    launched = await deps.compute.launch(request);
   } catch (error) {
     // No capacity now: the train-run machine walks the list itself after the checkpoint, as without this.
     if (error instanceof CapacityUnavailableError) return { stop: true, reason: error.message };
@@ -227,6 +247,7 @@ async function launch(
     availabilityZone: launched.availabilityZone,
     spot: launched.spot,
     launchedAt: launched.launchedAt,
+    ...(node === undefined ? {} : { rank: node.rank, subnetId: launched.subnetId, privateIp: launched.privateIp }),
   };
   try {
     await deps.store.updateAttempt(event.runId, event.attempt, { replacement });

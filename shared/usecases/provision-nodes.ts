@@ -1,9 +1,9 @@
 import type { Placement } from '../domain/recovery';
 import { nodeCount } from '../domain/multi-node';
-import type { NodeState, RunRecord } from '../domain/run-record';
+import type { NodeState, Replacement, RunRecord } from '../domain/run-record';
 import { CapacityUnavailableError } from '../errors';
 import { logger } from '../logger';
-import type { LaunchedInstance, RunNetwork } from '../ports/compute';
+import type { LaunchedInstance, LaunchRequest, RunNetwork } from '../ports/compute';
 import { waitForCapacity, type ProvisionInstanceEvent, type ProvisionResult } from './provision-instance';
 import type { StepDeps } from './step-deps';
 
@@ -32,11 +32,26 @@ export async function provisionNodes(
   if (deps.networks === undefined) throw new Error('ProvisionInstance needs the node networks port for a multi-node run');
   const survivors = keptNodes(record, attempt);
   const network = record.network ?? (await deps.networks.ensure(runId, { subnets: spec.instance.subnets, instanceType: placement.instanceTypes[0] ?? '' }));
+  const prepared = await preparedReplacement(record, attempt, survivors, count, deps);
+  if (prepared !== undefined && prepared.replacement.dataReadyAt === undefined && event.replacementAwaited !== true) {
+    // Launched on the warning and still booting or copying: wait for it (AwaitReplacement), as one node does.
+    const { replacement, ready } = prepared;
+    await deps.store.transition(runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
+      network,
+      statusReason:
+        `Attempt ${attempt} keeps ${survivors.length} of ${count} nodes and waits for rank ${replacement.rank ?? '?'}'s replacement ` +
+        `${replacement.instanceId}, launched on the spot warning (${ready ? 'online, copying data' : 'booting'})`,
+    });
+    return { launched: false, awaitReplacement: true, replacementInstanceId: replacement.instanceId, waitingSince: null, usesVolume: false };
+  }
+  const missing = missingRanks(survivors, count);
   await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     network,
     statusReason:
       survivors.length > 0
-        ? `Attempt ${attempt} keeps ${survivors.length} of ${count} nodes and launches rank ${missingRanks(survivors, count).join(', ')}`
+        ? `Attempt ${attempt} keeps ${survivors.length} of ${count} nodes and ` +
+          (prepared === undefined ? `launches rank ${missing.join(', ')}` : `takes over ${prepared.replacement.instanceId} as rank ${prepared.replacement.rank ?? '?'}, launched on the spot warning`) +
+          (prepared !== undefined && missing.length > 1 ? `; launches rank ${missing.filter((r) => r !== prepared.replacement.rank).join(', ')}` : '')
         : `Launching attempt ${attempt}: ${count} nodes of ${placement.instanceTypes.join(' or ')}${placement.spot ? ', spot' : ''}, all or none`,
   });
 
@@ -44,7 +59,7 @@ export async function provisionNodes(
   let refusal: CapacityUnavailableError | undefined;
   if (survivors.length > 0) {
     try {
-      nodes = await completeFleet(survivors, count, attempt, request, network, deps);
+      nodes = await completeFleet(survivors, count, attempt, request, network, prepared?.replacement, deps);
     } catch (error) {
       if (!(error instanceof CapacityUnavailableError)) throw error;
       refusal = error;
@@ -56,6 +71,7 @@ export async function provisionNodes(
       const fleet = await deps.compute.launchNodes({ ...request, count, network });
       nodes = fleet.map((instance, rank) => nodeOf(instance, rank, attempt));
       await releaseSurvivors(record, attempt, survivors, deps);
+      await releaseUnadopted(record, attempt, deps);
     } catch (error) {
       if (!(error instanceof CapacityUnavailableError)) throw error;
       refusal = error;
@@ -86,7 +102,37 @@ export async function provisionNodes(
     instance: { instanceId: first.instanceId, instanceType: first.instanceType, availabilityZone: first.availabilityZone, spot: first.spot },
     waitingSince: null,
     usesVolume: false,
+    // Every node online already (the kept ones, and the replacement prepared on the warning): no readiness wait.
+    ...(nodes.every((n) => n.readyAt !== undefined) ? { prepared: true } : {}),
   };
+}
+
+/**
+ * The replacement launched on the previous attempt's spot warning for one of the ranks this
+ * attempt lacks (prepare-replacement, docs/recovery.md), if it is still alive and the kept nodes
+ * are there to complete: ProvisionInstance takes it over instead of launching that rank.
+ */
+async function preparedReplacement(
+  record: RunRecord,
+  attempt: number,
+  survivors: readonly NodeState[],
+  count: number,
+  deps: StepDeps,
+): Promise<{ replacement: Replacement; ready: boolean } | undefined> {
+  const replacement = record.attempts.find((a) => a.attempt === attempt - 1)?.replacement;
+  if (replacement === undefined || replacement.attempt !== attempt || replacement.releasedAt !== undefined || replacement.rank === undefined) return undefined;
+  if (survivors.length === 0 || !missingRanks(survivors, count).includes(replacement.rank)) return undefined;
+  const readiness = await deps.compute.readiness(replacement.instanceId);
+  if (['shutting-down', 'terminated', 'stopping', 'stopped', 'gone'].includes(readiness.state)) return undefined;
+  return { replacement, ready: readiness.ready };
+}
+
+/** The replacement launched on the warning, when a whole new fleet replaced the kept nodes instead: billed until now. */
+async function releaseUnadopted(record: RunRecord, attempt: number, deps: StepDeps): Promise<void> {
+  const replacement = record.attempts.find((a) => a.attempt === attempt - 1)?.replacement;
+  if (replacement === undefined || replacement.attempt !== attempt || replacement.releasedAt !== undefined) return;
+  await deps.compute.terminate(replacement.instanceId);
+  await deps.store.updateAttempt(record.runId, attempt - 1, { replacement: { ...replacement, releasedAt: deps.clock().toISOString() } });
 }
 
 /** The previous attempt's nodes that are still wanted: neither warned, lost nor released. */
@@ -100,13 +146,37 @@ function missingRanks(survivors: readonly NodeState[], count: number): number[] 
   return Array.from({ length: count }, (_, rank) => rank).filter((rank) => !held.has(rank));
 }
 
-/** Launches the ranks the survivors lack, each alone, into the survivors' subnet, type and market. */
+/**
+ * The launch of rank `rank` alone beside the kept node `anchor`: its subnet (so its AZ and the
+ * placement group), its type and its market, with no fallback elsewhere, and the rank's own
+ * client token. ProvisionInstance and the replacement launched on a warning both use it, so the
+ * two launch the same instance.
+ */
+export function besideKeptNodes(request: LaunchRequest, anchor: NodeState, rank: number, network: RunNetwork): LaunchRequest {
+  return {
+    ...request,
+    rank,
+    instanceTypes: [anchor.instanceType],
+    spot: anchor.spot,
+    onDemandFallback: false,
+    subnetId: anchor.subnetId,
+    availabilityZone: anchor.availabilityZone,
+    network,
+  };
+}
+
+/**
+ * Launches the ranks the survivors lack, each alone, into the survivors' subnet, type and market;
+ * the rank whose replacement was launched on the warning (`prepared`) takes that instance over,
+ * with its readiness and its copied data.
+ */
 async function completeFleet(
   survivors: readonly NodeState[],
   count: number,
   attempt: number,
-  request: Parameters<StepDeps['compute']['launch']>[0],
+  request: LaunchRequest,
   network: RunNetwork,
+  prepared: Replacement | undefined,
   deps: StepDeps,
 ): Promise<NodeState[]> {
   const anchor = survivors[0];
@@ -114,21 +184,17 @@ async function completeFleet(
   const launched: NodeState[] = [];
   try {
     for (const rank of missingRanks(survivors, count)) {
-      const instance = await deps.compute.launch({
-        ...request,
-        rank,
-        instanceTypes: [anchor.instanceType],
-        spot: anchor.spot,
-        onDemandFallback: false,
-        subnetId: anchor.subnetId,
-        availabilityZone: anchor.availabilityZone,
-        network,
-      });
+      if (prepared !== undefined && prepared.rank === rank) {
+        launched.push(preparedNode(prepared, rank, attempt));
+        continue;
+      }
+      const instance = await deps.compute.launch(besideKeptNodes(request, anchor, rank, network));
       launched.push(nodeOf(instance, rank, attempt));
     }
   } catch (error) {
-    // All or none: a replacement launched before the refusal is not kept alone.
-    for (const node of launched) await deps.compute.terminate(node.instanceId);
+    // All or none: a replacement launched before the refusal is not kept alone (the whole-fleet
+    // path releases the prepared one).
+    for (const node of launched) if (node.instanceId !== prepared?.instanceId) await deps.compute.terminate(node.instanceId);
     throw error;
   }
   return [...survivors.map(keptState), ...launched].sort((a, b) => a.rank - b.rank);
@@ -138,6 +204,16 @@ async function completeFleet(
 function keptState(node: NodeState): NodeState {
   const { outcome: _outcome, lastHeartbeatAt: _beat, agentCommandId: _command, ...kept } = node;
   return kept;
+}
+
+/** The replacement launched on the warning, as the node of rank `rank` it becomes: ready and with its data if it got that far. */
+function preparedNode(prepared: Replacement, rank: number, attempt: number): NodeState {
+  return {
+    ...nodeOf({ ...prepared, misses: [] }, rank, attempt),
+    ...(prepared.readyAt === undefined ? {} : { readyAt: prepared.readyAt }),
+    ...(prepared.copyCommandId === undefined ? {} : { copyCommandId: prepared.copyCommandId }),
+    ...(prepared.dataReadyAt === undefined ? {} : { dataReadyAt: prepared.dataReadyAt }),
+  };
 }
 
 function nodeOf(instance: LaunchedInstance, rank: number, attempt: number): NodeState {

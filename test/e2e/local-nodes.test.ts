@@ -89,12 +89,40 @@ describe('local backend: multi-node runs', () => {
     expect(second[lost]?.instanceId).not.toBe(first[lost]?.instanceId);
     expect(second[lost]?.launchedForAttempt).toBe(2);
     expect(record.attempts[0]?.nodes?.[lost]).toMatchObject({ warnedAt: expect.any(String), releasedAt: expect.any(String) });
+    // The replacement was launched on the warning for that rank (its own client token), beside the
+    // kept node, and attempt 2 took it over, online already: no other instance was launched.
+    const replacement = record.attempts[0]?.replacement;
+    expect(replacement).toMatchObject({ attempt: 2, rank: lost, instanceId: second[lost]?.instanceId, readyAt: expect.any(String) });
+    expect(replacement?.releasedAt).toBeUndefined();
+    expect(second[lost]).toMatchObject({ readyAt: replacement?.readyAt, launchedAt: replacement?.launchedAt });
+    expect((await world.backend.compute.launchedFor(runId)).map((i) => i.clientToken)).toEqual([`${runId}-1-n2`, `${runId}-1-n2`, `${runId}-2-r${lost}`]);
     // The loss goes on from the checkpoint: attempt 2 starts after step 3.
     const trained = await steps(world, runId);
     expect(trained.filter(([attempt]) => attempt === 2).map(([, step]) => step)).toEqual([4, 5, 6]);
     // Rank 0's address is the rendezvous of each attempt; each attempt has its own port.
     const log = await objectText(world, `runs/${runId}/logs/attempt-2-node-1.log`);
     expect(log).toMatch(/node 1 of 2 \(master 127\.0\.0\.1:3\d{4}\) starting after step 3/);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
+  it('a rebalance recommendation on node 1: every node saves early, and node 1 alone is replaced by the instance launched on the recommendation', async () => {
+    world = await startWorld();
+    const recovery = { checkpointOnRebalance: true, preProvisionOnRebalance: true };
+    const runId = await submitNodes(world, 2, { steps: 6, 'step-seconds': 0.3, 'hold-after-step': 3 }, { recovery });
+    const training = await waitForStep(world, runId, 3);
+    const first = training.attempts[0]?.nodes ?? [];
+
+    const [delivered] = await world.backend.router.emitRebalanceRecommendation(first[1]?.instanceId ?? '');
+    expect(delivered).toMatchObject({ ok: true, result: { action: 'checkpoint-requested', instanceId: first[1]?.instanceId } });
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.attempts.map((a) => a.endReason)).toEqual(['SPOT_INTERRUPTED', 'SUCCEEDED']);
+    expect(record.attempts[0]?.nodes?.[1]).toMatchObject({ warnedAt: expect.any(String), releasedAt: expect.any(String) });
+    const second = record.attempts[1]?.nodes ?? [];
+    expect(second[0]).toMatchObject({ instanceId: first[0]?.instanceId, launchedForAttempt: 1 });
+    expect(record.attempts[0]?.replacement).toMatchObject({ rank: 1, instanceId: second[1]?.instanceId });
+    expect((await steps(world, runId)).filter(([attempt]) => attempt === 2).map(([, step]) => step)).toEqual([4, 5, 6]);
     expect(await processesOf(record)).toEqual([]);
   }, 300_000);
 
