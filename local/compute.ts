@@ -297,6 +297,11 @@ export class LocalCompute implements Compute {
     return record.onlineAt === undefined || Date.parse(record.onlineAt) <= this.now().getTime();
   }
 
+  async instanceStates(instanceIds: readonly string[]): Promise<Map<string, InstanceLifecycleState>> {
+    const records = await Promise.all(instanceIds.map(async (id) => [id, await this.currentRecord(id)] as const));
+    return new Map(records.map(([id, record]) => [id, record?.state ?? 'gone']));
+  }
+
   /** Type, zone and state of an instance, or undefined when it never existed (for the metadata service). */
   async describe(
     instanceId: string,

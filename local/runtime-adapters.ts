@@ -225,6 +225,7 @@ export function rememberingLaunches(compute: Compute, tags: LocalInstanceTags): 
       tags.retag(ids, attempt);
     },
     readiness: (id) => compute.readiness(id),
+    instanceStates: (ids) => compute.instanceStates(ids),
     terminate: (id) => compute.terminate(id),
     sendCommand: (id, script, options) => compute.sendCommand(id, script, options),
     commandResult: (id, commandId) => compute.commandResult(id, commandId),

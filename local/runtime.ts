@@ -374,6 +374,7 @@ async function assemble(
 
   agentControlDeps = {
     store,
+    instances: localCompute,
     credentials: new LocalRunCredentials(services.credentials),
     tasks: executions,
     config: {

@@ -46,6 +46,7 @@ import type {
 } from '../ports/compute';
 import { STACK_TAG } from '../ports/stack-tag';
 import { awsErrorCode, translateAwsError, withThrottleRetry, type ThrottleRetryOptions } from './aws-errors';
+import { Ec2InstanceStates, parseState } from './ec2-instance-states';
 import { DEFAULT_DLAMI_PARAMETER, amiRootDeviceName, resolveAmiFromParameter } from './dlami';
 import {
   ATTEMPT_TAG,
@@ -67,7 +68,6 @@ export { ATTEMPT_TAG, RANK_TAG, RUN_TAG, clientToken, launchTags } from './ec2-l
 const LIVE_STATES = ['pending', 'running', 'shutting-down', 'stopping', 'stopped'];
 /** States of an instance a retried launch may take as its own: anything else is on its way out. */
 const ADOPTABLE_STATES = ['pending', 'running'];
-const InstanceState = z.enum(['pending', 'running', 'shutting-down', 'terminated', 'stopping', 'stopped']);
 const CommandStatus = z.enum(['Pending', 'InProgress', 'Delayed', 'Success', 'Cancelled', 'TimedOut', 'Failed', 'Cancelling']);
 const FINISHED = new Set(['Success', 'Cancelled', 'TimedOut', 'Failed']);
 
@@ -302,6 +302,10 @@ export class Ec2Compute implements Compute {
     if (state !== 'running') return { state, ready: false, agentOnline: false };
     const agentOnline = await this.agentOnline(instanceId);
     return { state, ready: agentOnline, agentOnline };
+  }
+
+  instanceStates(instanceIds: readonly string[]): Promise<Map<string, InstanceLifecycleState>> {
+    return new Ec2InstanceStates(this.ec2, this.retry).instanceStates(instanceIds);
   }
 
   async terminate(instanceId: string): Promise<void> {
@@ -563,12 +567,6 @@ export class Ec2Compute implements Compute {
       throw translateAwsError(error, `DescribeInstanceInformation ${instanceId}`);
     }
   }
-}
-
-function parseState(name: string): InstanceLifecycleState {
-  const parsed = InstanceState.safeParse(name);
-  if (!parsed.success) throw new AwsCallFailedError(`EC2 reported an unknown instance state ${name}`);
-  return parsed.data;
 }
 
 function sleep(ms: number): Promise<void> {

@@ -12,6 +12,7 @@ export type NodeVerdict =
   | { kind: 'fail'; error: string; cause: string };
 
 const TRAINING_FAILED = 'Training.Failed';
+const INSTANCE_LOST = 'Instance.Lost';
 
 /**
  * - A script that failed on any node (Training.Failed) fails the attempt with that node's cause
@@ -19,7 +20,8 @@ const TRAINING_FAILED = 'Training.Failed';
  *   node was warned or lost, or the run is checkpointing): then a failing peer is the
  *   interruption's doing, and rank 0's report decides.
  * - Rank 0 reporting anything else (Spot.Interrupted with its checkpoint, a heartbeat timeout of
- *   its own) fails the attempt with it: rank 0 uploads the run's checkpoint.
+ *   its own) fails the attempt with it: rank 0 uploads the run's checkpoint. Rank 0's script
+ *   failing after a node was lost (no warning) is that loss: `Instance.Lost`.
  * - Success needs rank 0 to exit 0 and every other node to have succeeded too; until they have,
  *   the attempt waits (a node that never reports stops the heartbeat relay and is caught).
  */
@@ -31,7 +33,15 @@ export function nodeVerdict(nodes: readonly NodeState[], run: { interrupted: boo
   }
   const first = nodes.find((n) => n.rank === 0);
   const outcome = first?.outcome;
-  if (outcome?.kind === 'FAILED') return { kind: 'fail', error: outcome.error ?? 'States.TaskFailed', cause: outcome.cause ?? '' };
+  if (outcome?.kind === 'FAILED') {
+    // Rank 0's script failed with a peer lost (no warning, so no checkpoint was asked for): its
+    // collectives broke with the peer. An interruption, not the user's error.
+    const lost = nodes.filter((n) => n.lostAt !== undefined && n.warnedAt === undefined);
+    if (outcome.error === TRAINING_FAILED && lost.length > 0) {
+      return { kind: 'fail', error: INSTANCE_LOST, cause: `node ${lost.map((n) => `${n.rank} (${n.instanceId})`).join(', ')} lost while training; rank 0's script then failed: ${outcome.cause ?? ''}` };
+    }
+    return { kind: 'fail', error: outcome.error ?? 'States.TaskFailed', cause: outcome.cause ?? '' };
+  }
   if (outcome?.kind !== 'SUCCEEDED') return { kind: 'wait', reason: 'rank 0 has not reported' };
   const pending = nodes.filter((n) => n.outcome === undefined).map((n) => n.rank);
   if (pending.length > 0) return { kind: 'wait', reason: `node ${pending.join(', ')} has not reported` };

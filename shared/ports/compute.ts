@@ -123,6 +123,8 @@ export interface Compute {
   tagAttempt(instanceIds: readonly string[], attempt: number): Promise<void>;
   /** Lifecycle and SSM agent state of an instance. */
   readiness(instanceId: string): Promise<InstanceReadiness>;
+  /** The lifecycle state of each instance, in one call: `gone` for one the provider no longer knows. */
+  instanceStates(instanceIds: readonly string[]): Promise<Map<string, InstanceLifecycleState>>;
   /** Terminates an instance; an instance already gone is success. */
   terminate(instanceId: string): Promise<void>;
   /** Runs a bash script on the instance; returns the command id. */

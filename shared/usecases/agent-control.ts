@@ -4,6 +4,7 @@ import type { RunRecord } from '../domain/run-record';
 import { ConflictError, ForbiddenError, RunInvalidError } from '../errors';
 import { logger } from '../logger';
 import type { RunCredentialSet, RunCredentials, TaskCallbacks } from '../ports/run-credentials';
+import type { Compute } from '../ports/compute';
 import type { RunStore } from '../ports/run-store';
 import { nodeVerdict, staleNodes } from '../domain/node-outcome';
 import type { NodeState } from '../domain/run-record';
@@ -34,6 +35,8 @@ export interface AgentControlConfig {
 
 export interface AgentControlDeps {
   store: Pick<RunStore, 'get' | 'updateAttempt' | 'updateNode'>;
+  /** Read only when a node of a multi-node run reports its script failed: were its peers' instances lost? */
+  instances: Pick<Compute, 'instanceStates'>;
   credentials: RunCredentials;
   tasks: TaskCallbacks;
   config: AgentControlConfig;
@@ -193,13 +196,32 @@ async function relayNodeCallback(
   await deps.store.updateNode(record.runId, request.attempt, node.rank, { outcome });
   // Read again: another node may have reported meanwhile (each write touches its own node only).
   const latest = (await deps.store.get(record.runId)) ?? record;
-  const nodes = latest.attempts.find((a) => a.attempt === request.attempt)?.nodes ?? at.nodes;
-  const verdict = nodeVerdict(nodes.map((n) => (n.rank === node.rank ? { ...n, outcome } : n)), { interrupted: latest.status === 'CHECKPOINTING' });
+  let nodes = (latest.attempts.find((a) => a.attempt === request.attempt)?.nodes ?? at.nodes).map((n) => (n.rank === node.rank ? { ...n, outcome } : n));
+  if (outcome.kind === 'FAILED' && outcome.error === TRAINING_FAILED) nodes = await markGoneNodes(record.runId, request.attempt, nodes, now, deps);
+  const verdict = nodeVerdict(nodes, { interrupted: latest.status === 'CHECKPOINTING' });
   if (verdict.kind === 'wait') return;
-  const accepted =
-    verdict.kind === 'succeed' ? await deps.tasks.succeedTask(token, verdict.output) : await deps.tasks.failTask(token, verdict.error, verdict.cause);
   // Two nodes deciding at once: the second finds the task closed, and its outcome is recorded all the same.
-  if (!accepted) return;
+  if (verdict.kind === 'succeed') await deps.tasks.succeedTask(token, verdict.output);
+  else await deps.tasks.failTask(token, verdict.error, verdict.cause);
+}
+
+const TRAINING_FAILED = 'Training.Failed';
+
+/**
+ * A script failing on one node is often its collectives failing because a peer's instance died
+ * without a warning — before EC2's state-change event has marked that node lost. So a failure is
+ * first checked against the nodes' instances (one DescribeInstances): a node whose instance is
+ * gone is marked lost, and the outcome rule then ends the attempt `Instance.Lost` (recovery
+ * replaces that node) instead of `FAILED_USER`. Only on this path: a run that trains costs no call.
+ */
+async function markGoneNodes(runId: string, attempt: number, nodes: NodeState[], now: string, deps: AgentControlDeps): Promise<NodeState[]> {
+  if (nodes.some((n) => n.lostAt !== undefined || n.warnedAt !== undefined)) return nodes;
+  const live = nodes.filter((n) => n.releasedAt === undefined);
+  const states = await deps.instances.instanceStates(live.map((n) => n.instanceId));
+  const gone = live.filter((n) => !['pending', 'running'].includes(states.get(n.instanceId) ?? 'gone'));
+  for (const node of gone) await deps.store.updateNode(runId, attempt, node.rank, { lostAt: now });
+  if (gone.length > 0) logger.warn('a node failed while a peer\'s instance was gone: the peer is marked lost', { runId, attempt, gone: gone.map((n) => n.rank) });
+  return nodes.map((n) => (gone.includes(n) ? { ...n, lostAt: now } : n));
 }
 
 /** Three of the agent's one-minute beats; the task's HeartbeatSeconds (300 s) then ends the wait. */

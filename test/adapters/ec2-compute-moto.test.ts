@@ -181,6 +181,18 @@ describe('Ec2Compute on moto_server', () => {
     expect(after.map((i) => i.instanceId)).not.toContain(launched.instanceId);
   });
 
+  it('reads the states of several instances in one call: running, terminated, and an unknown one as gone', async () => {
+    const running = await compute.launch(request({ attempt: 7, spot: false }));
+    const ended = await compute.launch(request({ attempt: 8, spot: false }));
+    await compute.terminate(ended.instanceId);
+
+    const states = await compute.instanceStates([running.instanceId, ended.instanceId, 'i-0123456789abcdef0']);
+
+    expect(Object.fromEntries(states)).toEqual({ [running.instanceId]: 'running', [ended.instanceId]: 'terminated', 'i-0123456789abcdef0': 'gone' });
+    expect(await compute.instanceStates([])).toEqual(new Map());
+    await compute.terminate(running.instanceId);
+  });
+
   it('reads an unknown instance as gone, and terminating it succeeds', async () => {
     await expect(compute.readiness('i-0123456789abcdef0')).resolves.toMatchObject({ state: 'gone' });
     await expect(compute.terminate('i-0123456789abcdef0')).resolves.toBeUndefined();

@@ -128,6 +128,8 @@ export class AgentWorld {
     this.control = await startAgentControlApi({
       imds: this.imds,
       deps: () => ({
+        // Single-node runs: read only for a multi-node run's failures.
+        instances: { instanceStates: async (ids) => new Map(ids.map((id) => [id, 'running'])) },
         store: {
           get: async (runId) => this.records.get(runId),
           updateAttempt: async (runId, attempt, patch) => {

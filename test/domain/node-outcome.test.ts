@@ -34,6 +34,18 @@ describe('the outcome rule of a multi-node attempt', () => {
     expect(nodeVerdict(nodes(ok(), failed('Run.Cancelled', 'c1')), { interrupted: false })).toEqual({ kind: 'fail', error: 'Run.Cancelled', cause: 'c1' });
   });
 
+  it("rank 0's script failing after a node was lost without a warning is that loss, not the user's error", () => {
+    const lost = nodes(failed('Training.Failed', 'gloo: connection reset'), undefined).map((n) => (n.rank === 1 ? { ...n, lostAt: AT } : n));
+    expect(nodeVerdict(lost, { interrupted: false })).toEqual({
+      kind: 'fail',
+      error: 'Instance.Lost',
+      cause: "node 1 (i-1) lost while training; rank 0's script then failed: gloo: connection reset",
+    });
+    // A warned node asked every node to save: rank 0's own report stands.
+    const warned = nodes(failed('Training.Failed', 'c0'), undefined).map((n) => (n.rank === 1 ? { ...n, warnedAt: AT } : n));
+    expect(nodeVerdict(warned, { interrupted: true })).toEqual({ kind: 'fail', error: 'Training.Failed', cause: 'c0' });
+  });
+
   it('while interrupted, a failing peer waits for rank 0, whose report decides', () => {
     const peerFailed = nodes(undefined, failed('Training.Failed'));
     expect(nodeVerdict(peerFailed, { interrupted: true }).kind).toBe('wait');

@@ -126,6 +126,26 @@ describe('local backend: multi-node runs', () => {
     expect(await processesOf(record)).toEqual([]);
   }, 300_000);
 
+  it('a node killed without a warning while training: an interruption, not the user\'s error; that node alone is replaced and training goes on from the checkpoint', async () => {
+    world = await startWorld();
+    const runId = await submitNodes(world, 2, { steps: 6, 'step-seconds': 0.3, 'hold-after-step': 3 });
+    const training = await waitForStep(world, runId, 3);
+    const first = training.attempts[0]?.nodes ?? [];
+
+    await world.backend.compute.kill(first[1]?.instanceId ?? '');
+    const record = await world.backend.waitForRun(runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.userFailures).toBe(0);
+    expect(record.attempts[0]?.nodes?.[1]).toMatchObject({ lostAt: expect.any(String) });
+    expect(record.attempts[0]?.endReason).toBe('INSTANCE_LOST');
+    const second = record.attempts[1]?.nodes ?? [];
+    expect(second[0]).toMatchObject({ instanceId: first[0]?.instanceId, launchedForAttempt: 1 });
+    expect(second[1]?.launchedForAttempt).toBe(2);
+    expect((await steps(world, runId)).filter(([attempt]) => attempt === 2).map(([, step]) => step)).toEqual([4, 5, 6]);
+    expect(await processesOf(record)).toEqual([]);
+  }, 300_000);
+
   it("fails the run FAILED_USER with the failing node's traceback, and releases every node", async () => {
     world = await startWorld();
     const runId = await submitNodes(world, 2, { steps: 30, 'step-seconds': 0.3, 'fail-rank': 1 });

@@ -304,6 +304,17 @@ describe('the control plane keeps answering tasks', () => {
     expect(await decide(role('AgentControlIamRoleLambdaExecution'), { action: 'states:SendTaskHeartbeat', resource: '*' })).toBe('Allowed');
   });
 
+  it("lets the agent routes record beats, node outcomes and upload progress on the runs table, and read the nodes' instance states, nothing more of EC2", async () => {
+    const control = role('AgentControlIamRoleLambdaExecution');
+    const runs = `arn:aws:dynamodb:${region}:${account}:table/${table}`;
+    expect(await decide(control, { action: 'dynamodb:UpdateItem', resource: runs })).toBe('Allowed');
+    expect(await decide(control, { action: 'dynamodb:DeleteItem', resource: runs })).not.toBe('Allowed');
+    expect(await decide(control, { action: 'ec2:DescribeInstances', resource: '*' })).toBe('Allowed');
+    for (const action of ['ec2:TerminateInstances', 'ec2:RunInstances', 'ec2:CreateTags']) {
+      expect(await decide(control, { action, resource: `arn:aws:ec2:${region}:${account}:instance/i-0aaaaaaaaaaaaaaaa` }), action).not.toBe('Allowed');
+    }
+  });
+
   it('lets prepare-replacement answer and heartbeat the run waiting for its replacement, and AwaitReplacement store that wait on the record only', async () => {
     const prepare = role('PrepareReplacementIamRoleLambdaExecution');
     expect(await decide(prepare, { action: 'states:SendTaskSuccess', resource: '*' })).toBe('Allowed');

@@ -1,3 +1,6 @@
+import { DescribeInstancesCommand, EC2Client, type DescribeInstancesCommandInput } from '@aws-sdk/client-ec2';
+import { mockClient } from 'aws-sdk-client-mock';
+import { Ec2InstanceStates } from '../../shared/adapters/ec2-instance-states';
 import type { PolicyDocument } from '../../shared/domain/run-access';
 import type { RunRecord } from '../../shared/domain/run-record';
 import { RunSpecSchema } from '../../shared/domain/run-spec';
@@ -45,7 +48,18 @@ export function agentControlWorld(
   const issued: Array<{ sessionName: string; policy: PolicyDocument }> = [];
   const answered: Array<[string, string, string?]> = [];
   const stale = new Set<string>();
+  // EC2 as DescribeInstances answers an instance-id filter: the instances it knows, in their state.
+  // Every instance runs unless a test sets another state ('gone': EC2 no longer knows it).
+  const instanceStates = new Map<string, string>();
+  const ec2Client = new EC2Client({ region: 'us-east-1', credentials: { accessKeyId: 'AKIATEST', secretAccessKey: 'test' } });
+  const ec2 = mockClient(ec2Client);
+  ec2.on(DescribeInstancesCommand).callsFake((input: DescribeInstancesCommandInput) => {
+    const ids = input.Filters?.find((f) => f.Name === 'instance-id')?.Values ?? [];
+    const known = ids.filter((id) => instanceStates.get(id) !== 'gone');
+    return { Reservations: known.length === 0 ? [] : [{ Instances: known.map((id) => ({ InstanceId: id, State: { Name: instanceStates.get(id) ?? 'running' } })) }] };
+  });
   const deps: AgentControlDeps = {
+    instances: new Ec2InstanceStates(ec2Client, { attempts: 1, baseMs: 1 }),
     store: {
       get: async (runId) => records.get(runId),
       updateAttempt: async (runId, attempt, patch) => {
@@ -87,6 +101,6 @@ export function agentControlWorld(
     const result = await handler(event, lambdaContext());
     return { status: result.statusCode, body: JSON.parse(String(result.body ?? '{}')) as Record<string, unknown> };
   };
-  return { call, issued, answered, stale, records };
+  return { call, issued, answered, stale, records, instanceStates, describeCalls: () => ec2.commandCalls(DescribeInstancesCommand) };
 }
 

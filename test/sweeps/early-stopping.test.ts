@@ -54,6 +54,7 @@ describe('evaluate-sweeps', () => {
     launchNodes: async () => { throw new Error('not used'); },
     tagAttempt: async () => { throw new Error('not used'); },
     readiness: async () => { throw new Error('not used'); },
+    instanceStates: async () => { throw new Error('not used'); },
     terminate: async () => undefined,
     sendCommand: async (instanceId) => {
       commands.push(instanceId);

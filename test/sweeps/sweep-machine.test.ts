@@ -192,6 +192,7 @@ describe('sweep state machine', () => {
       launchNodes: async () => { throw new Error('not used'); },
       tagAttempt: async () => { throw new Error('not used'); },
       readiness: async () => { throw new Error('not used'); },
+      instanceStates: async () => { throw new Error('not used'); },
       terminate: async () => undefined,
       sendCommand: async () => { throw new Error('not used'); },
       commandResult: async () => { throw new Error('not used'); },

@@ -67,6 +67,34 @@ describe('agent routes: the nodes of a multi-node attempt', () => {
     expect(cause).toContain('bad batch on rank 2');
   });
 
+  it("checks a failure against the nodes' instances first (one DescribeInstances): all running, it is the user's", async () => {
+    const { call, as, answered, describeCalls, nodes } = nodesWorld();
+    await call('failure', { runId: 'run-n', attempt: 1, error: 'Training.Failed', cause: failureOf(1) }, as(1));
+    expect(answered).toEqual([['failure', 'TOKEN-N', 'Training.Failed']]);
+    expect(describeCalls().map((c) => c.args[0].input.Filters)).toEqual([[{ Name: 'instance-id', Values: NODES }]]);
+    expect(nodes().map((n) => n.lostAt)).toEqual([undefined, undefined, undefined]);
+  });
+
+  it("a peer's instance gone before EC2's event said so: rank 0's failure ends the attempt Instance.Lost, naming the lost node, not the user's", async () => {
+    const { call, as, answered, nodes, instanceStates } = nodesWorld();
+    instanceStates.set(NODES[2] ?? '', 'shutting-down');
+    await call('failure', { runId: 'run-n', attempt: 1, error: 'Training.Failed', cause: failureOf(1) }, as(1));
+    // Node 2 is marked lost: node 1's failure is the loss's doing, and rank 0 decides.
+    expect(answered).toEqual([]);
+    expect(nodes()[2]?.lostAt).toEqual(expect.any(String));
+
+    await call('failure', { runId: 'run-n', attempt: 1, error: 'Training.Failed', cause: failureOf(0) }, as(0));
+    expect(answered).toEqual([['failure', 'TOKEN-N', 'Instance.Lost']]);
+  });
+
+  it('rank 0 gone (EC2 no longer knows it): a peer\'s failure marks it lost and waits for its loss to end the attempt', async () => {
+    const { call, as, answered, nodes, instanceStates } = nodesWorld();
+    instanceStates.set(NODES[0] ?? '', 'gone');
+    await call('failure', { runId: 'run-n', attempt: 1, error: 'Training.Failed', cause: failureOf(2) }, as(2));
+    expect(answered).toEqual([]);
+    expect(nodes().map((n) => n.lostAt === undefined)).toEqual([false, true, true]);
+  });
+
   it('during an interruption a failing peer does not fail the run: rank 0 reports the checkpoint', async () => {
     const { call, as, answered, records } = nodesWorld();
     const run = records.get('run-n');
