@@ -77,7 +77,7 @@ describe('runctl ui: experiments, sweeps, models and outputs in chromium', () =>
     const page = await open('#/experiments');
     const rows = page.locator('table.experiments tbody tr');
     await rows.first().waitFor();
-    expect(await rows.locator('td:first-child').allTextContents()).toEqual(['lr-search', 'mnist-train', 'optimizers']);
+    expect(await rows.locator('td:first-child').allTextContents()).toEqual(['ddp-rings', 'lr-search', 'mnist-train', 'optimizers']);
     expect(await page.locator('tr[data-experiment="optimizers"] td.num').textContent()).toBe('3');
     await page.screenshot({ path: join(SCREENSHOTS, 'experiments.png'), fullPage: true });
 
@@ -198,6 +198,23 @@ describe('runctl ui: experiments, sweeps, models and outputs in chromium', () =>
     expect(forwarded).toContain(`GET /runs/${seeded.model.runId}/outputs`);
     await expectInert(page);
     await page.screenshot({ path: join(SCREENSHOTS, 'run-outputs.png'), fullPage: true });
+    await page.close();
+  }, 30_000);
+
+  it("lists each attempt's nodes of a multi-node run: the node kept, the node warned and its replacement", async () => {
+    const page = await open(`#/runs/${seeded.nodesRun}`);
+    const attempts = page.locator('ol.attempts');
+    await attempts.waitFor();
+    const first = page.getByRole('list', { name: 'Nodes of attempt 1' });
+    expect(await first.locator('li').allTextContents()).toEqual([
+      'rank 0 · c7i.large in local-1a · i-local0000aaaa',
+      'rank 1 · c7i.large in local-1a · i-local0000bbbb · warned, released',
+    ]);
+    expect(await page.getByRole('list', { name: 'Nodes of attempt 2' }).locator('li').allTextContents()).toEqual([
+      'rank 0 · c7i.large in local-1a · i-local0000aaaa · kept from attempt 1, succeeded, released',
+      'rank 1 · c7i.large in local-1a · i-local0000cccc · succeeded, released',
+    ]);
+    await page.screenshot({ path: join(SCREENSHOTS, 'run-nodes.png'), fullPage: true });
     await page.close();
   }, 30_000);
 

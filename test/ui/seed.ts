@@ -1,7 +1,7 @@
 import { PutObjectCommand } from '@aws-sdk/client-s3';
 import type { MetricsSummary } from '../../shared/domain/experiment';
 import { specHash } from '../../shared/domain/run-identity';
-import type { RunRecord } from '../../shared/domain/run-record';
+import type { NodeState, RunRecord } from '../../shared/domain/run-record';
 import { parseRunSpec } from '../../shared/domain/run-spec';
 import type { RunStatus } from '../../shared/domain/run-status';
 import type { Executions } from '../../shared/ports/executions';
@@ -22,6 +22,8 @@ export const HOSTILE_VALUE = '<img src=x onerror="window.__xss=\'hp\'">';
 export const HOSTILE_FILE = '<img src=x onerror="window.__xss=\'file\'">.txt';
 
 export interface Seeded {
+  /** A finished two-node run whose node 1 was replaced after a warning. */
+  nodesRun: string;
   sweepId: string;
   /** Trial number → run id. */
   trialRuns: string[];
@@ -134,7 +136,29 @@ export async function seedResearch(dev: RunningDev, client: ApiClient): Promise<
   // character of a copy source, so the file with markup in its name stays out of the model.
   await putOutput(outputs[1] ?? { path: 'missing', body: Buffer.alloc(0) });
 
+  // A two-node run whose node 1 was warned: attempt 2 kept node 0 and replaced node 1.
+  const nodesRun = 'r-seednodes000001';
+  {
+    const spec = parseRunSpec({ name: 'ddp-rings', code: { bundle, entrypoint: 'train.py' }, instance: { types: ['c7i.large'] }, nodes: 2 });
+    const at = (minutes: number) => new Date(Date.now() - (30 - minutes) * 60_000).toISOString();
+    const node = (rank: number, instanceId: string, launchedForAttempt: number, extra: Partial<NodeState> = {}): NodeState => ({
+      rank, instanceId, instanceType: 'c7i.large', availabilityZone: 'local-1a', spot: true, launchedForAttempt, launchedAt: at(0), ...extra,
+    });
+    const kept = node(0, 'i-local0000aaaa', 1);
+    await store.create({
+      runId: nodesRun, owner: LOCAL_OWNER, spec, specHash: specHash(spec), status: 'SUCCEEDED', createdAt: at(0), updatedAt: at(20),
+      costUsd: 0.1, interruptions: 1, userFailures: 0,
+      attempts: [
+        { attempt: 1, instanceId: kept.instanceId, instanceType: 'c7i.large', availabilityZone: 'local-1a', spot: true, startedAt: at(0), endedAt: at(10), endReason: 'SPOT_INTERRUPTED',
+          nodes: [kept, node(1, 'i-local0000bbbb', 1, { warnedAt: at(9), releasedAt: at(10) })] },
+        { attempt: 2, instanceId: kept.instanceId, instanceType: 'c7i.large', availabilityZone: 'local-1a', spot: true, startedAt: at(10), endedAt: at(20), endReason: 'SUCCEEDED',
+          nodes: [{ ...kept, outcome: { kind: 'SUCCEEDED', at: at(20) }, releasedAt: at(20) }, node(1, 'i-local0000cccc', 2, { outcome: { kind: 'SUCCEEDED', at: at(20) }, releasedAt: at(20) })] },
+      ],
+    });
+  }
+
   return {
+    nodesRun,
     sweepId: sweep.sweepId,
     trialRuns,
     compare: { experiment: compare, runs },

@@ -13,6 +13,21 @@ export interface Attempt {
   endedAt?: string;
   endReason?: string;
   resumeFrom?: string;
+  /** A multi-node attempt's nodes, in rank order (docs/multi-node.md). */
+  nodes?: AttemptNode[];
+}
+
+export interface AttemptNode {
+  rank: number;
+  instanceId: string;
+  instanceType: string;
+  availabilityZone: string;
+  /** Earlier than the attempt for a node kept from the attempt before. */
+  launchedForAttempt: number;
+  warnedAt?: string;
+  lostAt?: string;
+  releasedAt?: string;
+  outcome?: { kind: 'SUCCEEDED' | 'FAILED'; error?: string };
 }
 
 export interface CheckpointRef {

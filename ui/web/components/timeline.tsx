@@ -1,5 +1,5 @@
 import { checkpointId, duration, statusWords, time } from '../format';
-import { END_REASONS, INTERRUPTIONS, TERMINAL, type Checkpoint, type Run } from '../types';
+import { END_REASONS, INTERRUPTIONS, TERMINAL, type AttemptNode, type Checkpoint, type Run } from '../types';
 
 /**
  * The run over time: the phases it went through and, below them, one bar per attempt, with
@@ -110,10 +110,34 @@ export function Timeline({ run, checkpoints, now }: { run: Run; checkpoints: rea
               {a.endReason !== undefined && (
                 <span class={INTERRUPTIONS.has(a.endReason) ? 'interruption' : 'ended'}> · ended: {END_REASONS[a.endReason] ?? a.endReason}</span>
               )}
+              {a.nodes !== undefined && a.nodes.length > 1 && <Nodes attempt={a.attempt} nodes={a.nodes} />}
             </li>
           );
         })}
       </ol>
     </figure>
+  );
+}
+
+/** The nodes of a multi-node attempt: which were kept from the attempt before, which one was warned or lost, how each ended. */
+function Nodes({ attempt, nodes }: { attempt: number; nodes: AttemptNode[] }) {
+  return (
+    <ul class="nodes" aria-label={`Nodes of attempt ${attempt}`}>
+      {nodes.map((n) => {
+        const notes = [
+          n.launchedForAttempt < attempt ? `kept from attempt ${n.launchedForAttempt}` : undefined,
+          n.warnedAt !== undefined ? 'warned' : undefined,
+          n.lostAt !== undefined ? 'lost' : undefined,
+          n.outcome === undefined ? undefined : n.outcome.kind === 'SUCCEEDED' ? 'succeeded' : `failed (${n.outcome.error ?? 'error'})`,
+          n.releasedAt !== undefined ? 'released' : undefined,
+        ].filter((note) => note !== undefined);
+        return (
+          <li data-rank={n.rank}>
+            rank {n.rank} · {n.instanceType} in {n.availabilityZone} · <span class="mono">{n.instanceId}</span>
+            {notes.length > 0 && ` · ${notes.join(', ')}`}
+          </li>
+        );
+      })}
+    </ul>
   );
 }
