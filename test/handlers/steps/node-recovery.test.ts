@@ -9,14 +9,18 @@ import { DynamoRunStore, runsDocumentClient } from '../../../shared/adapters/dyn
 import { S3Artifacts } from '../../../shared/adapters/s3-artifacts';
 import type { NodeState, Replacement, RunRecord } from '../../../shared/domain/run-record';
 import { parseRunSpec } from '../../../shared/domain/run-spec';
+import type { Artifacts } from '../../../shared/ports/artifacts';
 import { launchRequestFor, provisionInstance } from '../../../shared/usecases/provision-instance';
+import { releaseResources } from '../../../shared/usecases/release-resources';
 import { besideKeptNodes } from '../../../shared/usecases/provision-nodes';
 import type { StepDeps } from '../../../shared/usecases/step-deps';
 import { createRunsTable, dynamoClient } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
 
 /**
- * ProvisionInstance of a multi-node run after a spot warning, over dynalite and local instances:
+ * The recovery steps of a multi-node run after a spot warning, over dynalite and local instances.
+ * ReleaseResources keeps the healthy nodes and the replacement prepared for the next attempt
+ * (every node under `nodeRecovery: relaunch-all`; everything when the run ends). ProvisionInstance:
  * the replacement launched on the warning for the warned rank (prepare-replacement) is taken over
  * as that rank beside the kept node, waited for while it still copies, and released when no node
  * is kept and a whole fleet is launched instead. Every instance is real to the local compute, so
@@ -48,8 +52,8 @@ beforeAll(async () => {
     store,
     compute,
     networks: new LocalNodeNetworks(),
-    // Never called: provisioning reads no checkpoint.
-    artifacts: new S3Artifacts(new S3Client({ region: 'us-east-1' }), 'b'),
+    // Provisioning reads no checkpoint; ReleaseResources confirms there is none yet.
+    artifacts: Object.assign(new S3Artifacts(new S3Client({ region: 'us-east-1' }), 'b'), { latestCheckpoint: async () => undefined }) satisfies Artifacts,
     clock: () => new Date(),
     config: { bucket: 'b', table: TABLE, region: 'us-east-1', heartbeatSeconds: 60, readinessMaxChecks: 3, capacityRetrySeconds: 60, prefetchMaxPolls: 3 },
   };
@@ -73,7 +77,7 @@ interface Warned {
  * those released as ReleaseResources leaves them, with rank `warned`'s replacement for attempt 2 launched beside the other node, as
  * prepare-replacement launches it, and `progress` recorded on it.
  */
-async function warnedRun(warned: number, progress: Partial<Replacement>, alsoLost?: number): Promise<Warned> {
+async function warnedRun(warned: number, progress: Partial<Replacement>, alsoLost?: number, options = { released: true }): Promise<Warned> {
   sequence += 1;
   const runId = `r-nodes-${sequence}`;
   const now = new Date().toISOString();
@@ -93,8 +97,8 @@ async function warnedRun(warned: number, progress: Partial<Replacement>, alsoLos
     launchedAt: instance.launchedAt,
     readyAt: now,
     dataReadyAt: now,
-    ...(rank === warned ? { warnedAt: now, releasedAt: now } : {}),
-    ...(rank === alsoLost ? { lostAt: now, releasedAt: now } : {}),
+    ...(rank === warned ? { warnedAt: now, ...(options.released ? { releasedAt: now } : {}) } : {}),
+    ...(rank === alsoLost ? { lostAt: now, ...(options.released ? { releasedAt: now } : {}) } : {}),
   }));
   // ReleaseResources terminated the warned and lost nodes; the others are kept.
   for (const node of nodes) if (node.releasedAt !== undefined) await compute.terminate(node.instanceId);
@@ -107,7 +111,9 @@ async function warnedRun(warned: number, progress: Partial<Replacement>, alsoLos
   };
   await store.create({
     ...record,
-    attempts: [{ attempt: 1, instanceId: nodes[0]?.instanceId, spot: true, startedAt: now, endedAt: now, endReason: 'SPOT_INTERRUPTED', nodes, replacement }],
+    attempts: [
+      { attempt: 1, instanceId: nodes[0]?.instanceId, spot: true, startedAt: now, ...(options.released ? { endedAt: now, endReason: 'SPOT_INTERRUPTED' as const } : {}), nodes, replacement },
+    ],
   });
   return { runId, nodes, replacement };
 }
@@ -182,5 +188,43 @@ describe('ProvisionInstance of a multi-node run with a replacement launched on t
     expect(result).toMatchObject({ launched: true });
     expect(result).not.toHaveProperty('prepared');
     expect((await store.get(runId))?.attempts[1]?.nodes?.[1]?.readyAt).toBeUndefined();
+  });
+});
+
+/** `warnedRun` as ReleaseResources finds it: the warned node still running and the attempt not ended. */
+const beforeRelease = (warned: number, progress: Partial<Replacement>) => warnedRun(warned, progress, undefined, { released: false });
+
+describe('ReleaseResources of a multi-node attempt that ends in a retry after a warning', () => {
+  const retry = { action: 'retry', nextAttempt: 2 };
+  const live = async (runId: string) => (await compute.listTaggedInstances()).filter((i) => i.runId === runId).map((i) => i.instanceId).sort();
+
+  it('terminates the warned node alone; the healthy node and the replacement prepared for attempt 2 keep running', async () => {
+    const { runId, nodes, replacement } = await beforeRelease(1, COPIED);
+
+    const released = await releaseResources({ runId, recovery: retry, error: { Error: 'Spot.Interrupted', Cause: '{}' } }, deps);
+
+    expect(released.terminated).toEqual([nodes[1]?.instanceId]);
+    expect(await live(runId)).toEqual([nodes[0]?.instanceId, replacement.instanceId].sort());
+    const attempt = (await store.get(runId))?.attempts[0];
+    expect(attempt?.nodes?.map((n) => n.releasedAt === undefined)).toEqual([true, false]);
+    expect(attempt?.replacement?.releasedAt).toBeUndefined();
+  });
+
+  it("with nodeRecovery 'relaunch-all' (the bench's comparison) every node goes, the replacement for attempt 2 stays", async () => {
+    const { runId, replacement } = await beforeRelease(1, COPIED);
+
+    await releaseResources({ runId, recovery: retry, error: { Error: 'Spot.Interrupted', Cause: '{}' } }, { ...deps, config: { ...deps.config, nodeRecovery: 'relaunch-all' } });
+
+    expect(await live(runId)).toEqual([replacement.instanceId]);
+    expect((await store.get(runId))?.attempts[0]?.nodes?.map((n) => n.releasedAt === undefined)).toEqual([false, false]);
+  });
+
+  it('when the run ends instead (no retry), every node and the replacement go, and the replacement is recorded released', async () => {
+    const { runId } = await beforeRelease(0, READY);
+
+    await releaseResources({ runId, recovery: { action: 'fail', status: 'CANCELLED' }, error: { Error: 'Run.Cancelled', Cause: '{}' } }, deps);
+
+    expect(await live(runId)).toEqual([]);
+    expect((await store.get(runId))?.attempts[0]?.replacement?.releasedAt).toEqual(expect.any(String));
   });
 });
