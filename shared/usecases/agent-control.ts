@@ -145,10 +145,14 @@ export async function relayCallback(
         ? await deps.tasks.succeedTask(token, request.output ?? '{}')
         : await deps.tasks.failTask(token, request.error ?? 'States.TaskFailed', request.cause ?? '');
   if (!accepted) throw new ConflictError(`The task of attempt ${request.attempt} of run ${request.runId} has ended`);
+  if (action === 'heartbeat') await recordUploadProgress(record, request, (deps.clock?.() ?? new Date()).toISOString(), deps);
+}
+
+/** How far the checkpoint upload after a warning is (runctl status shows it), until the checkpoint is complete. */
+async function recordUploadProgress(record: RunRecord, request: AgentRequest, at: string, deps: AgentControlDeps): Promise<void> {
   const attempt = record.attempts.find((a) => a.attempt === request.attempt);
-  if (action === 'heartbeat' && request.upload !== undefined && attempt?.checkpointCompletedAt === undefined) {
-    await deps.store.updateAttempt(record.runId, request.attempt, { checkpointUpload: { ...request.upload, at: (deps.clock?.() ?? new Date()).toISOString() } });
-  }
+  if (request.upload === undefined || attempt?.checkpointCompletedAt !== undefined) return;
+  await deps.store.updateAttempt(record.runId, request.attempt, { checkpointUpload: { ...request.upload, at } });
 }
 
 /**
@@ -184,9 +188,8 @@ async function relayNodeCallback(
       return;
     }
     if (!(await deps.tasks.heartbeatTask(token))) throw new ConflictError(`The task of attempt ${request.attempt} of run ${request.runId} has ended`);
-    if (node.rank === 0 && request.upload !== undefined && attempt?.checkpointCompletedAt === undefined) {
-      await deps.store.updateAttempt(record.runId, request.attempt, { checkpointUpload: { ...request.upload, at: now } });
-    }
+    // Rank 0 uploads the run's checkpoint: its progress is the attempt's.
+    if (node.rank === 0) await recordUploadProgress(record, request, now, deps);
     return;
   }
   const outcome =

@@ -17,14 +17,11 @@ import { PutParameterCommand, SSMClient } from '@aws-sdk/client-ssm';
 import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
 import type { LaunchRequest } from '../../shared/ports/compute';
+import { localClientConfig } from '../support/aws-clients';
 import { TEST_STACK } from '../support/stack';
 
-const clientConfig = () => ({
-  endpoint: inject('motoEndpoint'),
-  region: 'us-east-1',
-  credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  maxAttempts: 1,
-});
+// One try per call: a moto answer is never retried into passing.
+const clientConfig = () => ({ ...localClientConfig(inject('motoEndpoint')), maxAttempts: 1 });
 
 const ec2 = new EC2Client(clientConfig());
 const ssm = new SSMClient(clientConfig());

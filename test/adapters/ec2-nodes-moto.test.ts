@@ -22,14 +22,11 @@ import { beforeAll, describe, expect, inject, it } from 'vitest';
 import { Ec2Compute } from '../../shared/adapters/ec2-compute';
 import { Ec2NodeNetworks } from '../../shared/adapters/ec2-node-networks';
 import type { LaunchNodesRequest } from '../../shared/ports/compute';
+import { localClientConfig } from '../support/aws-clients';
 import { TEST_STACK } from '../support/stack';
 
-const clientConfig = () => ({
-  endpoint: inject('motoEndpoint'),
-  region: 'us-east-1',
-  credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
-  maxAttempts: 1,
-});
+// One try per call: a moto answer is never retried into passing.
+const clientConfig = () => ({ ...localClientConfig(inject('motoEndpoint')), maxAttempts: 1 });
 
 /** Placement groups by name, as EC2 would hold them for this account and Region. */
 const placementGroups = new Map<string, PlacementGroup>();
