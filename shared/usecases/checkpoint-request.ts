@@ -1,6 +1,9 @@
 import { checkpointNowCommand } from '../agent/commands';
+import { attemptInstanceIds } from '../domain/run-record';
 import { logger } from '../logger';
 import type { Compute } from '../ports/compute';
+import type { RunStore } from '../ports/run-store';
+import type { InstanceEventOutcome, LiveNode } from './instance-event';
 
 /** What asks an attempt's agents to save now, and why. */
 export interface CheckpointRequest {
@@ -31,4 +34,21 @@ export async function requestCheckpoint(compute: Pick<Compute, 'sendCommand'>, i
     logger.error('checkpoint command not delivered', { instanceId: instanceIds[i], runId: request.runId, attempt: request.attempt, error: String(sent.reason) });
     return null;
   });
+}
+
+/**
+ * The end of a warning or recommendation on one node of a multi-node run, once the attempt is
+ * marked: the node is marked `warnedAt` (recovery replaces it alone), and every node is asked
+ * to save, since their collectives stop together. The answer names the node's own command.
+ */
+export async function checkpointEveryNode(
+  deps: { store: Pick<RunStore, 'updateNode'>; compute: Pick<Compute, 'sendCommand'> },
+  { attempt, node, record }: LiveNode,
+  at: string,
+  request: Omit<CheckpointRequest, 'runId' | 'attempt'>,
+): Promise<InstanceEventOutcome> {
+  await deps.store.updateNode(record.runId, attempt.attempt, node.rank, { warnedAt: at });
+  const targets = attemptInstanceIds(attempt);
+  const commandIds = await requestCheckpoint(deps.compute, targets, { ...request, runId: record.runId, attempt: attempt.attempt });
+  return { action: 'checkpoint-requested', instanceId: node.instanceId, runId: record.runId, attempt: attempt.attempt, commandId: commandIds[targets.indexOf(node.instanceId)] ?? null };
 }

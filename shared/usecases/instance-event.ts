@@ -1,4 +1,4 @@
-import { nodeOnInstance, type Attempt, type RunRecord } from '../domain/run-record';
+import { nodeOnInstance, type Attempt, type NodeState, type RunRecord } from '../domain/run-record';
 import { isTerminal } from '../domain/run-status';
 import type { InstanceRun } from '../ports/instance-tags';
 
@@ -37,4 +37,22 @@ export function staleAttemptReason(record: RunRecord | undefined, run: InstanceR
 /** The attempt of a record with a number, if recorded. */
 export function attemptOf(record: RunRecord, attempt: number): Attempt | undefined {
   return record.attempts.find((a) => a.attempt === attempt);
+}
+
+/** A multi-node run's event for one of its nodes: the live attempt (rank 0's instance is its `instanceId`) and the node. */
+export interface LiveNode {
+  record: RunRecord;
+  attempt: Attempt & { instanceId: string };
+  node: NodeState;
+}
+
+/** The live attempt's node on `instanceId`, or why an event for it is ignored. */
+export function liveNodeOf(record: RunRecord | undefined, run: InstanceRun, instanceId: string): LiveNode | { ignored: string } {
+  const stale = staleAttemptReason(record, run, instanceId);
+  const attempt = record?.attempts.find((a) => a.attempt === run.attempt);
+  const node = nodeOnInstance(attempt, instanceId);
+  if (stale !== undefined || record === undefined || attempt?.instanceId === undefined || node === undefined) {
+    return { ignored: stale ?? 'not a node of the live attempt' };
+  }
+  return { record, attempt: { ...attempt, instanceId: attempt.instanceId }, node };
 }

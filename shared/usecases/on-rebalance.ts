@@ -1,12 +1,11 @@
-import { attemptInstanceIds, nodeOnInstance } from '../domain/run-record';
 import type { RebalanceRecommendation } from '../events/ec2-events';
 import { logger } from '../logger';
 import type { AttemptSignals } from '../ports/attempt-signals';
 import type { Compute } from '../ports/compute';
 import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
-import { requestCheckpoint } from './checkpoint-request';
-import { ignored, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
+import { checkpointEveryNode, requestCheckpoint } from './checkpoint-request';
+import { ignored, liveNodeOf, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface RebalanceDeps {
   instances: InstanceTags;
@@ -56,13 +55,9 @@ export async function onRebalance(event: RebalanceRecommendation, deps: Rebalanc
  */
 async function onNodeRebalance(event: RebalanceRecommendation, run: InstanceRun, deps: RebalanceDeps): Promise<InstanceEventOutcome> {
   const instanceId = event.detail['instance-id'];
-  const record = await deps.store.get(run.runId);
-  const stale = staleAttemptReason(record, run, instanceId);
-  const attempt = record?.attempts.find((a) => a.attempt === run.attempt);
-  const node = nodeOnInstance(attempt, instanceId);
-  if (stale !== undefined || record === undefined || attempt?.instanceId === undefined || node === undefined) {
-    return ignored(instanceId, stale ?? 'not a node of the live attempt', run);
-  }
+  const live = liveNodeOf(await deps.store.get(run.runId), run, instanceId);
+  if ('ignored' in live) return ignored(instanceId, live.ignored, run);
+  const { attempt, node } = live;
   const marked = await deps.signals.markRebalanceCheckpoint({
     runId: run.runId,
     attempt: run.attempt,
@@ -71,16 +66,11 @@ async function onNodeRebalance(event: RebalanceRecommendation, run: InstanceRun,
     recommendedInstance: `node ${node.rank} (${instanceId})`,
   });
   if (!marked) return ignored(instanceId, await whyNotMarked(deps, run, attempt.instanceId), run);
-  await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: event.time });
-  const targets = attemptInstanceIds(attempt);
-  const commandIds = await requestCheckpoint(deps.compute, targets, {
-    runId: run.runId,
-    attempt: run.attempt,
+  return checkpointEveryNode(deps, live, event.time, {
     reason: 'requested',
     timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
     comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: rebalance recommendation for node ${node.rank}`,
   });
-  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId: commandIds[targets.indexOf(instanceId)] ?? null };
 }
 
 async function whyNotMarked(deps: RebalanceDeps, run: { runId: string; attempt: number }, instanceId: string): Promise<string> {

@@ -4,9 +4,8 @@ import type { AttemptSignals } from '../ports/attempt-signals';
 import type { Compute } from '../ports/compute';
 import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
-import { attemptInstanceIds, nodeOnInstance } from '../domain/run-record';
-import { requestCheckpoint } from './checkpoint-request';
-import { attemptOf, ignored, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
+import { checkpointEveryNode, requestCheckpoint } from './checkpoint-request';
+import { attemptOf, ignored, liveNodeOf, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface SpotWarningDeps {
   instances: InstanceTags;
@@ -93,13 +92,9 @@ function report(outcome: InstanceEventOutcome): InstanceEventOutcome {
  */
 async function onNodeWarning(event: SpotInterruptionWarning, run: InstanceRun, deps: SpotWarningDeps): Promise<InstanceEventOutcome> {
   const instanceId = event.detail['instance-id'];
-  const record = await deps.store.get(run.runId);
-  const stale = staleAttemptReason(record, run, instanceId);
-  const attempt = record?.attempts.find((a) => a.attempt === run.attempt);
-  const node = nodeOnInstance(attempt, instanceId);
-  if (stale !== undefined || record === undefined || attempt?.instanceId === undefined || node === undefined) {
-    return ignored(instanceId, stale ?? 'not a node of the live attempt', run);
-  }
+  const live = liveNodeOf(await deps.store.get(run.runId), run, instanceId);
+  if ('ignored' in live) return ignored(instanceId, live.ignored, run);
+  const { record, attempt, node } = live;
   const marked = await deps.signals.markSpotInterrupted({
     runId: run.runId,
     attempt: run.attempt,
@@ -116,16 +111,11 @@ async function onNodeWarning(event: SpotInterruptionWarning, run: InstanceRun, d
     }
     return ignored(instanceId, await whyNotMarked(deps, run, attempt.instanceId), run);
   }
-  await deps.store.updateNode(run.runId, run.attempt, node.rank, { warnedAt: event.time });
   // A node the command misses: the warned agent's own metadata poll sees the notice; the others
   // fail their collectives and report, and rank 0's report (or the loss of the instance) decides.
-  const targets = attemptInstanceIds(attempt);
-  const commandIds = await requestCheckpoint(deps.compute, targets, {
-    runId: run.runId,
-    attempt: run.attempt,
+  return checkpointEveryNode(deps, live, event.time, {
     reason: 'spot-warning',
     timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
     comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption of node ${node.rank}`,
   });
-  return { action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId: commandIds[targets.indexOf(instanceId)] ?? null };
 }
