@@ -25,7 +25,7 @@ export type TimelineAttempt = Pick<
   Attempt,
   'attempt' | 'instanceId' | 'endedAt' | 'warnedAt' | 'checkpointCompletedAt' | 'checkpointUpload' | 'trainingStartedAt'
 > & {
-  replacement?: Pick<Replacement, 'instanceId' | 'readyAt' | 'dataReadyAt' | 'releasedAt'>;
+  replacement?: Pick<Replacement, 'instanceId' | 'readyAt' | 'dataReadyAt' | 'releasedAt' | 'rank'>;
 };
 
 const seconds = (from: string, to: string) => Math.round((Date.parse(to) - Date.parse(from)) / 100) / 10;
@@ -62,12 +62,15 @@ export function overlapLine(attempts: readonly TimelineAttempt[], now: Date): st
   const since = `${Math.max(0, Math.round((now.getTime() - Date.parse(warned.warnedAt)) / 1000))} s after the warning`;
   const state =
     replacement.dataReadyAt !== undefined ? 'ready' : replacement.readyAt !== undefined ? 'online, copying data' : 'booting';
-  const old = warned.instanceId ?? 'the old instance';
+  // A multi-node run: the replacement is the warned node's, and rank 0 (the attempt's instance) uploads the checkpoint.
+  const multiNode = replacement.rank !== undefined;
+  const old = `${multiNode ? 'rank 0 ' : ''}${warned.instanceId ?? 'the old instance'}`;
   const checkpoint =
     warned.checkpointCompletedAt !== undefined || warned.endedAt !== undefined
       ? `${old}'s checkpoint is complete`
-      : `${old} uploads its checkpoint${uploadProgress(warned.checkpointUpload)}`;
-  return `replacement ${replacement.instanceId} ${state} while ${checkpoint} (${since})`;
+      : `${old} uploads ${multiNode ? "the run's" : 'its'} checkpoint${uploadProgress(warned.checkpointUpload)}`;
+  const whose = multiNode ? `node ${replacement.rank}'s replacement` : 'replacement';
+  return `${whose} ${replacement.instanceId} ${state} while ${checkpoint} (${since})`;
 }
 
 /** `: 1.2 of 2.0 GB` from the agent's last report, in the unit of the total; empty without one. */

@@ -46,6 +46,12 @@ describe('interruption timeline', () => {
     expect(overlapLine([{ ...warned, replacement: { instanceId: 'i-new', releasedAt: 'x' } }], now)).toBeUndefined();
     expect(overlapLine([{ attempt: 1, instanceId: 'i-old' }], now)).toBeUndefined();
   });
+
+  it("names the warned node's replacement of a multi-node run, while rank 0 uploads the run's checkpoint", () => {
+    const now = new Date('2026-12-01T10:00:12Z');
+    const nodes = { ...warned, replacement: { instanceId: 'i-new', rank: 2, readyAt: 'x' }, checkpointUpload: { bytes: 500_000_000, totalBytes: 2_000_000_000, at: 'x' } };
+    expect(overlapLine([nodes], now)).toBe("node 2's replacement i-new online, copying data while rank 0 i-old uploads the run's checkpoint: 0.5 of 2.0 GB (12 s after the warning)");
+  });
 });
 
 describe('replacement situation', () => {
