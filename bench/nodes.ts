@@ -130,14 +130,14 @@ async function countRun(backend: LocalBackend, bundle: string, nodes: number, st
   return { nodes, steps, status: record.status, transitions: execution.transitions(), pollTransitions: Math.max(0, polls - 4 * record.attempts.length) };
 }
 
-/** Transitions of runs of 1, 2 and 4 nodes, short and long, on the instant model. */
-export async function measureNodeTransitions(): Promise<NodeTransitionFigure[]> {
+/** Transitions of runs of 1, 2 and 4 nodes, short and long, on the instant model (smaller sizes for the bench's own test). */
+export async function measureNodeTransitions(sizes: { nodes: number[]; steps: number[] } = { nodes: [1, 2, 4], steps: [2, 40] }): Promise<NodeTransitionFigure[]> {
   const root = await mkdtemp(join(tmpdir(), 'runctl-bench-node-transitions-'));
   const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 1, bootMs: 100 });
   try {
     const bundle = await uploadBundle(backend.s3, backend.services.bucket, NODE_CONTRACT);
     const figures: NodeTransitionFigure[] = [];
-    for (const nodes of [1, 2, 4]) for (const steps of [2, 40]) figures.push(await countRun(backend, bundle, nodes, steps));
+    for (const nodes of sizes.nodes) for (const steps of sizes.steps) figures.push(await countRun(backend, bundle, nodes, steps));
     return figures;
   } finally {
     await backend.stop({ terminateInstances: true });
