@@ -4,11 +4,13 @@
 It records what it was given (argv, the RUNCTL_* environment, the files restored into
 RUNCTL_RESUME_FROM and their content) in $RUNCTL_OUTPUT_DIR/received.json, then per NODE_MODE:
   periodic  save shard.json ({rank, step}) every 0.3 s and print a JSON metric line with the
-            rank, until the file NODE_UNTIL_FILE exists (or NODE_SECONDS pass); exit 0
+            rank, until the file NODE_UNTIL_FILE exists (or NODE_SECONDS pass, or SIGTERM
+            comes: as the contract asks, the save under way completes first); exit 0
   fail      exit 3 at once
 """
 import json
 import os
+import signal
 import sys
 import time
 
@@ -41,11 +43,22 @@ print('node %d starting in mode %s' % (rank, mode), flush=True)
 if mode == 'fail':
     sys.exit(3)
 
+# The stop signal ends the loop after the save under way: a save cut in half would leave its
+# temporary file in the checkpoint dir, which the agent would upload with the rest.
+stopping = False
+
+
+def on_term(signum, frame):
+    global stopping
+    stopping = True
+
+
+signal.signal(signal.SIGTERM, on_term)
 until_file = os.environ.get('NODE_UNTIL_FILE')
 seconds = float(os.environ.get('NODE_SECONDS', '3'))
 started = time.time()
 step = 0
-while (not os.path.exists(until_file) and time.time() - started < 120) if until_file else time.time() - started < seconds:
+while not stopping and ((not os.path.exists(until_file) and time.time() - started < 120) if until_file else time.time() - started < seconds):
     step += 1
     tmp = os.path.join(checkpoints, 'shard.json.tmp')
     with open(tmp, 'w') as f:
