@@ -74,6 +74,11 @@ export type InstanceLifecycleState =
   /** The provider no longer knows the instance. */
   | 'gone';
 
+/** Every state but pending and running: the instance is on its way out, or already gone, and will not train. */
+export function instanceGone(state: InstanceLifecycleState): boolean {
+  return state !== 'pending' && state !== 'running';
+}
+
 export interface InstanceReadiness {
   state: InstanceLifecycleState;
   /** EC2 running and the SSM agent reports Online. */

@@ -4,7 +4,7 @@ import type { RunRecord } from '../domain/run-record';
 import { ConflictError, ForbiddenError, RunInvalidError } from '../errors';
 import { logger } from '../logger';
 import type { RunCredentialSet, RunCredentials, TaskCallbacks } from '../ports/run-credentials';
-import type { Compute } from '../ports/compute';
+import { instanceGone, type Compute } from '../ports/compute';
 import type { RunStore } from '../ports/run-store';
 import { nodeVerdict, staleNodes } from '../domain/node-outcome';
 import type { NodeState } from '../domain/run-record';
@@ -221,7 +221,7 @@ async function markGoneNodes(runId: string, attempt: number, nodes: NodeState[],
   if (nodes.some((n) => n.lostAt !== undefined || n.warnedAt !== undefined)) return nodes;
   const live = nodes.filter((n) => n.releasedAt === undefined);
   const states = await deps.instances.instanceStates(live.map((n) => n.instanceId));
-  const gone = live.filter((n) => !['pending', 'running'].includes(states.get(n.instanceId) ?? 'gone'));
+  const gone = live.filter((n) => instanceGone(states.get(n.instanceId) ?? 'gone'));
   for (const node of gone) await deps.store.updateNode(runId, attempt, node.rank, { lostAt: now });
   if (gone.length > 0) logger.warn('a node failed while a peer\'s instance was gone: the peer is marked lost', { runId, attempt, gone: gone.map((n) => n.rank) });
   return nodes.map((n) => (gone.includes(n) ? { ...n, lostAt: now } : n));

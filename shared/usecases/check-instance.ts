@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InstanceLostError, InstanceNotReadyError } from '../errors';
 import type { NodeState } from '../domain/run-record';
-import type { InstanceLifecycleState } from '../ports/compute';
+import { instanceGone, type InstanceLifecycleState } from '../ports/compute';
 import { pollWaitSeconds } from '../domain/history-budget';
 import { attemptLoops } from './attempt-loops';
 import type { StepDeps } from './step-deps';
@@ -24,8 +24,6 @@ export interface CheckInstanceResult {
   waitSeconds: number;
 }
 
-const GONE: ReadonlySet<InstanceLifecycleState> = new Set(['shutting-down', 'terminated', 'stopping', 'stopped', 'gone']);
-
 /**
  * For a step whose SSM command failed: one look at the instance, so that a command that failed
  * because its instance died (or dropped out of SSM) ends in Instance.Lost / Instance.NotReady,
@@ -34,7 +32,7 @@ const GONE: ReadonlySet<InstanceLifecycleState> = new Set(['shutting-down', 'ter
  */
 export async function failIfInstanceGone(deps: Pick<StepDeps, 'compute'>, instanceId: string, during: string): Promise<void> {
   const readiness = await deps.compute.readiness(instanceId);
-  if (GONE.has(readiness.state)) throw new InstanceLostError(`Instance ${instanceId} is ${readiness.state} ${during}`);
+  if (instanceGone(readiness.state)) throw new InstanceLostError(`Instance ${instanceId} is ${readiness.state} ${during}`);
   if (!readiness.agentOnline) {
     throw new InstanceNotReadyError(`Instance ${instanceId} is ${readiness.state} with its SSM agent offline ${during}`);
   }
@@ -55,7 +53,7 @@ export async function checkInstance(event: CheckInstanceEvent, deps: StepDeps): 
     return checkNodes(record.runId, attempt.attempt, attempt.nodes, { checks, waitSeconds, maxChecks: loop.maxPolls }, deps);
   }
   const readiness = await deps.compute.readiness(event.instanceId);
-  if (GONE.has(readiness.state)) {
+  if (instanceGone(readiness.state)) {
     throw new InstanceLostError(`Instance ${event.instanceId} is ${readiness.state} before training started`);
   }
   if (readiness.ready) return { ready: true, checks, state: readiness.state, waitSeconds };
@@ -82,7 +80,7 @@ async function checkNodes(
   const waiting = nodes.filter((n) => n.readyAt === undefined);
   const looks = await Promise.all(waiting.map(async (node) => ({ node, readiness: await deps.compute.readiness(node.instanceId) })));
   for (const { node, readiness } of looks) {
-    if (GONE.has(readiness.state)) {
+    if (instanceGone(readiness.state)) {
       await deps.store.updateNode(runId, attempt, node.rank, { lostAt: deps.clock().toISOString() });
       throw new InstanceLostError(`Node ${node.rank} (${node.instanceId}) is ${readiness.state} before training started`);
     }

@@ -7,6 +7,7 @@ import { nodeOnInstance, type Attempt, type Replacement, type RunRecord } from '
 import { isTerminal } from '../domain/run-status';
 import { CapacityUnavailableError, ConflictError } from '../errors';
 import { logger } from '../logger';
+import { instanceGone } from '../ports/compute';
 import type { TaskCallbacks } from '../ports/run-credentials';
 import { COMMAND_POLL_BASE_SECONDS, READINESS_BASE_SECONDS } from './attempt-loops';
 import type { ReplacementWaitOutcome } from './await-replacement';
@@ -97,7 +98,6 @@ export interface PrepareResult {
 }
 
 const REBALANCE = 'EC2 Instance Rebalance Recommendation';
-const GONE = new Set(['shutting-down', 'terminated', 'stopping', 'stopped', 'gone']);
 
 /** Where the warned attempt's replacement stands, from the run record alone. */
 export type ReplacementSituation =
@@ -268,7 +268,7 @@ async function launch(
 async function check(event: { runId: string; attempt: number; checks: number }, replacement: Replacement, deps: StepDeps): Promise<PrepareResult> {
   const readiness = await deps.compute.readiness(replacement.instanceId);
   const checks = event.checks + 1;
-  if (GONE.has(readiness.state)) return release(event, replacement, `the replacement is ${readiness.state}`, deps);
+  if (instanceGone(readiness.state)) return release(event, replacement, `the replacement is ${readiness.state}`, deps);
   if (readiness.ready) {
     if (replacement.readyAt === undefined) await record(event, { ...replacement, readyAt: deps.clock().toISOString() }, deps);
     return { stop: false, ready: true, checks };

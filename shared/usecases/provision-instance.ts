@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import type { Placement } from '../domain/recovery';
-import type { RunRecord } from '../domain/run-record';
+import type { Replacement, RunRecord } from '../domain/run-record';
 import type { RunSpec } from '../domain/run-spec';
 import { preferredAzForVolume } from '../domain/volume-placement';
 import { CapacityUnavailableError, PrecheckFailedError } from '../errors';
 import type { Catalog } from '../ports/catalog';
-import type { LaunchRequest } from '../ports/compute';
+import { instanceGone, type LaunchRequest } from '../ports/compute';
+import type { TransitionPatch } from '../ports/run-store';
 import type { Volumes } from '../ports/volumes';
 import { pauseAfterWaiting } from '../domain/history-budget';
 import { attemptLoops } from './attempt-loops';
@@ -196,17 +197,11 @@ export function launchRequestFor(record: RunRecord, attempt: number, placement: 
  * after that wait (`replacementAwaited`) it is taken over as it is.
  */
 async function adoptReplacement(event: ProvisionInstanceEvent, record: RunRecord, deps: StepDeps): Promise<ProvisionResult | undefined> {
-  const replacement = record.attempts.find((a) => a.attempt === event.attempt - 1)?.replacement;
-  if (replacement === undefined || replacement.attempt !== event.attempt || replacement.releasedAt !== undefined) return undefined;
-  const readiness = await deps.compute.readiness(replacement.instanceId);
-  if (['shutting-down', 'terminated', 'stopping', 'stopped', 'gone'].includes(readiness.state)) return undefined;
+  const live = await liveReplacement(record, event.attempt, deps);
+  if (live === undefined) return undefined;
+  const { replacement, ready } = live;
   if (replacement.dataReadyAt === undefined && event.replacementAwaited !== true) {
-    await deps.store.transition(event.runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
-      statusReason:
-        `Attempt ${event.attempt} waits for ${replacement.instanceId}, launched on the spot warning ` +
-        `(${readiness.ready ? 'online, copying data' : 'booting'})`,
-    });
-    return { launched: false, awaitReplacement: true, replacementInstanceId: replacement.instanceId, waitingSince: null, usesVolume: false };
+    return waitForReplacement(event, replacement, { statusReason: `Attempt ${event.attempt} waits for ${replacement.instanceId}, launched on the spot warning (${preparing(ready)})` }, deps);
   }
   await deps.store.transition(event.runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     statusReason: `Attempt ${event.attempt} takes over ${replacement.instanceId}, launched on the spot warning`,
@@ -221,15 +216,41 @@ async function adoptReplacement(event: ProvisionInstanceEvent, record: RunRecord
     resumeFrom: event.resumeFrom ?? undefined,
   });
   await deps.store.transition(event.runId, 'PROVISIONING', 'STARTING', {
-    statusReason: `Instance ${replacement.instanceId} (${replacement.instanceType} in ${replacement.availabilityZone}${replacement.spot ? ', spot' : ''}) ${readiness.ready ? 'is online' : 'is starting'}`,
+    statusReason: `Instance ${replacement.instanceId} (${replacement.instanceType} in ${replacement.availabilityZone}${replacement.spot ? ', spot' : ''}) ${ready ? 'is online' : 'is starting'}`,
   });
   return {
     launched: true,
     instance: instanceState(replacement.instanceId, replacement),
     waitingSince: null,
     usesVolume: false,
-    prepared: readiness.ready,
+    prepared: ready,
   };
+}
+
+/** The replacement launched on attempt `attempt - 1`'s warning for attempt `attempt`, unless it was released. */
+export function unreleasedReplacement(record: RunRecord, attempt: number): Replacement | undefined {
+  const replacement = record.attempts.find((a) => a.attempt === attempt - 1)?.replacement;
+  return replacement?.attempt === attempt && replacement.releasedAt === undefined ? replacement : undefined;
+}
+
+/** That replacement if its instance is still alive (one that died is ignored), and whether it is online. */
+export async function liveReplacement(record: RunRecord, attempt: number, deps: Pick<StepDeps, 'compute'>): Promise<{ replacement: Replacement; ready: boolean } | undefined> {
+  const replacement = unreleasedReplacement(record, attempt);
+  if (replacement === undefined) return undefined;
+  const readiness = await deps.compute.readiness(replacement.instanceId);
+  return instanceGone(readiness.state) ? undefined : { replacement, ready: readiness.ready };
+}
+
+/** What the replacement is doing while the attempt waits for it. */
+export const preparing = (ready: boolean): string => (ready ? 'online, copying data' : 'booting');
+
+/**
+ * The replacement is still booting or copying: the run says so (`patch`) and the machine waits
+ * for it (AwaitReplacement), then comes back with `replacementAwaited` to take it over as it is.
+ */
+export async function waitForReplacement(event: ProvisionInstanceEvent, replacement: Replacement, patch: TransitionPatch, deps: StepDeps): Promise<ProvisionResult> {
+  await deps.store.transition(event.runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', patch);
+  return { launched: false, awaitReplacement: true, replacementInstanceId: replacement.instanceId, waitingSince: null, usesVolume: false };
 }
 
 function instanceState(

@@ -4,7 +4,15 @@ import type { NodeState, Replacement, RunRecord } from '../domain/run-record';
 import { CapacityUnavailableError } from '../errors';
 import { logger } from '../logger';
 import type { LaunchedInstance, LaunchRequest, RunNetwork } from '../ports/compute';
-import { waitForCapacity, type ProvisionInstanceEvent, type ProvisionResult } from './provision-instance';
+import {
+  liveReplacement,
+  preparing,
+  unreleasedReplacement,
+  waitForCapacity,
+  waitForReplacement,
+  type ProvisionInstanceEvent,
+  type ProvisionResult,
+} from './provision-instance';
 import type { StepDeps } from './step-deps';
 
 /**
@@ -36,22 +44,22 @@ export async function provisionNodes(
   if (prepared !== undefined && prepared.replacement.dataReadyAt === undefined && event.replacementAwaited !== true) {
     // Launched on the warning and still booting or copying: wait for it (AwaitReplacement), as one node does.
     const { replacement, ready } = prepared;
-    await deps.store.transition(runId, ['RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
+    return waitForReplacement(event, replacement, {
       network,
       statusReason:
         `Attempt ${attempt} keeps ${survivors.length} of ${count} nodes and waits for rank ${replacement.rank ?? '?'}'s replacement ` +
-        `${replacement.instanceId}, launched on the spot warning (${ready ? 'online, copying data' : 'booting'})`,
-    });
-    return { launched: false, awaitReplacement: true, replacementInstanceId: replacement.instanceId, waitingSince: null, usesVolume: false };
+        `${replacement.instanceId}, launched on the spot warning (${preparing(ready)})`,
+    }, deps);
   }
-  const missing = missingRanks(survivors, count);
+  // The ranks the kept nodes lack: the one prepared on the warning is taken over, the others launched.
+  const taken = prepared === undefined ? [] : [`takes over ${prepared.replacement.instanceId} as rank ${prepared.replacement.rank ?? '?'}, launched on the spot warning`];
+  const launching = missingRanks(survivors, count).filter((rank) => rank !== prepared?.replacement.rank);
+  const plan = [...taken, ...(launching.length > 0 ? [`launches rank ${launching.join(', ')}`] : [])].join('; ');
   await deps.store.transition(runId, ['VALIDATING', 'BUILDING_IMAGE', 'RECOVERING', 'WAITING_FOR_CAPACITY', 'PROVISIONING'], 'PROVISIONING', {
     network,
     statusReason:
       survivors.length > 0
-        ? `Attempt ${attempt} keeps ${survivors.length} of ${count} nodes and ` +
-          (prepared === undefined ? `launches rank ${missing.join(', ')}` : `takes over ${prepared.replacement.instanceId} as rank ${prepared.replacement.rank ?? '?'}, launched on the spot warning`) +
-          (prepared !== undefined && missing.length > 1 ? `; launches rank ${missing.filter((r) => r !== prepared.replacement.rank).join(', ')}` : '')
+        ? `Attempt ${attempt} keeps ${survivors.length} of ${count} nodes and ${plan}`
         : `Launching attempt ${attempt}: ${count} nodes of ${placement.instanceTypes.join(' or ')}${placement.spot ? ', spot' : ''}, all or none`,
   });
 
@@ -119,18 +127,15 @@ async function preparedReplacement(
   count: number,
   deps: StepDeps,
 ): Promise<{ replacement: Replacement; ready: boolean } | undefined> {
-  const replacement = record.attempts.find((a) => a.attempt === attempt - 1)?.replacement;
-  if (replacement === undefined || replacement.attempt !== attempt || replacement.releasedAt !== undefined || replacement.rank === undefined) return undefined;
-  if (survivors.length === 0 || !missingRanks(survivors, count).includes(replacement.rank)) return undefined;
-  const readiness = await deps.compute.readiness(replacement.instanceId);
-  if (['shutting-down', 'terminated', 'stopping', 'stopped', 'gone'].includes(readiness.state)) return undefined;
-  return { replacement, ready: readiness.ready };
+  const rank = unreleasedReplacement(record, attempt)?.rank;
+  if (rank === undefined || survivors.length === 0 || !missingRanks(survivors, count).includes(rank)) return undefined;
+  return liveReplacement(record, attempt, deps);
 }
 
 /** The replacement launched on the warning, when a whole new fleet replaced the kept nodes instead: billed until now. */
 async function releaseUnadopted(record: RunRecord, attempt: number, deps: StepDeps): Promise<void> {
-  const replacement = record.attempts.find((a) => a.attempt === attempt - 1)?.replacement;
-  if (replacement === undefined || replacement.attempt !== attempt || replacement.releasedAt !== undefined) return;
+  const replacement = unreleasedReplacement(record, attempt);
+  if (replacement === undefined) return;
   await deps.compute.terminate(replacement.instanceId);
   await deps.store.updateAttempt(record.runId, attempt - 1, { replacement: { ...replacement, releasedAt: deps.clock().toISOString() } });
 }
