@@ -11,7 +11,8 @@ export type NodeVerdict =
   | { kind: 'succeed'; output: string }
   | { kind: 'fail'; error: string; cause: string };
 
-const TRAINING_FAILED = 'Training.Failed';
+/** The agent's error for a script that exited non-zero on its own. */
+export const TRAINING_FAILED = 'Training.Failed';
 const INSTANCE_LOST = 'Instance.Lost';
 
 /**

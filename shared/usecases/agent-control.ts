@@ -6,7 +6,7 @@ import { logger } from '../logger';
 import type { RunCredentialSet, RunCredentials, TaskCallbacks } from '../ports/run-credentials';
 import { instanceGone, type Compute } from '../ports/compute';
 import type { RunStore } from '../ports/run-store';
-import { nodeVerdict, staleNodes } from '../domain/node-outcome';
+import { nodeVerdict, staleNodes, TRAINING_FAILED } from '../domain/node-outcome';
 import type { NodeState } from '../domain/run-record';
 
 /**
@@ -207,8 +207,6 @@ async function relayNodeCallback(
   if (verdict.kind === 'succeed') await deps.tasks.succeedTask(token, verdict.output);
   else await deps.tasks.failTask(token, verdict.error, verdict.cause);
 }
-
-const TRAINING_FAILED = 'Training.Failed';
 
 /**
  * A script failing on one node is often its collectives failing because a peer's instance died

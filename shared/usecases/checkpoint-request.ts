@@ -36,6 +36,16 @@ export async function requestCheckpoint(compute: Pick<Compute, 'sendCommand'>, i
   });
 }
 
+/** The end of a warning or recommendation on a single-node run, once the attempt is marked: its agent is asked to save. */
+export async function checkpointInstance(
+  compute: Pick<Compute, 'sendCommand'>,
+  instanceId: string,
+  request: CheckpointRequest,
+): Promise<InstanceEventOutcome> {
+  const [commandId = null] = await requestCheckpoint(compute, [instanceId], request);
+  return { action: 'checkpoint-requested', instanceId, runId: request.runId, attempt: request.attempt, commandId };
+}
+
 /**
  * The end of a warning or recommendation on one node of a multi-node run, once the attempt is
  * marked: the node is marked `warnedAt` (recovery replaces it alone), and every node is asked

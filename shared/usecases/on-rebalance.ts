@@ -4,7 +4,7 @@ import type { AttemptSignals } from '../ports/attempt-signals';
 import type { Compute } from '../ports/compute';
 import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
-import { checkpointEveryNode, requestCheckpoint } from './checkpoint-request';
+import { checkpointEveryNode, checkpointInstance } from './checkpoint-request';
 import { ignored, liveNodeOf, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface RebalanceDeps {
@@ -37,14 +37,15 @@ export async function onRebalance(event: RebalanceRecommendation, deps: Rebalanc
   if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
 
   // An early checkpoint is an optimisation: the spot warning, if it comes, still checkpoints.
-  const [commandId = null] = await requestCheckpoint(deps.compute, [instanceId], {
-    runId: run.runId,
-    attempt: run.attempt,
-    reason: 'requested',
-    timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-    comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: rebalance recommendation`,
-  });
-  return report({ action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId });
+  return report(
+    await checkpointInstance(deps.compute, instanceId, {
+      runId: run.runId,
+      attempt: run.attempt,
+      reason: 'requested',
+      timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+      comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: rebalance recommendation`,
+    }),
+  );
 }
 
 /**

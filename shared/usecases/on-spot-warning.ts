@@ -4,7 +4,7 @@ import type { AttemptSignals } from '../ports/attempt-signals';
 import type { Compute } from '../ports/compute';
 import type { InstanceRun, InstanceTags } from '../ports/instance-tags';
 import type { RunStore } from '../ports/run-store';
-import { checkpointEveryNode, requestCheckpoint } from './checkpoint-request';
+import { checkpointEveryNode, checkpointInstance } from './checkpoint-request';
 import { attemptOf, ignored, liveNodeOf, staleAttemptReason, type InstanceEventOutcome } from './instance-event';
 
 export interface SpotWarningDeps {
@@ -53,14 +53,15 @@ export async function onSpotWarning(event: SpotInterruptionWarning, deps: SpotWa
   });
   if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
 
-  const [commandId = null] = await requestCheckpoint(deps.compute, [instanceId], {
-    runId: run.runId,
-    attempt: run.attempt,
-    reason: 'spot-warning',
-    timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-    comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption`,
-  });
-  return report({ action: 'checkpoint-requested', instanceId, runId: run.runId, attempt: run.attempt, commandId });
+  return report(
+    await checkpointInstance(deps.compute, instanceId, {
+      runId: run.runId,
+      attempt: run.attempt,
+      reason: 'spot-warning',
+      timeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+      comment: `runctl checkpoint ${run.runId} attempt ${run.attempt}: spot interruption`,
+    }),
+  );
 }
 
 /** Reads the run to say why the conditional write did not apply (only on the ignored path). */
