@@ -2,12 +2,12 @@ import { S3Client } from '@aws-sdk/client-s3';
 import type { Context } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createHandler } from '../../../functions/steps/await-replacement';
-import { DynamoRunStore, runsDocumentClient } from '../../../shared/adapters/dynamo-run-store';
+import type { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
 import { S3Artifacts } from '../../../shared/adapters/s3-artifacts';
 import type { Replacement, RunRecord } from '../../../shared/domain/run-record';
 import { parseRunSpec } from '../../../shared/domain/run-spec';
 import type { RecordStepDeps } from '../../../shared/usecases/step-deps';
-import { createRunsTable, dynamoClient } from '../../support/aws-clients';
+import { runStoreOn, stepConfig } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
 
 /**
@@ -27,15 +27,13 @@ let sequence = 0;
 
 beforeAll(async () => {
   dynalite = await startDynalite();
-  const client = dynamoClient(dynalite.endpoint);
-  await createRunsTable(client, TABLE);
-  store = new DynamoRunStore(runsDocumentClient(client), TABLE);
+  store = await runStoreOn(dynalite.endpoint, TABLE);
   const deps: RecordStepDeps = {
     store,
     // Never called: the step reads and writes the record only.
     artifacts: new S3Artifacts(new S3Client({ region: 'us-east-1' }), 'b'),
     clock: () => new Date(),
-    config: { bucket: 'b', table: TABLE, region: 'us-east-1', heartbeatSeconds: 60, readinessMaxChecks: 3, capacityRetrySeconds: 60, prefetchMaxPolls: 3 },
+    config: stepConfig(TABLE),
   };
   handler = createHandler(deps);
 });

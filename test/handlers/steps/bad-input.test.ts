@@ -12,6 +12,7 @@ import * as provisionInstance from '../../../functions/steps/provision-instance'
 import * as releaseResources from '../../../functions/steps/release-resources';
 import * as validateRun from '../../../functions/steps/validate-run';
 import type { StepDeps } from '../../../shared/usecases/step-deps';
+import { stepConfig } from '../../support/aws-clients';
 
 const fixture = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../fixtures/events/${name}.json`, import.meta.url), 'utf8'));
@@ -29,7 +30,7 @@ const deps: StepDeps = {
   compute: unreachable('compute'),
   artifacts: unreachable('artifacts'),
   clock: () => new Date('2025-01-01T00:00:00Z'),
-  config: { bucket: 'b', table: 't', region: 'us-east-1', heartbeatSeconds: 60, readinessMaxChecks: 3, capacityRetrySeconds: 60, prefetchMaxPolls: 3 },
+  config: stepConfig('t'),
 };
 const context = { functionName: 'test', awsRequestId: 'req-1' } as Context;
 

@@ -5,7 +5,7 @@ import { S3Client } from '@aws-sdk/client-s3';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { LocalCompute } from '../../../local/compute';
 import { LocalNodeNetworks } from '../../../local/networks';
-import { DynamoRunStore, runsDocumentClient } from '../../../shared/adapters/dynamo-run-store';
+import type { DynamoRunStore } from '../../../shared/adapters/dynamo-run-store';
 import { S3Artifacts } from '../../../shared/adapters/s3-artifacts';
 import type { NodeState, Replacement, RunRecord } from '../../../shared/domain/run-record';
 import { parseRunSpec } from '../../../shared/domain/run-spec';
@@ -14,7 +14,7 @@ import { launchRequestFor, provisionInstance } from '../../../shared/usecases/pr
 import { releaseResources } from '../../../shared/usecases/release-resources';
 import { besideKeptNodes } from '../../../shared/usecases/provision-nodes';
 import type { StepDeps } from '../../../shared/usecases/step-deps';
-import { createRunsTable, dynamoClient } from '../../support/aws-clients';
+import { runStoreOn, stepConfig } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
 
 /**
@@ -43,9 +43,7 @@ let sequence = 0;
 
 beforeAll(async () => {
   dynalite = await startDynalite();
-  const client = dynamoClient(dynalite.endpoint);
-  await createRunsTable(client, TABLE);
-  store = new DynamoRunStore(runsDocumentClient(client), TABLE);
+  store = await runStoreOn(dynalite.endpoint, TABLE);
   root = await mkdtemp(join(tmpdir(), 'runctl-provision-nodes-'));
   compute = new LocalCompute({ root, bootMs: 0, terminateGraceMs: 200 });
   deps = {
@@ -55,7 +53,7 @@ beforeAll(async () => {
     // Provisioning reads no checkpoint; ReleaseResources confirms there is none yet.
     artifacts: Object.assign(new S3Artifacts(new S3Client({ region: 'us-east-1' }), 'b'), { latestCheckpoint: async () => undefined }) satisfies Artifacts,
     clock: () => new Date(),
-    config: { bucket: 'b', table: TABLE, region: 'us-east-1', heartbeatSeconds: 60, readinessMaxChecks: 3, capacityRetrySeconds: 60, prefetchMaxPolls: 3 },
+    config: stepConfig(TABLE),
   };
 });
 afterEach(async () => {
