@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { processesOf, startWorld, submitExample, waitFor, type E2eWorld } from './support';
+import { metricsOf, processesOf, startWorld, submitExample, waitFor, type E2eWorld } from './support';
 
 let world: E2eWorld | undefined;
 afterEach(async () => {
@@ -11,10 +11,14 @@ describe('local backend: cancel', () => {
   it('cancels a training run: CANCELLED, instance terminated, no process of it left', async () => {
     world = await startWorld();
     const submitted = await submitExample(world, { epochs: 40, min_epoch_seconds: 0.5 });
-    // TRAINING, and the launch command's processes are running on the instance before the cancel.
+    // TRAINING, and the script has reported a metric, so its processes run on the instance before
+    // the cancel. (TRAINING alone is set before the launch command is sent: the processes found
+    // then may be the data copy's last ones, gone a moment later.)
     const training = await waitFor('the run to train', async () => {
-      const record = await world?.backend.store.get(submitted.runId);
-      return record?.status === 'TRAINING' && (await processesOf(record)).length > 0 ? record : undefined;
+      if (world === undefined) return undefined;
+      const record = await world.backend.store.get(submitted.runId);
+      if (record?.status !== 'TRAINING' || (await metricsOf(world, submitted.runId)).length === 0) return undefined;
+      return (await processesOf(record)).length > 0 ? record : undefined;
     });
     expect((await processesOf(training)).length).toBeGreaterThan(0);
 
