@@ -131,7 +131,7 @@ async function recovery(): Promise<void> {
   console.log(
     `\nRecovery timeline under the ${model.name} latency model (launch ${model.launchMs / 1000} s, SSM online ${model.ssmOnlineMs / 1000} s, ` +
       `S3 ${(model.s3DownloadBytesPerSecond ?? 0) / 1e6} MB/s down / ${(model.s3UploadBytesPerSecond ?? 0) / 1e6} MB/s up): 2 GB checkpoint, 10 GB dataset; ` +
-      `model seconds after the warning (run ${TIME_SCALE}× faster and multiplied back; the stop signal in real seconds)`,
+      `model seconds after the warning (${TIME_SCALE === 1 ? 'run in real time' : `run ${TIME_SCALE}× faster and multiplied back; the stop signal in real seconds`})`,
   );
   const cell = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(12);
   console.log(`${'path'.padEnd(12)} ${'status'.padEnd(10)} ${'stop signal'.padStart(12)} ${'checkpoint'.padStart(12)} ${'repl. ready'.padStart(12)} ${'data ready'.padStart(12)} ${'agent start'.padStart(12)} ${'resumed'.padStart(12)}`);
@@ -152,8 +152,7 @@ async function recovery(): Promise<void> {
 }
 
 async function nodes(): Promise<void> {
-  const { measureNodeRecovery, measureNodeTransitions } = await import('./nodes');
-  const { TIME_SCALE } = await import('./recovery');
+  const { measureNodeRecovery, measureNodeTransitions, TIME_SCALE } = await import('./nodes');
   const counts = await measureNodeTransitions();
   console.log('\nStep Functions transitions per multi-node run (train-run ASL on the local backend, instant model, examples/node-contract)');
   console.log(`${'nodes'.padStart(5)} ${'steps'.padStart(6)} ${'status'.padStart(10)} ${'transitions'.padStart(11)} ${'of which polls'.padStart(14)}`);

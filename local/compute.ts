@@ -1,7 +1,7 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, readFile, rename, stat, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { delimiter, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 import { CapacityUnavailableError, InstanceLostError, InstanceNotReadyError, NotFoundError, PrecheckFailedError, RunInvalidError } from '../shared/errors';
 import type {
@@ -28,6 +28,38 @@ import { isAlive, terminateMarked } from './process-tree';
  * Instances are recorded in `<root>/instances/registry.json`, so a restarted control plane
  * still knows them (and a retried launch still returns the same instance).
  */
+
+/**
+ * The PATH an instance's commands run with: this machine's, with the Python interpreter's own
+ * `bin` directory ahead of any version-manager shim directory (pyenv's `shims`). An AMI runs
+ * `python3` and `aws` directly; a shim re-resolves the version on every start, about 0.1 s each
+ * here, and an instance starts them for every credential fetch, heartbeat and copy. Directories
+ * put ahead of the shims (a test's fake tools) keep their place. Computed once per process.
+ */
+export function instancePath(path: string | undefined = process.env.PATH): string {
+  const entries = (path ?? '').split(delimiter);
+  const shims = entries.findIndex((e) => /(^|\/)shims\/?$/.test(e));
+  if (shims < 0) return path ?? '';
+  const bin = interpreterBin();
+  if (bin === undefined || entries.includes(bin)) return path ?? '';
+  return [...entries.slice(0, shims), bin, ...entries.slice(shims)].join(delimiter);
+}
+
+let interpreterBinCache: { dir: string | undefined } | undefined;
+function interpreterBin(): string | undefined {
+  if (interpreterBinCache === undefined) {
+    let dir: string | undefined;
+    try {
+      // Through the shim itself, so the version it would pick is the one whose bin goes first.
+      dir = dirname(execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8', timeout: 10_000 }).trim());
+    } catch {
+      // No python3 on this machine: leave PATH as it is (the agent's own checks say what is missing).
+      dir = undefined;
+    }
+    interpreterBinCache = { dir };
+  }
+  return interpreterBinCache.dir;
+}
 
 /** The environment variable that marks every process of a local instance. */
 export const INSTANCE_MARKER = 'RUNCTL_LOCAL_INSTANCE';
@@ -543,6 +575,7 @@ export class LocalCompute implements Compute {
     const credentials = this.options.credentials ?? { accessKeyId: 'test', secretAccessKey: 'test' };
     const endpoints = this.options.endpoints ?? {};
     Object.assign(env, {
+      PATH: instancePath(process.env.PATH),
       RUNCTL_INSTANCE_ROOT: sandbox,
       [INSTANCE_MARKER]: instanceId,
       RUNCTL_IMDS_ENDPOINT: this.options.imdsEndpoint?.(instanceId) ?? 'off',

@@ -141,10 +141,13 @@ def credentials(args):
         out['SessionToken'] = body['sessionToken']
     text = json.dumps(out)
     if args.cache:
-        fd = os.open(args.cache + '.tmp', os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        # A name of this process's own: the AWS CLI, the agent and a command's warm-up may all
+        # fetch at once, and each renames a whole file over the cache.
+        temporary = '%s.%d.tmp' % (args.cache, os.getpid())
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, 'w') as f:
             f.write(text)
-        os.replace(args.cache + '.tmp', args.cache)
+        os.replace(temporary, args.cache)
     print(text)
     return 0
 

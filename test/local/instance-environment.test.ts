@@ -1,9 +1,10 @@
+import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GetObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { INSTANCE_MARKER, LocalCompute } from '../../local/compute';
+import { INSTANCE_MARKER, instancePath, LocalCompute } from '../../local/compute';
 import { LocalImds } from '../../local/imds';
 import { findProcessesByEnv } from '../../local/process-tree';
 import { startLocalServices, type LocalServices } from '../../local/services';
@@ -89,5 +90,40 @@ describe('a local instance', () => {
 
     await compute.terminate(instanceId);
     expect(await findProcessesByEnv(INSTANCE_MARKER, instanceId)).toEqual([]);
+  });
+
+  it('runs python3 and the AWS CLI directly, not through a version-manager shim, with the same interpreter as this machine', async () => {
+    const host = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
+    const { instanceId } = await compute.launch({
+      runId: 'run-path',
+      attempt: 1,
+      instanceTypes: ['g5.xlarge'],
+      subnets: [],
+      spot: true,
+      onDemandFallback: false,
+      rootVolumeGiB: 50,
+      tags: {},
+    });
+    await compute.readiness(instanceId);
+    const result = await run(instanceId, ['command -v python3', 'command -v aws', 'python3 -c "import sys; print(sys.executable)"'].join('\n'));
+    expect(result.status).toBe('Success');
+    const [python, aws, executable] = result.stdout.trim().split('\n');
+    expect(python).not.toMatch(/\/shims\//);
+    expect(aws).not.toMatch(/\/shims\//);
+    expect(executable).toBe(host);
+    await compute.terminate(instanceId);
+  });
+});
+
+describe('instancePath', () => {
+  const bin = execFileSync('python3', ['-c', 'import sys, os; print(os.path.dirname(sys.executable))'], { encoding: 'utf8' }).trim();
+
+  it("puts the interpreter's bin ahead of a shims directory and keeps what came before it", () => {
+    expect(instancePath('/tests/fake-tools:/home/u/.pyenv/shims:/usr/bin')).toBe(`/tests/fake-tools:${bin}:/home/u/.pyenv/shims:/usr/bin`);
+  });
+
+  it('leaves a PATH without shims, or with the bin already on it, as it is', () => {
+    expect(instancePath('/usr/local/bin:/usr/bin')).toBe('/usr/local/bin:/usr/bin');
+    expect(instancePath(`${bin}:/home/u/.pyenv/shims`)).toBe(`${bin}:/home/u/.pyenv/shims`);
   });
 });

@@ -1,0 +1,37 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, readdir, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PutObjectCommand } from '@aws-sdk/client-s3';
+import { registerRawImports } from '../local/runtime-raw-imports';
+registerRawImports();
+const { packDirectory } = await import('../cli/pack');
+const { latencyModel, scaleBandwidth } = await import('../local/latency');
+const { startLocalBackend } = await import('../local/runtime');
+const { printedMetrics, waitUntil } = await import('../bench/recovery');
+const TS = Number(process.env.TS ?? 3);
+const root = await mkdtemp(join(tmpdir(), 'probe-'));
+const model = latencyModel('aws');
+const fast = latencyModel(scaleBandwidth(model, 100 / TS), { launchMs: model.launchMs / TS, ssmOnlineMs: model.ssmOnlineMs / TS });
+const backend = await startLocalBackend({ root, persist: false, heartbeatSeconds: 5, latency: fast });
+const put = async (key: string, body: Buffer) => { await backend.s3.send(new PutObjectCommand({ Bucket: backend.services.bucket, Key: key, Body: body })); return `s3://${backend.services.bucket}/${key}`; };
+const packed = await packDirectory('/work/main/bench/recovery-script');
+const bundle = await put(`bundles/${packed.sha256}.tar.gz`, await readFile(packed.file));
+const dataset = await put('datasets/x/data.bin', randomBytes(1e8));
+const run = await backend.submit({ spec: { name: 'probe', code: { bundle, entrypoint: 'train.py' }, hyperparameters: { checkpoint_bytes: 2e7, step_seconds: 0.2, steps_after_resume: 2 }, data: [{ source: dataset.replace(/data\.bin$/, ''), target: '/data' }], instance: { types: ['g5.xlarge', 'g6.xlarge'], spot: true }, checkpoint: { intervalSeconds: 3600, graceSeconds: 30 }, recovery: { provisionOnWarning: true } } });
+await waitUntil('training', () => printedMetrics(backend, run.runId), 600_000);
+const warning = Date.now();
+await backend.interrupt(run.runId, { graceMs: 40_000 });
+const rec = await backend.waitForRun(run.runId);
+const rel = (t: number) => ((t - warning) / 1000).toFixed(2);
+const r = rec.attempts[0]!.replacement!;
+console.log('ready', rel(Date.parse(r.readyAt!)), 'dataReady', rel(Date.parse(r.dataReadyAt!)));
+const dir = join(backend.compute.sandbox(r.instanceId), 'commands');
+for (const c of await readdir(dir)) {
+  const d = join(dir, c);
+  const files = await readdir(d);
+  const out: string[] = [];
+  for (const f of files) out.push(`${f}@${rel((await stat(join(d, f))).mtimeMs)}`);
+  console.log(c.slice(0, 8), out.join(' '), (await readFile(join(d, 'comment'), 'utf8').catch(() => '')), (await readFile(join(d, 'stdout'), 'utf8').catch(() => '')).slice(0, 400), (await readFile(join(d, 'stderr'), 'utf8').catch(() => '')).slice(0, 400));
+}
+await backend.stop({ terminateInstances: true });
