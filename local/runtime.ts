@@ -32,6 +32,7 @@ import { INSTANCE_STATES, type InstanceState } from '../shared/events/ec2-events
 import { cancelRun } from '../shared/usecases/cancel-run';
 import type { ExperimentDeps } from '../shared/usecases/experiments';
 import type { ModelDeps } from '../shared/usecases/models';
+import { REPLACEMENT_TRIGGER_ACTIONS } from '../shared/usecases/instance-event';
 import type { SweepControlDeps } from '../shared/usecases/sweep-control';
 import { submitSweep, type SubmitSweepDeps } from '../shared/usecases/sweeps';
 import type { SweepRecord, Sweeps } from '../shared/ports/sweeps';
@@ -400,7 +401,7 @@ async function assemble(
   router.on(EC2_DETAIL_TYPE.rebalanceRecommendation, rebalance.createHandler(checkpointDeps), 'rebalance', { onSuccessToBus: true });
   const replacements = new LocalStateMachine({
     definition: loadAsl('prepare-replacement', localLambdaArn),
-    lambdas: { PrepareReplacementLambdaFunction: prepareReplacement.createHandler({ ...stepDeps, tasks: executions }) },
+    lambdas: { PrepareReplacementLambdaFunction: prepareReplacement.createHandler({ ...stepDeps, tasks: executions, signals: checkpointDeps.signals }) },
     stateMachineName: 'prepare-replacement',
     region: services.region,
     waitOverridesMs: { WaitForReplacement: replacementPoll, WaitForCopy: 500 },
@@ -408,7 +409,7 @@ async function assemble(
   });
   const preparing = new Set<LocalExecution>();
   router.on(
-    { source: ['lambda'], 'detail-type': [LAMBDA_SUCCESS_DETAIL_TYPE], detail: { responsePayload: { action: ['checkpoint-requested'] } } },
+    { source: ['lambda'], 'detail-type': [LAMBDA_SUCCESS_DETAIL_TYPE], detail: { responsePayload: { action: [...REPLACEMENT_TRIGGER_ACTIONS] } } },
     (event) => {
       const execution = replacements.start(event);
       preparing.add(execution);

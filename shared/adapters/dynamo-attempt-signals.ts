@@ -16,6 +16,13 @@ if (!canTransition('TRAINING', 'CHECKPOINTING')) throw new Error('TRAINING → C
  */
 export const REBALANCE_ATTRIBUTE = 'rebalanceCheckpointAt';
 
+/**
+ * Attribute on an attempt's entry that marks the handover checkpoint as asked for: the
+ * replacement launched on a rebalance recommendation is ready, and the attempt is asked to save
+ * and stop once. Not part of the RunRecord either.
+ */
+export const HANDOVER_ATTRIBUTE = 'handoverCheckpointAt';
+
 /** Attribute on an attempt's entry holding the stamp of the spot-warning write that marked it. */
 export const SPOT_WARNING_ATTRIBUTE = 'spotWarningStamp';
 
@@ -123,6 +130,51 @@ export class DynamoAttemptSignals implements AttemptSignals {
         ':true': true,
         ':at': ref.at,
         ':reason': `Rebalance recommendation for ${ref.recommendedInstance ?? ref.instanceId} at ${ref.at}: early checkpoint of attempt ${ref.attempt} requested`,
+      },
+    });
+  }
+
+  /** One UpdateItem, conditional on the spec asking for a handover (preProvisionOnRebalance without checkpointOnRebalance). */
+  async markRebalanceHandover(ref: AttemptRef & { at: string }): Promise<boolean> {
+    const entry = attemptEntry(ref.attempt);
+    return this.update(`mark a rebalance handover on attempt ${ref.attempt} of run ${ref.runId}`, ref, {
+      set: ['#statusReason = :reason', `${entry}.#rebalance = :at`],
+      condition: [
+        '#status = :training',
+        '#spec.#recovery.#preProvisionOnRebalance = :true',
+        '#spec.#recovery.#checkpointOnRebalance = :false',
+        `attribute_not_exists(${entry}.#rebalance)`,
+      ],
+      names: {
+        '#status': 'status',
+        '#statusReason': 'statusReason',
+        '#rebalance': REBALANCE_ATTRIBUTE,
+        '#spec': 'spec',
+        '#recovery': 'recovery',
+        '#preProvisionOnRebalance': 'preProvisionOnRebalance',
+        '#checkpointOnRebalance': 'checkpointOnRebalance',
+      },
+      values: {
+        ':training': 'TRAINING',
+        ':true': true,
+        ':false': false,
+        ':at': ref.at,
+        ':reason': `Rebalance recommendation for ${ref.instanceId} at ${ref.at}: launching a replacement; attempt ${ref.attempt} trains on until it is ready`,
+      },
+    });
+  }
+
+  async markHandoverCheckpoint(ref: AttemptRef & { at: string; replacementId: string }): Promise<boolean> {
+    const entry = attemptEntry(ref.attempt);
+    return this.update(`mark the handover checkpoint of attempt ${ref.attempt} of run ${ref.runId}`, ref, {
+      // warnedAt: the interruption's timeline starts where training is told to stop.
+      set: ['#statusReason = :reason', `${entry}.#handover = :at`, `${entry}.#warnedAt = :at`],
+      condition: ['#status = :training', `attribute_not_exists(${entry}.#handover)`],
+      names: { '#status': 'status', '#statusReason': 'statusReason', '#handover': HANDOVER_ATTRIBUTE, '#warnedAt': 'warnedAt' },
+      values: {
+        ':training': 'TRAINING',
+        ':at': ref.at,
+        ':reason': `Replacement ${ref.replacementId} is ready with the run's data: checkpointing attempt ${ref.attempt} to hand over to it`,
       },
     });
   }

@@ -137,7 +137,7 @@ function controlCommand(runId: string, attempt: number, file: string, content: s
 export function checkpointNowCommand(
   runId: string,
   attempt: number,
-  reason: 'spot-warning' | 'requested' = 'spot-warning',
+  reason: 'spot-warning' | 'requested' | 'handover' = 'spot-warning',
 ): string {
   return controlCommand(runId, attempt, 'checkpoint-now', reason);
 }

@@ -3,6 +3,7 @@ import { EC2Client } from '@aws-sdk/client-ec2';
 import { SFNClient } from '@aws-sdk/client-sfn';
 import { SSMClient } from '@aws-sdk/client-ssm';
 import { AWS_CLIENT_RETRY_CONFIG } from '../adapters/aws-errors';
+import { DynamoAttemptSignals } from '../adapters/dynamo-attempt-signals';
 import { DynamoCatalog } from '../adapters/dynamo-catalog';
 import { runsDocumentClient } from '../adapters/dynamo-run-store';
 import { Ec2Compute } from '../adapters/ec2-compute';
@@ -72,9 +73,13 @@ let builtPrepare: PrepareReplacementDeps | undefined;
 
 /** The steps' dependencies plus the Step Functions callbacks that answer the run's AwaitReplacement wait (prepare-replacement). */
 export function awsPrepareReplacementDeps(): PrepareReplacementDeps {
-  builtPrepare ??= {
-    ...awsStepDeps(),
-    tasks: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
-  };
+  if (builtPrepare === undefined) {
+    const steps = awsStepDeps();
+    builtPrepare = {
+      ...steps,
+      tasks: new SfnExecutions(new SFNClient(AWS_CLIENT_RETRY_CONFIG), requireEnv('TRAIN_RUN_STATE_MACHINE_ARN')),
+      signals: new DynamoAttemptSignals(runsDocumentClient(new DynamoDBClient(AWS_CLIENT_RETRY_CONFIG)), steps.config.table),
+    };
+  }
   return builtPrepare;
 }

@@ -25,7 +25,7 @@ export type TimelineAttempt = Pick<
   Attempt,
   'attempt' | 'instanceId' | 'endedAt' | 'warnedAt' | 'checkpointCompletedAt' | 'checkpointUpload' | 'trainingStartedAt'
 > & {
-  replacement?: Pick<Replacement, 'instanceId' | 'readyAt' | 'dataReadyAt' | 'releasedAt' | 'rank'>;
+  replacement?: Pick<Replacement, 'instanceId' | 'readyAt' | 'dataReadyAt' | 'releasedAt' | 'rank' | 'trigger'>;
 };
 
 const seconds = (from: string, to: string) => Math.round((Date.parse(to) - Date.parse(from)) / 100) / 10;
@@ -59,7 +59,7 @@ export function overlapLine(attempts: readonly TimelineAttempt[], now: Date): st
   const warned = attempts.at(-1);
   const replacement = warned?.replacement;
   if (warned?.warnedAt === undefined || replacement === undefined || replacement.releasedAt !== undefined) return undefined;
-  const since = `${Math.max(0, Math.round((now.getTime() - Date.parse(warned.warnedAt)) / 1000))} s after the warning`;
+  const since = `${Math.max(0, Math.round((now.getTime() - Date.parse(warned.warnedAt)) / 1000))} s after the ${replacement.trigger === 'rebalance' ? 'handover asked it to stop' : 'warning'}`;
   const state =
     replacement.dataReadyAt !== undefined ? 'ready' : replacement.readyAt !== undefined ? 'online, copying data' : 'booting';
   // A multi-node run: the replacement is the warned node's, and rank 0 (the attempt's instance) uploads the checkpoint.

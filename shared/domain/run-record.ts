@@ -41,6 +41,12 @@ export const ReplacementSchema = z.object({
   rank: z.number().int().min(0).optional(),
   subnetId: z.string().optional(),
   privateIp: z.string().optional(),
+  /**
+   * What launched it: the spot warning, or a rebalance recommendation (with
+   * `preProvisionOnRebalance`; without `checkpointOnRebalance` a handover: the attempt trains on
+   * until this is ready). Absent on records from before it was kept: the warning.
+   */
+  trigger: z.enum(['warning', 'rebalance']).optional(),
   /** EC2 running and the SSM agent online. */
   readyAt: z.string().optional(),
   /** The SSM command copying the run's data onto it: a run that adopts it mid-copy waits for this one instead of copying again. */
@@ -114,7 +120,11 @@ export const AttemptSchema = z.object({
   endReason: z.enum(ATTEMPT_END_REASONS).optional(),
   /** S3 URI of the checkpoint this attempt resumed from. */
   resumeFrom: z.string().optional(),
-  /** When the spot interruption warning for this attempt's instance arrived. */
+  /**
+   * When the spot interruption warning for this attempt's instance arrived, or when a handover
+   * asked it to stop (its replacement, launched on a rebalance recommendation, was ready): when
+   * training was told to stop, where each interruption's overhead starts.
+   */
   warnedAt: z.string().optional(),
   /** When this attempt's last checkpoint was complete in S3 after the warning (its agent's callback). */
   checkpointCompletedAt: z.string().optional(),

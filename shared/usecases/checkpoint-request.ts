@@ -9,8 +9,12 @@ import type { InstanceEventOutcome, LiveNode } from './instance-event';
 export interface CheckpointRequest {
   runId: string;
   attempt: number;
-  /** `spot-warning`: the agent saves and stops; `requested`: an early checkpoint (a rebalance recommendation). */
-  reason: 'spot-warning' | 'requested';
+  /**
+   * Why, in the agent's log (it saves and stops the same way for each): `spot-warning`;
+   * `requested`, an early checkpoint on a rebalance recommendation; `handover`, the replacement
+   * launched on a recommendation is ready.
+   */
+  reason: 'spot-warning' | 'requested' | 'handover';
   /** SSM gives up delivering after this long. */
   timeoutSeconds: number;
   /** The command's comment, seen in the SSM console: what asked for it. */

@@ -6,10 +6,18 @@ import type { InstanceRun } from '../ports/instance-tags';
 export type InstanceEventOutcome =
   /** "Checkpoint now" was sent to the attempt's agent (`commandId` null: SSM could not reach it). */
   | { action: 'checkpoint-requested'; instanceId: string; runId: string; attempt: number; commandId: string | null }
+  /** A replacement is to be launched while the attempt trains on (a rebalance handover); no command was sent. */
+  | { action: 'replacement-requested'; instanceId: string; runId: string; attempt: number }
   /** The live LaunchTraining wait was failed with Instance.Lost. */
   | { action: 'task-failed'; instanceId: string; runId: string; attempt: number; error: 'Instance.Lost' }
   /** Nothing to do, and why: not runctl's instance, a duplicate or late event, a run that does not ask for it. */
   | { action: 'ignored'; instanceId: string; runId?: string; attempt?: number; reason: string };
+
+/**
+ * The answers of the spot-warning and rebalance handlers that start prepare-replacement (the
+ * EventBridge rule on their Lambda destination events, in serverless.yml and the local backend).
+ */
+export const REPLACEMENT_TRIGGER_ACTIONS = ['checkpoint-requested', 'replacement-requested'] as const satisfies readonly InstanceEventOutcome['action'][];
 
 /** An `ignored` outcome for an instance, with its run when known. */
 export function ignored(instanceId: string, reason: string, run?: InstanceRun): InstanceEventOutcome {

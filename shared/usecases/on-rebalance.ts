@@ -1,3 +1,4 @@
+import { nodeCount } from '../domain/multi-node';
 import type { RebalanceRecommendation } from '../events/ec2-events';
 import { logger } from '../logger';
 import type { AttemptSignals } from '../ports/attempt-signals';
@@ -25,6 +26,11 @@ const DELIVERY_TIMEOUT_SECONDS = 300;
  * fresh instance before the two-minute warning instead of racing it. The record write is
  * conditional on the spec's flag and on the attempt, so no read comes first, and a duplicate
  * recommendation asks only once.
+ *
+ * With `recovery.preProvisionOnRebalance` and without `checkpointOnRebalance` (one node), the
+ * recommendation starts a handover instead: it is recorded, no command goes out, and the answer
+ * (`replacement-requested`) starts prepare-replacement, which launches the next attempt's
+ * instance and copies the data while this one trains on, then asks this one for its checkpoint.
  */
 export async function onRebalance(event: RebalanceRecommendation, deps: RebalanceDeps): Promise<InstanceEventOutcome> {
   const instanceId = event.detail['instance-id'];
@@ -33,8 +39,16 @@ export async function onRebalance(event: RebalanceRecommendation, deps: Rebalanc
 
   if (run.nodes !== undefined) return report(await onNodeRebalance(event, run, deps));
 
-  const marked = await deps.signals.markRebalanceCheckpoint({ runId: run.runId, attempt: run.attempt, instanceId, at: event.time });
-  if (!marked) return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
+  const ref = { runId: run.runId, attempt: run.attempt, instanceId, at: event.time };
+  const marked = await deps.signals.markRebalanceCheckpoint(ref);
+  if (!marked) {
+    // The handover: the replacement is launched now and the attempt trains on until it is ready
+    // (prepare-replacement then asks for the checkpoint). Its answer starts prepare-replacement.
+    if (await deps.signals.markRebalanceHandover(ref)) {
+      return report({ action: 'replacement-requested', instanceId, runId: run.runId, attempt: run.attempt });
+    }
+    return report(ignored(instanceId, await whyNotMarked(deps, run, instanceId), run));
+  }
 
   // An early checkpoint is an optimisation: the spot warning, if it comes, still checkpoints.
   return report(
@@ -78,9 +92,11 @@ async function whyNotMarked(deps: RebalanceDeps, run: { runId: string; attempt: 
   const record = await deps.store.get(run.runId);
   const stale = staleAttemptReason(record, run, instanceId);
   if (stale !== undefined || record === undefined) return stale ?? 'no record';
-  if (!record.spec.recovery.checkpointOnRebalance) return 'the run does not ask for recovery.checkpointOnRebalance';
+  const { checkpointOnRebalance, preProvisionOnRebalance } = record.spec.recovery;
+  if (!checkpointOnRebalance && !preProvisionOnRebalance) return 'the run asks for neither recovery.checkpointOnRebalance nor recovery.preProvisionOnRebalance';
+  if (!checkpointOnRebalance && nodeCount(record.spec) > 1) return 'a multi-node run acts on a recommendation only with recovery.checkpointOnRebalance';
   if (record.status !== 'TRAINING') return `run is ${record.status}, not TRAINING: no checkpoint to ask for`;
-  return `duplicate recommendation: an early checkpoint of attempt ${run.attempt} was already asked for`;
+  return `duplicate recommendation: attempt ${run.attempt} already acted on one`;
 }
 
 function report(outcome: InstanceEventOutcome): InstanceEventOutcome {

@@ -8,10 +8,12 @@ import { isTerminal } from '../domain/run-status';
 import { CapacityUnavailableError, ConflictError } from '../errors';
 import { logger } from '../logger';
 import { instanceGone } from '../ports/compute';
+import type { AttemptSignals } from '../ports/attempt-signals';
 import type { TaskCallbacks } from '../ports/run-credentials';
 import { COMMAND_POLL_BASE_SECONDS, READINESS_BASE_SECONDS } from './attempt-loops';
 import type { ReplacementWaitOutcome } from './await-replacement';
 import { launchRequestFor } from './provision-instance';
+import { checkpointInstance } from './checkpoint-request';
 import { besideKeptNodes } from './provision-nodes';
 import { requireControlEndpoint, type StepConfig, type StepDeps } from './step-deps';
 import { RunIdSchema } from './train-run-state';
@@ -39,8 +41,17 @@ import { RunIdSchema } from './train-run-state';
  * given up) ends it with SendTaskSuccess, so training starts without a poll's delay.
  */
 
-/** The steps' ports: those of the train-run steps, and the callbacks that answer the run's AwaitReplacement wait. */
-export type PrepareReplacementDeps = StepDeps & { tasks: Pick<TaskCallbacks, 'succeedTask' | 'heartbeatTask'> };
+/**
+ * The steps' ports: those of the train-run steps, the callbacks that answer the run's
+ * AwaitReplacement wait, and the mark of a handover's checkpoint.
+ */
+export type PrepareReplacementDeps = StepDeps & {
+  tasks: Pick<TaskCallbacks, 'succeedTask' | 'heartbeatTask'>;
+  signals: Pick<AttemptSignals, 'markHandoverCheckpoint'>;
+};
+
+/** SSM gives up delivering the handover's "checkpoint now" after this long. */
+const HANDOVER_DELIVERY_SECONDS = 300;
 
 /**
  * This machine's first pause between looks at the replacement, and between polls of its copy:
@@ -160,7 +171,7 @@ async function heartbeatRunWait(runId: string, token: string, deps: PrepareRepla
   }
 }
 
-async function step(event: PrepareReplacementEvent, record: RunRecord | undefined, deps: StepDeps): Promise<PrepareResult> {
+async function step(event: PrepareReplacementEvent, record: RunRecord | undefined, deps: PrepareReplacementDeps): Promise<PrepareResult> {
   if (record === undefined) return { stop: true, reason: `run ${event.runId} has no record` };
   const situation = replacementSituation(record, event.attempt);
   if (situation.kind === 'adopted') return { stop: true, reason: `attempt ${event.attempt + 1} adopted the replacement` };
@@ -176,7 +187,7 @@ async function step(event: PrepareReplacementEvent, record: RunRecord | undefine
     case 'copy':
       return copy(event, record, replacement, deps);
     case 'copy-check':
-      return copyCheck(event, replacement, deps);
+      return copyCheck(event, record, replacement, deps);
   }
 }
 
@@ -194,8 +205,14 @@ async function launch(
   // A multi-node run replaces the warned node alone, beside the nodes it keeps.
   const node = nodeCount(spec) > 1 ? nodeOnInstance(warned, event.instanceId) : undefined;
   if (node === undefined && warned.instanceId !== event.instanceId) return { stop: true, reason: `attempt ${event.attempt} runs on ${warned.instanceId ?? 'no instance'}` };
+  const trigger = event.trigger === REBALANCE ? 'rebalance' : 'warning';
   if (warned.replacement !== undefined) {
-    if (warned.replacement.rank === node?.rank) return { stop: false, reason: 'already launched' };
+    if (warned.replacement.rank === node?.rank) {
+      // A retry of this very step (its launch landed, the answer was lost) goes on; the other
+      // trigger's execution (a warning during a rebalance's preparation) leaves it to the first.
+      if ((warned.replacement.trigger ?? 'warning') === trigger) return { stop: false, reason: 'already launched' };
+      return { stop: true, reason: `the replacement launched on the ${warned.replacement.trigger ?? 'warning'} is being prepared by its own execution` };
+    }
     // One replacement is prepared per attempt: a second node warned is launched after the checkpoint.
     return { stop: true, reason: `node ${warned.replacement.rank ?? '?'}'s replacement is already prepared; node ${node?.rank ?? '?'}'s is launched after the checkpoint` };
   }
@@ -247,6 +264,7 @@ async function launch(
     availabilityZone: launched.availabilityZone,
     spot: launched.spot,
     launchedAt: launched.launchedAt,
+    trigger,
     ...(node === undefined ? {} : { rank: node.rank, subnetId: launched.subnetId, privateIp: launched.privateIp }),
   };
   try {
@@ -277,12 +295,9 @@ async function check(event: { runId: string; attempt: number; checks: number }, 
   return { stop: false, ready: false, checks };
 }
 
-async function copy(event: { runId: string; attempt: number }, run: RunRecord, replacement: Replacement, deps: StepDeps): Promise<PrepareResult> {
+async function copy(event: { runId: string; attempt: number }, run: RunRecord, replacement: Replacement, deps: PrepareReplacementDeps): Promise<PrepareResult> {
   if (replacement.dataReadyAt !== undefined) return { stop: true, done: true, reason: 'data already copied' };
-  if (run.spec.data.length === 0) {
-    await record(event, { ...replacement, dataReadyAt: deps.clock().toISOString() }, deps);
-    return { stop: true, done: true, reason: 'no data to copy' };
-  }
+  if (run.spec.data.length === 0) return ready(event, run, replacement, 'no data to copy', deps);
   const commandId = await deps.compute.sendCommand(replacement.instanceId, prefetchCommand(run.spec.data, {
     endpoint: requireControlEndpoint(deps.config),
     region: deps.config.region,
@@ -298,8 +313,9 @@ async function copy(event: { runId: string; attempt: number }, run: RunRecord, r
 
 async function copyCheck(
   event: { runId: string; attempt: number; commandId: string; polls: number },
+  run: RunRecord,
   replacement: Replacement,
-  deps: StepDeps,
+  deps: PrepareReplacementDeps,
 ): Promise<PrepareResult> {
   const result = await deps.compute.commandResult(replacement.instanceId, event.commandId);
   const polls = event.polls + 1;
@@ -312,8 +328,44 @@ async function copyCheck(
     // Not this machine's to report: the run copies again on a fresh instance and says why there.
     return release(event, replacement, `the data copy ended ${result.status}`, deps);
   }
+  return ready(event, run, replacement, 'ready for the next attempt', deps);
+}
+
+/** Records the replacement ready with the run's data; a handover's then asks the attempt to hand over. */
+async function ready(event: { runId: string; attempt: number }, run: RunRecord, replacement: Replacement, reason: string, deps: PrepareReplacementDeps): Promise<PrepareResult> {
   await record(event, { ...replacement, dataReadyAt: deps.clock().toISOString() }, deps);
-  return { stop: true, done: true, reason: 'ready for the next attempt' };
+  const handover = await handOver(event, run, replacement, deps);
+  return { stop: true, done: true, reason: handover === undefined ? reason : `${reason}; ${handover}` };
+}
+
+/**
+ * The end of a rebalance handover: the replacement launched on the recommendation is ready while
+ * the attempt still trains (no warning came, training did not end), so the attempt is asked, once,
+ * to checkpoint and stop. Its callback (Spot.Interrupted, as for any early checkpoint) takes the
+ * run through recovery, whose ProvisionInstance adopts this replacement at once. The mark is
+ * conditional on the run still TRAINING: a warning that came meanwhile has its own checkpoint.
+ */
+async function handOver(event: { runId: string; attempt: number }, run: RunRecord, replacement: Replacement, deps: PrepareReplacementDeps): Promise<string | undefined> {
+  if (replacement.trigger !== 'rebalance' || run.spec.recovery.checkpointOnRebalance) return undefined;
+  const warned = run.attempts.find((a) => a.attempt === event.attempt);
+  if (warned?.instanceId === undefined || warned.nodes !== undefined) return undefined;
+  const marked = await deps.signals.markHandoverCheckpoint({
+    runId: event.runId,
+    attempt: event.attempt,
+    instanceId: warned.instanceId,
+    at: deps.clock().toISOString(),
+    replacementId: replacement.instanceId,
+  });
+  if (!marked) return undefined;
+  const asked = await checkpointInstance(deps.compute, warned.instanceId, {
+    runId: event.runId,
+    attempt: event.attempt,
+    reason: 'handover',
+    timeoutSeconds: HANDOVER_DELIVERY_SECONDS,
+    comment: `runctl checkpoint ${event.runId} attempt ${event.attempt}: handover to ${replacement.instanceId}`,
+  });
+  logger.info('handover: asked the attempt for its checkpoint', { runId: event.runId, attempt: event.attempt, replacement: replacement.instanceId, outcome: asked });
+  return `asked attempt ${event.attempt} on ${warned.instanceId} for its checkpoint to hand over`;
 }
 
 /** Terminates a replacement nobody will adopt and records when (its cost runs until then). */

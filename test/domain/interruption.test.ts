@@ -52,6 +52,12 @@ describe('interruption timeline', () => {
     const nodes = { ...warned, replacement: { instanceId: 'i-new', rank: 2, readyAt: 'x' }, checkpointUpload: { bytes: 500_000_000, totalBytes: 2_000_000_000, at: 'x' } };
     expect(overlapLine([nodes], now)).toBe("node 2's replacement i-new online, copying data while rank 0 i-old uploads the run's checkpoint: 0.5 of 2.0 GB (12 s after the warning)");
   });
+
+  it('dates a handover from the moment it asked the attempt to stop, its replacement already ready', () => {
+    const now = new Date('2026-12-01T10:00:12Z');
+    const handover = { ...warned, replacement: { instanceId: 'i-new', trigger: 'rebalance' as const, readyAt: 'x', dataReadyAt: 'x' } };
+    expect(overlapLine([handover], now)).toBe('replacement i-new ready while i-old uploads its checkpoint (12 s after the handover asked it to stop)');
+  });
 });
 
 describe('replacement situation', () => {

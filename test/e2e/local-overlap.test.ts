@@ -63,4 +63,31 @@ describe('local backend: the replacement starts on the warning', () => {
     expect(await processesOf(record)).toEqual([]);
   }, 400_000);
 
+  it('hands over on a rebalance recommendation with preProvisionOnRebalance alone: the attempt trains on until its replacement is ready, then moves onto it', async () => {
+    world = await startWorld();
+    const submitted = await world.backend.submit({
+      spec: { ...(await import('../../examples/linear/prepare')).exampleSpec(world.example, { hidden: 8, epochs: 12, min_epoch_seconds: 0.7, hold_after_epoch: 2 }), recovery: { preProvisionOnRebalance: true } },
+    });
+    const training = await waitForCheckpoint(world, submitted.runId, CHECKPOINT_WAIT_MS);
+    const trainingOn = training.attempts[0]?.instanceId ?? '';
+
+    const [delivered] = await world.backend.router.emitRebalanceRecommendation(trainingOn);
+    expect(delivered?.result).toMatchObject({ action: 'replacement-requested', instanceId: trainingOn, attempt: 1 });
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    const [first, second] = record.attempts;
+    expect(first).toMatchObject({ attempt: 1, instanceId: trainingOn, endReason: 'SPOT_INTERRUPTED' });
+    expect(first?.replacement).toMatchObject({ attempt: 2, trigger: 'rebalance', dataReadyAt: expect.any(String) });
+    expect(first?.replacement?.releasedAt).toBeUndefined();
+    // Attempt 1 saved only once its replacement was ready: it trained on meanwhile.
+    expect(Date.parse(first?.checkpointCompletedAt ?? '')).toBeGreaterThanOrEqual(Date.parse(first?.replacement?.dataReadyAt ?? ''));
+    expect(second).toMatchObject({ attempt: 2, instanceId: first?.replacement?.instanceId, endReason: 'SUCCEEDED' });
+    expect(second?.resumeFrom).toMatch(/\/checkpoints\/0001-\d{6}\/$/);
+    // Two instances in all: the replacement was adopted, nothing else launched.
+    expect((await world.backend.compute.launchedFor(submitted.runId)).map((i) => i.attempt)).toEqual([1, 2]);
+    expect(await processesOf(record)).toEqual([]);
+    expect(await world.backend.compute.listTaggedInstances()).toEqual([]);
+  }, 400_000);
 });

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { runsTableDefinition } from '../../shared/adapters/runs-table';
+import { REPLACEMENT_TRIGGER_ACTIONS } from '../../shared/usecases/instance-event';
 import { functionLogicalId, readServerlessYml } from '../../scripts/validate-asl';
 
 // Reads serverless.yml as data (no osls, no packaging): the properties that security and the
@@ -351,6 +352,13 @@ describe('serverless.yml', () => {
     const group = resource('TrainingSecurityGroup', 'AWS::EC2::SecurityGroup');
     expect(group.SecurityGroupIngress).toBeUndefined();
     expect(Array.isArray(group.SecurityGroupEgress) && group.SecurityGroupEgress.length > 0).toBe(true);
+  });
+
+  it('starts prepare-replacement on the same handler answers as the local backend does', () => {
+    const machine = z
+      .object({ events: z.array(z.object({ eventBridge: z.object({ event: z.object({ detail: z.object({ responsePayload: z.object({ action: z.array(z.string()) }) }) }) }) })) })
+      .parse(config.stepFunctions.stateMachines.prepareReplacement);
+    expect(machine.events.map((e) => e.eventBridge.event.detail.responsePayload.action)).toEqual([[...REPLACEMENT_TRIGGER_ACTIONS]]);
   });
 
   it('defines the train-run state machine from its ASL file, with logs that never hold execution data', () => {

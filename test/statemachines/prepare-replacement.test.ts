@@ -92,7 +92,7 @@ async function runWithWarning(scenario: Scenario) {
   const deps = world.deps();
 
   // The run's AwaitReplacement wait is answered at the train-run machine's own task-token registry.
-  const prepareHandler = prepareReplacement.createHandler({ ...deps, tasks: new LocalExecutions(() => {
+  const prepareHandler = prepareReplacement.createHandler({ ...deps, signals: new DynamoAttemptSignals(dynamoDocumentClient(dynamoEndpoint), TABLE), tasks: new LocalExecutions(() => {
       throw new Error('prepare-replacement starts no execution');
     }, tokens) });
   const prepareMachine = new LocalStateMachine({

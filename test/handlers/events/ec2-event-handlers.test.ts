@@ -16,6 +16,7 @@ import { checkpointNowCommand } from '../../../shared/agent/commands';
 import type { Attempt, RunRecord } from '../../../shared/domain/run-record';
 import { RunSpecSchema } from '../../../shared/domain/run-spec';
 import type { RunStatus } from '../../../shared/domain/run-status';
+import { REPLACEMENT_TRIGGER_ACTIONS } from '../../../shared/usecases/instance-event';
 import { ALICE, BOB, lambdaContext } from '../../support/api-events';
 import { createRunsTable, dynamoClient, dynamoDocumentClient } from '../../support/aws-clients';
 import { startDynalite, type RunningDynalite } from '../../support/dynalite';
@@ -37,7 +38,7 @@ function stateChangeEvent(state: string): Record<string, unknown> {
 
 let runs = 0;
 /** A run on its second attempt (the first was interrupted), training on INSTANCE and waiting on a task token. */
-function trainingRun(options: { checkpointOnRebalance?: boolean; status?: RunStatus; second?: Partial<Attempt> } = {}): RunRecord {
+function trainingRun(options: { checkpointOnRebalance?: boolean; preProvisionOnRebalance?: boolean; status?: RunStatus; second?: Partial<Attempt> } = {}): RunRecord {
   runs += 1;
   const runId = `r-events-${runs}`;
   const at = '2026-11-25T12:00:00.000Z';
@@ -48,7 +49,7 @@ function trainingRun(options: { checkpointOnRebalance?: boolean; status?: RunSta
       name: 'resnet',
       code: { bundle: 's3://runctl-runs/bundles/abc.tar.gz', entrypoint: 'train.py' },
       instance: { types: 'g5.xlarge,g6.xlarge' },
-      recovery: { checkpointOnRebalance: options.checkpointOnRebalance ?? false },
+      recovery: { checkpointOnRebalance: options.checkpointOnRebalance ?? false, preProvisionOnRebalance: options.preProvisionOnRebalance ?? false },
     }),
     specHash: 'hash',
     status: options.status ?? 'TRAINING',
@@ -426,9 +427,49 @@ describe('EC2 event handlers', () => {
 
       const outcome = await rebalance()(rebalanceEvent(), lambdaContext());
 
-      expect(outcome).toMatchObject({ action: 'ignored', reason: 'the run does not ask for recovery.checkpointOnRebalance' });
+      expect(outcome).toMatchObject({ action: 'ignored', reason: 'the run asks for neither recovery.checkpointOnRebalance nor recovery.preProvisionOnRebalance' });
       expect(ssm.calls()).toHaveLength(0);
       expect(await stored(run.runId)).toEqual(run);
+    });
+
+    it('starts a handover with preProvisionOnRebalance alone: recorded, no command sent, the attempt trains on', async () => {
+      const run = await seed(trainingRun({ preProvisionOnRebalance: true }));
+      tagInstance(run);
+
+      const outcome = await rebalance()(rebalanceEvent(), lambdaContext());
+
+      // Its answer is what starts prepare-replacement (REPLACEMENT_TRIGGER_ACTIONS).
+      expect(outcome).toEqual({ action: 'replacement-requested', instanceId: INSTANCE, runId: run.runId, attempt: 2 });
+      expect(REPLACEMENT_TRIGGER_ACTIONS).toContain(outcome.action);
+      expect(ssm.calls()).toHaveLength(0);
+      const record = await stored(run.runId);
+      expect(record.status).toBe('TRAINING');
+      expect(record.statusReason).toMatch(/Rebalance recommendation for i-0b3c5a9e1f2d4c6a8 .*launching a replacement; attempt 2 trains on until it is ready/);
+      // The early-checkpoint write is refused first (its condition), then the handover's lands.
+      expect(awsCalls()).toEqual({ ec2: 1, dynamodb: 2, ssm: 0, sfn: 0 });
+
+      const again = await rebalance()(rebalanceEvent(), lambdaContext());
+      expect(again.action === 'ignored' && again.reason).toMatch(/^duplicate recommendation/);
+    });
+
+    it('with both flags asks for the early checkpoint, not a handover', async () => {
+      const run = await seed(trainingRun({ checkpointOnRebalance: true, preProvisionOnRebalance: true }));
+      tagInstance(run);
+
+      const outcome = await rebalance()(rebalanceEvent(), lambdaContext());
+
+      expect(outcome).toMatchObject({ action: 'checkpoint-requested', commandId: 'cmd-1' });
+      expect(ssm.commandCalls(SendCommandCommand)).toHaveLength(1);
+    });
+
+    it('starts no handover for a run already checkpointing on a spot warning', async () => {
+      const run = await seed(trainingRun({ preProvisionOnRebalance: true }));
+      tagInstance(run);
+
+      await spotWarning()(spotWarningEvent(), lambdaContext());
+      const outcome = await rebalance()(rebalanceEvent(), lambdaContext());
+
+      expect(outcome).toMatchObject({ action: 'ignored', reason: 'run is CHECKPOINTING, not TRAINING: no checkpoint to ask for' });
     });
 
     it('asks once when the recommendation arrives twice', async () => {
