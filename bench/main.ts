@@ -128,16 +128,21 @@ async function cli(): Promise<void> {
 async function recovery(checkpointBytes?: number): Promise<void> {
   const { measureRecovery, TIME_SCALE, CHECKPOINT_BYTES } = await import('./recovery');
   const bytes = checkpointBytes ?? CHECKPOINT_BYTES;
-  const { model, timelines, target, ratio, idealRatio } = await measureRecovery((line) => console.log(`  ${line}`), bytes);
+  const { model, timelines, target, ratio, handoverRatio, idealRatio } = await measureRecovery((line) => console.log(`  ${line}`), bytes);
   console.log(
     `\nRecovery timeline under the ${model.name} latency model (launch ${model.launchMs / 1000} s, SSM online ${model.ssmOnlineMs / 1000} s, ` +
       `S3 ${(model.s3DownloadBytesPerSecond ?? 0) / 1e6} MB/s down / ${(model.s3UploadBytesPerSecond ?? 0) / 1e6} MB/s up): ${bytes / 1e9} GB checkpoint, 10 GB dataset; ` +
-      `model seconds after the warning (${TIME_SCALE === 1 ? 'run in real time' : `run ${TIME_SCALE}× faster and multiplied back; the stop signal in real seconds`})`,
+      `model seconds after the warning (the handover: after its rebalance recommendation, no warning) ` +
+      `(${TIME_SCALE === 1 ? 'run in real time' : `run ${TIME_SCALE}× faster and multiplied back; the stop signal in real seconds`})`,
   );
   const cell = (v: number | undefined) => (v === undefined ? '-' : v.toFixed(1)).padStart(12);
-  console.log(`${'path'.padEnd(12)} ${'status'.padEnd(10)} ${'stop signal'.padStart(12)} ${'checkpoint'.padStart(12)} ${'repl. ready'.padStart(12)} ${'data ready'.padStart(12)} ${'agent start'.padStart(12)} ${'resumed'.padStart(12)}`);
+  console.log(
+    `${'path'.padEnd(12)} ${'status'.padEnd(10)} ${'stop signal'.padStart(12)} ${'checkpoint'.padStart(12)} ${'repl. ready'.padStart(12)} ${'data ready'.padStart(12)} ${'agent start'.padStart(12)} ${'resumed'.padStart(12)} ${'idle'.padStart(12)}`,
+  );
   for (const t of timelines) {
-    console.log(`${t.path.padEnd(12)} ${t.status.padEnd(10)} ${cell(t.stopSignal)} ${cell(t.checkpointComplete)} ${cell(t.replacementReady)} ${cell(t.dataReady)} ${cell(t.agentStarted)} ${cell(t.trainingResumed)}`);
+    console.log(
+      `${t.path.padEnd(12)} ${t.status.padEnd(10)} ${cell(t.stopSignal)} ${cell(t.checkpointComplete)} ${cell(t.replacementReady)} ${cell(t.dataReady)} ${cell(t.agentStarted)} ${cell(t.trainingResumed)} ${cell(t.idle)}`,
+    );
   }
   for (const t of timelines) if (t.status !== 'SUCCEEDED') console.log(`${t.path} run ${t.runId} ended ${t.status}: ${t.statusReason ?? 'no reason recorded'}`);
   const overlapped = timelines.find((t) => t.path === 'overlapped');
@@ -147,7 +152,11 @@ async function recovery(checkpointBytes?: number): Promise<void> {
     `sequential / overlapped: ${ratio.toFixed(2)}× (${ratio >= 2 ? 'at least 2×' : 'under 2×'}; ` +
       `overlapping can give at most (upload + launch + readiness + copy + agent start) / (max(upload, launch + readiness + copy) + agent start) = ${idealRatio.toFixed(2)}× under this model)`,
   );
-  const stops = timelines.map((t) => t.stopSignal ?? Infinity);
+  console.log(
+    `idle (stop signal → training resumed), sequential / handover: ${handoverRatio.toFixed(2)}× (${handoverRatio >= 2 ? 'at least 2×' : 'under 2×'}): ` +
+      'a rebalance recommendation early enough lets the replacement be prepared while the old instance trains on',
+  );
+  const stops = timelines.filter((t) => t.path !== 'handover').map((t) => t.stopSignal ?? Infinity);
   console.log(`warning → stop signal at the script: ${stops.map((s) => `${s.toFixed(2)} s`).join(', ')} (target ≤ 1 s: ${stops.every((s) => s <= 1) ? 'holds' : 'DOES NOT HOLD'})`);
   if (!(resumed <= target) || timelines.some((t) => t.status !== 'SUCCEEDED')) process.exitCode = 1;
 }

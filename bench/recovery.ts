@@ -9,12 +9,14 @@ import { startLocalBackend, type LocalBackend } from '../local/runtime';
 import type { RunRecord } from '../shared/domain/run-record';
 
 /**
- * The recovery timeline under the `aws` latency model (docs/performance.md): two runs side by
+ * The recovery timeline under the `aws` latency model (docs/performance.md): three runs side by
  * side on one local backend, one on the sequential path (`recovery.provisionOnWarning: false`:
- * checkpoint, release, then launch) and one overlapped (the replacement launched on the
- * warning), each with a 2 GB checkpoint and a 10 GB dataset. Sizes are scaled 1:SCALE with the
- * bandwidths (20 MB stands for 2 GB at 1/100 of the rate), so the seconds are those of the full
- * sizes. Both are interrupted at the same moment; the figures are seconds after the warning.
+ * checkpoint, release, then launch), one overlapped (the replacement launched on the warning),
+ * and one handed over (`recovery.preProvisionOnRebalance` alone: a rebalance recommendation
+ * instead of a warning; the replacement is prepared while it trains on), each with a 2 GB
+ * checkpoint and a 10 GB dataset. Sizes are scaled 1:SCALE with the bandwidths (20 MB stands for
+ * 2 GB at 1/100 of the rate), so the seconds are those of the full sizes. The first two are warned
+ * and the third is recommended at the same moment; the figures are seconds after it.
  */
 
 const SCALE = 100;
@@ -32,8 +34,11 @@ const DATASET_BYTES = 10e9;
 /** Warning → reclaim, as on EC2. */
 const RECLAIM_MS = 120_000;
 
+export const RECOVERY_PATHS = ['sequential', 'overlapped', 'handover'] as const;
+export type RecoveryPath = (typeof RECOVERY_PATHS)[number];
+
 export interface RecoveryTimeline {
-  path: 'sequential' | 'overlapped';
+  path: RecoveryPath;
   runId: string;
   status: string;
   /** Why the run ended (shown when it did not succeed). */
@@ -46,6 +51,8 @@ export interface RecoveryTimeline {
   dataReady?: number;
   agentStarted?: number;
   trainingResumed?: number;
+  /** Stop signal → training resumed: the seconds the accelerators sat idle. */
+  idle?: number;
 }
 
 export interface RecoveryFigures {
@@ -53,7 +60,10 @@ export interface RecoveryFigures {
   timelines: RecoveryTimeline[];
   /** max(launch + SSM + data copy, checkpoint upload) + agent start + 5 s, from the model and the measured agent start. */
   target: number;
+  /** Sequential / overlapped, warning → training resumed. */
   ratio: number;
+  /** Sequential / handover, idle seconds (stop signal → training resumed). */
+  handoverRatio: number;
   /**
    * The best ratio overlapping can give under the model: (upload + prepare + agent start) /
    * (max(upload, prepare) + agent start), the agent start (the checkpoint's download and the
@@ -131,10 +141,11 @@ function timeline(path: RecoveryTimeline['path'], record: RunRecord, metrics: Ar
     dataReady: secondsAfter(warning, first?.replacement?.dataReadyAt),
     agentStarted: secondsAfter(warning, second?.trainingStartedAt),
     trainingResumed: secondsAfter(warning, resumed),
+    idle: stop === undefined || resumed === undefined ? undefined : ((resumed - stop) / 1000) * TIME_SCALE,
   };
 }
 
-/** Runs both paths side by side under the aws profile and returns their timelines. */
+/** Runs the three paths side by side under the aws profile and returns their timelines. */
 export async function measureRecovery(progress: (line: string) => void = () => undefined, checkpointBytes = CHECKPOINT_BYTES): Promise<RecoveryFigures> {
   const root = await mkdtemp(join(tmpdir(), 'runctl-bench-recovery-'));
   const model = latencyModel('aws');
@@ -145,54 +156,64 @@ export async function measureRecovery(progress: (line: string) => void = () => u
     const bundle = await put(backend, `bundles/${packed.sha256}.tar.gz`, await readFile(packed.file));
     await rm(join(packed.file, '..'), { recursive: true, force: true });
     const dataset = await put(backend, 'datasets/bench-recovery/data.bin', randomBytes(DATASET_BYTES / SCALE));
-    const spec = (provisionOnWarning: boolean) => ({
-      name: `recovery-${provisionOnWarning ? 'overlapped' : 'sequential'}`,
+    const recovery: Record<RecoveryPath, Record<string, boolean>> = {
+      sequential: { provisionOnWarning: false },
+      overlapped: { provisionOnWarning: true },
+      handover: { preProvisionOnRebalance: true },
+    };
+    const spec = (path: RecoveryPath) => ({
+      name: `recovery-${path}`,
       code: { bundle, entrypoint: 'train.py' },
       hyperparameters: { checkpoint_bytes: checkpointBytes / SCALE, step_seconds: 0.2, steps_after_resume: 2 },
       data: [{ source: dataset.replace(/data\.bin$/, ''), target: '/data' }],
       instance: { types: ['g5.xlarge', 'g6.xlarge'], spot: true },
-      // Only the final checkpoint moves: the one the warning asks for.
+      // Only the final checkpoint moves: the one the warning (or the handover) asks for.
       checkpoint: { intervalSeconds: 3600, graceSeconds: 30 },
-      recovery: { provisionOnWarning },
+      recovery: recovery[path],
     });
-    const sequential = await backend.submit({ spec: spec(false) });
-    const overlapped = await backend.submit({ spec: spec(true) });
-    const runs = [sequential, overlapped];
+    const runs: RunRecord[] = [];
+    for (const path of RECOVERY_PATHS) runs.push(await backend.submit({ spec: spec(path) }));
     // Minutes of booting and copying under the model: say where each run is as it changes.
     const seen = new Map<string, string>();
     watch = setInterval(() => {
       void Promise.all(runs.map((r) => backend.store.get(r.runId))).then((records) => {
         for (const [i, record] of records.entries()) {
           if (record === undefined) continue;
-          const line = `${i === 0 ? 'sequential' : 'overlapped'} attempt ${record.attempts.length}: ${record.status}${record.statusReason === undefined ? '' : ` (${record.statusReason})`}`;
+          const line = `${RECOVERY_PATHS[i]} attempt ${record.attempts.length}: ${record.status}${record.statusReason === undefined ? '' : ` (${record.statusReason})`}`;
           if (seen.get(record.runId) !== line) progress(line);
           seen.set(record.runId, line);
         }
       });
     }, 1000);
-    // Both first attempts boot, come online and copy the dataset under the model: a few minutes.
+    // The first attempts boot, come online and copy the dataset under the model: a few minutes.
     // TRAINING means the launch command went out; the agent still fetches the bundle before the
     // script starts. A warning before the script's first step would find nothing to checkpoint,
     // and the next attempt would start from scratch: wait for a step of each.
     await waitUntil(
-      'both scripts training',
+      'every script training',
       async () => (await Promise.all(runs.map((r) => printedMetrics(backend, r.runId)))).every(Boolean),
       15 * 60_000,
     );
+    const [sequential, overlapped, handover] = runs;
+    if (sequential === undefined || overlapped === undefined || handover === undefined) throw new Error('bench: a run was not submitted');
     const warning = Date.now();
-    await Promise.all(runs.map((r) => backend.interrupt(r.runId, { graceMs: RECLAIM_MS / TIME_SCALE })));
+    const recommended = (await backend.store.get(handover.runId))?.attempts[0]?.instanceId ?? '';
+    await Promise.all([
+      ...[sequential, overlapped].map((r) => backend.interrupt(r.runId, { graceMs: RECLAIM_MS / TIME_SCALE })),
+      backend.router.emitRebalanceRecommendation(recommended),
+    ]);
     const finals = await Promise.all(runs.map((r) => backend.waitForRun(r.runId)));
     const timelines = await Promise.all(
-      finals.map(async (record, i) => timeline(i === 0 ? 'sequential' : 'overlapped', record, await metricsOf(backend, record.runId), warning)),
+      finals.map(async (record, i) => timeline(RECOVERY_PATHS[i] ?? 'sequential', record, await metricsOf(backend, record.runId), warning)),
     );
-    const over = timelines[1];
-    const seq = timelines[0];
+    const [seq, over, handed] = timelines;
     const agentStart = over?.trainingResumed !== undefined && over.agentStarted !== undefined ? over.trainingResumed - over.agentStarted : 0;
     const prepare = (model.launchMs + model.ssmOnlineMs) / 1000 + DATASET_BYTES / (model.s3DownloadBytesPerSecond ?? Infinity);
     const upload = checkpointBytes / (model.s3UploadBytesPerSecond ?? Infinity);
     const target = Math.max(prepare, upload) + agentStart + 5;
     const ratio = (seq?.trainingResumed ?? NaN) / (over?.trainingResumed ?? NaN);
-    return { model, timelines, target, ratio, idealRatio: (prepare + upload + agentStart) / (Math.max(prepare, upload) + agentStart) };
+    const handoverRatio = (seq?.idle ?? NaN) / (handed?.idle ?? NaN);
+    return { model, timelines, target, ratio, handoverRatio, idealRatio: (prepare + upload + agentStart) / (Math.max(prepare, upload) + agentStart) };
   } finally {
     clearInterval(watch);
     await backend.stop({ terminateInstances: true });
