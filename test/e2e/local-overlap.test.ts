@@ -90,4 +90,30 @@ describe('local backend: the replacement starts on the warning', () => {
     expect(await processesOf(record)).toEqual([]);
     expect(await world.backend.compute.listTaggedInstances()).toEqual([]);
   }, 400_000);
+
+  it('a spot warning while the handover prepares its replacement: the run checkpoints at once and still moves onto that replacement, one instance per attempt', async () => {
+    world = await startWorld();
+    const submitted = await world.backend.submit({
+      spec: { ...(await import('../../examples/linear/prepare')).exampleSpec(world.example, { hidden: 8, epochs: 12, min_epoch_seconds: 0.7, hold_after_epoch: 2 }), recovery: { preProvisionOnRebalance: true } },
+    });
+    const training = await waitForCheckpoint(world, submitted.runId, CHECKPOINT_WAIT_MS);
+    const trainingOn = training.attempts[0]?.instanceId ?? '';
+
+    await world.backend.router.emitRebalanceRecommendation(trainingOn);
+    const launched = await waitFor('the replacement launched on the recommendation', async () => (await world?.backend.store.get(submitted.runId))?.attempts[0]?.replacement);
+    // The warning for attempt 1's instance itself: should the handover have won the race after
+    // all, it finds that attempt gone and changes nothing, and the outcome is the same.
+    await world.backend.router.emitSpotInterruptionWarning(trainingOn);
+    const record = await world.backend.waitForRun(submitted.runId);
+
+    expect(record.status).toBe('SUCCEEDED');
+    expect(record.interruptions).toBe(1);
+    const [first, second] = record.attempts;
+    expect(first).toMatchObject({ endReason: 'SPOT_INTERRUPTED', warnedAt: expect.any(String) });
+    expect(first?.replacement).toMatchObject({ instanceId: launched.instanceId, trigger: 'rebalance' });
+    expect(second).toMatchObject({ attempt: 2, instanceId: launched.instanceId, endReason: 'SUCCEEDED' });
+    expect((await world.backend.compute.launchedFor(submitted.runId)).map((i) => i.attempt)).toEqual([1, 2]);
+    expect(await processesOf(record)).toEqual([]);
+    expect(await world.backend.compute.listTaggedInstances()).toEqual([]);
+  }, 400_000);
 });
