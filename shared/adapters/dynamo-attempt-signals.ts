@@ -109,58 +109,40 @@ export class DynamoAttemptSignals implements AttemptSignals {
 
   /** One UpdateItem, conditional on the spec's own flag, so the handler need not read the spec first. */
   async markRebalanceCheckpoint(ref: AttemptRef & { at: string; recommendedInstance?: string }): Promise<boolean> {
-    const entry = attemptEntry(ref.attempt);
-    return this.update(`mark a rebalance checkpoint on attempt ${ref.attempt} of run ${ref.runId}`, ref, {
-      set: ['#statusReason = :reason', `${entry}.#rebalance = :at`],
-      condition: [
-        '#status = :training',
-        '#spec.#recovery.#checkpointOnRebalance = :true',
-        `attribute_not_exists(${entry}.#rebalance)`,
-      ],
-      names: {
-        '#status': 'status',
-        '#statusReason': 'statusReason',
-        '#rebalance': REBALANCE_ATTRIBUTE,
-        '#spec': 'spec',
-        '#recovery': 'recovery',
-        '#checkpointOnRebalance': 'checkpointOnRebalance',
-      },
-      values: {
-        ':training': 'TRAINING',
-        ':true': true,
-        ':at': ref.at,
-        ':reason': `Rebalance recommendation for ${ref.recommendedInstance ?? ref.instanceId} at ${ref.at}: early checkpoint of attempt ${ref.attempt} requested`,
-      },
-    });
+    return this.markRebalance(
+      `mark a rebalance checkpoint on attempt ${ref.attempt} of run ${ref.runId}`,
+      ref,
+      { checkpointOnRebalance: true },
+      `Rebalance recommendation for ${ref.recommendedInstance ?? ref.instanceId} at ${ref.at}: early checkpoint of attempt ${ref.attempt} requested`,
+    );
   }
 
   /** One UpdateItem, conditional on the spec asking for a handover (preProvisionOnRebalance without checkpointOnRebalance). */
   async markRebalanceHandover(ref: AttemptRef & { at: string }): Promise<boolean> {
+    return this.markRebalance(
+      `mark a rebalance handover on attempt ${ref.attempt} of run ${ref.runId}`,
+      ref,
+      { preProvisionOnRebalance: true, checkpointOnRebalance: false },
+      `Rebalance recommendation for ${ref.instanceId} at ${ref.at}: launching a replacement; attempt ${ref.attempt} trains on until it is ready`,
+    );
+  }
+
+  /** Marks a TRAINING attempt as having acted on a recommendation, once, when the spec's recovery flags are as given. */
+  private markRebalance(what: string, ref: AttemptRef & { at: string }, flags: Partial<Record<'checkpointOnRebalance' | 'preProvisionOnRebalance', boolean>>, reason: string): Promise<boolean> {
     const entry = attemptEntry(ref.attempt);
-    return this.update(`mark a rebalance handover on attempt ${ref.attempt} of run ${ref.runId}`, ref, {
+    const flagged = Object.entries(flags);
+    return this.update(what, ref, {
       set: ['#statusReason = :reason', `${entry}.#rebalance = :at`],
-      condition: [
-        '#status = :training',
-        '#spec.#recovery.#preProvisionOnRebalance = :true',
-        '#spec.#recovery.#checkpointOnRebalance = :false',
-        `attribute_not_exists(${entry}.#rebalance)`,
-      ],
+      condition: ['#status = :training', ...flagged.map(([flag]) => `#spec.#recovery.#${flag} = :${flag}`), `attribute_not_exists(${entry}.#rebalance)`],
       names: {
         '#status': 'status',
         '#statusReason': 'statusReason',
         '#rebalance': REBALANCE_ATTRIBUTE,
         '#spec': 'spec',
         '#recovery': 'recovery',
-        '#preProvisionOnRebalance': 'preProvisionOnRebalance',
-        '#checkpointOnRebalance': 'checkpointOnRebalance',
+        ...Object.fromEntries(flagged.map(([flag]) => [`#${flag}`, flag])),
       },
-      values: {
-        ':training': 'TRAINING',
-        ':true': true,
-        ':false': false,
-        ':at': ref.at,
-        ':reason': `Rebalance recommendation for ${ref.instanceId} at ${ref.at}: launching a replacement; attempt ${ref.attempt} trains on until it is ready`,
-      },
+      values: { ':training': 'TRAINING', ':at': ref.at, ':reason': reason, ...Object.fromEntries(flagged.map(([flag, value]) => [`:${flag}`, value])) },
     });
   }
 

@@ -52,19 +52,25 @@ async function run(instanceId: string, script: string): Promise<CommandResult> {
   }
 }
 
+/** A running local instance of a run's first attempt. */
+async function launchInstance(runId: string): Promise<string> {
+  const { instanceId } = await compute.launch({
+    runId,
+    attempt: 1,
+    instanceTypes: ['g5.xlarge'],
+    subnets: [],
+    spot: true,
+    onDemandFallback: false,
+    rootVolumeGiB: 50,
+    tags: {},
+  });
+  await compute.readiness(instanceId);
+  return instanceId;
+}
+
 describe('a local instance', () => {
   it("reaches the local S3 and DynamoDB with the AWS CLI, and its own metadata with curl", async () => {
-    const { instanceId } = await compute.launch({
-      runId: 'run-env',
-      attempt: 1,
-      instanceTypes: ['g5.xlarge'],
-      subnets: [],
-      spot: true,
-      onDemandFallback: false,
-      rootVolumeGiB: 50,
-      tags: {},
-    });
-    await compute.readiness(instanceId);
+    const instanceId = await launchInstance('run-env');
 
     const result = await run(
       instanceId,
@@ -94,17 +100,7 @@ describe('a local instance', () => {
 
   it('runs python3 and the AWS CLI directly, not through a version-manager shim, with the same interpreter as this machine', async () => {
     const host = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim();
-    const { instanceId } = await compute.launch({
-      runId: 'run-path',
-      attempt: 1,
-      instanceTypes: ['g5.xlarge'],
-      subnets: [],
-      spot: true,
-      onDemandFallback: false,
-      rootVolumeGiB: 50,
-      tags: {},
-    });
-    await compute.readiness(instanceId);
+    const instanceId = await launchInstance('run-path');
     const result = await run(instanceId, ['command -v python3', 'command -v aws', 'python3 -c "import sys; print(sys.executable)"'].join('\n'));
     expect(result.status).toBe('Success');
     const [python, aws, executable] = result.stdout.trim().split('\n');
